@@ -1,0 +1,42 @@
+# callrouter: `make run` starts the service, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run demo test bench check system-deps venv prompts clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+system-deps:
+	@scripts/ensure-system-deps
+
+prompts: venv system-deps
+	$(BIN)/callrouter prompts build
+
+check: venv
+	$(BIN)/callrouter check dialplans
+
+test: system-deps venv prompts
+	$(BIN)/python -m pytest -q
+
+bench: system-deps venv
+	$(BIN)/python -m bench
+
+run: system-deps venv prompts
+	$(BIN)/callrouter check dialplans
+	@scripts/dev-users
+	@scripts/run-banner
+	exec $(BIN)/callrouter serve --config deploy/dev/callrouter.yaml
+
+demo: system-deps venv prompts
+	$(BIN)/python -m callrouter.devtools.demo
+
+clean:
+	rm -rf $(VENV) var prompts/build .pytest_cache .hypothesis

@@ -1,0 +1,292 @@
+"""The service tree: the one place that wires everything, children started in order, stopped in
+reverse. `callrouter serve` runs it.
+
+Start order: database (migrate, close the calls a crash left open), call recorder, metrics, MQTT
+events, dialplans, escalation engine (resumes pending chains), media workers, SIP edge, admin API. Stopping reverses it: the edge stops taking calls
+first, workers hang up theirs, the recorder writes what is queued, the database closes last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import signal
+import sys
+from typing import Any
+
+from twisted.application.internet import TCPServer, TimerService
+from twisted.application.service import MultiService, Service
+from twisted.internet import threads
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from callrouter.config import ConfigError, Settings, settings_for_cli
+from callrouter.controller.calls import CallController
+from callrouter.controller.recorder import CallRecorder
+from callrouter.dialplan.registry import DialplanRegistry
+from callrouter.escalation.service import build_escalation
+from callrouter.events.build import build_events
+from callrouter.events.card import practice_card
+from callrouter.events.notifier import EventNotifier
+from callrouter.media import protocol as p
+from callrouter.media.pool import MediaPool, NoSuchLeg
+from callrouter.metrics import Metrics
+from callrouter.prompts import Catalogue
+from callrouter.sip.registrations import RegistrationsClient
+from callrouter.sip.service import KamailioService
+from callrouter.sip.settings import aligned_with_media
+from callrouter.store.calls import CallRepository
+from callrouter.store.db import Database
+from callrouter.web.escalations import EscalationApi
+from callrouter.web.service import admin_service
+
+logger = logging.getLogger(__name__)
+
+
+class StoreService(Service):
+    """Migrates the database and closes the calls a previous run of this node left open."""
+
+    name = "store"
+
+    def __init__(self, db: Database, calls: CallRepository, reactor: Any, migrate: bool = True):
+        self.db, self.calls, self.reactor, self.migrate = db, calls, reactor, migrate
+
+    def startService(self) -> None:
+        if self.migrate:
+            self.db.upgrade()
+        closed = self.calls.close_orphans("controller_restart", _now(self.reactor))
+        if closed:
+            logger.warning("closed %d call(s) left open by the previous run", len(closed))
+        super().startService()
+
+    def stopService(self):
+        super().stopService()
+        self.db.dispose()
+
+
+class RecorderService(Service):
+    name = "call-recorder"
+
+    def __init__(self, recorder: CallRecorder):
+        self.recorder = recorder
+
+    def startService(self) -> None:
+        self.recorder.start()
+        super().startService()
+
+    def stopService(self):
+        super().stopService()
+        self.recorder.stop()
+
+
+class DialplanService(TimerService):
+    """Loads the dialplans, then reloads them when a file changes or on SIGHUP."""
+
+    def __init__(self, registry: DialplanRegistry, poll_seconds: float, metrics: Metrics, events: EventNotifier):
+        self.registry = registry
+        self.metrics = metrics
+        self.events = events
+        super().__init__(poll_seconds, self._poll)
+        self.setName("dialplans")
+
+    def startService(self) -> None:
+        self.reload()
+        if not self.registry.dialplans:
+            logger.error("no valid dialplan: every call will hear that the number is not served")
+        super().startService()
+
+    def _poll(self) -> None:
+        if self.registry.changed_on_disk():
+            self.reload()
+
+    def reload(self) -> None:
+        report = self.registry.reload()
+        self.metrics.dialplan_errors.set(len(report.errors))
+        self.events.practices_loaded(self.registry.dialplans)  # the practice cards, retained
+
+
+class PoolMedia:
+    """The controller's MediaControl on the worker pool: dials go to a named worker, every other
+    command to the worker holding its leg."""
+
+    def __init__(self) -> None:
+        self.pool: MediaPool | None = None
+
+    def send(self, worker: str, command: Any) -> None:
+        try:
+            if isinstance(command, p.Dial):
+                self.pool.dial(worker, command)
+            else:
+                self.pool.send(command)
+        except (NoSuchLeg, ValueError) as exc:
+            logger.info("media command %s not sent: %s", command.type, exc)
+
+
+class PoolMetrics(TimerService):
+    """Samples the pool each second: workers ready, restarts (a slot's process changed), backlog."""
+
+    def __init__(self, pool: MediaPool, metrics: Metrics, recorder: CallRecorder):
+        self.pool, self.metrics, self.recorder = pool, metrics, recorder
+        self._pids: dict[str, int] = {}
+        super().__init__(1.0, self.sample)
+        self.setName("pool-metrics")
+
+    def sample(self) -> None:
+        ready = 0
+        for status in self.pool.status():
+            if status.state == "ready":
+                ready += 1
+                previous = self._pids.get(status.name)
+                if previous is not None and previous != status.pid:
+                    self.metrics.worker_restarts.inc()
+                self._pids[status.name] = status.pid
+        self.metrics.workers.set(ready)
+        self.metrics.record_backlog.set(self.recorder.pending())
+
+
+class RegistrationsPoller(TimerService):
+    """Tells the controller which secretaries' softphones are registered at the edge, every 2 s."""
+
+    def __init__(self, client: RegistrationsClient, controller: CallController, reactor: Any, interval: float = 2.0):
+        self.client, self.controller, self.reactor = client, controller, reactor
+        self._unavailable = False
+        super().__init__(interval, self.poll)
+        self.setName("registrations")
+
+    def poll(self):
+        d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), self.client.registered_usernames)
+        d.addCallbacks(self._got, self._failed)
+        return d
+
+    def _got(self, usernames: frozenset[str]) -> None:
+        if self._unavailable:
+            logger.info("edge registrations readable again")
+        self._unavailable = False
+        self.controller.registrations_changed(usernames)
+
+    def _failed(self, failure) -> None:
+        if not self._unavailable:  # the edge restarting: keep what we knew, say it once
+            logger.warning("cannot read registrations from the edge: %s", failure.getErrorMessage())
+        self._unavailable = True
+
+
+def metrics_site(metrics: Metrics) -> Site:
+    from prometheus_client.twisted import MetricsResource
+
+    root = Resource()
+    root.putChild(b"metrics", MetricsResource(registry=metrics.registry))
+    return Site(root)
+
+
+def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any]]:
+    """The whole service tree, and its main parts by name (for tests and signal handlers)."""
+    top = MultiService()
+    db = Database.from_url(settings.database_url)
+    calls = CallRepository(db, node=settings.node)
+    metrics = Metrics()
+    StoreService(db, calls, reactor).setServiceParent(top)
+
+    recorder = CallRecorder(CallRepository(db, node=settings.node))
+    RecorderService(recorder).setServiceParent(top)
+
+    catalogue = Catalogue.load(settings.prompts)
+    metrics_http = TCPServer(settings.metrics.port, metrics_site(metrics), interface=settings.metrics.host)
+    metrics_http.setName("metrics-http")
+    metrics_http.setServiceParent(top)
+
+    # Events stop after the pool and the edge (reverse order), so the last "ended" messages go out.
+    events_service, events = build_events(settings.mqtt, settings.node, metrics.registry, reactor)
+    if events_service is not None:
+        events_service.setServiceParent(top)
+
+    registry = DialplanRegistry([settings.dialplans], lambda: Catalogue.load(settings.prompts), lambda: _now(reactor))
+    dialplans = DialplanService(registry, settings.dialplan_poll_seconds, metrics, events)
+    dialplans.setServiceParent(top)
+
+    # Escalation after the dialplans (resumed chains need them), before the calls that start chains.
+    escalation = build_escalation(settings.escalation, db, lambda practice: registry.dialplans.get(practice),
+                                  reactor, metrics.registry, node=settings.node)
+    if settings.escalation.enabled:
+        escalation.engine.setServiceParent(top)
+
+    media = PoolMedia()
+    controller_settings = settings.controller
+    if settings.sip.enabled and controller_settings.secretary_domain is None:
+        controller_settings = dataclasses.replace(
+            controller_settings, secretary_domain=f"{settings.sip.listen_address}:{settings.sip.udp_port}")
+    controller = CallController(reactor, media, recorder, lambda: registry.router,
+                                lambda name, practice: str(catalogue.wav_path(name, practice)),
+                                controller_settings, metrics, events=events,
+                                escalate=escalation.engine.escalate if settings.escalation.enabled else None)
+    pool = MediaPool(settings.media, controller, reactor)
+    media.pool = pool
+    pool.setServiceParent(top)
+    PoolMetrics(pool, metrics, recorder).setServiceParent(top)
+
+    if settings.sip.enabled:
+        edge = KamailioService(aligned_with_media(settings.sip, settings.media), realm=settings.auth.sip_realm,
+                               database_url=settings.database_url, config_dir=settings.var_dir / "kamailio",
+                               reactor=reactor)
+        edge.setServiceParent(top)
+        RegistrationsPoller(RegistrationsClient(settings.sip.rpc_port), controller, reactor).setServiceParent(top)
+
+    escalation_api = (EscalationApi(db, escalation.repo, escalation.acknowledger, settings.escalation.inbound_sms_secret)
+                      if settings.escalation.enabled else None)
+    def card_of(practice: str) -> dict | None:
+        dialplan = registry.dialplans.get(practice)
+        return practice_card(dialplan) if dialplan is not None else None
+
+    admin_service(settings, db, registry, reactor, escalation_api, card_of).setServiceParent(top)
+    parts = {"db": db, "calls": calls, "recorder": recorder, "registry": registry, "dialplans": dialplans,
+             "controller": controller, "pool": pool, "metrics": metrics, "escalation": escalation.engine}
+    return top, parts
+
+
+def _now(reactor: Any) -> dt.datetime:
+    return dt.datetime.fromtimestamp(reactor.seconds(), dt.timezone.utc)
+
+
+# --- `callrouter serve` ----------------------------------------------------------------------------
+
+def cmd_serve(args) -> int:
+    from twisted.internet import asyncioreactor
+
+    if "twisted.internet.reactor" not in sys.modules:
+        asyncioreactor.install()
+    from twisted.internet import reactor
+
+    try:
+        settings = settings_for_cli(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return 1
+    top, parts = build(settings, reactor)
+    reactor.callWhenRunning(top.startService)
+    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+
+    def stop(*_: Any) -> None:
+        reactor.callFromThread(reactor.stop)
+
+    def own_signals() -> None:
+        # Ctrl-C must stop us even when started from a script that left SIGINT ignored (then
+        # Twisted would not install its own handler); SIGHUP reloads the dialplans.
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(parts["dialplans"].reload))
+
+    reactor.callWhenRunning(own_signals)
+    reactor.callWhenRunning(_announce, settings, parts)
+    reactor.run()
+    return 0
+
+
+def _announce(settings: Settings, parts: dict[str, Any]) -> None:
+    registry = parts["registry"]
+    logger.info("callrouter running: %d practice(s) loaded; admin API on %s:%s; metrics on %s:%s/metrics",
+                len(registry.dialplans), settings.http.host, settings.http.port,
+                settings.metrics.host, settings.metrics.port)
+    if settings.sip.enabled:
+        logger.info("SIP edge (Kamailio) on %s: UDP %s, TCP %s, TLS %s", settings.sip.listen_address,
+                    settings.sip.udp_port, settings.sip.tcp_port, settings.sip.tls_port)

@@ -1,0 +1,1 @@
+"""Authentication and authorisation: password hashing, TOTP, and the pure permission table."""

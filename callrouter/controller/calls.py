@@ -1,0 +1,705 @@
+"""Per-call orchestration: media events in, `decide()` and the IVR machine, media commands out.
+
+Each call is a CallSession with an explicit state; `handle()` dispatches an event through the
+table `_HANDLERS[(state, event type)]`. The controller owns no clock of its own: timers go through
+the injected reactor (twisted.internet.task.Clock in tests). It keeps for each call the dialplan in
+force when the call arrived, so one call is never routed by two versions of the rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import itertools
+import logging
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from callrouter.controller.queues import Agent, QueueBook, Waiting
+from callrouter.controller.settings import ControllerSettings
+from callrouter.domain import ivr
+from callrouter.domain.call import Call, mask_number
+from callrouter.domain.decision import Decision
+from callrouter.domain.model import (
+    Action,
+    AnnounceAction,
+    CallbackOfferAction,
+    Dialplan,
+    EscalateAction,
+    ForwardAction,
+    HangupAction,
+    IvrAction,
+    QueueAction,
+    VoicemailAction,
+)
+from callrouter.domain.routing import Router, awaiting_menu, decide, overflow_decision
+from callrouter.media import protocol as p
+from callrouter.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+
+class MediaControl(Protocol):
+    """Sends a command to one media worker (implemented by the worker pool)."""
+
+    def send(self, worker: str, command: Any) -> None: ...
+
+
+class State(enum.Enum):
+    ANNOUNCE = "announce"
+    IVR = "ivr"
+    QUEUED = "queued"
+    RINGING = "ringing"  # a secretary's phone rings, the caller hears ringback
+    BRIDGED = "bridged"
+    VOICEMAIL = "voicemail"
+    CALLBACK = "callback"
+    FORWARDING = "forwarding"
+    ENDED = "ended"
+
+
+@dataclass(eq=False)
+class CallSession:
+    call_id: str
+    worker: str
+    leg: str
+    dialplan: Dialplan | None
+    call: Call
+    state: State = State.ANNOUNCE
+    decision: Decision | None = None
+    menu: ivr.MenuState | None = None
+    play_queue: list[str] = field(default_factory=list)
+    after_play: Callable[[], None] | None = None
+    timers: dict[str, Any] = field(default_factory=dict)
+    waiting: Waiting | None = None
+    agent: Agent | None = None
+    other_leg: str | None = None
+    tried_agents: set[str] = field(default_factory=set)
+    overflowed: bool = False
+    tier_started: str | None = None
+    bridged_at: float | None = None
+    ivr_answers: list[tuple[str, str]] = field(default_factory=list)
+    menu_ahead: IvrAction | None = None  # the menu an announcement leads to (digits may skip ahead)
+    recording_started: dt.datetime | None = None
+    outcome: str | None = None  # outcome to close with when the caller leg ends
+
+    @property
+    def practice(self) -> str:
+        return self.dialplan.practice if self.dialplan else ""
+
+
+class CallController:
+    def __init__(self, reactor, media: MediaControl, recorder, router: Callable[[], Router], prompt_path: Callable[[str, str | None], str],
+                 settings: ControllerSettings, metrics: Metrics | None = None,
+                 escalate: Callable[[CallSession, str], None] | None = None, events: Any = None):
+        self.reactor = reactor
+        self.media = media
+        self.recorder = recorder
+        self._router = router
+        self._prompt_path = prompt_path
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self._escalate = escalate or (lambda s, tier: None)
+        self.events = events if events is not None else _NoEvents()
+        self._calls_today: dict[tuple[str, str, dt.date], int] = {}  # (practice, caller, day) -> calls
+        self.queues = QueueBook(settings.agents, settings.secretary_domain)
+        self.sessions: dict[str, CallSession] = {}  # caller leg -> session
+        self._other_legs: dict[str, CallSession] = {}  # dialled leg -> session
+        self._seq = itertools.count(1)
+        self._handling: dict[str, float] = {}  # "practice/queue" -> recent handling time (EWMA, s)
+
+    # --- time ------------------------------------------------------------------------------------
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.reactor.seconds(), dt.timezone.utc)
+
+    def _timer(self, s: CallSession, name: str, seconds: float, fn: Callable[[], None]) -> None:
+        self._cancel(s, name)
+        s.timers[name] = self.reactor.callLater(seconds, self._fire, s, name, fn)
+
+    def _fire(self, s: CallSession, name: str, fn: Callable[[], None]) -> None:
+        s.timers.pop(name, None)
+        if s.state is not State.ENDED:
+            fn()
+
+    def _cancel(self, s: CallSession, name: str) -> None:
+        t = s.timers.pop(name, None)
+        if t is not None and t.active():
+            t.cancel()
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def handle(self, worker: str, event: Any) -> None:
+        """One event from a media worker."""
+        if isinstance(event, p.IncomingCall):
+            self._incoming(worker, event)
+            return
+        leg = getattr(event, "leg", "")
+        s = self.sessions.get(leg)
+        if s is not None:
+            self._caller_event(s, event)
+            return
+        s = self._other_legs.get(leg)
+        if s is not None:
+            self._other_leg_event(s, leg, event)
+        elif isinstance(event, p.Error):
+            logger.warning("worker %s reports: %s (%s)", worker, event.message, event.command)
+
+    # --- the media pool's observer interface ---------------------------------------------------------
+
+    def media_event(self, worker: str, event: Any) -> None:
+        if not isinstance(event, p.Ready):
+            self.handle(worker, event)
+
+    def leg_lost(self, worker: str, leg: str, cause: str) -> None:
+        """A leg vanished with its worker (no leg_ended will come)."""
+        s = self.sessions.pop(leg, None)
+        if s is not None:
+            if s.other_leg:
+                self._other_legs.pop(s.other_leg, None)
+                s.other_leg = None
+            self._end(s, "failed", cause=cause, hangup=False)
+            return
+        s = self._other_legs.get(leg)
+        if s is not None:
+            self._other_leg_ended(s, leg, p.LegEnded(leg, 500, cause, "local"))
+
+    def registrations_changed(self, usernames: frozenset[str]) -> None:
+        """The usernames registered at the edge now (polled): only they are offered calls."""
+        self.metrics.secretaries_registered.set(len(usernames))
+        before = {a.uri: a.registered for a in self.queues.agents() if a.username}
+        came = self.queues.set_registered(usernames)
+        for agent in came:
+            if agent.paused is not None:  # turning her softphone off and on is how she says "I am back"
+                agent.paused, agent.missed = None, 0
+        for agent in self.queues.agents():
+            if agent.username and before.get(agent.uri) and not agent.registered:
+                self.events.secretary_changed(agent.username, "offline", reason="softphone not registered")
+            elif agent in came and not agent.busy:
+                self.events.secretary_changed(agent.username, "available")
+        if came:
+            self._dispatch()
+
+    def _incoming(self, worker: str, ev: p.IncomingCall) -> None:
+        now = self.now()
+        call_id = uuid.uuid4().hex
+        call = Call(ev.number, ev.caller or None)
+        router = self._router()
+        dialplan = router.by_number.get(ev.number)
+        s = CallSession(call_id, worker, ev.leg, dialplan, call)
+        self.sessions[ev.leg] = s
+        self.metrics.active_calls.inc()
+        logger.info("call %s on %s: %s -> %s (%s)", call_id, worker, mask_number(ev.caller), ev.number,
+                    dialplan.practice if dialplan else "no practice")
+        self.recorder.open_call(call_id, s.practice, ev.number, ev.caller or None, now, worker)
+        self.events.call_arrived(call_id, s.practice, ev.caller or None,
+                                 site=dialplan.number_sites.get(ev.number) if dialplan else None)
+        if dialplan is not None and ev.caller:
+            key = (dialplan.practice, ev.caller, now.date())
+            self._calls_today[key] = self._calls_today.get(key, 0) + 1
+        self.media.send(worker, p.Answer(ev.leg))
+        self.recorder.ivr_answered(call_id, now)
+        decision = router.decide(call, now)
+        self._apply(s, decision)
+
+    def _caller_event(self, s: CallSession, ev: Any) -> None:
+        handler = _HANDLERS.get((s.state, type(ev))) or _ANY_STATE.get(type(ev))
+        if handler is not None:
+            handler(self, s, ev)
+
+    def _other_leg_event(self, s: CallSession, leg: str, ev: Any) -> None:
+        if isinstance(ev, p.LegState) and ev.state == "confirmed" and s.other_leg == leg:
+            if s.state in (State.RINGING, State.FORWARDING):
+                self._connected(s)
+        elif isinstance(ev, p.LegEnded):
+            self._other_leg_ended(s, leg, ev)
+
+    # --- decisions -------------------------------------------------------------------------------
+
+    def _apply(self, s: CallSession, decision: Decision) -> None:
+        s.decision = decision
+        reason = decision.reason or ""
+        if decision.tier:
+            reason = f"{reason}; tier {decision.tier}".lstrip("; ")
+        self.recorder.set_route(s.call_id, decision.route, reason, self.now())
+        if decision.tier and s.tier_started != decision.tier and s.dialplan is not None:
+            s.tier_started = decision.tier
+            self.metrics.escalations_requested.labels(s.practice, decision.tier).inc()
+            logger.warning("call %s: escalation tier %s requested for %s", s.call_id, decision.tier, s.practice)
+            self._escalate(s, decision.tier)
+        self._execute(s, decision.action)
+
+    def _execute(self, s: CallSession, action: Action | None) -> None:
+        match action:
+            case AnnounceAction(prompt=prompt, then=then):
+                s.state = State.ANNOUNCE
+                s.menu_ahead = awaiting_menu(then)
+                self._play(s, [prompt], lambda: self._execute(s, then) if then else self._hangup(s, s.outcome or "announced"))
+            case IvrAction(menu=name):
+                self._enter_menu(s, name)
+            case QueueAction(queue=queue, announce=announce):
+                self._with_announce(s, announce, lambda: self._enqueue(s, queue))
+            case VoicemailAction(announce=announce):
+                self._voicemail(s, announce)
+            case CallbackOfferAction(announce=announce):
+                self._callback_offer(s, announce)
+            case ForwardAction(destination=dest, announce=announce):
+                self._with_announce(s, announce, lambda: self._forward(s, dest))
+            case EscalateAction():  # decide() turns these into announcements; be safe
+                self._hangup(s, s.outcome or "announced")
+            case HangupAction() | None:
+                self._hangup(s, s.outcome or "announced")
+
+    def _with_announce(self, s: CallSession, prompt: str | None, then: Callable[[], None]) -> None:
+        if prompt:
+            s.state = State.ANNOUNCE
+            self._play(s, [prompt], then)
+        else:
+            then()
+
+    # --- prompts ---------------------------------------------------------------------------------
+
+    def _path(self, s: CallSession, name: str) -> str:
+        return str(self._prompt_path(name, s.practice or None))
+
+    def _play(self, s: CallSession, names: list[str], then: Callable[[], None] | None) -> None:
+        paths = [self._path(s, n) for n in names]
+        s.play_queue = paths[1:]
+        s.after_play = then
+        self.media.send(s.worker, p.Play(s.leg, paths[0]))
+
+    def _loop(self, s: CallSession, name: str) -> None:
+        s.play_queue, s.after_play = [], None
+        self.media.send(s.worker, p.Play(s.leg, self._path(s, name), loop=True))
+
+    def _stop_playing(self, s: CallSession) -> None:
+        if s.play_queue or s.after_play:
+            s.play_queue, s.after_play = [], None
+            self.media.send(s.worker, p.StopPlayback(s.leg))
+
+    def _on_playback_finished(self, s: CallSession, ev: p.PlaybackFinished) -> None:
+        if s.play_queue:
+            self.media.send(s.worker, p.Play(s.leg, s.play_queue.pop(0)))
+            return
+        then, s.after_play = s.after_play, None
+        if then is not None:
+            then()
+
+    # --- IVR -------------------------------------------------------------------------------------
+
+    def _enter_menu(self, s: CallSession, name: str) -> None:
+        menu = s.dialplan.ivr[name]
+        s.state = State.IVR
+        s.menu, prompt = ivr.enter(menu)
+        self.events.call_in_ivr(s.call_id, s.practice, name)
+        self._prompt_menu(s, prompt)
+
+    def _prompt_menu(self, s: CallSession, prompt: ivr.Prompt) -> None:
+        self._cancel(s, "ivr")
+        self._play(s, list(prompt.prompts), lambda: self._timer(s, "ivr", prompt.timeout_s, lambda: self._ivr_timeout(s)))
+
+    def _announce_digit(self, s: CallSession, ev: p.Digit) -> None:
+        """A caller who knows the menu may answer it during the announcement before it."""
+        if s.menu_ahead is None:
+            return
+        self._stop_playing(s)
+        s.state = State.IVR
+        s.menu, _ = ivr.enter(s.dialplan.ivr[s.menu_ahead.menu])
+        self._ivr_digit(s, ev)
+
+    def _ivr_digit(self, s: CallSession, ev: p.Digit) -> None:
+        menu = s.dialplan.ivr[s.menu.menu]
+        self._cancel(s, "ivr")
+        self._stop_playing(s)
+        s.menu, outcome = ivr.on_digit(menu, s.menu, ev.digit)
+        if ev.digit not in menu.options:  # kept on the record as pressed: the call can be explained
+            s.ivr_answers.append((menu.name, ev.digit))
+            self.recorder.add_ivr_answer(s.call_id, menu.name, ev.digit, self.now())
+        self._ivr_outcome(s, menu.name, outcome)
+
+    def _ivr_timeout(self, s: CallSession) -> None:
+        menu = s.dialplan.ivr[s.menu.menu]
+        s.menu, outcome = ivr.on_timeout(menu, s.menu)
+        self._ivr_outcome(s, menu.name, outcome)
+
+    def _ivr_outcome(self, s: CallSession, menu: str, outcome: ivr.Outcome) -> None:
+        match outcome:
+            case ivr.Prompt():
+                self._prompt_menu(s, outcome)
+            case ivr.Chosen(digit=digit):
+                s.ivr_answers.append((menu, digit))
+                self.recorder.add_ivr_answer(s.call_id, menu, digit, self.now())
+                s.call = s.call.with_digit(digit)
+                self._apply(s, decide(s.dialplan, s.call, self.now()))
+            case ivr.Exhausted():
+                self.metrics.ivr_timeouts.labels(s.practice).inc()
+                s.ivr_answers.append((menu, ivr.TIMEOUT))
+                self.recorder.add_ivr_answer(s.call_id, menu, ivr.TIMEOUT, self.now())
+                s.call = s.call.with_digit(ivr.TIMEOUT)
+                self._apply(s, decide(s.dialplan, s.call, self.now()))
+
+    # --- queue and secretaries ---------------------------------------------------------------------
+
+    def _enqueue(self, s: CallSession, queue: str) -> None:
+        dialplan = s.dialplan
+        q = dialplan.queues[queue]
+        overflow = dialplan.routes.overflow
+        if not s.overflowed:
+            if not any(a.reachable for a in self.queues.agents_for(dialplan.practice, queue)):
+                self._overflow(s, "nobody")  # nobody covering the practice has a phone registered
+                return
+            if overflow is not None and self.queues.length(dialplan.practice, queue) >= overflow.queue_max:
+                self._overflow(s, "length")
+                return
+        s.state = State.QUEUED
+        s.waiting = self.queues.enqueue(s, dialplan.practice, queue, q.priority, self.reactor.seconds())
+        self.recorder.queued(s.call_id, queue, self.now())
+        d = s.decision
+        self.events.call_queued(s.call_id, s.practice, queue, reason=d.reason if d else None, tier=d.tier if d else None)
+        self._queue_changed(dialplan.practice, queue)
+        self._loop(s, self.settings.hold_prompt)
+        if overflow is not None and not s.overflowed:
+            self._timer(s, "wait_max", overflow.wait_max_s, lambda: self._overflow(s, "wait"))
+        self._timer(s, "announce", q.announce_interval_s, lambda: self._announce_position(s))
+        self._dispatch()
+
+    def _announce_position(self, s: CallSession) -> None:
+        if s.state is not State.QUEUED:
+            return
+        position = self.queues.position(s)
+        names = [f"queue_position_{position}" if 1 <= position <= 5 else "queue_position",
+                 wait_prompt(self.estimated_wait(s.waiting, position))]
+        names = [n for n in names if self._prompt_known(s, n)] or ["queue_position"]
+        self._play(s, names, lambda: self._loop(s, self.settings.hold_prompt) if s.state is State.QUEUED else None)
+        interval = s.dialplan.queues[s.waiting.queue].announce_interval_s
+        self._timer(s, "announce", interval, lambda: self._announce_position(s))
+
+    def estimated_wait(self, w: Waiting, position: int) -> float:
+        """Seconds until a secretary takes this call: calls ahead times the recent handling time,
+        shared among the secretaries of the queue."""
+        handling = self._handling.get(w.key, DEFAULT_HANDLING_S)
+        agents = max(1, len(self.queues.agents_for(w.practice, w.queue)))
+        return position * handling / agents
+
+    def _handled(self, s: CallSession) -> None:
+        """Feed the handling-time average with a call that a secretary just finished."""
+        if s.waiting is None or s.bridged_at is None:
+            return
+        wrap_up = s.dialplan.queues[s.waiting.queue].wrap_up_s
+        sample = self.reactor.seconds() - s.bridged_at + wrap_up
+        old = self._handling.get(s.waiting.key, DEFAULT_HANDLING_S)
+        self._handling[s.waiting.key] = old + HANDLING_WEIGHT * (sample - old)
+
+    def _queue_changed(self, practice: str, queue: str) -> None:
+        waiting = [w for w in self.queues.waiting() if (w.practice, w.queue) == (practice, queue)]
+        longest = self.reactor.seconds() - min(w.enqueued_at for w in waiting) if waiting else 0.0
+        self.events.queue_changed(practice, queue, len(waiting), longest)
+
+    def _prompt_known(self, s: CallSession, name: str) -> bool:
+        return Path(self._path(s, name)).exists()
+
+    def _dispatch(self) -> None:
+        excluded = {w.session: w.session.tried_agents for w in self.queues.waiting()}
+        while (pair := self.queues.next_offer(excluded)) is not None:
+            waiting, agent = pair
+            self._offer(waiting, agent)
+            excluded = {w.session: w.session.tried_agents for w in self.queues.waiting()}
+
+    def _offer(self, w: Waiting, agent: Agent) -> None:
+        s = w.session
+        self.queues.remove(s)
+        agent.busy = True
+        s.agent = agent
+        s.state = State.RINGING
+        s.tried_agents.add(agent.uri)
+        leg = f"{s.call_id[:12]}-s{next(self._seq)}"
+        s.other_leg = leg
+        self._other_legs[leg] = s
+        d = s.decision
+        label = (d.reason if d and d.reason else s.dialplan.queues[w.queue].label)
+        headers = {
+            "X-Callrouter-Call-Id": s.call_id,
+            "X-Callrouter-Practice": s.practice,
+            "X-Callrouter-Reason": _header_safe(d.reason or "") if d else "",
+            "X-Callrouter-Tier": d.tier or "" if d else "",
+            "Call-Info": f"<{self.settings.console_url}/practices/{s.practice}?call={s.call_id}>;purpose=info",
+        }
+        caller = s.call.caller
+        calls_today = self._calls_today.get((s.practice, caller, self.now().date()), 0) if caller else 0
+        self.events.call_offered(  # the screen-pop goes out before her phone rings
+            s.dialplan, call_id=s.call_id, secretary_uri=agent.username or agent.uri, caller=caller,
+            calls_today=calls_today, site=d.site if d else None, queue=w.queue, reason=d.reason if d else None,
+            tier=d.tier if d else None, ivr_answers=list(s.ivr_answers),
+            console_url=f"{self.settings.console_url}/practices/{s.practice}?call={s.call_id}")
+        self._queue_changed(w.practice, w.queue)
+        self.media.send(s.worker, p.Dial(leg, agent.uri, display_name=_header_safe(f"{s.dialplan.name} - {label}")[:80],
+                                         headers=headers, timeout_seconds=self.settings.ring_timeout_s + 5))
+        self.recorder.offered(s.call_id, agent.uri, self.now())
+        self.recorder.leg_started(s.call_id, leg, "secretary", agent.uri, self.now())
+        self._loop(s, self.settings.ringback_prompt)
+        self._timer(s, "ring", self.settings.ring_timeout_s, lambda: self._ring_timeout(s))
+
+    def _ring_timeout(self, s: CallSession) -> None:
+        if s.state is State.RINGING and s.other_leg:
+            logger.info("call %s: %s did not answer in time", s.call_id, s.agent.uri if s.agent else "?")
+            self.media.send(s.worker, p.Hangup(s.other_leg, 487))
+            self._offer_failed(s, "ring_timeout", missed=True)
+
+    def _offer_failed(self, s: CallSession, cause: str, missed: bool = False) -> None:
+        """The secretary did not take the call; `missed` when it was hers to take (no answer,
+        busy, declined): after `max_missed_offers` in a row she is paused, with the reason."""
+        if missed and s.agent is not None:
+            self._missed(s.agent)
+        leg = s.other_leg
+        if leg:
+            self._other_legs.pop(leg, None)
+            self.recorder.leg_ended(leg, cause, self.now())
+        s.other_leg = None
+        self._free_agent(s.agent, wrap_up=0)
+        s.agent = None
+        self._cancel(s, "ring")
+        if s.state is State.RINGING:
+            s.state = State.QUEUED
+            self.queues.requeue(s.waiting)
+            self.events.call_queued(s.call_id, s.practice, s.waiting.queue)
+            self._queue_changed(s.waiting.practice, s.waiting.queue)
+            if all(a.uri in s.tried_agents for a in self.queues.agents_for(s.waiting.practice, s.waiting.queue)):
+                s.tried_agents.clear()  # everyone was tried: start a new round
+            self._loop(s, self.settings.hold_prompt)
+        self._dispatch()
+
+    def _missed(self, agent: Agent) -> None:
+        agent.missed += 1
+        limit = self.settings.max_missed_offers
+        # Only softphones registered at the edge: she resumes by turning hers off and on again; a
+        # fixed phone would stay paused with no one to resume it until the console exists.
+        if limit and agent.username and agent.missed >= limit and agent.paused is None:
+            agent.paused = f"{agent.missed} appels manqués d'affilée"
+            logger.warning("secretary %s paused after %d missed offers", agent.username or agent.uri, agent.missed)
+            self.events.secretary_changed(agent.username or agent.uri, "paused", reason=agent.paused)
+
+    def resume(self, agent: Agent) -> None:
+        """Back from a pause: offered calls again."""
+        agent.paused, agent.missed = None, 0
+        self.events.secretary_changed(agent.username or agent.uri, "available" if agent.reachable else "offline")
+        self._dispatch()
+
+    def _free_agent(self, agent: Agent | None, wrap_up: float) -> None:
+        if agent is None:
+            return
+        if wrap_up > 0:
+            self.events.secretary_changed(agent.username or agent.uri, "wrap_up")
+            self.reactor.callLater(wrap_up, self._agent_ready, agent)
+        else:
+            self._agent_ready(agent)
+
+    def _agent_ready(self, agent: Agent) -> None:
+        agent.busy = False
+        agent.idle_since = self.reactor.seconds()
+        self.events.secretary_changed(agent.username or agent.uri, "available" if agent.reachable else "offline")
+        self._dispatch()
+
+    def _connected(self, s: CallSession) -> None:
+        self._cancel(s, "ring")
+        self._cancel(s, "wait_max")
+        self._cancel(s, "announce")
+        s.play_queue, s.after_play = [], None
+        self.media.send(s.worker, p.Bridge(s.leg, s.other_leg))
+        if s.state is State.RINGING:
+            s.agent.missed = 0
+            waited = self.reactor.seconds() - s.waiting.enqueued_at
+            self.metrics.queue_wait.labels(s.practice, s.waiting.queue).observe(waited)
+            self.recorder.answered(s.call_id, s.agent.uri, self.now())
+            self.events.call_answered(s.call_id, s.practice, s.agent.username or s.agent.uri, waited_s=waited)
+        s.state = State.BRIDGED
+        s.bridged_at = self.reactor.seconds()
+        s.outcome = "answered"
+
+    def _overflow(self, s: CallSession, cause: str) -> None:
+        if s.state is State.RINGING and s.other_leg:
+            self.media.send(s.worker, p.Hangup(s.other_leg, 487))
+            self._offer_failed(s, "overflow")
+        if self.queues.remove(s) is not None:
+            self._queue_changed(s.waiting.practice, s.waiting.queue)
+        for name in ("wait_max", "announce", "ring"):
+            self._cancel(s, name)
+        s.overflowed = True
+        s.outcome = "overflow"
+        self.metrics.overflows.labels(s.practice, cause).inc()
+        logger.info("call %s overflows (%s)", s.call_id, cause)
+        self._apply(s, overflow_decision(s.dialplan, s.call, self.now(), cause))
+
+    # --- voicemail, callback, forward ---------------------------------------------------------------
+
+    def _voicemail(self, s: CallSession, announce: str | None) -> None:
+        s.state = State.VOICEMAIL
+        path = self.settings.voicemail_dir / s.practice / f"{s.call_id}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+        def record() -> None:
+            s.recording_started = self.now()
+            self.media.send(s.worker, p.Record(s.leg, str(path.resolve()), self.settings.voicemail_max_s,
+                                               self.settings.voicemail_silence_s, "#"))
+
+        self._play(s, [announce or "voicemail_prompt", self.settings.beep_prompt], record)
+
+    def _recording_finished(self, s: CallSession, ev: p.RecordingFinished) -> None:
+        self.recorder.add_recording(s.call_id, ev.path, s.recording_started or self.now(), ev.duration, self.now())
+        s.outcome = "voicemail"
+        if ev.reason != "leg_ended":
+            self._play(s, ["goodbye"], lambda: self._hangup(s, "voicemail"))
+
+    def _callback_offer(self, s: CallSession, announce: str | None) -> None:
+        s.state = State.CALLBACK
+        s.outcome = s.outcome or "overflow"
+        self._play(s, [announce or "callback_offer"],
+                   lambda: self._timer(s, "callback", self.settings.callback_digit_timeout_s,
+                                       lambda: self._play(s, ["goodbye"], lambda: self._hangup(s, s.outcome))))
+
+    def _callback_digit(self, s: CallSession, ev: p.Digit) -> None:
+        if ev.digit != "1":
+            return
+        self._cancel(s, "callback")
+        self._stop_playing(s)
+        s.outcome = "callback_requested"
+        s.state = State.ANNOUNCE
+        self._play(s, ["callback_confirm"], lambda: self._hangup(s, "callback_requested"))
+
+    def _forward(self, s: CallSession, destination: str) -> None:
+        s.state = State.FORWARDING
+        leg = f"{s.call_id[:12]}-f{next(self._seq)}"
+        s.other_leg = leg
+        self._other_legs[leg] = s
+        uri = f"sip:{destination}@{self.settings.outbound_trunk}"
+        self.media.send(s.worker, p.Dial(leg, uri, display_name=_header_safe(s.dialplan.name)[:80],
+                                         headers={"X-Callrouter-Call-Id": s.call_id}))
+        self.recorder.leg_started(s.call_id, leg, "on_call", mask_number(destination), self.now())
+        self._loop(s, self.settings.ringback_prompt)
+
+    # --- endings ----------------------------------------------------------------------------------
+
+    def _other_leg_ended(self, s: CallSession, leg: str, ev: p.LegEnded) -> None:
+        if leg != s.other_leg:
+            return
+        if s.state is State.BRIDGED:
+            self._other_legs.pop(leg, None)
+            self.recorder.leg_ended(leg, f"{ev.code} {ev.reason}".strip(), self.now())
+            s.other_leg = None
+            wrap_up = s.dialplan.queues[s.waiting.queue].wrap_up_s if s.waiting else 0
+            self._free_agent(s.agent, wrap_up)
+            s.agent = None
+            self._hangup(s, "answered")
+        elif s.state is State.RINGING:
+            self._offer_failed(s, f"{ev.code} {ev.reason}".strip(), missed=ev.code in MISSED_CODES)
+        elif s.state is State.FORWARDING:
+            self._other_legs.pop(leg, None)
+            s.other_leg = None
+            self.recorder.leg_ended(leg, f"{ev.code}", self.now())
+            s.outcome = "failed"
+            self._play(s, ["overflow_message"], lambda: self._end(s, "failed", cause=f"forward_failed_{ev.code}"))
+
+    def _caller_ended(self, s: CallSession, ev: p.LegEnded) -> None:
+        awaiting_recording = s.state is State.VOICEMAIL and s.recording_started is not None
+        if awaiting_recording:
+            outcome = "voicemail"
+        elif s.state is State.BRIDGED:
+            outcome = "answered"
+        elif s.outcome in ("callback_requested", "voicemail", "answered"):
+            outcome = s.outcome
+        else:
+            outcome = "abandoned"
+        self._end(s, outcome, hangup=False)
+        if not awaiting_recording:  # else recording_finished, still to come, forgets the session
+            self.sessions.pop(s.leg, None)
+
+    def _hangup(self, s: CallSession, outcome: str) -> None:
+        self._end(s, outcome, hangup=True)
+
+    def _end(self, s: CallSession, outcome: str, hangup: bool = True, cause: str | None = None) -> None:
+        """Close the call once: timers, queue place, the other leg, the secretary, the record."""
+        if s.state is State.ENDED:
+            return
+        state_before = s.state
+        s.state = State.ENDED
+        for name in list(s.timers):
+            self._cancel(s, name)
+        if self.queues.remove(s) is not None:
+            self._queue_changed(s.waiting.practice, s.waiting.queue)
+        if s.other_leg:
+            self.media.send(s.worker, p.Hangup(s.other_leg, 487))
+            self._other_legs.pop(s.other_leg, None)
+            self.recorder.leg_ended(s.other_leg, cause or "caller_ended", self.now())
+            s.other_leg = None
+        if state_before is State.BRIDGED:
+            self._handled(s)
+        if s.agent is not None:
+            wrap_up = s.dialplan.queues[s.waiting.queue].wrap_up_s if (s.waiting and state_before is State.BRIDGED) else 0
+            self._free_agent(s.agent, wrap_up)
+            s.agent = None
+        if hangup:
+            self.media.send(s.worker, p.Hangup(s.leg, 480))
+        self.recorder.close_call(s.call_id, outcome, self.now(), cause)
+        self.events.call_ended(s.call_id, s.practice or "unknown", outcome, cause)
+        self.metrics.calls.labels(s.practice or "unknown", outcome).inc()
+        self.metrics.active_calls.dec()
+        logger.info("call %s ended: %s%s", s.call_id, outcome, f" ({cause})" if cause else "")
+
+    def _forget(self, s: CallSession, ev: Any) -> None:
+        """The caller leg's end after we hung up ourselves."""
+        self.sessions.pop(s.leg, None)
+
+    def _late_recording(self, s: CallSession, ev: p.RecordingFinished) -> None:
+        """The caller hung up while recording: store the message, then forget the call."""
+        self.recorder.add_recording(s.call_id, ev.path, s.recording_started or self.now(), ev.duration, self.now())
+        self.sessions.pop(s.leg, None)
+
+    def _media_error(self, s: CallSession, ev: p.Error) -> None:
+        """A prompt that cannot be played (missing file) must not leave the caller stuck: go on as
+        if it had been played."""
+        logger.error("call %s: media error on %s: %s", s.call_id, ev.command, ev.message)
+        if ev.command == "play" and (s.play_queue or s.after_play):
+            self._on_playback_finished(s, p.PlaybackFinished(s.leg, ""))
+
+    def _ignore(self, s: CallSession, ev: Any) -> None:
+        pass
+
+
+MISSED_CODES = frozenset({408, 480, 486, 487, 600, 603})  # no answer, busy, declined
+DEFAULT_HANDLING_S = 180.0  # until a queue has history: a typical medical-secretariat call
+HANDLING_WEIGHT = 0.2
+
+
+def wait_prompt(seconds: float) -> str:
+    for limit, name in ((60, "wait_1"), (120, "wait_2"), (300, "wait_5"), (600, "wait_10")):
+        if seconds <= limit:
+            return name
+    return "wait_long"
+
+
+class _NoEvents:
+    """Events off: every notification is dropped."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+def _header_safe(text: str) -> str:
+    """SIP headers and display names: keep it to printable ASCII-ish text, no quotes."""
+    return "".join(c for c in text if c.isprintable() and c not in '"\\\r\n')
+
+
+_HANDLERS: dict[tuple[State, type], Callable[[CallController, CallSession, Any], None]] = {
+    (State.IVR, p.Digit): CallController._ivr_digit,
+    (State.ANNOUNCE, p.Digit): CallController._announce_digit,
+    (State.CALLBACK, p.Digit): CallController._callback_digit,
+    (State.VOICEMAIL, p.RecordingFinished): CallController._recording_finished,
+    (State.ENDED, p.RecordingFinished): CallController._late_recording,
+    (State.ENDED, p.LegEnded): CallController._forget,
+    (State.ENDED, p.PlaybackFinished): CallController._ignore,
+}
+_ANY_STATE: dict[type, Callable[[CallController, CallSession, Any], None]] = {
+    p.PlaybackFinished: CallController._on_playback_finished,
+    p.Error: CallController._media_error,
+    p.LegEnded: CallController._caller_ended,
+}

@@ -1,0 +1,133 @@
+"""Call-record writes off the reactor thread, in order, retried through a database outage.
+
+The controller must never block on the database, and a database that is briefly down must not
+lose a call record. Every write is queued, in call order, to one background thread that applies it
+with the blocking CallStore; a failing write is retried with backoff until it goes through, and
+the writes behind it wait (their order matters: a call is opened before it is closed).
+Leg ids returned by the store are kept by this thread, keyed by the controller's leg names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import threading
+import time
+from typing import Any, Callable
+
+from callrouter.ports import CallStore
+
+logger = logging.getLogger(__name__)
+
+
+class CallRecorder:
+    """Fire-and-forget call-record writes; `flush()` waits until everything queued is stored."""
+
+    def __init__(self, store: CallStore, max_backoff_s: float = 10.0, sleep: Callable[[float], None] = time.sleep):
+        self._store = store
+        self._queue: "queue.Queue[tuple[str, tuple, dict] | None]" = queue.Queue()
+        self._legs: dict[str, int] = {}
+        self._max_backoff = max_backoff_s
+        self._sleep = sleep
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.failures = 0  # writes that had to be retried, for metrics
+        self.pending_gauge: Callable[[int], None] = lambda n: None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="call-recorder", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Write what is queued (bounded by `timeout`), then stop the thread."""
+        if self._thread is None:
+            return
+        self._stopping = True
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            logger.error("call recorder stopped with %d writes not stored", self._queue.qsize())
+        self._thread = None
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        done = threading.Event()
+        self._queue.put(("_mark", (done,), {}))
+        return done.wait(timeout)
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    # --- the writes --------------------------------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        if name.startswith("_") or not hasattr(self._store, name):
+            raise AttributeError(name)
+
+        def enqueue(*args: Any, **kwargs: Any) -> None:
+            self._queue.put((name, args, kwargs))
+            self.pending_gauge(self._queue.qsize())
+
+        return enqueue
+
+    def leg_started(self, call_id: str, key: str, kind: str, party: str | None, now: dt.datetime) -> None:
+        self._queue.put(("_leg_started", (call_id, key, kind, party, now), {}))
+
+    def leg_ended(self, key: str, cause: str, now: dt.datetime) -> None:
+        self._queue.put(("_leg_ended", (key, cause, now), {}))
+
+    # --- the thread --------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                if self._queue.empty():
+                    return
+                self._queue.put(None)  # more arrived behind the stop marker: write them first
+                continue
+            name, args, kwargs = item
+            self._apply(name, args, kwargs)
+            self.pending_gauge(self._queue.qsize())
+
+    def _apply(self, name: str, args: tuple, kwargs: dict) -> None:
+        if name == "_mark":
+            args[0].set()
+            return
+        backoff = 0.2
+        while True:
+            try:
+                if name == "_leg_started":
+                    call_id, key, kind, party, now = args
+                    self._legs[key] = self._store.add_leg(call_id, kind, party, now)
+                elif name == "_leg_ended":
+                    key, cause, now = args
+                    leg_id = self._legs.pop(key, None)
+                    if leg_id is not None:
+                        self._store.end_leg(leg_id, cause, now)
+                else:
+                    getattr(self._store, name)(*args, **kwargs)
+                return
+            except Exception as exc:
+                if not is_transient(exc):  # a write refused on its merits never succeeds: log, drop
+                    logger.error("call record write %s refused: %s", name, exc)
+                    return
+                self.failures += 1  # database down, lock timeout...: retry, keep the order
+                if self._stopping and backoff >= self._max_backoff:
+                    logger.error("giving up call record write %s while stopping", name)
+                    return
+                logger.warning("call record write %s failed (%s); retrying in %.1fs", name, type(exc).__name__, backoff)
+                self._sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+
+
+# Errors that say "the database is not reachable right now", by class name so that this module
+# needs no database driver: SQLAlchemy's OperationalError/InterfaceError/DisconnectionError wrap
+# the drivers' connection failures, lock timeouts and server restarts.
+TRANSIENT_ERRORS = {"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError",
+                    "ConnectionError", "ConnectionRefusedError"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    return any(cls.__name__ in TRANSIENT_ERRORS for cls in type(exc).__mro__)

@@ -1,0 +1,28 @@
+"""Settings of the call controller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    # Secretaries per queue: keys "practice/queue", "practice/*" or "*"; values SIP URIs (a phone
+    # always offered calls) or usernames (a softphone registered at the edge, offered calls only
+    # while registered), tried in order of idleness.
+    agents: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Where registered softphones are reached (the edge's host:port); set by the service tree.
+    secretary_domain: str | None = None
+    ring_timeout_s: float = 20.0
+    max_missed_offers: int = 3  # offers not taken in a row before a secretary is paused (0: never)
+    outbound_trunk: str = "127.0.0.1:5080"  # host:port where forwarded calls are sent
+    voicemail_dir: Path = Path("var/voicemail")
+    voicemail_max_s: float = 120.0
+    voicemail_silence_s: float = 5.0
+    callback_digit_timeout_s: float = 8.0
+    hold_prompt: str = "music_on_hold"
+    ringback_prompt: str = "ringback"
+    beep_prompt: str = "beep"
+    console_url: str = "http://127.0.0.1:8080/console"

@@ -1,0 +1,1 @@
+"""Dialplan files: YAML in, strict frozen models out, every error with its file and line."""

@@ -1,0 +1,206 @@
+"""CLI: `check`, `simulate` and `calendar` — the administrator's tools on dialplan files."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+
+from callrouter.dialplan.loader import LoadResult, load_paths
+from callrouter.domain import calendar
+from callrouter.domain.call import Call
+from callrouter.domain.decision import describe_action
+from callrouter.domain.ivr import TIMEOUT
+from callrouter.domain.routing import Router, overflow_decision
+from callrouter.domain import timeline as tl
+from callrouter.prompts import DEFAULT_DIR, Catalogue
+
+DEFAULT_DIALPLANS = os.environ.get("CALLROUTER_DIALPLANS", "dialplans")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("check", help="validate dialplan files (exit 0 when all are valid, 1 otherwise)")
+    p.add_argument("paths", nargs="*", default=[DEFAULT_DIALPLANS], help="files or directories (default: dialplans)")
+    _prompts_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("simulate", help="show what happens to a call at a given local time, and why")
+    p.add_argument("--number", required=True, help="the number dialled, e.g. +33143550101")
+    p.add_argument("--at", required=True, help="local time of the practice, e.g. 2026-12-25T10:00")
+    p.add_argument("--digits", default="", help="IVR choices in order, e.g. 2 or 31; t for a menu left unanswered")
+    p.add_argument("--caller", default=None, help="caller's number (optional)")
+    p.add_argument("--overflow", choices=("wait", "length", "nobody"), help="show where the call overflows")
+    p.add_argument("--dialplans", nargs="*", default=[DEFAULT_DIALPLANS])
+    _prompts_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("calendar", help="forecast which route applies when, and warn about gaps")
+    p.add_argument("--practice", required=True)
+    p.add_argument("--site", default=None, help="a site id of a multi-site practice")
+    p.add_argument("--from", dest="start", default=None, help="first local day (default: today)")
+    p.add_argument("--days", type=int, default=28)
+    p.add_argument("--dialplans", nargs="*", default=[DEFAULT_DIALPLANS])
+    _prompts_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_calendar)
+
+
+def _prompts_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prompts", type=Path, default=DEFAULT_DIR, help="prompt catalogue directory")
+
+
+def _load(paths, prompts_dir: Path) -> LoadResult:
+    return load_paths(paths, Catalogue.load(prompts_dir))
+
+
+def cmd_check(args) -> int:
+    result = _load(args.paths, args.prompts)
+    if args.json:
+        print(json.dumps({
+            "ok": result.ok,
+            "files": result.files,
+            "valid": [{"practice": d.practice, "file": d.source, "version": d.version} for d in result.dialplans],
+            "errors": [{"file": e.file, "line": e.line, "path": e.path, "message": e.message} for e in result.errors],
+        }, ensure_ascii=False, indent=2))
+        return 0 if result.ok else 1
+    for e in result.errors:
+        print(e, file=sys.stderr)
+    if not result.files:
+        print("no dialplan files found in: " + ", ".join(map(str, args.paths)), file=sys.stderr)
+        return 1
+    bad = len(result.failed_files)
+    for d in result.dialplans:
+        print(f"ok  {d.source}  practice {d.practice}  version {d.version}")
+    print(f"{len(result.files) - bad} valid, {bad} invalid, {len(result.errors)} error(s)")
+    return 0 if result.ok and result.files else 1
+
+
+def _report_load_errors(result: LoadResult) -> None:
+    for e in result.errors:
+        print(f"warning: {e} (file ignored)", file=sys.stderr)
+
+
+def cmd_simulate(args) -> int:
+    result = _load(args.dialplans, args.prompts)
+    _report_load_errors(result)
+    router = Router(result.dialplans)
+    dialplan = router.by_number.get(args.number)
+    tz = dialplan.calendar_for(dialplan.number_sites[args.number]).timezone if dialplan else "Europe/Paris"
+    try:
+        now, note = parse_local(args.at, tz)
+    except ValueError as exc:
+        print(f"error: --at: {exc}", file=sys.stderr)
+        return 2
+    digits = tuple(TIMEOUT if d in "tT" else d for d in args.digits.replace(",", "").replace(" ", ""))
+    call = Call(args.number, args.caller, digits)
+    decision = router.decide(call, now)
+    if args.overflow and dialplan is not None:
+        decision = overflow_decision(dialplan, call, now, args.overflow)
+    if args.json:
+        out = decision.to_dict()
+        out["at"] = now.astimezone(calendar.zone(tz)).isoformat()
+        if note:
+            out["note"] = note
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return 0
+    local = now.astimezone(calendar.zone(tz))
+    who = f"{dialplan.name} ({dialplan.practice}" + (f", site {decision.site}" if decision.site else "") + ")" if dialplan else "no practice"
+    print(f"call to {args.number} at {local.strftime('%a %Y-%m-%d %H:%M %Z')}: {who}")
+    if note:
+        print(f"note: {note}")
+    print(f"decision: {describe_action(decision.action)}")
+    if decision.reason:
+        print(f"reason: {decision.reason}")
+    if decision.tier:
+        print(f"escalation: tier '{decision.tier}'")
+    print("why:")
+    for line in decision.why:
+        print(f"  - {line}")
+    if decision.dialplan_version:
+        print(f"rules: version {decision.dialplan_version}")
+    return 0
+
+
+def parse_local(text: str, tz: str) -> tuple[dt.datetime, str | None]:
+    """An aware instant from a local time (or an ISO time with offset); a note for DST oddities."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f'"{text}" is not a date and time; write e.g. 2026-12-25T10:00') from None
+    if value.tzinfo is not None:
+        return value, None
+    zone = calendar.zone(tz)
+    first = value.replace(tzinfo=zone, fold=0)
+    second = value.replace(tzinfo=zone, fold=1)
+    note = None
+    if first.utcoffset() != second.utcoffset():
+        if first.astimezone(dt.timezone.utc).astimezone(zone).replace(tzinfo=None) != value:
+            note = f"{text} does not exist in {tz} (clocks go forward); read as {first.astimezone(zone).isoformat()}"
+        else:
+            note = f"{text} happens twice in {tz} (clocks go back); the first one is used"
+    return first, note
+
+
+def cmd_calendar(args) -> int:
+    result = _load(args.dialplans, args.prompts)
+    _report_load_errors(result)
+    router = Router(result.dialplans)
+    dialplan = router.dialplans.get(args.practice)
+    if dialplan is None:
+        known = ", ".join(sorted(router.dialplans)) or "none"
+        print(f"error: no valid dialplan for practice '{args.practice}' (loaded: {known})", file=sys.stderr)
+        return 1
+    if args.site and args.site not in dialplan.sites:
+        print(f"error: practice '{args.practice}' has no site '{args.site}' (sites: {', '.join(dialplan.sites) or 'none'})",
+              file=sys.stderr)
+        return 1
+    if not 1 <= args.days <= 731:
+        print("error: --days must be between 1 and 731", file=sys.stderr)
+        return 2
+    spec = dialplan.calendar_for(args.site)
+    zone = calendar.zone(spec.timezone)
+    try:
+        first_day = dt.date.fromisoformat(args.start) if args.start else dt.datetime.now(zone).date()
+    except ValueError:
+        print(f'error: --from: "{args.start}" is not a date (2026-12-01)', file=sys.stderr)
+        return 2
+    start = dt.datetime.combine(first_day, dt.time(), tzinfo=zone)
+    end = dt.datetime.combine(first_day + dt.timedelta(days=args.days), dt.time(), tzinfo=zone)
+    segments = tl.timeline(dialplan, start, end, args.site)
+    warns = tl.warnings(dialplan, segments, start, end, args.site)
+    if args.json:
+        print(json.dumps({
+            "practice": dialplan.practice, "site": args.site, "version": dialplan.version, "timezone": spec.timezone,
+            "from": start.isoformat(), "to": end.isoformat(),
+            "segments": [tl.segment_to_dict(s, spec.timezone) for s in segments],
+            "warnings": [tl.warning_to_dict(w, spec.timezone) for w in warns],
+        }, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{dialplan.name} ({dialplan.practice}{', site ' + args.site if args.site else ''}), "
+          f"rules version {dialplan.version}, times in {spec.timezone}")
+    day = None
+    for s in segments:
+        a, b = s.start.astimezone(zone), s.end.astimezone(zone)
+        if a.date() != day:
+            day = a.date()
+            print(f"\n{a.strftime('%a %Y-%m-%d')}")
+        end_txt = b.strftime("%H:%M") if b.date() == a.date() else b.strftime("%a %d %H:%M")
+        print(f"  {a.strftime('%H:%M')}-{end_txt:<10} {s.status:<8} {s.detail}: {describe_action(s.action)}")
+    print()
+    if not warns:
+        print("no warnings")
+    for w in warns:
+        when = ""
+        if w.start:
+            when = w.start.astimezone(zone).strftime("%a %Y-%m-%d %H:%M")
+            if w.end:
+                when += " -> " + w.end.astimezone(zone).strftime("%a %Y-%m-%d %H:%M")
+            when += ": "
+        mark = "!" if w.severity == "warning" else "i"
+        print(f"{mark} {when}{w.message}")
+    return 0

@@ -1,0 +1,1 @@
+"""The pure decision core: standard library, holidays and zoneinfo only; time is always an argument."""

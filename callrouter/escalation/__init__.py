@@ -1,0 +1,1 @@
+"""Escalation of urgent calls to on-call practitioners: the engine, its channels, acknowledgement."""

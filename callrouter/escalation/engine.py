@@ -1,0 +1,257 @@
+"""The escalation engine: runs each chain step by step through the outbox, durable across restarts.
+
+For each chain: read its state from the store (the database is the truth, so an acknowledgement
+recorded by any path or node is seen), ask `next_step`, then send, skip, wait or finish. A step is
+claimed in the outbox before it is sent (state `sending`), then marked `sent` or `failed`.
+
+Restart choice: rows left in `sending` by a dead process become `unknown` and are NOT re-sent (a
+blind re-send would page a practitioner twice, and the generic gateways give no way to ask whether
+a message left). The chain continues after them, honouring the step's wait from when it was
+claimed, since the message may well have reached the practitioner. Gateways that honour the
+`Idempotency-Key` header we send could safely be retried instead; not done yet.
+
+Time comes from the injected clock; blocking store calls go through `run_blocking` (the reactor's
+thread pool in the daemon, a synchronous call in tests).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from twisted.application.service import Service
+from twisted.internet import defer, threads
+
+from callrouter.domain import escalation as chain
+from callrouter.domain.call import mask_number
+from callrouter.domain.model import Dialplan, EscalationTier
+from callrouter.escalation import tokens
+from callrouter.escalation.channels import Channel, ChannelError
+from callrouter.escalation.messages import compose
+from callrouter.escalation.metrics import EscalationMetrics
+from callrouter.escalation.settings import EscalationSettings
+from callrouter.store.escalations import EscalationRepository, EscalationView, UnknownEscalation
+
+logger = logging.getLogger(__name__)
+
+RunBlocking = Callable[..., "defer.Deferred[Any]"]
+# Channel used when a step's own channel is not configured (the voice channel is not built yet).
+FALLBACKS = {"call": "sms"}
+
+
+@dataclass(eq=False)
+class _Chain:
+    id: int
+    dialplan: Dialplan
+    tier: EscalationTier
+    timer: Any = None
+    running: "defer.Deferred[None] | None" = None
+    wakeups: int = field(default=0)
+
+
+class EscalationEngine(Service):
+    name = "escalation"
+
+    def __init__(self, repo: EscalationRepository, channels: Mapping[str, Channel],
+                 dialplan_for: Callable[[str], Dialplan | None], settings: EscalationSettings,
+                 clock: Any, metrics: EscalationMetrics, run_blocking: RunBlocking | None = None) -> None:
+        self._repo = repo
+        self._channels = dict(channels)
+        self._dialplan_for = dialplan_for
+        self._settings = settings
+        self._clock = clock
+        self._metrics = metrics
+        self._run = run_blocking or (lambda f, *a: threads.deferToThreadPool(
+            clock, clock.getThreadPool(), f, *a))
+        self._chains: dict[int, _Chain] = {}
+
+    # --- service ---------------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self.ready = self._resume()
+
+    def stopService(self):
+        super().stopService()
+        for c in self._chains.values():
+            if c.timer is not None and c.timer.active():
+                c.timer.cancel()
+        self._chains.clear()
+
+    @defer.inlineCallbacks
+    def _resume(self):
+        """Every chain left active by the previous run continues where it was."""
+        interrupted = yield self._run(self._repo.mark_interrupted_sends)
+        if interrupted:
+            logger.warning("%d escalation step(s) were being sent when the previous run stopped: "
+                           "marked unknown, not re-sent", interrupted)
+        views = yield self._run(self._repo.active)
+        for view in views:
+            dialplan = self._dialplan_for(view.practice)
+            tier = dialplan.escalation.get(view.tier) if dialplan else None
+            if tier is None:
+                logger.error("escalation %s (%s/%s) cannot resume: no such practice or tier now; cancelled",
+                             view.id, view.practice, view.tier)
+                yield self._run(self._repo.finish, view.id, chain.CANCELLED, self._now())
+                continue
+            logger.info("escalation %s (%s/%s) resumed", view.id, view.practice, view.tier)
+            self._chains[view.id] = _Chain(view.id, dialplan, tier)
+            self._advance(view.id)
+
+    # --- API for the controller and the acknowledgement paths --------------------------------------
+
+    def now(self) -> dt.datetime:
+        return self._now()
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._clock.seconds(), dt.timezone.utc)
+
+    def start(self, call_id: str | None, dialplan: Dialplan, tier_name: str,
+              caller: str | None) -> "defer.Deferred[int | None]":
+        """Start the tier's chain for a call; fires with the escalation id (None: no such tier)."""
+        tier = dialplan.escalation.get(tier_name)
+        if tier is None:
+            logger.error("call %s: practice %s has no escalation tier %s", call_id, dialplan.practice, tier_name)
+            return defer.succeed(None)
+        d = self._run(self._repo.create, call_id, dialplan.practice, tier_name, caller, self._now(),
+                      dialplan.version)
+
+        def started(view: EscalationView) -> int:
+            self._metrics.started.labels(dialplan.practice, tier_name).inc()
+            logger.warning("escalation %s started: call %s, %s/%s, caller %s", view.id, call_id,
+                           dialplan.practice, tier_name, mask_number(caller))
+            self._chains[view.id] = _Chain(view.id, dialplan, tier)
+            self._advance(view.id)
+            return view.id
+
+        d.addCallback(started)
+        d.addErrback(self._log_failure, f"escalation for call {call_id} could not start")
+        return d
+
+    def escalate(self, session: Any, tier: str) -> None:
+        """The controller's `escalate(session, tier)` callback: session has call_id, dialplan and
+        call.caller. Fire and forget: failures are logged, the call goes on."""
+        if session.dialplan is None:
+            logger.error("call %s: escalation %s requested without a dialplan", session.call_id, tier)
+            return
+        self.start(session.call_id, session.dialplan, tier, getattr(session.call, "caller", None))
+
+    def acknowledged(self, view: EscalationView) -> None:
+        """Told (on the reactor thread) that the store accepted an acknowledgement: stop now."""
+        if view.outcome == chain.ACKNOWLEDGED:  # not a late ack of an exhausted chain
+            self._metrics.acknowledged.labels(view.practice, view.tier).inc()
+            if view.ack_delay_s is not None:
+                self._metrics.ack_delay.labels(view.practice, view.tier).observe(view.ack_delay_s)
+        logger.info("escalation %s acknowledged by %s via %s after %.0f s", view.id, view.acknowledged_by,
+                    view.acknowledged_via, view.ack_delay_s or 0)
+        c = self._chains.pop(view.id, None)
+        if c is not None and c.timer is not None and c.timer.active():
+            c.timer.cancel()
+
+    def settled(self, escalation_id: int) -> "defer.Deferred[None]":
+        """Fires when the chain's current burst of work is over (it waits, or it ended)."""
+        c = self._chains.get(escalation_id)
+        if c is None or c.running is None:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        c.running.addBoth(lambda r: (d.callback(None), r)[1])
+        return d
+
+    def active_ids(self) -> list[int]:
+        return sorted(self._chains)
+
+    # --- the chain loop --------------------------------------------------------------------------
+
+    def _advance(self, escalation_id: int) -> None:
+        c = self._chains.get(escalation_id)
+        if c is None or c.running is not None:
+            return
+        if c.timer is not None and c.timer.active():
+            c.timer.cancel()
+        c.timer = None
+        c.running = marker = defer.Deferred()  # set before the work: no second worker meanwhile
+
+        def done(_):
+            c.running = None
+            marker.callback(None)
+
+        work = self._work(c)
+        work.addErrback(self._log_failure, f"escalation {escalation_id} stalled")
+        work.addBoth(done)
+
+    @defer.inlineCallbacks
+    def _work(self, c: _Chain):
+        """Run the chain until it must wait or ends; bounded by its number of steps."""
+        for _ in range(chain.max_sends(c.tier) + 2):
+            try:
+                view = yield self._run(self._repo.get, c.id)
+            except UnknownEscalation:
+                self._chains.pop(c.id, None)
+                return
+            now = self._now()
+            nxt = chain.next_step(c.tier, c.dialplan, view.chain_state(), now)
+            if isinstance(nxt, chain.Done):
+                self._chains.pop(c.id, None)
+                if nxt.outcome == chain.ACKNOWLEDGED:
+                    return
+                finished = yield self._run(self._repo.finish, c.id, nxt.outcome, now)
+                if finished and nxt.outcome == chain.EXHAUSTED:
+                    self._metrics.exhausted.labels(view.practice, view.tier).inc()
+                    logger.error("escalation %s (%s/%s) exhausted: nobody acknowledged", c.id,
+                                 view.practice, view.tier)
+                return
+            if isinstance(nxt, chain.Wait):
+                delay = max(0.0, (nxt.until - now).total_seconds())
+                if self._chains.get(c.id) is c:
+                    c.timer = self._clock.callLater(delay, self._advance, c.id)
+                return
+            if isinstance(nxt, chain.Skip):
+                logger.warning("escalation %s round %s step %s (%s) skipped: %s", c.id, nxt.round,
+                               nxt.index, nxt.channel, nxt.reason)
+                yield self._run(self._repo.claim_step, c.id, nxt.round, nxt.index, nxt.channel,
+                                nxt.practitioner, None, now, "skipped", nxt.reason)
+                continue
+            yield self._send(c, view, nxt, now)
+        logger.error("escalation %s: loop bound reached", c.id)  # pragma: no cover - a bug
+
+    @defer.inlineCallbacks
+    def _send(self, c: _Chain, view: EscalationView, step: chain.Send, now: dt.datetime):
+        kind = step.channel
+        if kind not in self._channels and kind in FALLBACKS and FALLBACKS[kind] in self._channels:
+            # No voice channel yet: a `call` step goes out as an SMS to the same phone, so the
+            # practitioner is reached and the step's wait still applies (failing it would exhaust
+            # a typical sms/call/call chain within a second).
+            logger.info("escalation %s round %s step %s: no %s channel, sent as %s", c.id, step.round,
+                        step.index, kind, FALLBACKS[kind])
+            kind = FALLBACKS[kind]
+        claimed = yield self._run(self._repo.claim_step, c.id, step.round, step.index, kind,
+                                  step.practitioner, step.destination, now)
+        if not claimed:
+            logger.info("escalation %s round %s step %s already claimed: not sent again", c.id,
+                        step.round, step.index)
+            return
+        channel = self._channels.get(kind)
+        token = tokens.sign(self._settings.ack_secret or "", c.id, step.round, step.index)
+        message = compose(kind, step.destination, f"esc-{c.id}-{step.round}-{step.index}",
+                          view.tier, c.dialplan.name, view.caller,
+                          f"{self._settings.public_url.rstrip('/')}/ack/{token}")
+        try:
+            if channel is None:
+                raise ChannelError(f"no {kind} channel configured")
+            provider_id = yield channel.send(message)
+        except Exception as exc:  # ChannelError, or a channel's bug: either way, move on
+            self._metrics.step_failures.labels(view.practice, view.tier, kind).inc()
+            logger.warning("escalation %s round %s step %s: %s to %s (%s) failed: %s; next step now",
+                           c.id, step.round, step.index, kind, step.practitioner,
+                           mask_number(step.destination), exc)
+            yield self._run(self._repo.mark_failed, c.id, step.round, step.index, str(exc), self._now())
+            return
+        logger.info("escalation %s round %s step %s: %s sent to %s (%s)", c.id, step.round, step.index,
+                    kind, step.practitioner, mask_number(step.destination))
+        yield self._run(self._repo.mark_sent, c.id, step.round, step.index, provider_id, self._now())
+
+    @staticmethod
+    def _log_failure(failure, what: str) -> None:
+        logger.error("%s: %s", what, failure.getTraceback())

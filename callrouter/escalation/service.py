@@ -1,0 +1,39 @@
+"""Builds the escalation engine and its web handlers from the settings: what app.py wires in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from prometheus_client import CollectorRegistry
+from twisted.internet import threads
+
+from callrouter.domain.model import Dialplan
+from callrouter.escalation.ack import Acknowledger
+from callrouter.escalation.channels import build_channels
+from callrouter.escalation.engine import EscalationEngine
+from callrouter.escalation.metrics import EscalationMetrics
+from callrouter.escalation.settings import EscalationSettings
+from callrouter.store.db import Database
+from callrouter.store.escalations import EscalationRepository
+
+
+@dataclass(frozen=True)
+class EscalationParts:
+    engine: EscalationEngine      # a Service: add it to the tree after the store and the dialplans
+    acknowledger: Acknowledger
+    repo: EscalationRepository
+
+
+def build_escalation(settings: EscalationSettings, db: Database, dialplan_for: Callable[[str], Dialplan | None],
+                     reactor: Any, registry: CollectorRegistry, node: str = "local") -> EscalationParts:
+    """The engine on `reactor` (clock, network and thread pool), its acknowledger and repository."""
+    def run_blocking(f, *args):
+        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+
+    repo = EscalationRepository(db, node)
+    engine = EscalationEngine(repo, build_channels(settings, reactor, run_blocking), dialplan_for, settings,
+                              reactor, EscalationMetrics(registry), run_blocking)
+    acknowledger = Acknowledger(repo, settings.ack_secret or "",
+                                lambda view: reactor.callFromThread(engine.acknowledged, view))
+    return EscalationParts(engine, acknowledger, repo)

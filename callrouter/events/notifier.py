@@ -1,0 +1,149 @@
+"""What the controller tells the outside world about calls, queues and secretaries.
+
+One method per moment of a call; each picks the topic, the QoS and the retain flag, so the
+controller never has to. Payloads are JSON dicts with `v` (schema version) and `at` (ISO time
+from the injected clock). The caller's number appears only in the screen-pop; the call state
+carries it masked. Nothing here raises into the controller: the publisher takes what it is given
+and a failure to build a payload is logged and dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from callrouter.domain.call import mask_number
+from callrouter.domain.model import Dialplan
+from callrouter.events import card, topics
+
+logger = logging.getLogger(__name__)
+
+SECRETARY_STATES = ("offline", "available", "ringing", "on_call", "wrap_up", "paused")
+CALL_STATES = ("arrived", "ivr", "queued", "offered", "answered", "ended")
+
+
+class Publishes(Protocol):
+    def publish(self, topic: str, payload: Mapping[str, Any] | None, retain: bool = False, qos: int = 0) -> None: ...
+
+
+class Clock(Protocol):
+    def seconds(self) -> float: ...
+
+
+def _never_raises(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs) -> None:
+        try:
+            method(self, *args, **kwargs)
+        except Exception:
+            logger.exception("event %s not published", method.__name__)
+    return wrapper
+
+
+class EventNotifier:
+    def __init__(self, publisher: Publishes, node: str, clock: Clock):
+        self.publisher = publisher
+        self.node = node
+        self.clock = clock
+        self._cards: dict[str, str] = {}  # practice -> dialplan version of the card published
+
+    def _at(self) -> str:
+        return dt.datetime.fromtimestamp(self.clock.seconds(), dt.timezone.utc).isoformat(timespec="seconds")
+
+    # --- practices ------------------------------------------------------------------------------
+
+    @_never_raises
+    def practices_loaded(self, dialplans: Mapping[str, Dialplan]) -> None:
+        """After each (re)load of the dialplans: publish the cards that changed, clear the cards of
+        practices that are gone."""
+        for practice in [p for p in self._cards if p not in dialplans]:
+            self.practice_removed(practice)
+        for dialplan in dialplans.values():
+            if self._cards.get(dialplan.practice) != dialplan.version:
+                self.practice_loaded(dialplan)
+
+    @_never_raises
+    def practice_loaded(self, dialplan: Dialplan) -> None:
+        """Retained card; call for each practice after every (re)load of the dialplans."""
+        self.publisher.publish(topics.practice_card(self.node, dialplan.practice), card.practice_card(dialplan),
+                               retain=True, qos=1)
+        self._cards[dialplan.practice] = dialplan.version
+
+    @_never_raises
+    def practice_removed(self, practice: str) -> None:
+        """Clears the retained card of a practice whose dialplan is gone."""
+        self.publisher.publish(topics.practice_card(self.node, practice), None, retain=True, qos=1)
+        self._cards.pop(practice, None)
+
+    # --- a call's life ------------------------------------------------------------------------------
+
+    @_never_raises
+    def call_arrived(self, call_id: str, practice: str, caller: str | None, site: str | None = None) -> None:
+        self._call(call_id, practice, "arrived", caller=mask_number(caller), site=site)
+
+    @_never_raises
+    def call_in_ivr(self, call_id: str, practice: str, menu: str) -> None:
+        self._call(call_id, practice, "ivr", menu=menu)
+
+    @_never_raises
+    def call_queued(self, call_id: str, practice: str, queue: str, reason: str | None = None,
+                    tier: str | None = None) -> None:
+        self._call(call_id, practice, "queued", queue=queue, reason=reason, tier=tier)
+
+    @_never_raises
+    def call_offered(self, dialplan: Dialplan, *, call_id: str, secretary_uri: str, caller: str | None,
+                     calls_today: int, site: str | None = None, queue: str | None = None,
+                     reason: str | None = None, tier: str | None = None,
+                     ivr_answers: Sequence[tuple[str, str]] = (), console_url: str | None = None) -> None:
+        """The offer, before the secretary's phone rings: screen-pop first (QoS 1), then her state
+        (ringing) and the call's (offered)."""
+        secretary = topics.secretary_id(secretary_uri)
+        at = dt.datetime.fromtimestamp(self.clock.seconds(), dt.timezone.utc)
+        pop = card.screen_pop(dialplan, call_id=call_id, at=at, secretary=secretary, caller=caller,
+                              calls_today=calls_today, site=site, queue=queue, reason=reason, tier=tier,
+                              ivr_answers=ivr_answers, console_url=console_url)
+        self.publisher.publish(topics.screen_pop(self.node, secretary), pop, qos=1)
+        self._secretary(secretary, "ringing", call_id=call_id, practice=dialplan.practice)
+        self._call(call_id, dialplan.practice, "offered", secretary=secretary, queue=queue)
+
+    @_never_raises
+    def call_answered(self, call_id: str, practice: str, secretary_uri: str, waited_s: float | None = None) -> None:
+        secretary = topics.secretary_id(secretary_uri)
+        self._secretary(secretary, "on_call", call_id=call_id, practice=practice)
+        self._call(call_id, practice, "answered", secretary=secretary,
+                   waited_s=round(waited_s, 1) if waited_s is not None else None)
+
+    @_never_raises
+    def call_ended(self, call_id: str, practice: str, outcome: str, cause: str | None = None) -> None:
+        self._call(call_id, practice, "ended", outcome=outcome, cause=cause)
+
+    # --- queues and secretaries -------------------------------------------------------------------------
+
+    @_never_raises
+    def queue_changed(self, practice: str, queue: str, waiting: int, longest_wait_s: float) -> None:
+        """Retained; call after every change of a queue (a call in, out, offered, put back)."""
+        self.publisher.publish(topics.queue(self.node, practice, queue), {
+            "v": 1, "at": self._at(), "practice": practice, "queue": queue, "waiting": waiting,
+            "longest_wait_s": round(max(0.0, longest_wait_s), 1)}, retain=True, qos=1)
+
+    @_never_raises
+    def secretary_changed(self, secretary_uri: str, state: str, reason: str | None = None) -> None:
+        """Retained; `reason` says why for `paused` (pause déjeuner...) and `offline`."""
+        self._secretary(topics.secretary_id(secretary_uri), state, reason=reason)
+
+    # --- payloads ----------------------------------------------------------------------------------
+
+    def _call(self, call_id: str, practice: str, state: str, **details: Any) -> None:
+        payload = {"v": 1, "at": self._at(), "call_id": call_id, "practice": practice, "state": state}
+        payload.update({k: v for k, v in details.items() if v is not None})
+        self.publisher.publish(topics.call_state(self.node, call_id), payload, qos=1)
+
+    def _secretary(self, secretary: str, state: str, **details: Any) -> None:
+        if state not in SECRETARY_STATES:
+            logger.error("secretary %s: unknown state %r not published", secretary, state)
+            return
+        payload = {"v": 1, "at": self._at(), "secretary": secretary, "state": state}
+        payload.update({k: v for k, v in details.items() if v is not None})
+        self.publisher.publish(topics.secretary_state(self.node, secretary), payload, retain=True, qos=1)

@@ -1,0 +1,60 @@
+"""Settings of the media worker pool (to be read from the daemon's settings file by config.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    """How many media workers to run, where they listen, and how they are restarted.
+
+    The pool runs `max(workers_min, ceil(legs_wanted / cap))` workers, `cap` being the call cap
+    each worker reports when it starts (4 with the PyPI pjsua2 wheel; a bridged call takes 2).
+    Worker i listens for SIP on `sip_port_base + i` (Kamailio's dispatcher sends INVITEs there) and
+    takes RTP ports from `rtp_port_base + i * rtp_ports_per_worker`.
+    """
+
+    legs_wanted: int = 8
+    workers_min: int = 1
+    workers_max: int = 64
+    bind: str = "127.0.0.1"
+    sip_port_base: int = 5070
+    rtp_port_base: int = 20000
+    rtp_ports_per_worker: int = 200
+    poll_ms: int = 20            # longest wait of a command while the worker holds legs
+    idle_poll_ms: int = 100      # ... while it holds none (keeps an idle worker near 0% CPU)
+    pj_log_level: int = 1
+    ready_timeout_seconds: float = 20.0
+    stop_timeout_seconds: float = 5.0
+    restart_delay_seconds: float = 0.5
+    restart_delay_max_seconds: float = 30.0
+    restart_backoff_factor: float = 2.0
+    stable_after_seconds: float = 60.0
+
+    def problems(self) -> list[str]:
+        """What is wrong with these values (empty when they are usable)."""
+        out = []
+        if self.legs_wanted < 1:
+            out.append("legs_wanted must be at least 1")
+        if not 1 <= self.workers_min <= self.workers_max:
+            out.append("workers_min must be at least 1 and at most workers_max")
+        if not 1 <= self.sip_port_base <= 65535 - self.workers_max:
+            out.append("sip_port_base leaves no room for workers_max consecutive ports")
+        if self.rtp_ports_per_worker < 8 or self.rtp_ports_per_worker % 2:
+            out.append("rtp_ports_per_worker must be even and at least 8")
+        if self.rtp_port_base + self.workers_max * self.rtp_ports_per_worker > 65535:
+            out.append("rtp_port_base + workers_max * rtp_ports_per_worker exceeds 65535")
+        if not 1 <= self.poll_ms <= 500 or not self.poll_ms <= self.idle_poll_ms <= 1000:
+            out.append("poll_ms must be in 1..500 and idle_poll_ms in poll_ms..1000")
+        if self.restart_delay_seconds <= 0 or self.restart_delay_max_seconds < self.restart_delay_seconds:
+            out.append("restart delays must be positive, the maximum not below the first")
+        if self.restart_backoff_factor < 1:
+            out.append("restart_backoff_factor must be >= 1")
+        return out
+
+    def sip_port(self, index: int) -> int:
+        return self.sip_port_base + index
+
+    def rtp_port(self, index: int) -> int:
+        return self.rtp_port_base + index * self.rtp_ports_per_worker

@@ -1,0 +1,144 @@
+"""Settings of the Kamailio edge: one frozen value, validated once, rendered into Kamailio's config.
+
+The SIP realm and the database URL are not repeated here: they come from the daemon's settings
+(`auth.sip_realm`, `database_url`), so the digests the store writes and the ones Kamailio checks can
+never disagree. `SipSettings` is meant to sit at `Settings.sip` in callrouter.config.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field, replace
+
+DISPATCH_ALGORITHMS = {"call-load": 10, "round-robin": 4}
+_HOST_PORT_RE = re.compile(r"(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:(?P<port>\d{1,5}))?")
+
+
+class SipSettingsError(ValueError):
+    """Every problem found in SipSettings, one per entry in `problems`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class SipSettings:
+    """Where Kamailio listens, whom it trusts, where it sends calls, and its limits."""
+
+    enabled: bool = True
+    # Listening sockets: one address, one port per transport (0 disables that transport).
+    listen_address: str = "127.0.0.1"
+    advertised_address: str | None = None  # public address written in Via/Record-Route, behind NAT
+    udp_port: int = 5060
+    tcp_port: int = 5060
+    tls_port: int = 5061
+    # Loopback-only HTTP port answering JSON-RPC (registrations); never exposed.
+    rpc_port: int = 5099
+    # Sources whose INVITEs are calls forwarded from practices' lines (IP addresses).
+    trusted_trunks: tuple[str, ...] = ()
+    # Media workers: `worker_count` pjsua2 processes on consecutive ports from `worker_base_port`.
+    # The daemon takes these three from its media settings (see `aligned_with_media`).
+    worker_host: str = "127.0.0.1"
+    worker_base_port: int = 5070
+    worker_count: int = 2
+    # Calls dispatched to one worker at a time (0: no cap). A worker holds 4 legs with the PyPI
+    # pjsua2 wheel and a call bridged to a secretary takes 2 of them.
+    worker_max_calls: int = 2
+    dispatch_algorithm: str = "call-load"
+    worker_answer_timeout_ms: int = 2000  # no reply from a worker within this: try the next one
+    worker_probe_interval_s: int = 5
+    # Outbound trunk (host[:port]) for callbacks and on-call legs; None: no outbound calls.
+    outbound_trunk: str | None = None
+    # Protections.
+    max_message_bytes: int = 8192
+    flood_window_s: int = 2
+    flood_max_requests: int = 30  # per source per window before a ban
+    ban_seconds: int = 300
+    auth_failures_max: int = 5  # failed digests per source before a ban
+    auth_failure_window_s: int = 600
+    # Process.
+    binary: str = "kamailio"
+    children: int = 4
+    shm_mb: int = 64
+    pkg_mb: int = 8
+    runtime_dir: str = "var/run/kamailio"
+    tls_dir: str = "var/tls"
+    scanner_user_agents: tuple[str, ...] = field(default=(
+        "friendly-scanner", "sipvicious", "sipcli", "VaxSIPUserAgent", "sip-scan", "sipsak",
+        "iWar", "sundayddr", "SIVuS", "Gulp", "smap", "PortSIP VoIP SDK", "pplsip",
+    ))
+
+    def problems(self) -> list[str]:
+        """What is wrong, each with its key; empty when the settings are usable."""
+        found: list[str] = []
+        for name in ("udp_port", "tcp_port", "tls_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                found.append(f"sip.{name}: expected 0 (off) or a port, got {port}")
+        if not 1 <= self.rpc_port <= 65535:
+            found.append(f"sip.rpc_port: expected a port, got {self.rpc_port}")
+        if self.udp_port == 0 and self.tcp_port == 0 and self.tls_port == 0:
+            found.append("sip: at least one of udp_port, tcp_port, tls_port must be set")
+        if self.rpc_port in (self.tcp_port, self.tls_port):
+            found.append("sip.rpc_port: must differ from the SIP TCP/TLS ports")
+        for name in ("listen_address", "worker_host"):
+            if not _is_ip(getattr(self, name)):
+                found.append(f"sip.{name}: expected an IP address, got {getattr(self, name)!r}")
+        if self.advertised_address is not None and not _HOST_PORT_RE.fullmatch(
+                self.advertised_address):
+            found.append(f"sip.advertised_address: not a host name or address: "
+                         f"{self.advertised_address!r}")
+        for i, trunk in enumerate(self.trusted_trunks):
+            if not _is_ip(trunk):
+                found.append(f"sip.trusted_trunks[{i}]: expected an IP address, got {trunk!r}")
+        if self.outbound_trunk is not None and not _HOST_PORT_RE.fullmatch(self.outbound_trunk):
+            found.append(f"sip.outbound_trunk: expected host[:port], got {self.outbound_trunk!r}")
+        if self.dispatch_algorithm not in DISPATCH_ALGORITHMS:
+            found.append(f"sip.dispatch_algorithm: one of {', '.join(DISPATCH_ALGORITHMS)}, got "
+                         f"{self.dispatch_algorithm!r}")
+        if not 1 <= self.worker_count <= 1000:
+            found.append(f"sip.worker_count: expected 1-1000, got {self.worker_count}")
+        if not 1 <= self.worker_base_port <= 65535 - self.worker_count:
+            found.append(f"sip.worker_base_port: out of range: {self.worker_base_port}")
+        positive = ("worker_answer_timeout_ms", "worker_probe_interval_s", "max_message_bytes",
+                    "flood_window_s", "flood_max_requests", "ban_seconds", "auth_failures_max",
+                    "auth_failure_window_s", "children", "shm_mb", "pkg_mb")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                found.append(f"sip.{name}: expected a positive integer, got {getattr(self, name)}")
+        if self.worker_max_calls < 0:
+            found.append(f"sip.worker_max_calls: expected >= 0, got {self.worker_max_calls}")
+        for i, agent in enumerate(self.scanner_user_agents):
+            if not re.fullmatch(r"[A-Za-z0-9 ._-]+", agent):
+                found.append(f"sip.scanner_user_agents[{i}]: letters, digits, space . _ - only")
+        return found
+
+    def check(self) -> "SipSettings":
+        """Self, or SipSettingsError listing every problem."""
+        found = self.problems()
+        if found:
+            raise SipSettingsError(found)
+        return self
+
+    def worker_ports(self) -> list[int]:
+        return [self.worker_base_port + i for i in range(self.worker_count)]
+
+
+def aligned_with_media(sip: SipSettings, media) -> SipSettings:
+    """`sip` listing every port the media pool may use (`media`: callrouter.media's MediaSettings).
+
+    The pool grows and shrinks between workers_min and workers_max; Kamailio lists all
+    workers_max ports, starts them inactive, and its OPTIONS probes activate those that answer.
+    """
+    return replace(sip, worker_host=media.bind, worker_base_port=media.sip_port_base,
+                   worker_count=media.workers_max)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

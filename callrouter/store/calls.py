@@ -1,0 +1,272 @@
+"""Call records: the CallStore the controller writes to, and the queries the admin API reads.
+
+Each method is one short transaction, so a crash loses at most the step in progress: the record
+itself exists from arrival and is closed later by `close_orphans` or `close_worker_calls`.
+Every write is idempotent (replaying it changes nothing), so a caller may safely retry one whose
+commit went through but whose answer was lost with the connection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
+
+from callrouter.domain.call import mask_number
+from callrouter.ports import LEG_KINDS, OUTCOMES
+from callrouter.store.db import Database
+from callrouter.store.models import CallLeg, CallRecord, IvrAnswer, Recording
+
+logger = logging.getLogger(__name__)
+
+
+class UnknownCall(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class CallQuery:
+    """Filters for reading call records; `practices=None` means every practice."""
+
+    practices: frozenset[str] | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    outcome: str | None = None
+    limit: int = 100
+
+
+class CallRepository:
+    """Implements callrouter.ports.CallStore on the database.
+
+    `node` names this controller: records it opens carry it, and the crash sweeps
+    (`close_orphans`, `close_worker_calls`) touch only its records, so several nodes can share one
+    PostgreSQL database without closing each other's live calls.
+    """
+
+    def __init__(self, db: Database, node: str = "local") -> None:
+        self._db = db
+        self._node = node
+
+    # --- writes, from the controller ---------------------------------------------------------
+
+    def open_call(self, call_id: str, practice: str, number: str, caller: str | None,
+                  now: dt.datetime, worker: str | None = None) -> None:
+        with self._db.transaction() as s:
+            if s.get(CallRecord, call_id) is not None:
+                return  # a replay
+            s.add(CallRecord(id=call_id, practice=practice, number=number, caller=caller,
+                             node=self._node, worker=worker, arrived_at=now))
+            s.add(CallLeg(call_id=call_id, kind="caller", party=caller, started_at=now))
+        logger.info("call %s opened for %s from %s", call_id, practice, mask_number(caller))
+
+    def ivr_answered(self, call_id: str, now: dt.datetime) -> None:
+        self._set(call_id, ivr_answered_at=now)
+
+    def add_ivr_answer(self, call_id: str, menu: str, digit: str, now: dt.datetime) -> None:
+        with self._db.transaction() as s:
+            self._get(s, call_id)
+            replay = s.scalar(select(IvrAnswer.id).where(
+                IvrAnswer.call_id == call_id, IvrAnswer.menu == menu, IvrAnswer.digit == digit,
+                IvrAnswer.at == now))
+            if replay is None:
+                s.add(IvrAnswer(call_id=call_id, menu=menu, digit=digit, at=now))
+
+    def set_route(self, call_id: str, route: str, reason: str, now: dt.datetime) -> None:
+        self._set(call_id, route=route, reason=reason, routed_at=now)
+
+    def queued(self, call_id: str, queue: str, now: dt.datetime) -> None:
+        self._set(call_id, queue=queue, queued_at=now)
+
+    def offered(self, call_id: str, secretary: str, now: dt.datetime) -> None:
+        """Keep the first offer time; the controller adds a secretary leg (add_leg) per offer."""
+        with self._db.transaction() as s:
+            call = self._get(s, call_id)
+            if call.offered_at is None:
+                call.offered_at = now
+
+    def answered(self, call_id: str, secretary: str, now: dt.datetime) -> None:
+        self._set(call_id, answered_at=now, secretary=secretary)
+
+    def add_leg(self, call_id: str, kind: str, party: str | None, now: dt.datetime) -> int:
+        if kind not in LEG_KINDS:
+            raise ValueError(f"unknown leg kind {kind!r}; expected one of {', '.join(LEG_KINDS)}")
+        with self._db.transaction() as s:
+            self._get(s, call_id)
+            replay = s.scalar(select(CallLeg.id).where(
+                CallLeg.call_id == call_id, CallLeg.kind == kind, CallLeg.started_at == now,
+                CallLeg.party.is_(None) if party is None else CallLeg.party == party))
+            if replay is not None:
+                return replay
+            leg = CallLeg(call_id=call_id, kind=kind, party=party, started_at=now)
+            s.add(leg)
+            s.flush()
+            return leg.id
+
+    def end_leg(self, leg_id: int, cause: str, now: dt.datetime) -> None:
+        with self._db.transaction() as s:
+            s.execute(update(CallLeg).where(CallLeg.id == leg_id, CallLeg.ended_at.is_(None))
+                      .values(ended_at=now, end_cause=cause))
+
+    def close_call(self, call_id: str, outcome: str, now: dt.datetime,
+                   cause: str | None = None) -> bool:
+        """Close an open record; False (and nothing changed) if it was already closed."""
+        _check_outcome(outcome, cause)
+        with self._db.transaction() as s:
+            call = self._get(s, call_id)
+            if call.ended_at is not None:
+                return False
+            _close(s, call, outcome, cause, now)
+        logger.info("call %s closed: %s%s", call_id, outcome, f" ({cause})" if cause else "")
+        return True
+
+    def close_worker_calls(self, worker: str, cause: str, now: dt.datetime) -> list[str]:
+        """Close, as failed with `cause`, every open call held by a media worker that died."""
+        return self._close_open(CallRecord.worker == worker, cause, now)
+
+    def close_orphans(self, cause: str, now: dt.datetime) -> list[str]:
+        """Close this node's open records (run at start-up: no call survives a restart)."""
+        return self._close_open(None, cause, now)
+
+    def add_recording(self, call_id: str, location: str, started_at: dt.datetime,
+                      duration_seconds: float | None, now: dt.datetime) -> int:
+        with self._db.transaction() as s:
+            rec = Recording(call_id=call_id, location=location, started_at=started_at,
+                            duration_seconds=duration_seconds, created_at=now)
+            s.add(rec)
+            s.flush()
+            return rec.id
+
+    # --- reads, for the API --------------------------------------------------------------------
+
+    def get(self, call_id: str) -> CallRecord:
+        with self._db.transaction() as s:
+            call = s.scalars(select(CallRecord).where(CallRecord.id == call_id)
+                             .options(selectinload(CallRecord.legs),
+                                      selectinload(CallRecord.ivr_answers))).one_or_none()
+            if call is None:
+                raise UnknownCall(call_id)
+            return call
+
+    def query(self, q: CallQuery) -> list[CallRecord]:
+        with self._db.transaction() as s:
+            stmt = select(CallRecord).options(selectinload(CallRecord.legs),
+                                              selectinload(CallRecord.ivr_answers))
+            if q.practices is not None:
+                stmt = stmt.where(CallRecord.practice.in_(sorted(q.practices)))
+            if q.since is not None:
+                stmt = stmt.where(CallRecord.arrived_at >= q.since)
+            if q.until is not None:
+                stmt = stmt.where(CallRecord.arrived_at < q.until)
+            if q.outcome is not None:
+                stmt = stmt.where(CallRecord.outcome == q.outcome)
+            stmt = stmt.order_by(CallRecord.arrived_at.desc(), CallRecord.id).limit(q.limit)
+            return list(s.scalars(stmt))
+
+    def open_calls(self) -> list[CallRecord]:
+        with self._db.transaction() as s:
+            return list(s.scalars(select(CallRecord).where(CallRecord.ended_at.is_(None))
+                                  .order_by(CallRecord.arrived_at)))
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _set(self, call_id: str, **values) -> None:
+        with self._db.transaction() as s:
+            call = self._get(s, call_id)
+            for key, value in values.items():
+                setattr(call, key, value)
+
+    @staticmethod
+    def _get(s: Session, call_id: str) -> CallRecord:
+        call = s.get(CallRecord, call_id)
+        if call is None:
+            raise UnknownCall(call_id)
+        return call
+
+    def _close_open(self, condition, cause: str, now: dt.datetime) -> list[str]:
+        with self._db.transaction() as s:
+            stmt = select(CallRecord).where(CallRecord.ended_at.is_(None),
+                                            CallRecord.node == self._node)
+            if condition is not None:
+                stmt = stmt.where(condition)
+            calls = list(s.scalars(stmt.with_for_update()))
+            for call in calls:
+                _close(s, call, "failed", cause, now)
+            ids = [c.id for c in calls]
+        if ids:
+            logger.warning("closed %s open call(s) as failed: %s", len(ids), cause)
+        return ids
+
+
+def _check_outcome(outcome: str, cause: str | None) -> None:
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}; expected one of {', '.join(OUTCOMES)}")
+    if outcome == "failed" and not cause:
+        raise ValueError("a failed call needs its cause")
+
+
+def _close(s: Session, call: CallRecord, outcome: str, cause: str | None, now: dt.datetime) -> None:
+    call.ended_at = now
+    call.outcome = outcome
+    call.cause = cause
+    if call.queued_at is not None:
+        waited_until = call.answered_at or now
+        call.queue_wait_seconds = max(0.0, (waited_until - call.queued_at).total_seconds())
+    s.execute(update(CallLeg).where(CallLeg.call_id == call.id, CallLeg.ended_at.is_(None))
+              .values(ended_at=now, end_cause=cause or outcome))
+
+
+def serialise_call(call: CallRecord) -> dict:
+    """A call record as plain JSON-able data (the API and the CSV export use it)."""
+    return {
+        "id": call.id, "practice": call.practice, "number": call.number, "caller": call.caller,
+        "arrived_at": _iso(call.arrived_at), "ivr_answered_at": _iso(call.ivr_answered_at),
+        "routed_at": _iso(call.routed_at), "route": call.route, "reason": call.reason,
+        "queue": call.queue, "queued_at": _iso(call.queued_at), "offered_at": _iso(call.offered_at),
+        "answered_at": _iso(call.answered_at), "secretary": call.secretary,
+        "ended_at": _iso(call.ended_at), "queue_wait_seconds": call.queue_wait_seconds,
+        "outcome": call.outcome, "cause": call.cause,
+        "ivr_answers": [{"menu": a.menu, "digit": a.digit, "at": _iso(a.at)}
+                        for a in call.ivr_answers],
+        "legs": [{"kind": leg.kind, "party": leg.party, "started_at": _iso(leg.started_at),
+                  "ended_at": _iso(leg.ended_at), "end_cause": leg.end_cause}
+                 for leg in call.legs],
+    }
+
+
+CSV_COLUMNS: Sequence[str] = (
+    "id", "practice", "number", "caller", "arrived_at", "ivr_answered_at", "routed_at", "route",
+    "reason", "queue", "queued_at", "offered_at", "answered_at", "secretary", "ended_at",
+    "queue_wait_seconds", "outcome", "cause", "ivr_digits",
+)
+
+
+def csv_rows(calls: Iterable[CallRecord]) -> Iterable[list[str]]:
+    for call in calls:
+        data = serialise_call(call)
+        data["ivr_digits"] = "".join(a["digit"] for a in data["ivr_answers"])
+        yield [csv_safe("" if data[c] is None else str(data[c])) for c in CSV_COLUMNS]
+
+
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9][0-9 .]*")
+
+
+def csv_safe(value: str) -> str:
+    """Defuse spreadsheet formulas (CSV injection): call ids come from SIP, i.e. from anyone.
+
+    A leading = @ tab or CR, or + - not followed by a plain number, gets a quote prefix; phone
+    numbers such as +33612345678 stay as they are.
+    """
+    if not value:
+        return value
+    if value[0] in "=@\t\r" or (value[0] in "+-" and not _PLAIN_NUMBER.fullmatch(value)):
+        return "'" + value
+    return value
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

@@ -1,0 +1,294 @@
+"""SQLAlchemy 2 models: calls and their legs, users and their rights, the audit trail.
+
+The migrations in `callrouter/store/migrations/versions` must describe exactly these tables; a test
+compares them (alembic autogenerate) on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator):
+    """Aware UTC datetimes in and out, on SQLite (which keeps no zone) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass aware UTC times")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class CallRecord(Base):
+    """One record per call, created at arrival; `ended_at` NULL means still open (or orphaned)."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    practice: Mapped[str] = mapped_column(String(64))
+    number: Mapped[str] = mapped_column(String(32))
+    # Stored for the practice's callbacks; never logged unmasked.
+    caller: Mapped[str | None] = mapped_column(String(32))
+    # The controller node and media worker holding the call: crash sweeps close only their own.
+    node: Mapped[str] = mapped_column(String(64))
+    worker: Mapped[str | None] = mapped_column(String(64))
+    arrived_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    ivr_answered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    routed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    route: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    queue: Mapped[str | None] = mapped_column(String(64))
+    queued_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    offered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    secretary: Mapped[str | None] = mapped_column(String(64))
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    queue_wait_seconds: Mapped[float | None] = mapped_column(Float)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    cause: Mapped[str | None] = mapped_column(String(200))
+
+    legs: Mapped[list["CallLeg"]] = relationship(
+        back_populates="call", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="CallLeg.id")
+    ivr_answers: Mapped[list["IvrAnswer"]] = relationship(
+        back_populates="call", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="IvrAnswer.id")
+
+    __table_args__ = (
+        Index("ix_calls_practice_arrived_at", "practice", "arrived_at"),
+        Index("ix_calls_arrived_at", "arrived_at"),
+        Index("ix_calls_ended_at", "ended_at"),
+        Index("ix_calls_node_ended_at", "node", "ended_at"),
+    )
+
+
+class CallLeg(Base):
+    __tablename__ = "call_legs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    party: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    end_cause: Mapped[str | None] = mapped_column(String(200))
+
+    call: Mapped[CallRecord] = relationship(back_populates="legs")
+
+
+class IvrAnswer(Base):
+    __tablename__ = "ivr_answers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    menu: Mapped[str] = mapped_column(String(64))
+    digit: Mapped[str] = mapped_column(String(8))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+    call: Mapped[CallRecord] = relationship(back_populates="ivr_answers")
+
+
+class Recording(Base):
+    """Metadata of a call recording (the audio lives elsewhere); kept for its own retention."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(64), index=True)
+    location: Mapped[str] = mapped_column(String(500))
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class User(Base):
+    """A console/API user. See callrouter.store.users for the SIP credential choice."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    external: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    totp_secret: Mapped[str] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    sip_ha1: Mapped[str | None] = mapped_column(String(64))
+    sip_ha1b: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+    grants: Mapped[list["Grant"]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="Grant.id")
+    practices: Mapped[list["UserPractice"]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="UserPractice.practice")
+
+
+class Grant(Base):
+    """A permission given on top of the role's defaults."""
+
+    __tablename__ = "grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    module: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "module", "action", name="uq_grants_user_module_action"),
+    )
+
+
+class UserPractice(Base):
+    """The practices a secretary covers, or the practice a practitioner belongs to."""
+
+    __tablename__ = "user_practices"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    practice: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class ApiToken(Base):
+    """A bearer token, stored as its SHA-256 (the token itself is only shown once, at login)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    source: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditEntry(Base):
+    """One append-only audit entry, chained: hash = sha256(prev_hash + canonical content)."""
+
+    __tablename__ = "audit_entries"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200))
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The single row serialising appends and anchoring the chain.
+
+    `last_seq`/`last_hash` are the newest entry (so a deleted tail is detected); `anchor_seq`/
+    `anchor_hash` are the newest *purged* entry, from which verification starts after a purge.
+    """
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    anchor_seq: Mapped[int] = mapped_column(Integer)
+    anchor_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Escalation(Base):
+    """One escalation chain started for an urgent call; `state` is active until an outcome.
+
+    `caller` is kept for the practitioner's callback and never logged unmasked.
+    """
+
+    __tablename__ = "escalations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    practice: Mapped[str] = mapped_column(String(64))
+    tier: Mapped[str] = mapped_column(String(64))
+    caller: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    state: Mapped[str] = mapped_column(String(16))  # active | done
+    outcome: Mapped[str | None] = mapped_column(String(32))  # acknowledged | exhausted | cancelled
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    acknowledged_via: Mapped[str | None] = mapped_column(String(32))
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    dialplan_version: Mapped[str | None] = mapped_column(String(64))
+
+    steps: Mapped[list["EscalationStepRecord"]] = relationship(
+        back_populates="escalation", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="EscalationStepRecord.id")
+
+    __table_args__ = (
+        Index("ix_escalations_state", "state"),
+        Index("ix_escalations_practice_started_at", "practice", "started_at"),
+    )
+
+
+class EscalationStepRecord(Base):
+    """The outbox: one row per (escalation, round, step), inserted before the message is sent.
+
+    The unique key is what makes a restart safe: a step is claimed once, so it is sent at most
+    once. state: sending (claimed, send under way) | sent | delivered | failed | skipped | unknown
+    (a restart found it in `sending`: it may or may not have left).
+    """
+
+    __tablename__ = "escalation_steps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    escalation_id: Mapped[int] = mapped_column(ForeignKey("escalations.id", ondelete="CASCADE"))
+    round: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(16))
+    practitioner: Mapped[str | None] = mapped_column(String(64))
+    destination: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    # The controller node that claimed the step: a restart marks only its own sends `unknown`.
+    node: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    provider_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    error: Mapped[str | None] = mapped_column(String(500))
+
+    escalation: Mapped[Escalation] = relationship(back_populates="steps")
+
+    __table_args__ = (
+        UniqueConstraint("escalation_id", "round", "step", name="uq_escalation_steps_key"),
+        Index("ix_escalation_steps_destination", "destination"),
+    )

@@ -1,0 +1,190 @@
+"""Escalation routes: the acknowledgement link, the inbound SMS webhook, and the API.
+
+The link's GET only shows a confirmation page whose button POSTs the acknowledgement: mail
+scanners and messaging apps fetch links to preview them, and a GET that acknowledged would stop a
+chain nobody has read. The webhook is public (gateways have no bearer token) and authenticated by
+a shared secret in the `X-Webhook-Secret` header.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import html
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from callrouter.auth.permissions import practice_scope
+from callrouter.escalation.ack import Acknowledger
+from callrouter.store.audit import append
+from callrouter.store.db import Database
+from callrouter.store.escalations import (
+    EscalationQuery, EscalationRepository, EscalationView, UnknownEscalation,
+)
+from callrouter.web.http import (
+    ApiError, Field, HttpResponse, int_between, iso_datetime, one_of, parse_body, parse_query, text,
+)
+from callrouter.web.router import Context, Route
+
+OUTCOMES = ("acknowledged", "exhausted", "cancelled")
+LIST_QUERY = {"practice": text, "since": iso_datetime, "until": iso_datetime, "tier": text,
+              "outcome": one_of(*OUTCOMES), "limit": int_between(1, 1000)}
+EXPORT_QUERY = {**LIST_QUERY, "limit": int_between(1, 100000)}
+REPORT_QUERY = {"practice": text, "since": iso_datetime, "until": iso_datetime}
+INBOUND_SMS_BODY = {"from": Field(str, max_length=32), "text": Field(str, required=False, max_length=1600)}
+DELIVERY_BODY = {"id": Field(str, max_length=200), "status": Field(str, max_length=32)}
+
+PAGE = """<!doctype html>
+<html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<meta name="robots" content="noindex"><title>{title}</title></head>
+<body style="font-family:sans-serif;max-width:30em;margin:2em auto;padding:0 1em">
+<h1>{title}</h1><p>{text}</p>{form}</body></html>
+"""
+
+
+def page(status: int, title: str, body: str, form: str = "") -> HttpResponse:
+    content = PAGE.format(title=html.escape(title), text=html.escape(body), form=form)
+    return HttpResponse(status, content.encode(), "text/html; charset=utf-8",
+                        {"Referrer-Policy": "no-referrer"})
+
+
+@dataclass
+class EscalationApi:
+    db: Database
+    repo: EscalationRepository
+    acks: Acknowledger
+    inbound_sms_secret: str | None
+
+    # --- practitioners ---------------------------------------------------------------------------
+
+    def ack_page(self, ctx: Context):
+        token = ctx.params["token"]
+        form = (f'<form method="post" action="/ack/{html.escape(token, quote=True)}">'
+                '<button type="submit" style="font-size:1.5em;padding:.5em 1em">'
+                "J'accuse réception</button></form>")
+        return page(200, "Alerte du télésecrétariat",
+                    "Confirmez que vous prenez en charge cette alerte : l'escalade s'arrêtera.", form)
+
+    def ack_link(self, ctx: Context):
+        result = self.acks.by_link(ctx.params["token"], ctx.now)
+        if result.status == "invalid":
+            return page(404, "Lien invalide", "Ce lien d'accusé de réception n'est pas valide.")
+        if result.status == "already":
+            return page(200, "Déjà pris en charge",
+                        "Cette alerte a déjà été prise en compte (ou l'escalade est terminée).")
+        return page(200, "Merci", "Accusé de réception enregistré : l'escalade est arrêtée. "
+                    "Merci de rappeler le patient au plus vite.")
+
+    def _check_webhook(self, ctx: Context) -> None:
+        given = ctx.request.headers.get("x-webhook-secret", "")
+        if not self.inbound_sms_secret or not hmac.compare_digest(given, self.inbound_sms_secret):
+            raise ApiError(403, "forbidden", "bad or missing X-Webhook-Secret", reason="webhook secret")
+
+    def delivery_report(self, ctx: Context):
+        """The gateway's delivery report: `id` is its message id; only "delivered" changes a step."""
+        self._check_webhook(ctx)
+        body = parse_body(ctx.request, DELIVERY_BODY)
+        updated = body["status"] == "delivered" and self.repo.mark_delivered(body["id"])
+        return {"updated": bool(updated)}
+
+    def inbound_sms(self, ctx: Context):
+        self._check_webhook(ctx)
+        body = parse_body(ctx.request, INBOUND_SMS_BODY)
+        result = self.acks.by_sms(body["from"], ctx.now)
+        return {"acknowledged": bool(result and result.accepted),
+                "escalation_id": result.escalation.id if result else None}
+
+    # --- API -------------------------------------------------------------------------------------
+
+    def list(self, ctx: Context):
+        q = parse_query(ctx.request, LIST_QUERY)
+        views = self.repo.query(self._query(ctx, q, q.get("limit", 100)))
+        self._audit(ctx, "escalations.read", "escalations", q, len(views))
+        return {"escalations": [v.to_json() for v in views]}
+
+    def get(self, ctx: Context):
+        view = self._visible(ctx)
+        self._audit(ctx, "escalations.read", f"escalation:{view.id}", {}, 1)
+        return view.to_json()
+
+    def acknowledge(self, ctx: Context):
+        view = self._visible(ctx)
+        result = self.acks.by_user(view.id, ctx.user.username, ctx.now)
+        with self.db.transaction() as s:
+            append(s, ctx.actor, "escalation.ack", f"escalation:{view.id}", ctx.now,
+                   details={"accepted": result.accepted})
+        return {"accepted": result.accepted, "escalation": result.escalation.to_json()}
+
+    def export(self, ctx: Context):
+        q = parse_query(ctx.request, EXPORT_QUERY)
+        data, _ = self.repo.export_csv(self._query(ctx, q, q.get("limit", 10000)), ctx.actor, ctx.now)
+        stamp = ctx.now.strftime("%Y%m%dT%H%M%SZ")
+        return HttpResponse(200, data.encode(), "text/csv; charset=utf-8",
+                            {"Content-Disposition": f'attachment; filename="escalations-{stamp}.csv"'})
+
+    def report(self, ctx: Context):
+        q = parse_query(ctx.request, REPORT_QUERY)
+        if "practice" not in q:
+            raise ApiError(400, "invalid_query", "parameter 'practice' is required")
+        self._check_practice(ctx, q["practice"])
+        until = q.get("until", ctx.now)
+        since = q.get("since", until - dt.timedelta(days=7))
+        return self.repo.weekly_report(q["practice"], since, until)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _visible(self, ctx: Context) -> EscalationView:
+        try:
+            view = self.repo.get(int(ctx.params["escalation_id"]))
+        except (UnknownEscalation, ValueError):
+            raise ApiError(404, "not_found", "no such escalation") from None
+        scope = practice_scope(ctx.user.role, ctx.user.attrs)
+        if scope is not None and view.practice not in scope:
+            raise ApiError(404, "not_found", "no such escalation")
+        return view
+
+    def _check_practice(self, ctx: Context, practice: str) -> None:
+        scope = practice_scope(ctx.user.role, ctx.user.attrs)
+        if scope is not None and practice not in scope:
+            raise ApiError(403, "forbidden", f"practice {practice} is not one of yours",
+                           reason="practice not covered by this user")
+
+    def _query(self, ctx: Context, q: dict, limit: int) -> EscalationQuery:
+        practices = practice_scope(ctx.user.role, ctx.user.attrs)
+        if "practice" in q:
+            self._check_practice(ctx, q["practice"])
+            practices = frozenset({q["practice"]})
+        return EscalationQuery(practices, q.get("since"), q.get("until"), q.get("tier"),
+                               q.get("outcome"), limit)
+
+    def _audit(self, ctx: Context, action: str, target: str, q: dict, count: int) -> None:
+        filters = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in q.items()}
+        with self.db.transaction() as s:
+            append(s, ctx.actor, action, target, ctx.now, details={"filters": filters, "records": count})
+
+
+def escalation_routes(api: EscalationApi | None) -> list[Route]:
+    """The routes, served even when escalation is off (then they answer 503)."""
+
+    def h(name: str) -> Callable[[Context], Any]:
+        def handler(ctx: Context):
+            if api is None:
+                raise ApiError(503, "unavailable", "escalation is not enabled on this server")
+            return getattr(api, name)(ctx)
+        return handler
+
+    esc_r, esc_w = ("escalations", "read"), ("escalations", "write")
+    return [
+        Route("GET", "/ack/{token}", h("ack_page"), authenticated=False),
+        Route("POST", "/ack/{token}", h("ack_link"), authenticated=False),
+        Route("POST", "/api/escalations/inbound-sms", h("inbound_sms"), authenticated=False,
+              body=INBOUND_SMS_BODY),
+        Route("POST", "/api/escalations/delivery-report", h("delivery_report"), authenticated=False,
+              body=DELIVERY_BODY),
+        Route("GET", "/api/escalations", h("list"), (esc_r,), query=LIST_QUERY),
+        Route("GET", "/api/escalations/{escalation_id}", h("get"), (esc_r,)),
+        Route("POST", "/api/escalations/{escalation_id}/ack", h("acknowledge"), (esc_w,)),
+        Route("GET", "/api/exports/escalations", h("export"), (esc_r, ("exports", "run")),
+              query=EXPORT_QUERY),
+        Route("GET", "/api/reports/escalations", h("report"), (esc_r,), query=REPORT_QUERY),
+    ]

@@ -1,0 +1,117 @@
+"""Routes: method + path pattern -> handler, with authentication and permission checks.
+
+Every route but login requires a bearer token and states the permissions it needs; the check goes
+through `callrouter.auth.permissions.allowed`, and a refusal is a 403 carrying its reason. The route
+table is also what the OpenAPI document is tested against.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+from urllib.parse import unquote
+
+from callrouter.auth.permissions import allowed
+from callrouter.store.audit import Actor
+from callrouter.store.users import UserView
+from callrouter.web.http import (
+    ApiError, BodySpec, HttpRequest, HttpResponse, QuerySpec, error_response, json_response,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Context:
+    request: HttpRequest
+    params: Mapping[str, str]
+    user: UserView | None
+    token: str | None
+
+    @property
+    def now(self) -> dt.datetime:
+        return self.request.now
+
+    @property
+    def actor(self) -> Actor:
+        name = self.user.username if self.user else "anonymous"
+        return Actor(name, self.request.source)
+
+
+Handler = Callable[[Context], "HttpResponse | Any"]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: str
+    handler: Handler
+    permissions: tuple[tuple[str, str], ...] = ()
+    authenticated: bool = True
+    body: BodySpec | None = None
+    query: QuerySpec | None = None
+    status: int = 200
+    regex: re.Pattern = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.pattern)
+        object.__setattr__(self, "regex", re.compile(f"^{regex}$"))
+
+
+class Router:
+    def __init__(self, routes: list[Route], authenticate: Callable[[str, dt.datetime],
+                                                                   UserView | None]) -> None:
+        self.routes = routes
+        self._authenticate = authenticate
+
+    def handle(self, req: HttpRequest) -> HttpResponse:
+        """Blocking: run from a thread pool."""
+        try:
+            return self._handle(req)
+        except ApiError as err:
+            return error_response(err)
+        except Exception:
+            logger.exception("error handling %s %s", req.method, req.path)
+            return error_response(ApiError(500, "internal", "internal error; nothing was changed"))
+
+    def _handle(self, req: HttpRequest) -> HttpResponse:
+        route, params = self._match(req)
+        user = token = None
+        if route.authenticated:
+            token = _bearer(req)
+            user = self._authenticate(token, req.now) if token else None
+            if user is None:
+                raise ApiError(401, "unauthorized", "missing, invalid or expired bearer token")
+            for module, action in route.permissions:
+                ok, reason = allowed(user.role, module, action, user.attrs)
+                if not ok:
+                    raise ApiError(403, "forbidden", f"{module}:{action} refused: {reason}",
+                                   reason=reason)
+        result = route.handler(Context(req, params, user, token))
+        if isinstance(result, HttpResponse):
+            return result
+        return json_response(result, route.status)
+
+    def _match(self, req: HttpRequest) -> tuple[Route, dict[str, str]]:
+        methods = []
+        for route in self.routes:
+            m = route.regex.match(req.path)
+            if m is None:
+                continue
+            if route.method == req.method:
+                return route, {k: unquote(v) for k, v in m.groupdict().items()}
+            methods.append(route.method)
+        if methods:
+            raise ApiError(405, "method_not_allowed",
+                           f"{req.method} not allowed here; use {', '.join(sorted(methods))}")
+        raise ApiError(404, "not_found", f"no such resource: {req.path}")
+
+
+def _bearer(req: HttpRequest) -> str | None:
+    scheme, _, token = req.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()

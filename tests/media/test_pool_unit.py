@@ -1,0 +1,178 @@
+"""The pool's supervision logic on a fake reactor: sizing from the cap, routing, restart backoff,
+lost legs, ready timeout, stop. No process is started (see test_pool_workers for the real ones)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from twisted.internet import error
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+
+from callrouter.media import protocol as p
+from callrouter.media.pool import WORKER_LOST, WORKER_STOPPED, MediaPool, NoSuchLeg
+from callrouter.media.settings import MediaSettings
+from tests.media.harness import Observer
+
+
+class FakeTransport:
+    def __init__(self, proto: Any, pid: int) -> None:
+        self.proto, self.pid = proto, pid
+        self.written: list[bytes] = []
+        self.signals: list[str] = []
+        self.stdin_closed = False
+        proto.transport = self
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def closeStdin(self) -> None:
+        self.stdin_closed = True
+
+    def signalProcess(self, sig: str) -> None:
+        self.signals.append(sig)
+
+    # what the worker would do
+    def emit(self, event: p.Event) -> None:
+        self.proto.outReceived(p.encode(event))
+
+    def exit(self, code: int | None = None) -> None:
+        reason = error.ProcessTerminated(exitCode=code, signal=None if code is not None else 9)
+        self.proto.processEnded(Failure(reason))
+
+    def commands(self) -> list[p.Command]:
+        return [p.decode_command(line) for line in self.written]
+
+
+class FakeReactor(Clock):
+    def __init__(self) -> None:
+        super().__init__()
+        self.spawned: list[tuple[list[str], FakeTransport]] = []
+
+    def spawnProcess(self, proto, executable, args, env=None, **kw):
+        transport = FakeTransport(proto, pid=1000 + len(self.spawned))
+        self.spawned.append((list(args), transport))
+        return transport
+
+
+def ready(transport: FakeTransport, name: str, port: int, cap: int = 4) -> None:
+    transport.emit(p.Ready(worker=name, sip_port=port, cap=cap, pid=transport.pid))
+
+
+@pytest.fixture
+def setup():
+    reactor, observer = FakeReactor(), Observer()
+    settings = MediaSettings(legs_wanted=10, workers_min=1, sip_port_base=6000, rtp_port_base=30000,
+                             rtp_ports_per_worker=100, restart_delay_seconds=1, restart_delay_max_seconds=8,
+                             stable_after_seconds=60, ready_timeout_seconds=20)
+    pool = MediaPool(settings, observer, reactor=reactor, python="/usr/bin/python3")
+    pool.startService()
+    return pool, reactor, observer
+
+
+def test_pool_sizes_itself_from_the_cap_the_first_worker_reports(setup):
+    pool, reactor, _ = setup
+    assert len(reactor.spawned) == 1                       # workers_min, cap unknown yet
+    args, t0 = reactor.spawned[0]
+    assert args[args.index("--sip-port") + 1] == "6000" and args[args.index("--rtp-port") + 1] == "30000"
+    ready(t0, "w0", 6000, cap=4)
+    assert len(reactor.spawned) == 3                       # ceil(10 / 4)
+    assert pool.sip_ports() == [6000, 6001, 6002]
+    assert reactor.spawned[2][0][reactor.spawned[2][0].index("--rtp-port") + 1] == "30200"
+    fired = []
+    pool.when_ready().addCallback(fired.append)
+    assert not fired
+    ready(reactor.spawned[1][1], "w1", 6001)
+    ready(reactor.spawned[2][1], "w2", 6002)
+    assert [s.state for s in fired[0]] == ["ready"] * 3
+
+
+def test_legs_are_tracked_commands_routed_and_the_least_loaded_worker_picked(setup):
+    pool, reactor, observer = setup
+    ready(reactor.spawned[0][1], "w0", 6000, cap=2)        # ceil(10/2) = 5 workers
+    for i, (_, t) in enumerate(reactor.spawned[1:], 1):
+        ready(t, f"w{i}", 6000 + i, cap=2)
+    t0 = reactor.spawned[0][1]
+    t0.emit(p.IncomingCall(leg="w0-1-1", sip_call_id="c", from_uri="", to_uri="", number="1", caller="2"))
+    assert pool.worker_of("w0-1-1") == "w0" and observer.events[-1][0] == "w0"
+    pool.send(p.Answer(leg="w0-1-1"))
+    assert t0.commands() == [p.Answer(leg="w0-1-1")]
+    assert pool.pick() == "w1"                              # w0 holds a leg, w1 is empty
+    pool.dial("w0", p.Dial(leg="sec-1", uri="sip:s@127.0.0.1"))
+    assert pool.worker_of("sec-1") == "w0" and pool.pick(legs=1) == "w1"
+    with pytest.raises(ValueError):
+        pool.dial("w1", p.Dial(leg="sec-1", uri="sip:s@127.0.0.1"))
+    t0.emit(p.LegEnded(leg="sec-1", code=486, reason="Busy"))
+    assert pool.worker_of("sec-1") is None
+    with pytest.raises(NoSuchLeg):
+        pool.send(p.Hangup(leg="sec-1"))
+
+
+def test_a_dead_worker_loses_its_legs_only_and_restarts_with_backoff(setup):
+    pool, reactor, observer = setup
+    _, t0 = reactor.spawned[0]
+    ready(t0, "w0", 6000)
+    t1 = reactor.spawned[1][1]
+    ready(t1, "w1", 6001)
+    ready(reactor.spawned[2][1], "w2", 6002)
+    for t, leg in ((t0, "w0-1-1"), (t0, "w0-1-2"), (t1, "w1-2-1")):
+        t.emit(p.IncomingCall(leg=leg, sip_call_id=leg, from_uri="", to_uri="", number="1", caller="2"))
+    t0.exit()                                              # SIGKILL
+    assert sorted(observer.lost) == [("w0", "w0-1-1", WORKER_LOST), ("w0", "w0-1-2", WORKER_LOST)]
+    assert pool.worker_of("w1-2-1") == "w1" and pool.pick() in ("w1", "w2")
+    assert len(reactor.spawned) == 3
+    reactor.advance(1)                                     # first restart after restart_delay
+    assert len(reactor.spawned) == 4
+    t0b = reactor.spawned[3][1]
+    t0b.exit(1)                                            # dies again before ready
+    reactor.advance(1.5)
+    assert len(reactor.spawned) == 4                       # backoff: 2 s now
+    reactor.advance(0.5)
+    assert len(reactor.spawned) == 5
+    t0c = reactor.spawned[4][1]
+    ready(t0c, "w0", 6000)
+    reactor.advance(61)                                    # stable for a while
+    t0c.exit()
+    reactor.advance(1)                                     # backoff reset to the first delay
+    assert len(reactor.spawned) == 6
+
+
+def test_a_worker_not_ready_in_time_is_killed(setup):
+    pool, reactor, _ = setup
+    _, t0 = reactor.spawned[0]
+    reactor.advance(20)
+    assert t0.signals == ["KILL"]
+
+
+def test_stop_closes_stdin_then_kills_stragglers_and_reports_remaining_legs(setup):
+    pool, reactor, observer = setup
+    _, t0 = reactor.spawned[0]
+    ready(t0, "w0", 6000)
+    t0.emit(p.IncomingCall(leg="w0-1-1", sip_call_id="c", from_uri="", to_uri="", number="1", caller="2"))
+    done = []
+    pool.stopService().addCallback(done.append)
+    assert all(t.stdin_closed for _, t in reactor.spawned)
+    reactor.advance(5)
+    assert all(t.signals == ["KILL"] for _, t in reactor.spawned)
+    for _, t in reactor.spawned:
+        t.exit()
+    assert done and observer.lost == [("w0", "w0-1-1", WORKER_STOPPED)]
+    reactor.advance(100)
+    assert len(reactor.spawned) == 3                       # nothing restarted after stop
+
+
+def test_bad_lines_from_a_worker_are_skipped(setup):
+    pool, reactor, observer = setup
+    _, t0 = reactor.spawned[0]
+    t0.proto.outReceived(b"garbage\n{\"v\":1,\"type\":\"answer\",\"leg\":\"x\"}\n")
+    ready(t0, "w0", 6000)
+    assert [e.type for _, e in observer.events] == ["ready"]
+
+
+def test_settings_problems_are_reported():
+    assert MediaSettings().problems() == []
+    bad = MediaSettings(legs_wanted=0, workers_min=0, rtp_ports_per_worker=7, poll_ms=0)
+    assert len(bad.problems()) == 4
+    with pytest.raises(ValueError, match="legs_wanted"):
+        MediaPool(bad, Observer(), reactor=FakeReactor())

@@ -1,0 +1,49 @@
+"""What the worker reports about an INVITE: numbers, caller name, selected headers; never a crash."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callrouter.media.sipmsg import display_name, summarise_invite, uri_user
+
+INVITE = (
+    "INVITE sip:+33142000001@127.0.0.1:5070;transport=udp SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\r\n"
+    'f: "Dupont, Jean" <sip:+33612345678@trunk.example;user=phone>;tag=1\r\n'
+    "t: <sip:+33142000001@127.0.0.1>\r\n"
+    "i: abc@host\r\n"
+    "Diversion: <sip:+33142000009@trunk.example>;reason=unconditional\r\n"
+    "X-Trunk: orange\r\n"
+    "  continued\r\n"
+    "Subject: not reported\r\n"
+    "Content-Length: 0\r\n\r\n"
+)
+
+
+def test_summary_of_a_forwarded_invite():
+    s = summarise_invite(INVITE)
+    assert s.number == "+33142000001" and s.caller == "+33612345678"
+    assert s.caller_name == "Dupont, Jean" and s.call_id == "abc@host"
+    assert s.headers == {"Diversion": "<sip:+33142000009@trunk.example>;reason=unconditional",
+                         "X-Trunk": "orange continued"}
+
+
+def test_uri_user_and_display_name():
+    assert uri_user("<sip:alice@example.org>") == "alice"
+    assert uri_user("tel:+33142000001;phone-context=x") == "+33142000001"
+    assert uri_user("<sip:example.org>") == ""
+    assert display_name("Bob <sip:b@x>") == "Bob"
+    assert display_name('"A \\"B\\"" <sip:b@x>') == 'A "B"'
+    assert display_name("<sip:b@x>") == ""
+
+
+def test_anonymous_and_garbage():
+    s = summarise_invite('INVITE sip:123@h SIP/2.0\r\nFrom: "Anonymous" <sip:anonymous@anonymous.invalid>\r\n\r\n')
+    assert s.caller == "anonymous" and s.number == "123"
+    assert summarise_invite("").number == ""
+
+
+@given(st.text(max_size=500))
+def test_never_raises(text):
+    summarise_invite(text)

@@ -1,0 +1,90 @@
+"""`callrouter db ...` and `callrouter users ...` against the real databases."""
+
+import io
+
+import pytest
+
+from callrouter.cli import main
+from callrouter.store.audit import AuditLog
+from callrouter.store.testing import KINDS, fresh_database
+from callrouter.store.users import UserRepository
+
+
+@pytest.fixture(params=KINDS)
+def empty_db(request, tmp_path, monkeypatch):
+    """A database with no schema yet, its URL given to the CLI through the environment."""
+    with fresh_database(request.param, tmp_path, migrate=False) as db:
+        monkeypatch.setenv("CALLROUTER_DATABASE_URL", db.url)
+        monkeypatch.delenv("CALLROUTER_CONFIG", raising=False)
+        monkeypatch.chdir(tmp_path)
+        yield db
+
+
+def run(*argv, stdin=""):
+    import sys
+
+    old = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        return main(list(argv))
+    finally:
+        sys.stdin = old
+
+
+def test_db_upgrade_then_users_lifecycle(empty_db, capsys):
+    assert run("db", "upgrade") == 0
+    assert "revision 0003" in capsys.readouterr().out
+    assert run("users", "add", "alice", "--role", "secretary", "--external", "--practice",
+               "cab-a", "--password-stdin", stdin="a long enough password\n") == 0
+    out = capsys.readouterr().out
+    assert "TOTP secret (shown once)" in out
+    assert run("users", "grant", "alice", "exports:run") == 0
+    assert run("users", "grant", "alice", "practitioner:act") == 1
+    assert "never act as a practitioner" in capsys.readouterr().err
+    assert run("users", "disable", "alice") == 0
+    assert run("users", "list") == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.split("\t")[:3] == ["alice", "secretary (external)", "DISABLED"]
+    view = UserRepository(empty_db).get("alice")
+    assert view.grants == ("exports:run",) and not view.enabled
+    actions = [e.action for e in AuditLog(empty_db).query()]
+    assert actions == ["user.disable", "user.grant", "user.create"]
+    assert AuditLog(empty_db).query()[0].actor.startswith("cli:")
+
+
+def test_db_purge_is_audited_and_verify_audit_checks_the_chain(empty_db, capsys):
+    run("db", "upgrade")
+    assert run("db", "purge") == 0
+    assert "purged 0 call records" in capsys.readouterr().out
+    assert AuditLog(empty_db).query()[0].action == "retention.purge"
+    assert run("db", "verify-audit") == 0
+    assert "intact (1 entries" in capsys.readouterr().out
+
+
+def test_bad_settings_file_is_reported(empty_db, tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("retention: {call_records_dayz: 3}\n")
+    assert run("db", "upgrade", "--config", str(cfg)) == 2
+    assert "retention.call_records_dayz: unknown key" in capsys.readouterr().err
+
+
+def test_weak_password_refused_by_cli(empty_db, capsys):
+    run("db", "upgrade")
+    assert run("users", "add", "bob", "--role", "secretary", "--password-stdin",
+               stdin="short\n") == 1
+    assert "12 characters" in capsys.readouterr().err
+
+
+def test_sip_password_is_set_then_cleared_by_disable(empty_db, capsys):
+    run("db", "upgrade")
+    run("users", "add", "bob", "--role", "secretary", "--password-stdin",
+        stdin="a long enough password\n")
+    assert run("users", "sip-password", "bob", "--password-stdin",
+               stdin="another long secret\n") == 0
+    users = UserRepository(empty_db)
+    assert users.sip_credential("bob") is not None
+    run("users", "disable", "bob")
+    assert users.sip_credential("bob") is None
+    assert run("users", "sip-password", "bob", "--password-stdin",
+               stdin="another long secret\n") == 1
+    assert "disabled" in capsys.readouterr().err
