@@ -215,6 +215,8 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     if settings.sip.enabled and controller_settings.secretary_domain is None:
         controller_settings = dataclasses.replace(
             controller_settings, secretary_domain=f"{settings.sip.listen_address}:{settings.sip.udp_port}")
+    if controller_settings.state_file is None:
+        controller_settings = dataclasses.replace(controller_settings, state_file=settings.var_dir / "secretaries.json")
     controller = CallController(reactor, media, recorder, lambda: registry.router,
                                 lambda name, practice: str(catalogue.wav_path(name, practice)),
                                 controller_settings, metrics, events=events,

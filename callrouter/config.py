@@ -188,9 +188,9 @@ _INVALID = object()
 def _check_scalar(hint: Any, value: Any, path: str, problems: list[str]) -> Any:
     """Check one value against its type hint; record a problem and return _INVALID if wrong.
 
-    Supported: str, int (>= 0), float, bool, Path, `X | None`, tuple[str, ...] and
-    Mapping[str, tuple[str, ...]]. Retention's `int | None` days must be positive (0 would purge
-    everything at once).
+    Supported: str, int (>= 0), float, bool, Path, `X | None`, tuple[str, ...],
+    Mapping[str, tuple[str, ...]] and Mapping[str, Mapping[str, int]]. Retention's `int | None`
+    days must be positive (0 would purge everything at once).
     """
     origin, args = get_origin(hint), get_args(hint)
     if origin in (Union, types.UnionType) and type(None) in args:
@@ -232,6 +232,14 @@ def _check_scalar(hint: Any, value: Any, path: str, problems: list[str]) -> Any:
         if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
             return tuple(value)
         problems.append(f"{path}: expected a list of texts, got {value!r}")
+        return _INVALID
+    if origin in (Mapping, collections.abc.Mapping, dict) and get_origin(args[1]) in (Mapping, collections.abc.Mapping):
+        if isinstance(value, dict) and all(
+                isinstance(k, str) and isinstance(v, dict) and all(
+                    isinstance(p, str) and isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 100
+                    for p, n in v.items()) for k, v in value.items()):
+            return {k: dict(v) for k, v in value.items()}
+        problems.append(f"{path}: expected a mapping of names to mappings of names to whole numbers 0-100, got {value!r}")
         return _INVALID
     if origin in (Mapping, collections.abc.Mapping, dict):
         if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, list)

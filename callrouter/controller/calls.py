@@ -11,11 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import itertools
+import json
 import logging
+import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
+from zoneinfo import ZoneInfo
 
 from callrouter.controller.queues import Agent, QueueBook, Waiting
 from callrouter.controller.settings import ControllerSettings
@@ -74,7 +77,8 @@ class CallSession:
     timers: dict[str, Any] = field(default_factory=dict)
     waiting: Waiting | None = None
     agent: Agent | None = None
-    other_leg: str | None = None
+    other_leg: str | None = None  # the secretary's (once answered) or the forward's leg
+    offers: dict[str, Agent] = field(default_factory=dict)  # legs ringing secretaries -> who
     tried_agents: set[str] = field(default_factory=set)
     overflowed: bool = False
     tier_started: str | None = None
@@ -103,7 +107,8 @@ class CallController:
         self._escalate = escalate or (lambda s, tier: None)
         self.events = events if events is not None else _NoEvents()
         self._calls_today: dict[tuple[str, str, dt.date], int] = {}  # (practice, caller, day) -> calls
-        self.queues = QueueBook(settings.agents, settings.secretary_domain)
+        self.queues = QueueBook(settings.agents, settings.secretary_domain, settings.levels, settings.login_required)
+        self._restore_secretaries()
         self.sessions: dict[str, CallSession] = {}  # caller leg -> session
         self._other_legs: dict[str, CallSession] = {}  # dialled leg -> session
         self._seq = itertools.count(1)
@@ -156,9 +161,8 @@ class CallController:
         """A leg vanished with its worker (no leg_ended will come)."""
         s = self.sessions.pop(leg, None)
         if s is not None:
-            if s.other_leg:
-                self._other_legs.pop(s.other_leg, None)
-                s.other_leg = None
+            for other in [*s.offers, *([s.other_leg] if s.other_leg else [])]:
+                self._other_legs.pop(other, None)
             self._end(s, "failed", cause=cause, hangup=False)
             return
         s = self._other_legs.get(leg)
@@ -177,8 +181,9 @@ class CallController:
             if agent.username and before.get(agent.uri) and not agent.registered:
                 self.events.secretary_changed(agent.username, "offline", reason="softphone not registered")
             elif agent in came and not agent.busy:
-                self.events.secretary_changed(agent.username, "available")
+                self._secretary_changed(agent)
         if came:
+            self._save_secretaries()
             self._dispatch()
 
     def _incoming(self, worker: str, ev: p.IncomingCall) -> None:
@@ -209,9 +214,9 @@ class CallController:
             handler(self, s, ev)
 
     def _other_leg_event(self, s: CallSession, leg: str, ev: Any) -> None:
-        if isinstance(ev, p.LegState) and ev.state == "confirmed" and s.other_leg == leg:
-            if s.state in (State.RINGING, State.FORWARDING):
-                self._connected(s)
+        if isinstance(ev, p.LegState) and ev.state == "confirmed":
+            if (s.state is State.RINGING and leg in s.offers) or (s.state is State.FORWARDING and leg == s.other_leg):
+                self._connected(s, leg)
         elif isinstance(ev, p.LegEnded):
             self._other_leg_ended(s, leg, ev)
 
@@ -345,15 +350,17 @@ class CallController:
         dialplan = s.dialplan
         q = dialplan.queues[queue]
         overflow = dialplan.routes.overflow
+        line = q.line or f"{dialplan.practice}/{queue}"
         if not s.overflowed:
-            if not any(a.reachable for a in self.queues.agents_for(dialplan.practice, queue)):
-                self._overflow(s, "nobody")  # nobody covering the practice has a phone registered
+            if not any(a.reachable for a in self.queues.agents_for(dialplan.practice, queue, line)):
+                self._overflow(s, "nobody")  # nobody covering the practice is logged in and registered
                 return
-            if overflow is not None and self.queues.length(dialplan.practice, queue) >= overflow.queue_max:
+            if overflow is not None and self.queues.length(line) >= overflow.queue_max:
                 self._overflow(s, "length")
                 return
         s.state = State.QUEUED
-        s.waiting = self.queues.enqueue(s, dialplan.practice, queue, q.priority, self.reactor.seconds())
+        s.waiting = self.queues.enqueue(s, dialplan.practice, queue, q.priority, self.reactor.seconds(),
+                                        line=line, strategy=q.strategy)
         self.recorder.queued(s.call_id, queue, self.now())
         d = s.decision
         self.events.call_queued(s.call_id, s.practice, queue, reason=d.reason if d else None, tier=d.tier if d else None)
@@ -378,8 +385,8 @@ class CallController:
     def estimated_wait(self, w: Waiting, position: int) -> float:
         """Seconds until a secretary takes this call: calls ahead times the recent handling time,
         shared among the secretaries of the queue."""
-        handling = self._handling.get(w.key, DEFAULT_HANDLING_S)
-        agents = max(1, len(self.queues.agents_for(w.practice, w.queue)))
+        handling = self._handling.get(w.line, DEFAULT_HANDLING_S)
+        agents = max(1, len(self.queues.agents_for(w.practice, w.queue, w.line)))
         return position * handling / agents
 
     def _handled(self, s: CallSession) -> None:
@@ -388,8 +395,8 @@ class CallController:
             return
         wrap_up = s.dialplan.queues[s.waiting.queue].wrap_up_s
         sample = self.reactor.seconds() - s.bridged_at + wrap_up
-        old = self._handling.get(s.waiting.key, DEFAULT_HANDLING_S)
-        self._handling[s.waiting.key] = old + HANDLING_WEIGHT * (sample - old)
+        old = self._handling.get(s.waiting.line, DEFAULT_HANDLING_S)
+        self._handling[s.waiting.line] = old + HANDLING_WEIGHT * (sample - old)
 
     def _queue_changed(self, practice: str, queue: str) -> None:
         waiting = [w for w in self.queues.waiting() if (w.practice, w.queue) == (practice, queue)]
@@ -400,126 +407,231 @@ class CallController:
         return Path(self._path(s, name)).exists()
 
     def _dispatch(self) -> None:
-        excluded = {w.session: w.session.tried_agents for w in self.queues.waiting()}
-        while (pair := self.queues.next_offer(excluded)) is not None:
-            waiting, agent = pair
-            self._offer(waiting, agent)
-            excluded = {w.session: w.session.tried_agents for w in self.queues.waiting()}
+        while (pair := self.queues.next_offer(self._excluded(), self._today())) is not None:
+            self._offer(*pair)
 
-    def _offer(self, w: Waiting, agent: Agent) -> None:
+    def _excluded(self) -> dict[Any, set[str]]:
+        return {w.session: w.session.tried_agents for w in self.queues.waiting()}
+
+    def _today(self) -> dt.date:
+        return self.now().astimezone(LOCAL_DAY_ZONE).date()
+
+    def _offer(self, w: Waiting, agents: list[Agent]) -> None:
+        """Ring `agents` (one, or all for ring_all) for the call `w`: screen-pop first, then the
+        phone, each with the practice's diary context in its headers."""
         s = w.session
         self.queues.remove(s)
-        agent.busy = True
-        s.agent = agent
         s.state = State.RINGING
-        s.tried_agents.add(agent.uri)
-        leg = f"{s.call_id[:12]}-s{next(self._seq)}"
-        s.other_leg = leg
-        self._other_legs[leg] = s
         d = s.decision
         label = (d.reason if d and d.reason else s.dialplan.queues[w.queue].label)
+        console = f"{self.settings.console_url}/practices/{s.practice}?call={s.call_id}"
         headers = {
             "X-Callrouter-Call-Id": s.call_id,
             "X-Callrouter-Practice": s.practice,
             "X-Callrouter-Reason": _header_safe(d.reason or "") if d else "",
             "X-Callrouter-Tier": d.tier or "" if d else "",
-            "Call-Info": f"<{self.settings.console_url}/practices/{s.practice}?call={s.call_id}>;purpose=info",
+            "Call-Info": f"<{console}>;purpose=info",
         }
         caller = s.call.caller
         calls_today = self._calls_today.get((s.practice, caller, self.now().date()), 0) if caller else 0
-        self.events.call_offered(  # the screen-pop goes out before her phone rings
-            s.dialplan, call_id=s.call_id, secretary_uri=agent.username or agent.uri, caller=caller,
-            calls_today=calls_today, site=d.site if d else None, queue=w.queue, reason=d.reason if d else None,
-            tier=d.tier if d else None, ivr_answers=list(s.ivr_answers),
-            console_url=f"{self.settings.console_url}/practices/{s.practice}?call={s.call_id}")
         self._queue_changed(w.practice, w.queue)
-        self.media.send(s.worker, p.Dial(leg, agent.uri, display_name=_header_safe(f"{s.dialplan.name} - {label}")[:80],
-                                         headers=headers, timeout_seconds=self.settings.ring_timeout_s + 5))
-        self.recorder.offered(s.call_id, agent.uri, self.now())
-        self.recorder.leg_started(s.call_id, leg, "secretary", agent.uri, self.now())
+        for agent in agents:
+            agent.activity = "ringing"
+            s.tried_agents.add(agent.uri)
+            leg = f"{s.call_id[:12]}-s{next(self._seq)}"
+            s.offers[leg] = agent
+            self._other_legs[leg] = s
+            self.events.call_offered(  # the screen-pop goes out before her phone rings
+                s.dialplan, call_id=s.call_id, secretary_uri=agent.id, caller=caller,
+                calls_today=calls_today, site=d.site if d else None, queue=w.queue, reason=d.reason if d else None,
+                tier=d.tier if d else None, ivr_answers=list(s.ivr_answers), console_url=console)
+            self.media.send(s.worker, p.Dial(leg, agent.uri, display_name=_header_safe(f"{s.dialplan.name} - {label}")[:80],
+                                             headers=headers, timeout_seconds=self.settings.ring_timeout_s + 5))
+            self.recorder.offered(s.call_id, agent.uri, self.now())
+            self.recorder.leg_started(s.call_id, leg, "secretary", agent.uri, self.now())
         self._loop(s, self.settings.ringback_prompt)
         self._timer(s, "ring", self.settings.ring_timeout_s, lambda: self._ring_timeout(s))
 
     def _ring_timeout(self, s: CallSession) -> None:
-        if s.state is State.RINGING and s.other_leg:
-            logger.info("call %s: %s did not answer in time", s.call_id, s.agent.uri if s.agent else "?")
-            self.media.send(s.worker, p.Hangup(s.other_leg, 487))
-            self._offer_failed(s, "ring_timeout", missed=True)
+        if s.state is State.RINGING and s.offers:
+            logger.info("call %s: %s did not answer in time", s.call_id, ", ".join(a.id for a in s.offers.values()))
+            self._withdraw_offers(s, "ring_timeout", missed=True)
 
-    def _offer_failed(self, s: CallSession, cause: str, missed: bool = False) -> None:
-        """The secretary did not take the call; `missed` when it was hers to take (no answer,
-        busy, declined): after `max_missed_offers` in a row she is paused, with the reason."""
-        if missed and s.agent is not None:
-            self._missed(s.agent)
-        leg = s.other_leg
-        if leg:
-            self._other_legs.pop(leg, None)
-            self.recorder.leg_ended(leg, cause, self.now())
-        s.other_leg = None
-        self._free_agent(s.agent, wrap_up=0)
-        s.agent = None
+    def _withdraw_offers(self, s: CallSession, cause: str, missed: bool) -> None:
+        """Stop every phone still ringing for this call, then put it back in line."""
+        for leg in list(s.offers):
+            self.media.send(s.worker, p.Hangup(leg, 487))
+            self._offer_ended(s, leg, cause, missed)
+
+    def _offer_ended(self, s: CallSession, leg: str, cause: str, missed: bool = False) -> None:
+        """One secretary did not take the call; `missed` when it was hers to take (no answer, busy,
+        declined): after `max_missed_offers` in a row she is paused, with the reason. When no phone
+        rings for it any more, the call goes back to its place in line."""
+        agent = s.offers.pop(leg, None)
+        self._other_legs.pop(leg, None)
+        self.recorder.leg_ended(leg, cause, self.now())
+        if agent is not None:
+            if missed:
+                self._missed(agent)
+            self._free_agent(agent, wrap_up=0)
+        if s.offers or s.state is not State.RINGING:
+            return
         self._cancel(s, "ring")
-        if s.state is State.RINGING:
-            s.state = State.QUEUED
-            self.queues.requeue(s.waiting)
-            self.events.call_queued(s.call_id, s.practice, s.waiting.queue)
-            self._queue_changed(s.waiting.practice, s.waiting.queue)
-            if all(a.uri in s.tried_agents for a in self.queues.agents_for(s.waiting.practice, s.waiting.queue)):
-                s.tried_agents.clear()  # everyone was tried: start a new round
-            self._loop(s, self.settings.hold_prompt)
+        s.state = State.QUEUED
+        self.queues.requeue(s.waiting)
+        self.events.call_queued(s.call_id, s.practice, s.waiting.queue)
+        self._queue_changed(s.waiting.practice, s.waiting.queue)
+        covering = self.queues.agents_for(s.waiting.practice, s.waiting.queue, s.waiting.line)
+        if all(a.uri in s.tried_agents for a in covering):
+            s.tried_agents.clear()  # everyone was tried: start a new round
+        self._loop(s, self.settings.hold_prompt)
         self._dispatch()
 
     def _missed(self, agent: Agent) -> None:
         agent.missed += 1
         limit = self.settings.max_missed_offers
-        # Only softphones registered at the edge: she resumes by turning hers off and on again; a
-        # fixed phone would stay paused with no one to resume it until the console exists.
-        if limit and agent.username and agent.missed >= limit and agent.paused is None:
+        if limit and agent.missed >= limit and agent.paused is None:
             agent.paused = f"{agent.missed} appels manqués d'affilée"
-            logger.warning("secretary %s paused after %d missed offers", agent.username or agent.uri, agent.missed)
-            self.events.secretary_changed(agent.username or agent.uri, "paused", reason=agent.paused)
-
-    def resume(self, agent: Agent) -> None:
-        """Back from a pause: offered calls again."""
-        agent.paused, agent.missed = None, 0
-        self.events.secretary_changed(agent.username or agent.uri, "available" if agent.reachable else "offline")
-        self._dispatch()
+            logger.warning("secretary %s paused after %d missed offers", agent.id, agent.missed)
+            self._save_secretaries()
+            self._secretary_changed(agent)
 
     def _free_agent(self, agent: Agent | None, wrap_up: float) -> None:
         if agent is None:
             return
         if wrap_up > 0:
-            self.events.secretary_changed(agent.username or agent.uri, "wrap_up")
+            agent.activity = "wrap_up"
+            self._secretary_changed(agent)
             self.reactor.callLater(wrap_up, self._agent_ready, agent)
         else:
             self._agent_ready(agent)
 
     def _agent_ready(self, agent: Agent) -> None:
-        agent.busy = False
+        agent.activity = "idle"
         agent.idle_since = self.reactor.seconds()
-        self.events.secretary_changed(agent.username or agent.uri, "available" if agent.reachable else "offline")
+        self._secretary_changed(agent)
         self._dispatch()
 
-    def _connected(self, s: CallSession) -> None:
+    def _connected(self, s: CallSession, leg: str) -> None:
         self._cancel(s, "ring")
         self._cancel(s, "wait_max")
         self._cancel(s, "announce")
         s.play_queue, s.after_play = [], None
+        answered_offer = s.state is State.RINGING
+        if answered_offer:
+            s.agent = s.offers.pop(leg)
+            s.other_leg = leg
         self.media.send(s.worker, p.Bridge(s.leg, s.other_leg))
-        if s.state is State.RINGING:
-            s.agent.missed = 0
+        if answered_offer:
+            agent = s.agent
+            agent.missed = 0
+            agent.activity = "on_call"
+            agent.count_answer(self._today())
             waited = self.reactor.seconds() - s.waiting.enqueued_at
             self.metrics.queue_wait.labels(s.practice, s.waiting.queue).observe(waited)
-            self.recorder.answered(s.call_id, s.agent.uri, self.now())
-            self.events.call_answered(s.call_id, s.practice, s.agent.username or s.agent.uri, waited_s=waited)
+            self.recorder.answered(s.call_id, agent.uri, self.now())
+            self.events.call_answered(s.call_id, s.practice, agent.id, waited_s=waited)
         s.state = State.BRIDGED
         s.bridged_at = self.reactor.seconds()
         s.outcome = "answered"
+        for other in list(s.offers):  # ring_all: the others stop ringing, not counted as missed
+            self.media.send(s.worker, p.Hangup(other, 487))
+            self._offer_ended(s, other, "answered_elsewhere")
+
+    # --- secretaries: login, pause, state ---------------------------------------------------------
+
+    def secretary(self, who: str) -> Agent:
+        agent = self.queues.find(who)
+        if agent is None:
+            raise UnknownSecretary(who)
+        return agent
+
+    def login(self, who: str) -> Agent:
+        """She starts her shift: offered calls from now on while her softphone is registered."""
+        agent = self.secretary(who)
+        if not agent.logged_in:
+            agent.logged_in, agent.missed = True, 0
+            agent.idle_since = self.reactor.seconds()
+            logger.info("secretary %s logged in", agent.id)
+            self._save_secretaries()
+            self._secretary_changed(agent)
+            self._dispatch()
+        return agent
+
+    def logout(self, who: str) -> Agent:
+        """End of her shift: no new offer (a call she is on goes on). A fixed phone cannot log out:
+        pause it instead."""
+        agent = self.secretary(who)
+        if agent.username is None:
+            raise SecretaryStateError(f"{agent.id} is a fixed phone: pause it instead of logging it out")
+        if agent.logged_in:
+            agent.logged_in = False
+            logger.info("secretary %s logged out", agent.id)
+            self._save_secretaries()
+            self._secretary_changed(agent)
+        return agent
+
+    def pause(self, who: str, reason: str) -> Agent:
+        agent = self.secretary(who)
+        agent.paused = reason or "pause"
+        logger.info("secretary %s paused", agent.id)
+        self._save_secretaries()
+        self._secretary_changed(agent)
+        return agent
+
+    def resume(self, agent: Agent | str) -> Agent:
+        """Back from a pause (hers, or the automatic one after missed offers): offered calls again."""
+        agent = self.secretary(agent) if isinstance(agent, str) else agent
+        agent.paused, agent.missed = None, 0
+        self._save_secretaries()
+        self._secretary_changed(agent)
+        self._dispatch()
+        return agent
+
+    def secretary_view(self, agent: Agent) -> dict[str, Any]:
+        return {"id": agent.id, "username": agent.username, "phone": agent.uri, "state": agent.state,
+                "logged_in": agent.logged_in, "registered": agent.registered if agent.username else None,
+                "paused": agent.paused, "missed_in_a_row": agent.missed,
+                "calls_today": agent.calls_on(self._today()), "levels": dict(agent.levels)}
+
+    def _secretary_changed(self, agent: Agent) -> None:
+        self.events.secretary_changed(agent.id, agent.state, reason=agent.paused if agent.state == "paused" else None)
+
+    def _save_secretaries(self) -> None:
+        """Logins and pauses survive a restart (written atomically)."""
+        path = self.settings.state_file
+        if path is None:
+            return
+        state = {a.id: {"logged_in": a.logged_in, "paused": a.paused} for a in self.queues.agents()}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state, ensure_ascii=False, indent=1, sort_keys=True))
+            os.replace(tmp, path)
+        except OSError as exc:
+            logger.error("cannot keep the secretaries' state in %s: %s", path, exc)
+
+    def _restore_secretaries(self) -> None:
+        path = self.settings.state_file
+        if path is None or not path.exists():
+            return
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            logger.error("ignoring unreadable secretaries' state %s: %s", path, exc)
+            return
+        for who, saved in state.items():
+            agent = self.queues.find(who)
+            if agent is None or not isinstance(saved, dict):
+                continue
+            if agent.username is not None:
+                agent.logged_in = bool(saved.get("logged_in", agent.logged_in))
+            paused = saved.get("paused")
+            agent.paused = paused if isinstance(paused, str) and paused else None
 
     def _overflow(self, s: CallSession, cause: str) -> None:
-        if s.state is State.RINGING and s.other_leg:
-            self.media.send(s.worker, p.Hangup(s.other_leg, 487))
-            self._offer_failed(s, "overflow")
+        if s.state is State.RINGING and s.offers:
+            self._withdraw_offers(s, "overflow", missed=False)
         if self.queues.remove(s) is not None:
             self._queue_changed(s.waiting.practice, s.waiting.queue)
         for name in ("wait_max", "announce", "ring"):
@@ -580,6 +692,9 @@ class CallController:
     # --- endings ----------------------------------------------------------------------------------
 
     def _other_leg_ended(self, s: CallSession, leg: str, ev: p.LegEnded) -> None:
+        if leg in s.offers:
+            self._offer_ended(s, leg, f"{ev.code} {ev.reason}".strip(), missed=ev.code in MISSED_CODES)
+            return
         if leg != s.other_leg:
             return
         if s.state is State.BRIDGED:
@@ -590,8 +705,6 @@ class CallController:
             self._free_agent(s.agent, wrap_up)
             s.agent = None
             self._hangup(s, "answered")
-        elif s.state is State.RINGING:
-            self._offer_failed(s, f"{ev.code} {ev.reason}".strip(), missed=ev.code in MISSED_CODES)
         elif s.state is State.FORWARDING:
             self._other_legs.pop(leg, None)
             s.other_leg = None
@@ -626,11 +739,14 @@ class CallController:
             self._cancel(s, name)
         if self.queues.remove(s) is not None:
             self._queue_changed(s.waiting.practice, s.waiting.queue)
-        if s.other_leg:
-            self.media.send(s.worker, p.Hangup(s.other_leg, 487))
-            self._other_legs.pop(s.other_leg, None)
-            self.recorder.leg_ended(s.other_leg, cause or "caller_ended", self.now())
-            s.other_leg = None
+        for leg in [*s.offers, *([s.other_leg] if s.other_leg else [])]:
+            self.media.send(s.worker, p.Hangup(leg, 487))
+            self._other_legs.pop(leg, None)
+            self.recorder.leg_ended(leg, cause or "caller_ended", self.now())
+        for agent in s.offers.values():
+            self._free_agent(agent, wrap_up=0)
+        s.offers.clear()
+        s.other_leg = None
         if state_before is State.BRIDGED:
             self._handled(s)
         if s.agent is not None:
@@ -663,6 +779,18 @@ class CallController:
 
     def _ignore(self, s: CallSession, ev: Any) -> None:
         pass
+
+
+# The day "calls today" counts over for the secretaries (the secretariat works on French time).
+LOCAL_DAY_ZONE = ZoneInfo("Europe/Paris")
+
+
+class UnknownSecretary(LookupError):
+    """No secretary or phone by that name in any queue."""
+
+
+class SecretaryStateError(ValueError):
+    """A change of state that does not apply (e.g. logging out a fixed phone)."""
 
 
 MISSED_CODES = frozenset({408, 480, 486, 487, 600, 603})  # no answer, busy, declined

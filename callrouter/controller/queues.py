@@ -1,43 +1,97 @@
-"""Waiting calls and the secretaries who can take them.
+"""Waiting calls and the secretaries who can take them (the ACD's bookkeeping, no I/O).
 
-Order is deterministic and documented: among the calls a free secretary can take, the one with
-the highest queue priority first, then the one waiting longest (a call that was offered and not
-taken keeps its place). Among free secretaries, the one idle the longest gets the next call.
+Which call is served next is deterministic and documented (README, "Who gets which call"):
+
+1. Calls are taken in one order across every queue and practice: the highest queue priority first
+   (an urgent queue before a normal one), then the one waiting longest. A call that was offered and
+   not taken keeps its place; a callback task keeps the place of the call it came from.
+2. The first call in that order that some free secretary covers is offered, to the secretary (or,
+   for `ring_all`, the secretaries) chosen by its queue's strategy:
+   - `longest_idle` (default): the one idle the longest;
+   - `fewest_calls`: the one who answered the fewest calls today, then the longest idle;
+   - `skill`: the one with the highest skill level for the practice, then the longest idle;
+   - `ring_all`: every free secretary covering it at once; the first to answer takes it.
+   Ties end on the secretary's identifier, never on chance.
+
+A queue may be shared by several practices (`shared: <line>` in each dialplan): their calls then
+form one line (position, length and overflow are counted over the line) served by the secretaries
+listed for `line:<name>`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
+
+from callrouter.domain.model import QUEUE_STRATEGIES as STRATEGIES  # noqa: F401 (re-exported)
+DEFAULT_LEVEL = 1
 
 
 @dataclass(eq=False)
 class Agent:
-    """A secretary's phone: a static SIP URI, or a user whose softphone registers at the edge (then
-    offered calls only while registered)."""
+    """A secretary's phone: a static SIP URI (a fixed phone, always logged in), or a user whose
+    softphone registers at the edge (offered calls only while logged in and registered)."""
 
     uri: str
     username: str | None = None
     registered: bool = False
-    busy: bool = False
+    logged_in: bool = True
+    activity: str = "idle"  # idle | ringing | on_call | wrap_up
     idle_since: float = 0.0
     missed: int = 0  # offers not taken in a row
     paused: str | None = None  # why she is not offered calls (French: she reads it)
+    levels: dict[str, int] = field(default_factory=dict)  # practice -> skill level (higher first)
+    answered_today: int = 0
+    answered_day: dt.date | None = None
+
+    @property
+    def id(self) -> str:
+        return self.username or self.uri
+
+    @property
+    def busy(self) -> bool:
+        return self.activity != "idle"
 
     @property
     def reachable(self) -> bool:
-        return self.paused is None and (self.username is None or self.registered)
+        return self.logged_in and self.paused is None and (self.username is None or self.registered)
+
+    @property
+    def state(self) -> str:
+        """offline | paused | available | ringing | on_call | wrap_up, as the console shows it."""
+        if not self.logged_in or (self.username is not None and not self.registered):
+            return "offline" if self.activity == "idle" else self.activity
+        if self.paused is not None and self.activity == "idle":
+            return "paused"
+        return "available" if self.activity == "idle" else self.activity
+
+    def level(self, practice: str) -> int:
+        return self.levels.get(practice, self.levels.get("*", DEFAULT_LEVEL))
+
+    def count_answer(self, day: dt.date) -> None:
+        if self.answered_day != day:
+            self.answered_day, self.answered_today = day, 0
+        self.answered_today += 1
+
+    def calls_on(self, day: dt.date) -> int:
+        return self.answered_today if self.answered_day == day else 0
 
 
 @dataclass(eq=False)
 class Waiting:
-    session: Any  # the controller's CallSession
+    session: Any  # the controller's CallSession (or a callback task's session)
     practice: str
     queue: str
     priority: int
     enqueued_at: float
     seq: int
+    line: str = ""  # the line it waits in: "practice/queue", or "line:<name>" for a shared queue
+    strategy: str = "longest_idle"
+
+    def __post_init__(self) -> None:
+        self.line = self.line or f"{self.practice}/{self.queue}"
 
     @property
     def key(self) -> str:
@@ -45,13 +99,23 @@ class Waiting:
 
 
 class QueueBook:
-    def __init__(self, agents: Mapping[str, Iterable[str]], secretary_domain: str | None = None):
-        """`agents`: queue key -> SIP URIs or usernames; a username means the softphone that user
-        registers at the edge, reached as sip:<username>@<secretary_domain>."""
+    def __init__(self, agents: Mapping[str, Iterable[str]], secretary_domain: str | None = None,
+                 levels: Mapping[str, Mapping[str, int]] | None = None, login_required: bool = False):
+        """`agents`: key -> SIP URIs or usernames. Keys: "practice/queue", "practice/*",
+        "line:<name>" (a shared queue) or "*". A username means the softphone that user registers
+        at the edge, reached as sip:<username>@<secretary_domain>. `levels`: secretary (username or
+        URI) -> practice (or "*") -> skill level. With `login_required`, a secretary with a username
+        is offered calls only after logging in (fixed phones are always logged in)."""
         self._agents: dict[str, Agent] = {}
         self._by_key: dict[str, list[Agent]] = {}
+        self.login_required = login_required
         for key, entries in agents.items():
             self._by_key[key] = [self._agent(e, secretary_domain) for e in entries]
+        for who, by_practice in (levels or {}).items():
+            agent = self.find(who)
+            if agent is None:
+                raise ValueError(f"skill levels given for {who!r}, who is in no queue")
+            agent.levels.update(by_practice)
         self._waiting: list[Waiting] = []
         self._seq = itertools.count()
 
@@ -61,10 +125,17 @@ class QueueBook:
         if not domain:
             raise ValueError(f"secretary {entry!r} is a username but no SIP edge is configured; give a sip: URI")
         uri = f"sip:{entry}@{domain}"
-        return self._agents.setdefault(uri, Agent(uri, username=entry))
+        return self._agents.setdefault(uri, Agent(uri, username=entry, logged_in=not self.login_required))
+
+    def find(self, who: str) -> Agent | None:
+        """A secretary by username or phone URI."""
+        for agent in self._agents.values():
+            if who in (agent.username, agent.uri):
+                return agent
+        return None
 
     def set_registered(self, usernames: frozenset[str]) -> list[Agent]:
-        """Who is registered now; returns the agents that just became reachable."""
+        """Who is registered now; returns the agents that just became registered."""
         came = []
         for agent in self._agents.values():
             if agent.username is not None:
@@ -77,14 +148,26 @@ class QueueBook:
     def agents(self) -> list[Agent]:
         return list(self._agents.values())
 
-    def agents_for(self, practice: str, queue: str) -> list[Agent]:
-        for key in (f"{practice}/{queue}", f"{practice}/*", "*"):
+    def agents_for(self, practice: str, queue: str, line: str | None = None) -> list[Agent]:
+        keys = ([line] if line and line.startswith("line:") else []) + [f"{practice}/{queue}", f"{practice}/*", "*"]
+        for key in keys:
             if key in self._by_key:
                 return self._by_key[key]
         return []
 
-    def enqueue(self, session: Any, practice: str, queue: str, priority: int, now: float) -> Waiting:
-        w = Waiting(session, practice, queue, priority, now, next(self._seq))
+    def practices_of(self, agent: Agent, practices: Iterable[str]) -> list[str]:
+        """Which of `practices` this secretary covers (for scoping what she sees)."""
+        out = []
+        for key, members in self._by_key.items():
+            if agent in members:
+                if key == "*" or key.startswith("line:"):
+                    return list(practices)
+                out.append(key.split("/", 1)[0])
+        return sorted(set(out))
+
+    def enqueue(self, session: Any, practice: str, queue: str, priority: int, now: float,
+                line: str | None = None, strategy: str = "longest_idle") -> Waiting:
+        w = Waiting(session, practice, queue, priority, now, next(self._seq), line or "", strategy)
         self._waiting.append(w)
         return w
 
@@ -100,32 +183,46 @@ class QueueBook:
                 return w
         return None
 
-    def length(self, practice: str, queue: str) -> int:
-        return sum(1 for w in self._waiting if w.practice == practice and w.queue == queue)
+    def length(self, line: str) -> int:
+        return sum(1 for w in self._waiting if w.line == line)
 
     def position(self, session: Any) -> int:
-        """1-based place among the calls of the same queue, in serving order."""
+        """1-based place in its line, in serving order."""
         mine = next((w for w in self._waiting if w.session is session), None)
         if mine is None:
             return 0
-        same = sorted((w for w in self._waiting if w.key == mine.key), key=_order)
+        same = sorted((w for w in self._waiting if w.line == mine.line), key=_order)
         return same.index(mine) + 1
 
-    def next_offer(self, excluded: Mapping[Any, set[str]] | None = None) -> tuple[Waiting, Agent] | None:
-        """The next (call, secretary) pair to ring, or None."""
+    def next_offer(self, excluded: Mapping[Any, set[str]] | None = None,
+                   today: dt.date | None = None) -> tuple[Waiting, list[Agent]] | None:
+        """The next call to offer and the secretaries to ring for it, or None. `today` is the day
+        `fewest_calls` counts the answered calls of."""
         excluded = excluded or {}
-        free = sorted((a for a in self._agents.values() if not a.busy and a.reachable),
-                      key=lambda a: (a.idle_since, a.uri))
-        for agent in free:
-            candidates = [w for w in self._waiting
-                          if agent in self.agents_for(w.practice, w.queue)
-                          and agent.uri not in excluded.get(w.session, ())]
-            if candidates:
-                return min(candidates, key=_order), agent
+        for w in sorted(self._waiting, key=_order):
+            tried = excluded.get(w.session, ())
+            free = [a for a in self.agents_for(w.practice, w.queue, w.line)
+                    if not a.busy and a.reachable and a.uri not in tried]
+            if free:
+                return w, choose(w, free, today)
         return None
 
     def waiting(self) -> list[Waiting]:
         return sorted(self._waiting, key=_order)
+
+
+def choose(w: Waiting, free: list[Agent], today: dt.date | None = None) -> list[Agent]:
+    """The secretaries to ring for `w` among the free ones covering it, by its queue's strategy."""
+    idle = sorted(free, key=lambda a: (a.idle_since, a.uri))
+    match w.strategy:
+        case "ring_all":
+            return idle
+        case "fewest_calls":
+            return [min(idle, key=lambda a: (a.calls_on(today) if today else a.answered_today, a.idle_since, a.uri))]
+        case "skill":
+            return [min(idle, key=lambda a: (-a.level(w.practice), a.idle_since, a.uri))]
+        case _:
+            return idle[:1]
 
 
 def _order(w: Waiting) -> tuple:

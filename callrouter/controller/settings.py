@@ -13,6 +13,14 @@ class ControllerSettings:
     # always offered calls) or usernames (a softphone registered at the edge, offered calls only
     # while registered), tried in order of idleness.
     agents: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Skill levels for the `skill` strategy: secretary (username or URI) -> practice (or "*") -> level
+    # (higher is offered first; 1 when not given).
+    levels: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # Secretaries with a username are offered calls only once logged in (API); fixed phones given
+    # as sip: URIs are always logged in. Both can be paused and resumed.
+    login_required: bool = True
+    # Where logins and pauses are kept across restarts (set by the service tree to var/).
+    state_file: Path | None = None
     # Where registered softphones are reached (the edge's host:port); set by the service tree.
     secretary_domain: str | None = None
     ring_timeout_s: float = 20.0

@@ -15,6 +15,7 @@ from callrouter.dialplan.fields import DIGITS, Reader, join
 from callrouter.dialplan.yamlsrc import YMap, YNode, YScalar, YSeq
 from callrouter.domain import calendar
 from callrouter.domain.model import (
+    QUEUE_STRATEGIES,
     ESCALATION_CHANNELS,
     Action,
     AnnounceAction,
@@ -316,13 +317,16 @@ def _queues(ctx: Context, node: YNode | None) -> dict[str, Queue]:
     r = ctx.reader
     out: dict[str, Queue] = {}
     for qname, qnode, path in r.named(node, "queues"):
-        q = r.mapping(qnode, path, ("label", "priority", "wrap_up", "announce_interval"), required=("label",))
+        q = r.mapping(qnode, path, ("label", "priority", "wrap_up", "announce_interval", "strategy", "shared"),
+                      required=("label",))
         if q is None:
             continue
         out[qname] = Queue(qname, r.text(q.get("label"), join(path, "label")) or qname,
                            r.integer(q.get("priority"), join(path, "priority"), 0, 0, 100),
                            r.duration(q.get("wrap_up"), join(path, "wrap_up"), 10.0, hi=600),
-                           r.duration(q.get("announce_interval"), join(path, "announce_interval"), 45.0, hi=600))
+                           r.duration(q.get("announce_interval"), join(path, "announce_interval"), 45.0, hi=600),
+                           r.one_of(q.get("strategy"), join(path, "strategy"), QUEUE_STRATEGIES, "longest_idle"),
+                           r.ident(q.get("shared"), join(path, "shared")) if q.get("shared") is not None else None)
     return out
 
 

@@ -136,6 +136,9 @@ class IvrMenu:
     on_timeout: Action | None = None
 
 
+QUEUE_STRATEGIES = ("longest_idle", "fewest_calls", "skill", "ring_all")
+
+
 @dataclass(frozen=True)
 class Queue:
     name: str
@@ -143,6 +146,12 @@ class Queue:
     priority: int = 0
     wrap_up_s: float = 10.0
     announce_interval_s: float = 45.0
+    strategy: str = "longest_idle"  # longest_idle | fewest_calls | skill | ring_all
+    shared: str | None = None  # the shared line this queue's calls wait in with other practices'
+
+    @property
+    def line(self) -> str | None:
+        return f"line:{self.shared}" if self.shared else None
 
 
 @dataclass(frozen=True)

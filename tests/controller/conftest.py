@@ -90,8 +90,9 @@ class Harness:
         return self.calls.get(call_id)
 
 
-def make_harness(tmp_path, agents=None, prompt_dir="/prompts", **settings) -> tuple[Harness, Any]:
+def make_harness(tmp_path, agents=None, prompt_dir="/prompts", dialplans=None, **settings) -> tuple[Harness, Any]:
     tmp_path.mkdir(parents=True, exist_ok=True)
+    settings.setdefault("login_required", False)  # tests/controller/test_secretaries.py covers logins
     ctx = fresh_database("sqlite", tmp_path)
     db = ctx.__enter__()
     calls = CallRepository(db)
@@ -101,7 +102,7 @@ def make_harness(tmp_path, agents=None, prompt_dir="/prompts", **settings) -> tu
     clock.advance(MONDAY_10_PARIS.timestamp())
     published = RecordingPublisher()
     media = FakeMedia(published)
-    router = Router(examples().values())
+    router = Router(dialplans if dialplans is not None else examples().values())
     escalations: list = []
     controller = CallController(
         clock, media, recorder, lambda: router, lambda name, practice: f"{prompt_dir}/{name}.wav",
