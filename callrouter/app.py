@@ -233,7 +233,8 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
         edge.setServiceParent(top)
         RegistrationsPoller(RegistrationsClient(settings.sip.rpc_port), controller, reactor).setServiceParent(top)
 
-    escalation_api = (EscalationApi(db, escalation.repo, escalation.acknowledger, settings.escalation.inbound_sms_secret)
+    escalation_api = (EscalationApi(db, escalation.repo, escalation.acknowledger, settings.escalation.inbound_sms_secret,
+                                    escalation.start_from_thread, lambda practice: registry.dialplans.get(practice), calls)
                       if settings.escalation.enabled else None)
     def card_of(practice: str) -> dict | None:
         dialplan = registry.dialplans.get(practice)

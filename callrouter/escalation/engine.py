@@ -109,14 +109,18 @@ class EscalationEngine(Service):
         return dt.datetime.fromtimestamp(self._clock.seconds(), dt.timezone.utc)
 
     def start(self, call_id: str | None, dialplan: Dialplan, tier_name: str,
-              caller: str | None) -> "defer.Deferred[int | None]":
-        """Start the tier's chain for a call; fires with the escalation id (None: no such tier)."""
+              caller: str | None, triggered_by: str | None = None,
+              note: str | None = None) -> "defer.Deferred[int | None]":
+        """Start the tier's chain for a call; fires with the escalation id (None: no such tier).
+
+        The IVR starts chains without `triggered_by`; the console passes "user:<name>" and may add
+        a short `note` (sent by e-mail only, never by SMS)."""
         tier = dialplan.escalation.get(tier_name)
         if tier is None:
             logger.error("call %s: practice %s has no escalation tier %s", call_id, dialplan.practice, tier_name)
             return defer.succeed(None)
         d = self._run(self._repo.create, call_id, dialplan.practice, tier_name, caller, self._now(),
-                      dialplan.version)
+                      dialplan.version, triggered_by, note)
 
         def started(view: EscalationView) -> int:
             self._metrics.started.labels(dialplan.practice, tier_name).inc()
@@ -236,7 +240,7 @@ class EscalationEngine(Service):
         token = tokens.sign(self._settings.ack_secret or "", c.id, step.round, step.index)
         message = compose(kind, step.destination, f"esc-{c.id}-{step.round}-{step.index}",
                           view.tier, c.dialplan.name, view.caller,
-                          f"{self._settings.public_url.rstrip('/')}/ack/{token}")
+                          f"{self._settings.public_url.rstrip('/')}/ack/{token}", note=view.note)
         try:
             if channel is None:
                 raise ChannelError(f"no {kind} channel configured")

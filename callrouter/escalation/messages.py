@@ -30,7 +30,9 @@ def french_number(number: str | None) -> str:
 
 
 def compose(channel: str, to: str, key: str, tier: str, practice_name: str, caller: str | None,
-            ack_url: str) -> Message:
+            ack_url: str, note: str | None = None) -> Message:
+    """The message for one step. A secretary's `note` goes in the e-mail only: an SMS shows on a
+    locked screen, so it carries nothing beyond the tier, the practice and the number."""
     label = TIER_LABELS.get(tier, tier.upper())
     callback = french_number(caller)
     text = (f"{label} {practice_name} : rappeler le patient au {callback}. "
@@ -38,6 +40,8 @@ def compose(channel: str, to: str, key: str, tier: str, practice_name: str, call
     subject = f"[{label}] {practice_name} : patient à rappeler"
     if channel == "email":
         text = (f"Bonjour,\n\n{label} pour {practice_name} : merci de rappeler le patient au "
-                f"{callback}.\n\nPour accuser réception (et arrêter l'escalade) : {ack_url}\n\n"
+                f"{callback}.\n\n"
+                + (f"Note du secrétariat : {' '.join(note.split())}\n\n" if note else "")
+                + f"Pour accuser réception (et arrêter l'escalade) : {ack_url}\n\n"
                 "Message automatique du télésecrétariat.\n")
     return Message(channel, to, subject, text, key)

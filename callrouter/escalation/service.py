@@ -23,6 +23,8 @@ class EscalationParts:
     engine: EscalationEngine      # a Service: add it to the tree after the store and the dialplans
     acknowledger: Acknowledger
     repo: EscalationRepository
+    # Blocking, for the API's threads: start a chain on the reactor thread and return its id.
+    start_from_thread: Callable[..., "int | None"]
 
 
 def build_escalation(settings: EscalationSettings, db: Database, dialplan_for: Callable[[str], Dialplan | None],
@@ -36,4 +38,9 @@ def build_escalation(settings: EscalationSettings, db: Database, dialplan_for: C
                               reactor, EscalationMetrics(registry), run_blocking)
     acknowledger = Acknowledger(repo, settings.ack_secret or "",
                                 lambda view: reactor.callFromThread(engine.acknowledged, view))
-    return EscalationParts(engine, acknowledger, repo)
+
+    def start_from_thread(call_id, dialplan, tier, caller, triggered_by, note):
+        return threads.blockingCallFromThread(reactor, engine.start, call_id, dialplan, tier, caller,
+                                              triggered_by, note)
+
+    return EscalationParts(engine, acknowledger, repo, start_from_thread)

@@ -69,6 +69,8 @@ class EscalationView:
     acknowledged_at: dt.datetime | None
     dialplan_version: str | None
     steps: tuple[StepView, ...]
+    triggered_by: str | None = None  # "user:<name>" when started from the console, None: the IVR
+    note: str | None = None          # the secretary's short note (e-mail only, never SMS)
 
     @property
     def ack_delay_s(self) -> float | None:
@@ -91,6 +93,7 @@ class EscalationView:
             "ended_at": _iso(self.ended_at), "acknowledged_by": self.acknowledged_by,
             "acknowledged_via": self.acknowledged_via, "acknowledged_at": _iso(self.acknowledged_at),
             "ack_delay_seconds": self.ack_delay_s, "dialplan_version": self.dialplan_version,
+            "triggered_by": self.triggered_by, "note": self.note,
             "steps": [{"round": s.round, "step": s.step, "channel": s.channel,
                        "practitioner": s.practitioner, "state": s.state, "attempts": s.attempts,
                        "created_at": s.created_at.isoformat(), "sent_at": _iso(s.sent_at),
@@ -124,7 +127,7 @@ def _view(e: Escalation) -> EscalationView:
                   for s in sorted(e.steps, key=lambda s: (s.round, s.step)))
     return EscalationView(e.id, e.call_id, e.practice, e.tier, e.caller, e.started_at, e.state,
                           e.outcome, e.ended_at, e.acknowledged_by, e.acknowledged_via,
-                          e.acknowledged_at, e.dialplan_version, steps)
+                          e.acknowledged_at, e.dialplan_version, steps, e.triggered_by, e.note)
 
 
 class EscalationRepository:
@@ -135,10 +138,12 @@ class EscalationRepository:
         self._node = node
 
     def create(self, call_id: str | None, practice: str, tier: str, caller: str | None,
-               now: dt.datetime, dialplan_version: str | None = None) -> EscalationView:
+               now: dt.datetime, dialplan_version: str | None = None, triggered_by: str | None = None,
+               note: str | None = None) -> EscalationView:
         with self._db.transaction() as s:
             row = Escalation(call_id=call_id, practice=practice, tier=tier, caller=caller,
-                             started_at=now, state=ACTIVE, dialplan_version=dialplan_version)
+                             started_at=now, state=ACTIVE, dialplan_version=dialplan_version,
+                             triggered_by=triggered_by, note=note)
             s.add(row)
             s.flush()
             return _view(row)

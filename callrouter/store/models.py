@@ -249,6 +249,9 @@ class Escalation(Base):
     acknowledged_via: Mapped[str | None] = mapped_column(String(32))
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     dialplan_version: Mapped[str | None] = mapped_column(String(64))
+    # Started from the console rather than the IVR: who did it ("user:<name>") and her short note.
+    triggered_by: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(String(500))
 
     steps: Mapped[list["EscalationStepRecord"]] = relationship(
         back_populates="escalation", cascade="all, delete-orphan", passive_deletes=True,

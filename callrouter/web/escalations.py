@@ -1,5 +1,9 @@
 """Escalation routes: the acknowledgement link, the inbound SMS webhook, and the API.
 
+Secretaries start a chain from the console with `POST /api/calls/{call_id}/escalate` (the call's
+caller is the number to call back) or, without a call, `POST /api/escalations` (practice, tier and
+callback number): the chain is the same as one the IVR starts, with who started it and her note.
+
 The link's GET only shows a confirmation page whose button POSTs the acknowledgement: mail
 scanners and messaging apps fetch links to preview them, and a GET that acknowledged would stop a
 chain nobody has read. The webhook is public (gateways have no bearer token) and authenticated by
@@ -11,12 +15,15 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import html
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from callrouter.auth.permissions import practice_scope
+from callrouter.domain.model import Dialplan
 from callrouter.escalation.ack import Acknowledger
 from callrouter.store.audit import append
+from callrouter.store.calls import CallRepository, UnknownCall
 from callrouter.store.db import Database
 from callrouter.store.escalations import (
     EscalationQuery, EscalationRepository, EscalationView, UnknownEscalation,
@@ -33,6 +40,19 @@ EXPORT_QUERY = {**LIST_QUERY, "limit": int_between(1, 100000)}
 REPORT_QUERY = {"practice": text, "since": iso_datetime, "until": iso_datetime}
 INBOUND_SMS_BODY = {"from": Field(str, max_length=32), "text": Field(str, required=False, max_length=1600)}
 DELIVERY_BODY = {"id": Field(str, max_length=200), "status": Field(str, max_length=32)}
+NOTE_MAX = 280  # a few words for the practitioner, not a medical record
+ESCALATE_CALL_BODY = {"tier": Field(str, max_length=64), "note": Field(str, required=False, max_length=NOTE_MAX),
+                      "callback_number": Field(str, required=False, max_length=32)}
+ESCALATE_BODY = {"practice": Field(str, max_length=64), "tier": Field(str, max_length=64),
+                 "callback_number": Field(str, max_length=32),
+                 "note": Field(str, required=False, max_length=NOTE_MAX)}
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_FRENCH = re.compile(r"^0[1-9][0-9]{8}$")
+
+# Blocking (called from an API thread): start a chain in the engine, on the reactor thread, and
+# return its id (None: it could not start). Arguments: call_id, dialplan, tier, caller,
+# triggered_by, note. See callrouter.escalation.service.
+StartChain = Callable[[str | None, Dialplan, str, str, str, str | None], "int | None"]
 
 PAGE = """<!doctype html>
 <html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -54,6 +74,9 @@ class EscalationApi:
     repo: EscalationRepository
     acks: Acknowledger
     inbound_sms_secret: str | None
+    start_chain: StartChain | None = None  # None: chains cannot be started from the console
+    dialplan_for: Callable[[str], Dialplan | None] | None = None
+    calls: CallRepository | None = None
 
     # --- practitioners ---------------------------------------------------------------------------
 
@@ -114,6 +137,53 @@ class EscalationApi:
             append(s, ctx.actor, "escalation.ack", f"escalation:{view.id}", ctx.now,
                    details={"accepted": result.accepted})
         return {"accepted": result.accepted, "escalation": result.escalation.to_json()}
+
+    def escalate_call(self, ctx: Context):
+        """Start a chain for a call; the number to call back is the caller's unless one is given."""
+        body = parse_body(ctx.request, ESCALATE_CALL_BODY)
+        if self.calls is None:
+            raise ApiError(503, "unavailable", "call records are not available on this server")
+        try:
+            call = self.calls.get(ctx.params["call_id"])
+        except UnknownCall:
+            raise ApiError(404, "not_found", "no such call") from None
+        scope = practice_scope(ctx.user.role, ctx.user.attrs)
+        if scope is not None and call.practice not in scope:
+            raise ApiError(404, "not_found", "no such call")  # other practices' calls stay unseen
+        number = _phone(body["callback_number"]) if "callback_number" in body else call.caller
+        if not number:
+            raise ApiError(422, "refused", "the caller's number is unknown (hidden): give callback_number",
+                           reason="no number to call back")
+        return self._start(ctx, call.id, call.practice, body["tier"], number, body.get("note"))
+
+    def escalate(self, ctx: Context):
+        """Start a chain without a call (e.g. a patient's message read by the secretary)."""
+        body = parse_body(ctx.request, ESCALATE_BODY)
+        self._check_practice(ctx, body["practice"])
+        return self._start(ctx, None, body["practice"], body["tier"], _phone(body["callback_number"]),
+                           body.get("note"))
+
+    def _start(self, ctx: Context, call_id: str | None, practice: str, tier: str, number: str,
+               note: str | None):
+        if self.start_chain is None or self.dialplan_for is None:
+            raise ApiError(503, "unavailable", "escalations cannot be started on this server")
+        dialplan = self.dialplan_for(practice)
+        if dialplan is None:
+            raise ApiError(404, "not_found", f"practice {practice} has no dialplan loaded")
+        if tier not in dialplan.escalation:
+            known = ", ".join(sorted(dialplan.escalation)) or "none"
+            raise ApiError(422, "refused", f"practice {practice} has no escalation tier {tier!r} "
+                           f"(tiers: {known})", reason="unknown tier")
+        note = " ".join(note.split()) if note else None
+        by = f"user:{ctx.user.username}"
+        escalation_id = self.start_chain(call_id, dialplan, tier, number, by, note or None)
+        if escalation_id is None:
+            raise ApiError(503, "unavailable", "the escalation could not start; see the server log")
+        with self.db.transaction() as s:
+            append(s, ctx.actor, "escalation.start", f"escalation:{escalation_id}", ctx.now,
+                   details={"call_id": call_id, "practice": practice, "tier": tier,
+                            "note_chars": len(note or "")})
+        return {"escalation": self.repo.get(escalation_id).to_json()}
 
     def export(self, ctx: Context):
         q = parse_query(ctx.request, EXPORT_QUERY)
@@ -184,7 +254,21 @@ def escalation_routes(api: EscalationApi | None) -> list[Route]:
         Route("GET", "/api/escalations", h("list"), (esc_r,), query=LIST_QUERY),
         Route("GET", "/api/escalations/{escalation_id}", h("get"), (esc_r,)),
         Route("POST", "/api/escalations/{escalation_id}/ack", h("acknowledge"), (esc_w,)),
+        Route("POST", "/api/escalations", h("escalate"), (esc_w,), body=ESCALATE_BODY, status=201),
+        Route("POST", "/api/calls/{call_id}/escalate", h("escalate_call"), (esc_w,),
+              body=ESCALATE_CALL_BODY, status=201),
         Route("GET", "/api/exports/escalations", h("export"), (esc_r, ("exports", "run")),
               query=EXPORT_QUERY),
         Route("GET", "/api/reports/escalations", h("report"), (esc_r,), query=REPORT_QUERY),
     ]
+
+
+def _phone(raw: str) -> str:
+    """A number to call back, as E.164: +33612345678, or a French 06 12 34 56 78."""
+    compact = re.sub(r"[\s.\-()]", "", raw)
+    if _FRENCH.match(compact):
+        return "+33" + compact[1:]
+    if _E164.match(compact):
+        return compact
+    raise ApiError(400, "invalid_body", "field 'callback_number' must be a phone number such as "
+                   "+33612345678 or 06 12 34 56 78")
