@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from callrouter.config import CONFIG_ENV, DEFAULT_CONFIG, ConfigError, add_config_argument, load_settings
 from callrouter.dialplan.loader import LoadResult, load_paths
 from callrouter.domain import calendar
 from callrouter.domain.call import Call
@@ -16,6 +17,7 @@ from callrouter.domain.decision import describe_action
 from callrouter.domain.ivr import TIMEOUT
 from callrouter.domain.routing import Router, overflow_decision
 from callrouter.domain import timeline as tl
+from callrouter.domain.model import Dialplan
 from callrouter.prompts import DEFAULT_DIR, Catalogue
 
 DEFAULT_DIALPLANS = os.environ.get("CALLROUTER_DIALPLANS", "dialplans")
@@ -25,6 +27,7 @@ def register(sub) -> None:
     p = sub.add_parser("check", help="validate dialplan files (exit 0 when all are valid, 1 otherwise)")
     p.add_argument("paths", nargs="*", default=[DEFAULT_DIALPLANS], help="files or directories (default: dialplans)")
     _prompts_arg(p)
+    add_config_argument(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_check)
 
@@ -46,6 +49,7 @@ def register(sub) -> None:
     p.add_argument("--days", type=int, default=28)
     p.add_argument("--dialplans", nargs="*", default=[DEFAULT_DIALPLANS])
     _prompts_arg(p)
+    add_config_argument(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_calendar)
 
@@ -58,11 +62,38 @@ def _load(paths, prompts_dir: Path) -> LoadResult:
     return load_paths(paths, Catalogue.load(prompts_dir))
 
 
+def settings_warnings(dialplans: list[Dialplan], config: str | None) -> list[str]:
+    """Warnings about the daemon settings these dialplans would run with (--config, else
+    $CALLROUTER_CONFIG, else ./callrouter.yaml if present, else the defaults)."""
+    path = config or os.environ.get(CONFIG_ENV) or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else None)
+    source = path or "the default settings"
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        return [f"settings {source} cannot be read, so they were not checked against the dialplans: "
+                + "; ".join(exc.problems)]
+    return [w for w in (escalation_disabled_warning(dialplans, settings.escalation.enabled, source),) if w]
+
+
+def escalation_disabled_warning(dialplans: list[Dialplan], enabled: bool, source: str) -> str | None:
+    """Tiers defined while escalation is off: the caller hears the tier's message, nobody is alerted."""
+    with_tiers = [d for d in dialplans if d.escalation]
+    if enabled or not with_tiers:
+        return None
+    listed = "; ".join(f"{d.source} ({d.practice}): {', '.join(sorted(d.escalation))}" for d in with_tiers)
+    return (f"escalation is disabled in {source} (escalation.enabled is false), yet {len(with_tiers)} "
+            f"dialplan(s) define escalation tiers: {listed}. Calls sent to these tiers still hear the tier's "
+            f"message, but no practitioner is alerted (no SMS, e-mail or call). Enable escalation in the "
+            f"settings (escalation.enabled: true, with ack_secret and a channel) or remove the tiers.")
+
+
 def cmd_check(args) -> int:
     result = _load(args.paths, args.prompts)
+    warnings = settings_warnings(result.dialplans, args.config)
     if args.json:
         print(json.dumps({
             "ok": result.ok,
+            "warnings": warnings,
             "files": result.files,
             "valid": [{"practice": d.practice, "file": d.source, "version": d.version} for d in result.dialplans],
             "errors": [{"file": e.file, "line": e.line, "path": e.path, "message": e.message} for e in result.errors],
@@ -73,6 +104,8 @@ def cmd_check(args) -> int:
     if not result.files:
         print("no dialplan files found in: " + ", ".join(map(str, args.paths)), file=sys.stderr)
         return 1
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
     bad = len(result.failed_files)
     for d in result.dialplans:
         print(f"ok  {d.source}  practice {d.practice}  version {d.version}")
@@ -173,6 +206,7 @@ def cmd_calendar(args) -> int:
     end = dt.datetime.combine(first_day + dt.timedelta(days=args.days), dt.time(), tzinfo=zone)
     segments = tl.timeline(dialplan, start, end, args.site)
     warns = tl.warnings(dialplan, segments, start, end, args.site)
+    warns += [tl.Warning("settings", None, None, w) for w in settings_warnings([dialplan], args.config)]
     if args.json:
         print(json.dumps({
             "practice": dialplan.practice, "site": args.site, "version": dialplan.version, "timezone": spec.timezone,
