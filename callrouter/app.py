@@ -240,7 +240,8 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
         dialplan = registry.dialplans.get(practice)
         return practice_card(dialplan) if dialplan is not None else None
 
-    admin_service(settings, db, registry, reactor, escalation_api, card_of).setServiceParent(top)
+    admin_service(settings, db, registry, reactor, escalation_api, card_of,
+                  controller=controller).setServiceParent(top)
     parts = {"db": db, "calls": calls, "recorder": recorder, "registry": registry, "dialplans": dialplans,
              "controller": controller, "pool": pool, "metrics": metrics, "escalation": escalation.engine}
     return top, parts

@@ -21,6 +21,7 @@ MODULES: Mapping[str, tuple[str, ...]] = {
     "users": ("read", "write"),
     "exports": ("run",),
     "audit": ("read",),
+    "secretaries": ("read", "manage"),  # the team's live states; pause, resume, log out others
     "practitioner": ("act",),  # act as a practitioner: validate bookings, reserved slots...
 }
 
@@ -33,10 +34,10 @@ def _all(*modules: str) -> frozenset[Permission]:
 
 ROLE_PERMISSIONS: Mapping[str, frozenset[Permission]] = {
     "administrator": _all("calls", "callbacks", "escalations", "dialplans", "users", "exports",
-                          "audit"),
-    "supervisor": _all("calls", "callbacks", "escalations", "exports", "audit")
+                          "audit", "secretaries"),
+    "supervisor": _all("calls", "callbacks", "escalations", "exports", "audit", "secretaries")
     | {("dialplans", "read"), ("users", "read")},
-    "secretary": _all("calls", "callbacks", "escalations") | {("dialplans", "read")},
+    "secretary": _all("calls", "callbacks", "escalations") | {("dialplans", "read"), ("secretaries", "read")},
     "practitioner": {("calls", "read"), ("callbacks", "read"), ("escalations", "read"),
                      ("dialplans", "read"), ("practitioner", "act")},
 }

@@ -23,6 +23,7 @@ from callrouter.web.http import (
     ApiError, Field, HttpResponse, int_between, iso_datetime, one_of, parse_body, parse_query, text,
 )
 from callrouter.web.escalations import escalation_routes
+from callrouter.web.secretaries import SecretaryApi, secretary_routes
 from callrouter.web.router import Context, Route, Router
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class Api:
     escalations: "EscalationApi | None" = None  # None: escalation routes answer 503
     # practice id -> its card (diary context: platform, consultation types, reserved slots...), or None
     practice_cards: Callable[[str], dict | None] | None = None
+    secretary_states: SecretaryApi | None = None  # None: the live secretary routes answer 503
 
     # --- session -------------------------------------------------------------------------------
 
@@ -240,6 +242,7 @@ class Api:
             Route("PUT", "/api/users/{username}/practices", self.set_practices, (users_w,),
                   body=PRACTICES_BODY),
             Route("GET", "/api/secretaries", self.secretaries, (users_r,)),
+            *secretary_routes(self.secretary_states),
             Route("GET", "/api/calls", self.list_calls, (("calls", "read"),), query=CALLS_QUERY),
             Route("GET", "/api/calls/{call_id}", self.get_call, (("calls", "read"),)),
             Route("GET", "/api/exports/calls", self.export_calls,

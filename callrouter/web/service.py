@@ -18,15 +18,17 @@ from callrouter.store.retention import PurgeService, RetentionPurger
 from callrouter.store.users import UserRepository
 from callrouter.web.api import Api
 from callrouter.web.escalations import EscalationApi
+from callrouter.web.secretaries import SecretaryApi
 from callrouter.web.site import build_site
 
 
 def admin_service(settings: Settings, db: Database, dialplans: DialplanStatusSource,
                   reactor: Any, escalations: "EscalationApi | None" = None,
-                  practice_cards: Any = None) -> MultiService:
+                  practice_cards: Any = None, controller: Any = None) -> MultiService:
     """The HTTP admin API on settings.http, plus the scheduled retention purge.
 
     `escalations`: the escalation routes' handlers (ack link, SMS webhook, API); None: they answer 503.
+    `controller`: the call controller whose secretaries log in and pause through the API.
 
     The reactor is also the clock; blocking store calls run in the reactor's thread pool.
     """
@@ -34,6 +36,9 @@ def admin_service(settings: Settings, db: Database, dialplans: DialplanStatusSou
     api = Api(db, UserRepository(db, settings.auth.totp_issuer, settings.auth.sip_realm),
               CallRepository(db), AuditLog(db), dialplans,
               dt.timedelta(minutes=settings.auth.token_ttl_minutes), escalations, practice_cards)
+    if controller is not None:  # the secretaries' live states (logins, pauses) are the controller's
+        api.secretary_states = SecretaryApi(db, controller,
+                                            lambda f, *a: threads.blockingCallFromThread(reactor, f, *a))
     site = build_site(api.router(), reactor, pool, reactor, settings.http.max_body_bytes)
     parent = MultiService()
     http = TCPServer(settings.http.port, site, interface=settings.http.host)

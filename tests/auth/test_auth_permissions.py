@@ -21,6 +21,8 @@ EXPECTED = {
     ("users", "write"): {"administrator"},
     ("exports", "run"): {"administrator", "supervisor"},
     ("audit", "read"): {"administrator", "supervisor"},
+    ("secretaries", "read"): {"administrator", "supervisor", "secretary"},
+    ("secretaries", "manage"): {"administrator", "supervisor"},
     ("practitioner", "act"): {"practitioner"},
 }
 

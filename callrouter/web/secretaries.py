@@ -1,0 +1,119 @@
+"""Secretaries' live states through the API: she logs in, pauses and resumes herself; a supervisor
+sees the team and may pause, resume or log out anyone (e.g. a phone left ringing at lunch).
+
+The states live in the call controller, on the reactor thread; the API's handlers run in a thread
+pool, so every call into the controller goes through `in_reactor` (blockingCallFromThread in the
+daemon). Every change is audited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from callrouter.store.audit import append
+from callrouter.store.db import Database
+from callrouter.web.http import ApiError, Field, parse_body
+from callrouter.web.router import Context, Route
+
+PAUSE_BODY = {"reason": Field(str, required=False, max_length=80)}
+DEFAULT_PAUSE_REASON = "pause"
+
+# Runs fn(*args) on the reactor thread and returns its result (or raises its exception).
+InReactor = Callable[..., Any]
+
+
+@dataclass
+class SecretaryApi:
+    db: Database
+    controller: Any  # callrouter.controller.calls.CallController
+    in_reactor: InReactor
+
+    def team(self, ctx: Context):
+        def views() -> list[dict]:
+            return [self.controller.secretary_view(a) for a in self.controller.queues.agents()]
+        return {"secretaries": sorted(self.in_reactor(views), key=lambda v: v["id"])}
+
+    def me(self, ctx: Context):
+        return self._view(self._mine(ctx))
+
+    def login(self, ctx: Context):
+        return self._change(ctx, self._mine(ctx), "login")
+
+    def logout(self, ctx: Context):
+        return self._change(ctx, self._mine(ctx), "logout")
+
+    def pause(self, ctx: Context):
+        return self._change(ctx, self._mine(ctx), "pause", self._reason(ctx))
+
+    def resume(self, ctx: Context):
+        return self._change(ctx, self._mine(ctx), "resume")
+
+    def pause_other(self, ctx: Context):
+        return self._change(ctx, self._known(ctx.params["secretary"]), "pause", self._reason(ctx))
+
+    def resume_other(self, ctx: Context):
+        return self._change(ctx, self._known(ctx.params["secretary"]), "resume")
+
+    def logout_other(self, ctx: Context):
+        return self._change(ctx, self._known(ctx.params["secretary"]), "logout")
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _mine(self, ctx: Context) -> str:
+        """The secretary the logged-in user is: her username must be in a queue."""
+        return self._known(ctx.user.username, mine=True)
+
+    def _known(self, who: str, mine: bool = False) -> str:
+        if self.in_reactor(self.controller.queues.find, who) is None:
+            what = "you are not a secretary of any queue" if mine else f"no secretary or phone {who!r} in any queue"
+            raise ApiError(404, "not_found", what)
+        return who
+
+    @staticmethod
+    def _reason(ctx: Context) -> str:
+        body = parse_body(ctx.request, PAUSE_BODY)
+        return " ".join((body.get("reason") or DEFAULT_PAUSE_REASON).split()) or DEFAULT_PAUSE_REASON
+
+    def _view(self, who: str) -> dict:
+        return self.in_reactor(lambda: self.controller.secretary_view(self.controller.secretary(who)))
+
+    def _change(self, ctx: Context, who: str, action: str, *args: Any) -> dict:
+        from callrouter.controller.calls import SecretaryStateError
+
+        def apply() -> dict:
+            agent = getattr(self.controller, action)(who, *args)
+            return self.controller.secretary_view(agent)
+
+        try:
+            view = self.in_reactor(apply)
+        except SecretaryStateError as exc:
+            raise ApiError(409, "conflict", str(exc), reason=str(exc)) from None
+        with self.db.transaction() as s:
+            append(s, ctx.actor, f"secretary.{action}", f"secretary:{view['id']}", ctx.now,
+                   details={"reason": args[0]} if args else None)
+        return view
+
+
+def secretary_routes(api: SecretaryApi | None) -> list[Route]:
+    """Routes answer 503 when the server runs no call controller."""
+
+    def h(name: str) -> Callable[[Context], Any]:
+        def handler(ctx: Context):
+            if api is None:
+                raise ApiError(503, "unavailable", "no call controller runs on this server")
+            return getattr(api, name)(ctx)
+        return handler
+
+    read, manage = ("secretaries", "read"), ("secretaries", "manage")
+    return [
+        Route("GET", "/api/secretaries/states", h("team"), (read,)),
+        Route("GET", "/api/secretaries/me", h("me")),
+        Route("POST", "/api/secretaries/me/login", h("login")),
+        Route("POST", "/api/secretaries/me/logout", h("logout")),
+        Route("POST", "/api/secretaries/me/pause", h("pause"), body=PAUSE_BODY),
+        Route("POST", "/api/secretaries/me/resume", h("resume")),
+        Route("POST", "/api/secretaries/{secretary}/pause", h("pause_other"), (manage,), body=PAUSE_BODY),
+        Route("POST", "/api/secretaries/{secretary}/resume", h("resume_other"), (manage,)),
+        Route("POST", "/api/secretaries/{secretary}/logout", h("logout_other"), (manage,)),
+    ]

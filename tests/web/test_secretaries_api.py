@@ -1,0 +1,94 @@
+"""Secretaries' live states over real HTTP: she logs in, pauses and resumes herself; a supervisor
+sees the team and manages it; every change audited. The controller is the real one (media faked)."""
+
+import json
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor, threads
+
+from callrouter.media import protocol as p
+from callrouter.web.api import Api
+from callrouter.web.secretaries import SecretaryApi
+from callrouter.web.site import build_site
+from tests.controller.conftest import make_harness
+from tests.controller.test_calls import queued_call
+from web_support import MAX_BODY, Client
+
+PHONE = "sip:accueil@192.0.2.10"
+
+
+@pytest.fixture
+def team(env, tmp_path):
+    """The API of `env`, with a call controller whose queues hold `sec`, `extsec` and a fixed phone."""
+    h, ctx = make_harness(tmp_path / "controller", agents={"*": ("sec", "extsec", PHONE)},
+                          secretary_domain="edge:5060", login_required=True)
+    h.controller.registrations_changed(frozenset({"sec", "extsec"}))
+    h.controller.pause(PHONE, "poste fermé")  # the front-desk phone is off unless a test resumes it
+    a = env.api
+    api = Api(a.db, a.users, a.calls, a.audit, a.dialplans, a.token_ttl,
+              secretary_states=SecretaryApi(env.db, h.controller,
+                                            lambda f, *args: threads.blockingCallFromThread(reactor, f, *args)))
+    port = reactor.listenTCP(0, build_site(api.router(), reactor, reactor.getThreadPool(), reactor, MAX_BODY),
+                             interface="127.0.0.1")
+    try:
+        yield h, Client(port.getHost().port)
+    finally:
+        pytest_twisted.blockon(port.stopListening())
+        h.recorder.stop()
+        ctx.__exit__(None, None, None)
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_secretary_logs_in_through_the_api_and_then_gets_calls(env, team):
+    h, client = team
+    token = env.tokens["sec"]
+    r = yield client.call("GET", "/api/secretaries/me", token=token)
+    assert r.status == 200 and r.json()["state"] == "offline" and not r.json()["logged_in"]
+    r = yield client.call("POST", "/api/secretaries/me/login", token=token)
+    assert r.status == 200 and r.json()["state"] == "available"
+    queued_call(h)
+    assert h.media.last(p.Dial).uri == "sip:sec@edge:5060"
+    [entry] = env.audit.query(action="secretary.login")
+    assert entry.actor == "sec" and entry.target == "secretary:sec"
+
+
+@pytest_twisted.inlineCallbacks
+def test_pause_with_a_reason_then_resume(env, team):
+    h, client = team
+    token = env.tokens["sec"]
+    yield client.call("POST", "/api/secretaries/me/login", token=token)
+    r = yield client.call("POST", "/api/secretaries/me/pause", {"reason": "pause   déjeuner"}, token=token)
+    assert r.status == 200 and (r.json()["state"], r.json()["paused"]) == ("paused", "pause déjeuner")
+    leg = queued_call(h)
+    assert not h.media.commands(p.Dial) and h.media.prompts(leg)[-1] == "callback_offer"
+    r = yield client.call("POST", "/api/secretaries/me/resume", token=token)
+    assert r.json()["state"] == "available"
+    queued_call(h)
+    assert h.media.last(p.Dial).uri == "sip:sec@edge:5060"
+    assert [json.loads(e.details) for e in env.audit.query(action="secretary.pause")] == [{"reason": "pause déjeuner"}]
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_supervisor_sees_the_team_and_resumes_a_fixed_phone(env, team):
+    h, client = team
+    r = yield client.call("GET", "/api/secretaries/states", token=env.tokens["super"])
+    assert r.status == 200
+    states = {s["id"]: s["state"] for s in r.json()["secretaries"]}
+    assert states == {"sec": "offline", "extsec": "offline", PHONE: "paused"}
+    r = yield client.call("POST", "/api/secretaries/sip%3Aaccueil%40192.0.2.10/resume", token=env.tokens["super"])
+    assert r.status == 200 and r.json()["state"] == "available"
+    r = yield client.call("POST", "/api/secretaries/sip%3Aaccueil%40192.0.2.10/logout", token=env.tokens["super"])
+    assert r.status == 409 and "pause it instead" in r.json()["message"]
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_secretary_cannot_manage_colleagues_and_strangers_are_not_secretaries(env, team):
+    h, client = team
+    r = yield client.call("POST", "/api/secretaries/extsec/pause", {}, token=env.tokens["sec"])
+    assert r.status == 403
+    r = yield client.call("POST", "/api/secretaries/me/login", token=env.tokens["doc"])
+    assert r.status == 404 and "not a secretary" in r.json()["message"]
+    r = yield client.call("POST", "/api/secretaries/nobody/resume", token=env.tokens["super"])
+    assert r.status == 404
+    assert not h.controller.secretary("extsec").paused
