@@ -223,7 +223,9 @@ def base_config(root: Path, dialplans: Path, prompts: Path, workers: int = 2, ag
         "media": {"sip_port_base": base, "rtp_port_base": free_udp_port(even=True), "rtp_ports_per_worker": 40,
                   "legs_wanted": workers * 4, "workers_min": workers, "workers_max": workers,
                   "restart_delay_seconds": 0.2},
-        "controller": {"agents": agents or {}, "ring_timeout_s": 8.0, "voicemail_dir": str(root / "voicemail")},
+        # Registered softphones take calls without an API login (tests of logins set it back).
+        "controller": {"agents": agents or {}, "ring_timeout_s": 8.0, "voicemail_dir": str(root / "voicemail"),
+                       "login_required": False},
         "sip": sip or {"enabled": False},
         "var_dir": str(root / "var"),
         "node": f"run-{base}",  # its own MQTT client id and topics: runs side by side never collide
