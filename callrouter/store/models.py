@@ -295,3 +295,44 @@ class EscalationStepRecord(Base):
         UniqueConstraint("escalation_id", "round", "step", name="uq_escalation_steps_key"),
         Index("ix_escalation_steps_destination", "destination"),
     )
+
+
+class CallbackTask(Base):
+    """A patient to call back: from an overflow offer, a voicemail, or a secretary.
+
+    `id` is chosen by whoever creates the task (a uuid hex), so the controller knows it without a
+    round trip and a replayed creation is a no-op. `place_at` gives the task its place in the queue
+    line: the original call's enqueue time. `number` is E.164 and never logged unmasked.
+    state: open | assigned | calling (an outbound call under way, `attempt_leg`) | done (the call
+    `done_call_id`/`done_leg` reached the patient) | expired | cancelled.
+    """
+
+    __tablename__ = "callback_tasks"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    practice: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str | None] = mapped_column(String(64))
+    number: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(16))  # overflow | voicemail | secretary
+    call_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    place_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    state: Mapped[str] = mapped_column(String(16))
+    assigned_to: Mapped[str | None] = mapped_column(String(200))  # username or SIP URI
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempt_leg: Mapped[str | None] = mapped_column(String(64))
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    done_call_id: Mapped[str | None] = mapped_column(String(64))
+    done_leg: Mapped[str | None] = mapped_column(String(64))
+    cancelled_by: Mapped[str | None] = mapped_column(String(200))
+    cancel_reason: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index("ix_callback_tasks_practice_state", "practice", "state"),
+        Index("ix_callback_tasks_state_expires_at", "state", "expires_at"),
+    )
