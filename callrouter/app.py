@@ -24,8 +24,10 @@ from twisted.web.server import Site
 from callrouter.config import ConfigError, Settings, settings_for_cli
 from callrouter.controller.calls import CallController
 from callrouter.controller.recorder import CallRecorder
+from callrouter.dialplan.feeds import RotaFeedService
 from callrouter.dialplan.registry import DialplanRegistry
 from callrouter.escalation.service import build_escalation
+from callrouter.escalation.voice import attach_alerts, build_voice
 from callrouter.events.build import build_events
 from callrouter.events.card import practice_card
 from callrouter.events.notifier import EventNotifier
@@ -38,6 +40,7 @@ from callrouter.sip.service import KamailioService
 from callrouter.sip.settings import aligned_with_media
 from callrouter.store.calls import CallRepository
 from callrouter.store.db import Database
+from callrouter.store.tasks import TaskRepository
 from callrouter.web.escalations import EscalationApi
 from callrouter.web.service import admin_service
 
@@ -122,6 +125,37 @@ class PoolMedia:
         except (NoSuchLeg, ValueError) as exc:
             logger.info("media command %s not sent: %s", command.type, exc)
 
+    def pick(self, legs: int = 1) -> str | None:
+        return self.pool.pick(legs) if self.pool is not None else None
+
+
+class CallbackTasksService(TimerService):
+    """Puts the callback tasks pending in the store back in line at start (after a restart, a
+    task being called is back in line too: no call survives one), then expires overdue tasks
+    every minute (those typed by secretaries are not in the controller's line)."""
+
+    def __init__(self, repo: TaskRepository, controller: CallController, registry: DialplanRegistry, reactor: Any):
+        super().__init__(60.0, self._expire)
+        self.clock = reactor
+        self._repo, self._controller, self._registry, self._reactor = repo, controller, registry, reactor
+
+    def startService(self) -> None:
+        now = self._controller.now()
+
+        def load() -> list:
+            self._repo.release_interrupted(now)
+            return self._repo.pending(now)
+
+        d = threads.deferToThread(load)
+        d.addCallback(lambda views: self._controller.callbacks.restore(views, dict(self._registry.router.dialplans)))
+        d.addErrback(lambda f: logger.error("callback tasks not reloaded: %s", f.getErrorMessage()))
+        super().startService()
+
+    def _expire(self) -> Any:
+        d = threads.deferToThread(self._repo.expire_due, self._controller.now())
+        d.addErrback(lambda f: logger.warning("callback task expiry deferred: %s", f.getErrorMessage()))
+        return d
+
 
 class PoolMetrics(TimerService):
     """Samples the pool each second: workers ready, restarts (a slot's process changed), backlog."""
@@ -200,13 +234,17 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     if events_service is not None:
         events_service.setServiceParent(top)
 
-    registry = DialplanRegistry([settings.dialplans], lambda: Catalogue.load(settings.prompts), lambda: _now(reactor))
+    registry = DialplanRegistry([settings.dialplans], lambda: Catalogue.load(settings.prompts), lambda: _now(reactor),
+                                feed_cache=settings.var_dir / "ical")
     dialplans = DialplanService(registry, settings.dialplan_poll_seconds, metrics, events)
     dialplans.setServiceParent(top)
+    # On-call rotas published at a URL: fetched into var/ical/, which the registry watches.
+    RotaFeedService(lambda: registry.dialplans, settings.var_dir / "ical", reactor).setServiceParent(top)
 
     # Escalation after the dialplans (resumed chains need them), before the calls that start chains.
+    voice = build_voice(settings.escalation, settings.var_dir, catalogue, reactor)  # `call` steps
     escalation = build_escalation(settings.escalation, db, lambda practice: registry.dialplans.get(practice),
-                                  reactor, metrics.registry, node=settings.node)
+                                  reactor, metrics.registry, node=settings.node, voice=voice)
     if settings.escalation.enabled:
         escalation.engine.setServiceParent(top)
 
@@ -220,11 +258,17 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     controller = CallController(reactor, media, recorder, lambda: registry.router,
                                 lambda name, practice: str(catalogue.wav_path(name, practice)),
                                 controller_settings, metrics, events=events,
-                                escalate=escalation.engine.escalate if settings.escalation.enabled else None)
+                                escalate=escalation.engine.escalate if settings.escalation.enabled else None,
+                                tasks=TaskRepository(db))
     pool = MediaPool(settings.media, controller, reactor)
     media.pool = pool
+    if voice is not None:  # alert calls dial through the pool; the controller hands them their events
+        controller.alerts = attach_alerts(voice, settings.escalation, controller_settings.outbound_trunk, reactor,
+                                          pool, lambda name, practice: str(catalogue.wav_path(name, practice)),
+                                          controller)
     pool.setServiceParent(top)
     PoolMetrics(pool, metrics, recorder).setServiceParent(top)
+    CallbackTasksService(TaskRepository(db), controller, registry, reactor).setServiceParent(top)
 
     if settings.sip.enabled:
         edge = KamailioService(aligned_with_media(settings.sip, settings.media), realm=settings.auth.sip_realm,

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 from zoneinfo import ZoneInfo
 
+from callrouter.controller.callbacks import CallbackDesk, TaskSession, TaskStore, callable_number, national
 from callrouter.controller.queues import Agent, QueueBook, Waiting
 from callrouter.controller.settings import ControllerSettings
-from callrouter.domain import ivr
+from callrouter.domain import ivr, phone
 from callrouter.domain.call import Call, mask_number
 from callrouter.domain.decision import Decision
 from callrouter.domain.model import (
@@ -49,6 +50,9 @@ class MediaControl(Protocol):
 
     def send(self, worker: str, command: Any) -> None: ...
 
+    def pick(self, legs: int = 1) -> str | None:
+        """A worker with room for `legs` more legs, for calls we place ourselves."""
+
 
 class State(enum.Enum):
     ANNOUNCE = "announce"
@@ -57,7 +61,9 @@ class State(enum.Enum):
     RINGING = "ringing"  # a secretary's phone rings, the caller hears ringback
     BRIDGED = "bridged"
     VOICEMAIL = "voicemail"
-    CALLBACK = "callback"
+    CALLBACK = "callback"  # offered a callback: 1 accepts
+    CALLBACK_NUMBER = "callback_number"  # typing the number to call back, then #
+    CALLBACK_CONFIRM = "callback_confirm"  # number read back: 1 confirms, 2 types another
     FORWARDING = "forwarding"
     ENDED = "ended"
 
@@ -87,6 +93,10 @@ class CallSession:
     menu_ahead: IvrAction | None = None  # the menu an announcement leads to (digits may skip ahead)
     recording_started: dt.datetime | None = None
     outcome: str | None = None  # outcome to close with when the caller leg ends
+    queue_name: str | None = None  # the queue the call was sent to (a callback task waits there)
+    callback_digits: str = ""
+    callback_number: str | None = None
+    callback_tries: int = 0
 
     @property
     def practice(self) -> str:
@@ -96,7 +106,8 @@ class CallSession:
 class CallController:
     def __init__(self, reactor, media: MediaControl, recorder, router: Callable[[], Router], prompt_path: Callable[[str, str | None], str],
                  settings: ControllerSettings, metrics: Metrics | None = None,
-                 escalate: Callable[[CallSession, str], None] | None = None, events: Any = None):
+                 escalate: Callable[[CallSession, str], None] | None = None, events: Any = None,
+                 tasks: TaskStore | None = None):
         self.reactor = reactor
         self.media = media
         self.recorder = recorder
@@ -109,6 +120,7 @@ class CallController:
         self._calls_today: dict[tuple[str, str, dt.date], int] = {}  # (practice, caller, day) -> calls
         self.queues = QueueBook(settings.agents, settings.secretary_domain, settings.levels, settings.login_required)
         self._restore_secretaries()
+        self.callbacks = CallbackDesk(self, tasks)
         self.sessions: dict[str, CallSession] = {}  # caller leg -> session
         self._other_legs: dict[str, CallSession] = {}  # dialled leg -> session
         self._seq = itertools.count(1)
@@ -148,6 +160,10 @@ class CallController:
         s = self._other_legs.get(leg)
         if s is not None:
             self._other_leg_event(s, leg, event)
+        elif self.callbacks.owns(leg):
+            self.callbacks.leg_event(leg, event)
+        elif self.alerts is not None and self.alerts.handle(worker, event):
+            pass  # an alert call's leg (see the alert calls section at the end)
         elif isinstance(event, p.Error):
             logger.warning("worker %s reports: %s (%s)", worker, event.message, event.command)
 
@@ -168,6 +184,9 @@ class CallController:
         s = self._other_legs.get(leg)
         if s is not None:
             self._other_leg_ended(s, leg, p.LegEnded(leg, 500, cause, "local"))
+        self.callbacks.leg_lost(leg)
+        if self.alerts is not None:
+            self.alerts.leg_lost(worker, leg, cause)
 
     def registrations_changed(self, usernames: frozenset[str]) -> None:
         """The usernames registered at the edge now (polled): only they are offered calls."""
@@ -350,6 +369,7 @@ class CallController:
         dialplan = s.dialplan
         q = dialplan.queues[queue]
         overflow = dialplan.routes.overflow
+        s.queue_name = queue
         line = q.line or f"{dialplan.practice}/{queue}"
         if not s.overflowed:
             if not any(a.reachable for a in self.queues.agents_for(dialplan.practice, queue, line)):
@@ -420,6 +440,9 @@ class CallController:
         """Ring `agents` (one, or all for ring_all) for the call `w`: screen-pop first, then the
         phone, each with the practice's diary context in its headers."""
         s = w.session
+        if isinstance(s, TaskSession):  # a callback task: one secretary at a time
+            self.callbacks.offer(w, agents[0])
+            return
         self.queues.remove(s)
         s.state = State.RINGING
         d = s.decision
@@ -665,18 +688,83 @@ class CallController:
     def _callback_offer(self, s: CallSession, announce: str | None) -> None:
         s.state = State.CALLBACK
         s.outcome = s.outcome or "overflow"
-        self._play(s, [announce or "callback_offer"],
-                   lambda: self._timer(s, "callback", self.settings.callback_digit_timeout_s,
-                                       lambda: self._play(s, ["goodbye"], lambda: self._hangup(s, s.outcome))))
+        self._play(s, [announce or "callback_offer"], lambda: self._callback_wait(s, lambda: self._callback_give_up(s)))
+
+    def _callback_wait(self, s: CallSession, on_timeout: Callable[[], None]) -> None:
+        self._timer(s, "callback", self.settings.callback_digit_timeout_s, on_timeout)
+
+    def _callback_give_up(self, s: CallSession) -> None:
+        self._play(s, ["goodbye"], lambda: self._hangup(s, s.outcome or "overflow"))
 
     def _callback_digit(self, s: CallSession, ev: p.Digit) -> None:
+        """1 at the offer: read back the number we would call, or ask for one if hers is hidden
+        or not one we may call (foreign, premium)."""
         if ev.digit != "1":
             return
         self._cancel(s, "callback")
         self._stop_playing(s)
-        s.outcome = "callback_requested"
-        s.state = State.ANNOUNCE
-        self._play(s, ["callback_confirm"], lambda: self._hangup(s, "callback_requested"))
+        number = callable_number(s.call.caller)
+        if number is None:
+            self._callback_ask_number(s)
+        else:
+            self._callback_read_back(s, number)
+
+    def _callback_ask_number(self, s: CallSession, invalid: bool = False) -> None:
+        s.callback_tries += 1
+        if s.callback_tries > CALLBACK_TRIES:
+            self._callback_give_up(s)
+            return
+        s.state = State.CALLBACK_NUMBER
+        s.callback_digits = ""
+        prompts = (["callback_invalid_number"] if invalid else []) + ["callback_enter_number"]
+        self._play(s, prompts, lambda: self._callback_wait(s, lambda: self._callback_number_done(s)))
+
+    def _callback_number_digit(self, s: CallSession, ev: p.Digit) -> None:
+        self._stop_playing(s)
+        if ev.digit == "#":
+            self._callback_number_done(s)
+            return
+        if ev.digit == "*":  # start again
+            s.callback_tries -= 1
+            self._callback_ask_number(s)
+            return
+        s.callback_digits += ev.digit
+        if len(s.callback_digits) >= 10:
+            self._callback_number_done(s)
+        else:
+            self._callback_wait(s, lambda: self._callback_number_done(s))
+
+    def _callback_number_done(self, s: CallSession) -> None:
+        self._cancel(s, "callback")
+        if not s.callback_digits:
+            self._callback_ask_number(s)
+            return
+        try:
+            number = phone.normalise(s.callback_digits)
+        except phone.InvalidNumber:
+            self._callback_ask_number(s, invalid=True)
+            return
+        self._callback_read_back(s, number)
+
+    def _callback_read_back(self, s: CallSession, number: str) -> None:
+        s.state = State.CALLBACK_CONFIRM
+        s.callback_number = number
+        digits = [f"digit_{d}" for d in national(number)]
+        self._play(s, ["callback_number_is", *digits, "callback_confirm_or_change"],
+                   lambda: self._callback_wait(s, lambda: self._callback_give_up(s)))
+
+    def _callback_confirm_digit(self, s: CallSession, ev: p.Digit) -> None:
+        if ev.digit == "2":
+            self._cancel(s, "callback")
+            self._stop_playing(s)
+            self._callback_ask_number(s)
+        elif ev.digit == "1":
+            self._cancel(s, "callback")
+            self._stop_playing(s)
+            self.callbacks.create_from_call(s, s.callback_number)
+            s.outcome = "callback_requested"
+            s.state = State.ANNOUNCE
+            self._play(s, ["callback_confirm"], lambda: self._hangup(s, "callback_requested"))
 
     def _forward(self, s: CallSession, destination: str) -> None:
         s.state = State.FORWARDING
@@ -780,6 +868,50 @@ class CallController:
     def _ignore(self, s: CallSession, ev: Any) -> None:
         pass
 
+    # --- alert calls: a practitioner connected to a live patient ------------------------------------
+    # For callrouter.controller.alerts (the escalation's voice channel). `alerts` gets the events of
+    # the legs this controller does not own (hooks in handle() and leg_lost()).
+
+    alerts: Any = None
+    ALERT_CONNECTABLE = frozenset({State.ANNOUNCE, State.IVR, State.QUEUED, State.CALLBACK, State.RINGING})
+
+    def _alert_patient(self, call_id: str) -> CallSession | None:
+        return next((s for s in self.sessions.values()
+                     if s.call_id == call_id and s.state in self.ALERT_CONNECTABLE), None)
+
+    def patient_worker(self, call_id: str) -> str | None:
+        """The worker of call `call_id` while its patient could be connected to a practitioner
+        (still on the line, talking to nobody): the alert call is dialled from it."""
+        s = self._alert_patient(call_id)
+        return s.worker if s is not None else None
+
+    def connect_practitioner(self, call_id: str, worker: str, leg: str) -> bool:
+        """Bridge the practitioner's answered leg `leg` (dialled on `worker`) with the patient of
+        `call_id`; the leg becomes the call's other leg, so when either hangs up both are. False when
+        the patient left, talks to someone, or is on another worker."""
+        s = self._alert_patient(call_id)
+        if s is None or s.worker != worker:
+            return False
+        for name in list(s.timers):
+            self._cancel(s, name)
+        waiting = self.queues.remove(s)
+        if waiting is not None:
+            self._queue_changed(waiting.practice, waiting.queue)
+        s.play_queue, s.after_play = [], None
+        s.state = State.BRIDGED  # first: offers withdrawn below must not put the call back in line
+        for other in list(s.offers):
+            self.media.send(s.worker, p.Hangup(other, 487))
+            self._offer_ended(s, other, "practitioner_connected")
+        s.waiting = None  # a practitioner's talk is not a secretary's handling time
+        s.other_leg = leg
+        self._other_legs[leg] = s
+        self.media.send(s.worker, p.Bridge(s.leg, leg))
+        s.bridged_at = self.reactor.seconds()
+        s.outcome = "answered"
+        self.recorder.leg_started(s.call_id, leg, "on_call", None, self.now())
+        logger.info("call %s: connected to the practitioner its escalation alerted", s.call_id)
+        return True
+
 
 # The day "calls today" counts over for the secretaries (the secretariat works on French time).
 LOCAL_DAY_ZONE = ZoneInfo("Europe/Paris")
@@ -793,6 +925,7 @@ class SecretaryStateError(ValueError):
     """A change of state that does not apply (e.g. logging out a fixed phone)."""
 
 
+CALLBACK_TRIES = 3  # times a caller may type a number to call back
 MISSED_CODES = frozenset({408, 480, 486, 487, 600, 603})  # no answer, busy, declined
 DEFAULT_HANDLING_S = 180.0  # until a queue has history: a typical medical-secretariat call
 HANDLING_WEIGHT = 0.2
@@ -821,6 +954,8 @@ _HANDLERS: dict[tuple[State, type], Callable[[CallController, CallSession, Any],
     (State.IVR, p.Digit): CallController._ivr_digit,
     (State.ANNOUNCE, p.Digit): CallController._announce_digit,
     (State.CALLBACK, p.Digit): CallController._callback_digit,
+    (State.CALLBACK_NUMBER, p.Digit): CallController._callback_number_digit,
+    (State.CALLBACK_CONFIRM, p.Digit): CallController._callback_confirm_digit,
     (State.VOICEMAIL, p.RecordingFinished): CallController._recording_finished,
     (State.ENDED, p.RecordingFinished): CallController._late_recording,
     (State.ENDED, p.LegEnded): CallController._forget,

@@ -71,6 +71,12 @@ class CallRecorder:
 
         return enqueue
 
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Any other blocking store write (e.g. a callback task's), in the same order and with the
+        same retries as the call records."""
+        self._queue.put(("_call", (fn, args, kwargs), {}))
+        self.pending_gauge(self._queue.qsize())
+
     def leg_started(self, call_id: str, key: str, kind: str, party: str | None, now: dt.datetime) -> None:
         self._queue.put(("_leg_started", (call_id, key, kind, party, now), {}))
 
@@ -98,7 +104,10 @@ class CallRecorder:
         backoff = 0.2
         while True:
             try:
-                if name == "_leg_started":
+                if name == "_call":
+                    fn, fargs, fkwargs = args
+                    fn(*fargs, **fkwargs)
+                elif name == "_leg_started":
                     call_id, key, kind, party, now = args
                     self._legs[key] = self._store.add_leg(call_id, kind, party, now)
                 elif name == "_leg_ended":
@@ -111,15 +120,20 @@ class CallRecorder:
                 return
             except Exception as exc:
                 if not is_transient(exc):  # a write refused on its merits never succeeds: log, drop
-                    logger.error("call record write %s refused: %s", name, exc)
+                    logger.error("call record write %s refused: %s", _name(name, args), exc)
                     return
                 self.failures += 1  # database down, lock timeout...: retry, keep the order
                 if self._stopping and backoff >= self._max_backoff:
                     logger.error("giving up call record write %s while stopping", name)
                     return
-                logger.warning("call record write %s failed (%s); retrying in %.1fs", name, type(exc).__name__, backoff)
+                logger.warning("call record write %s failed (%s); retrying in %.1fs", _name(name, args),
+                               type(exc).__name__, backoff)
                 self._sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
+
+
+def _name(name: str, args: tuple) -> str:
+    return getattr(args[0], "__name__", "job") if name == "_call" else name
 
 
 # Errors that say "the database is not reachable right now", by class name so that this module

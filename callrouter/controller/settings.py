@@ -30,6 +30,10 @@ class ControllerSettings:
     voicemail_max_s: float = 120.0
     voicemail_silence_s: float = 5.0
     callback_digit_timeout_s: float = 8.0
+    callback_expiry_s: float = 4 * 3600.0  # a callback task not done by then expires
+    callback_retry_s: float = 600.0  # after the patient did not answer, back in line this much later
+    callback_attempts: int = 3  # calls to the patient before the task is left to the secretaries
+    callback_patient_ring_s: float = 30.0
     hold_prompt: str = "music_on_hold"
     ringback_prompt: str = "ringback"
     beep_prompt: str = "beep"

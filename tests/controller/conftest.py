@@ -19,6 +19,7 @@ from callrouter.events.testing import RecordingPublisher
 from callrouter.media import protocol as p
 from callrouter.metrics import Metrics
 from callrouter.store.calls import CallRepository
+from callrouter.store.tasks import TaskRepository
 from callrouter.store.testing import fresh_database
 from tests.factories import examples
 
@@ -38,6 +39,9 @@ class FakeMedia:
     def send(self, worker: str, command: Any) -> None:
         self.sent.append((worker, command))
         self.events_before.append(len(self.events.sent))
+
+    def pick(self, legs: int = 1) -> str | None:
+        return "w0"
 
     def commands(self, kind=None, leg=None) -> list[Any]:
         return [c for _, c in self.sent if (kind is None or isinstance(c, kind)) and (leg is None or c.leg == leg)]
@@ -60,6 +64,7 @@ class Harness:
     calls: CallRepository
     escalations: list = field(default_factory=list)
     published: RecordingPublisher | None = None
+    tasks: TaskRepository | None = None
     _n: int = 0
 
     def incoming(self, number: str = MARTIN, caller: str = "+33612345678", worker: str = "w0") -> str:
@@ -109,8 +114,8 @@ def make_harness(tmp_path, agents=None, prompt_dir="/prompts", dialplans=None, *
         ControllerSettings(agents=agents if agents is not None else {"*": ("sip:sec1@127.0.0.1:5090",)},
                            voicemail_dir=tmp_path / "voicemail", **settings),
         Metrics(), escalate=lambda s, tier: escalations.append((s.call_id, tier)),
-        events=EventNotifier(published, "n1", clock))
-    h = Harness(controller, media, clock, recorder, calls, escalations, published)
+        events=EventNotifier(published, "n1", clock), tasks=TaskRepository(db))
+    h = Harness(controller, media, clock, recorder, calls, escalations, published, TaskRepository(db))
     return h, ctx
 
 

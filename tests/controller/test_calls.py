@@ -152,7 +152,9 @@ def test_nobody_to_answer_overflows_to_callback_offer_and_1_requests_a_callback(
     h.digit(leg, "3")
     assert h.media.prompts(leg)[-1] == "callback_offer"
     h.finish_playing(leg)
-    h.digit(leg, "1")
+    h.digit(leg, "1")  # her number is read back...
+    assert h.media.prompts(leg)[-1] == "callback_number_is"
+    h.digit(leg, "1")  # ...and confirmed
     assert h.media.prompts(leg)[-1] == "callback_confirm"
     h.finish_playing(leg)
     h.ended(leg)

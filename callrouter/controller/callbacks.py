@@ -1,0 +1,362 @@
+"""Callback tasks in the ACD: a patient asked to be called back and keeps her place in line.
+
+A task waits in the same line as calls (QueueBook), at the place of the call it came from, so it is
+offered to a secretary when the caller would have reached one, ahead of calls that arrived later.
+Offering it rings the secretary first ("Rappel - <practice>", the practice card on her screen);
+when she answers she hears a short notice while the patient is dialled from the same media worker;
+when the patient answers the two are bridged and the task is done, linked to that outbound leg.
+
+- The secretary does not answer: a missed offer, like a call; the task keeps its place.
+- The patient does not answer (or is busy): the attempt is recorded, the secretary told, and the
+  task comes back in line after `callback_retry_s`, at most `callback_attempts` times; after that it
+  stays open in the API for a secretary to handle.
+- It expires at its deadline: out of the line, state `expired` in the store.
+
+Store writes go through the recorder's ordered, retried background queue; the task's id is made
+here, so nothing waits for the database. Tasks pending in the store are put back in line at start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
+
+from callrouter.controller.queues import Agent, Waiting
+from callrouter.domain import phone
+from callrouter.domain.call import mask_number
+from callrouter.domain.model import Dialplan
+from callrouter.media import protocol as p
+
+if TYPE_CHECKING:
+    from callrouter.controller.calls import CallController
+
+logger = logging.getLogger(__name__)
+
+MISSED_CODES = frozenset({408, 480, 486, 487, 600, 603})
+
+
+class TaskStore(Protocol):
+    """What the controller needs of the callback-task store (callrouter.store.tasks); blocking,
+    called on the recorder's thread."""
+
+    def create(self, practice: str, number: str, source: str, now: dt.datetime, expires_at: dt.datetime,
+               **fields: Any) -> Any: ...
+    def start_attempt(self, task_id: str, who: str, leg: str, now: dt.datetime) -> Any: ...
+    def attempt_failed(self, task_id: str, now: dt.datetime) -> Any: ...
+    def done(self, task_id: str, call_id: str | None, leg: str, now: dt.datetime) -> Any: ...
+    def expire_due(self, now: dt.datetime) -> Any: ...
+
+
+@dataclass(eq=False)
+class TaskSession:
+    """A callback task while the controller holds it (in line, ringing, calling the patient)."""
+
+    task_id: str
+    dialplan: Dialplan
+    queue: str
+    number: str  # E.164
+    call_id: str | None  # the call it came from
+    expires_at: dt.datetime
+    attempts: int = 0
+    state: str = "queued"  # queued | ringing | calling | bridged | waiting_retry | ended
+    worker: str | None = None
+    agent: Agent | None = None
+    secretary_leg: str | None = None
+    patient_leg: str | None = None
+    waiting: Waiting | None = None
+    tried_agents: set[str] = field(default_factory=set)
+    timers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def practice(self) -> str:
+        return self.dialplan.practice
+
+
+def national(number: str) -> str:
+    """The ten-digit national form read back to the caller: +33612345678 -> 0612345678."""
+    for code in phone.COUNTRY_CODES:
+        if number.startswith("+" + code) and len(number) - 1 - len(code) == 9:
+            return "0" + number[1 + len(code):]
+    return number
+
+
+def callable_number(raw: str | None) -> str | None:
+    """The caller's number if we may call it back (French, not premium), else None."""
+    if not raw:
+        return None
+    try:
+        return phone.normalise(raw)
+    except phone.InvalidNumber:
+        return None
+
+
+class CallbackDesk:
+    def __init__(self, controller: "CallController", store: TaskStore | None):
+        self.c = controller
+        self.store = store
+        self.tasks: dict[str, TaskSession] = {}
+        self._legs: dict[str, TaskSession] = {}
+        self._seq = itertools.count(1)
+
+    # --- creating and queueing -----------------------------------------------------------------------
+
+    def create_from_call(self, s: Any, number: str) -> TaskSession:
+        """The caller confirmed `number`: a task keeping her place (the time she joined the line)."""
+        c = self.c
+        now = c.now()
+        queue = s.queue_name or next(iter(s.dialplan.queues), "")
+        place = s.waiting.enqueued_at if s.waiting is not None else c.reactor.seconds()
+        expires = now + dt.timedelta(seconds=c.settings.callback_expiry_s)
+        t = TaskSession(uuid.uuid4().hex, s.dialplan, queue, number, s.call_id, expires)
+        self._write("create", t.practice, number, "overflow", now, expires, task_id=t.task_id,
+                    place_at=_utc(place), queue=queue, call_id=s.call_id)
+        logger.info("call %s: callback task %s for %s", s.call_id, t.task_id, mask_number(number))
+        self.enqueue(t, place)
+        return t
+
+    def restore(self, tasks: Iterable[Any], dialplans: dict[str, Dialplan]) -> int:
+        """Put back in line the tasks pending in the store (at start-up)."""
+        n = 0
+        for view in tasks:
+            dialplan = dialplans.get(view.practice)
+            if view.id in self.tasks or dialplan is None or view.source != "overflow":
+                continue
+            if view.attempts >= self.c.settings.callback_attempts:
+                continue  # left to the secretaries through the API
+            queue = view.queue if view.queue in dialplan.queues else next(iter(dialplan.queues), None)
+            if queue is None:
+                continue
+            t = TaskSession(view.id, dialplan, queue, view.number, view.call_id, _aware(view.expires_at),
+                            attempts=view.attempts)
+            self.enqueue(t, _aware(view.place_at).timestamp())
+            n += 1
+        if n:
+            logger.info("%d callback task(s) back in line", n)
+            self.c._dispatch()
+        return n
+
+    def enqueue(self, t: TaskSession, place: float) -> None:
+        c = self.c
+        q = t.dialplan.queues[t.queue]
+        self.tasks[t.task_id] = t
+        t.state = "queued"
+        t.waiting = c.queues.enqueue(t, t.practice, t.queue, q.priority, place,
+                                     line=q.line or f"{t.practice}/{t.queue}", strategy=q.strategy)
+        delay = (t.expires_at - c.now()).total_seconds()
+        self._timer(t, "expiry", max(0.0, delay), lambda: self._expire(t))
+        c._queue_changed(t.practice, t.queue)
+
+    def _expire(self, t: TaskSession) -> None:
+        if t.state not in ("queued", "waiting_retry"):
+            return  # being called now: let it finish
+        self.c.queues.remove(t)
+        self._forget(t)
+        self._write("expire_due", self.c.now())
+        logger.info("callback task %s expired", t.task_id)
+        self.c._queue_changed(t.practice, t.queue)
+
+    # --- offering it to a secretary --------------------------------------------------------------------
+
+    def owns(self, leg: str) -> bool:
+        return leg in self._legs
+
+    def offer(self, w: Waiting, agent: Agent) -> None:
+        c = self.c
+        t: TaskSession = w.session
+        c.queues.remove(t)
+        worker = c.media.pick(2)
+        if worker is None:  # no media capacity now: back in line shortly, same place
+            t.state = "waiting_retry"
+            self._timer(t, "retry", 5.0, lambda: self._back_in_line(t))
+            return
+        t.worker, t.state, t.agent = worker, "ringing", agent
+        agent.activity = "ringing"
+        t.tried_agents.add(agent.uri)
+        leg = f"t{t.task_id[:11]}-s{next(self._seq)}"
+        t.secretary_leg = leg
+        self._legs[leg] = t
+        console = f"{c.settings.console_url}/practices/{t.practice}?task={t.task_id}"
+        c.events.call_offered(
+            t.dialplan, call_id=t.call_id or t.task_id, secretary_uri=agent.id, caller=t.number, calls_today=0,
+            site=None, queue=t.queue, reason="rappel demandé", tier=None, ivr_answers=[], console_url=console)
+        c.media.send(worker, p.Dial(leg, agent.uri, display_name=_safe(f"Rappel - {t.dialplan.name}")[:80],
+                                    headers={"X-Callrouter-Task-Id": t.task_id, "X-Callrouter-Practice": t.practice,
+                                             "X-Callrouter-Reason": "rappel",
+                                             "Call-Info": f"<{console}>;purpose=info"},
+                                    timeout_seconds=c.settings.ring_timeout_s + 5))
+        c._queue_changed(t.practice, t.queue)
+        self._timer(t, "ring", c.settings.ring_timeout_s, lambda: self._ring_timeout(t))
+
+    def _ring_timeout(self, t: TaskSession) -> None:
+        if t.state == "ringing" and t.secretary_leg:
+            self.c.media.send(t.worker, p.Hangup(t.secretary_leg, 487))
+            self._offer_failed(t, missed=True)
+
+    def _offer_failed(self, t: TaskSession, missed: bool) -> None:
+        c = self.c
+        self._cancel(t, "ring")
+        self._legs.pop(t.secretary_leg or "", None)
+        t.secretary_leg = None
+        agent, t.agent = t.agent, None
+        if agent is not None:
+            if missed:
+                c._missed(agent)
+            c._free_agent(agent, wrap_up=0)
+        covering = c.queues.agents_for(t.practice, t.queue, t.waiting.line if t.waiting else None)
+        if all(a.uri in t.tried_agents for a in covering):
+            t.tried_agents.clear()
+        self._back_in_line(t)
+
+    def _back_in_line(self, t: TaskSession) -> None:
+        if t.task_id not in self.tasks:
+            return
+        t.state = "queued"
+        self.c.queues.requeue(t.waiting)
+        self.c._queue_changed(t.practice, t.queue)
+        self.c._dispatch()
+
+    # --- legs ---------------------------------------------------------------------------------------
+
+    def leg_event(self, leg: str, ev: Any) -> None:
+        t = self._legs.get(leg)
+        if t is None:
+            return
+        if isinstance(ev, p.LegState) and ev.state == "confirmed":
+            if leg == t.secretary_leg and t.state == "ringing":
+                self._secretary_answered(t)
+            elif leg == t.patient_leg and t.state == "calling":
+                self._patient_answered(t)
+        elif isinstance(ev, p.PlaybackFinished) and leg == t.secretary_leg and t.state == "calling":
+            self.c.media.send(t.worker, p.Play(leg, self.c._prompt_path(self.c.settings.ringback_prompt, t.practice),
+                                               loop=True))
+        elif isinstance(ev, p.LegEnded):
+            self._leg_ended(t, leg, ev.code)
+
+    def leg_lost(self, leg: str) -> None:
+        if leg in self._legs:
+            self._leg_ended(self._legs[leg], leg, 500)
+
+    def _secretary_answered(self, t: TaskSession) -> None:
+        c = self.c
+        self._cancel(t, "ring")
+        agent = t.agent
+        t.tried_agents.clear()  # taken: a later attempt starts a fresh round
+        agent.missed = 0
+        agent.activity = "on_call"
+        agent.count_answer(c._today())
+        c.events.call_answered(t.call_id or t.task_id, t.practice, agent.id)
+        t.state = "calling"
+        t.attempts += 1
+        leg = f"t{t.task_id[:11]}-p{next(self._seq)}"
+        t.patient_leg = leg
+        self._legs[leg] = t
+        c.media.send(t.worker, p.Play(t.secretary_leg, c._prompt_path("callback_task_intro", t.practice)))
+        c.media.send(t.worker, p.Dial(leg, f"sip:{t.number}@{c.settings.outbound_trunk}",
+                                      display_name=_safe(t.dialplan.name)[:80],
+                                      headers={"X-Callrouter-Task-Id": t.task_id},
+                                      timeout_seconds=c.settings.callback_patient_ring_s))
+        self._write("start_attempt", t.task_id, agent.id, leg, c.now())
+        logger.info("callback task %s: %s calls %s back", t.task_id, agent.id, mask_number(t.number))
+
+    def _patient_answered(self, t: TaskSession) -> None:
+        c = self.c
+        t.state = "bridged"
+        c.media.send(t.worker, p.Bridge(t.secretary_leg, t.patient_leg))
+        self._write("done", t.task_id, t.call_id, t.patient_leg, c.now())
+        self.tasks.pop(t.task_id, None)
+        self._cancel(t, "expiry")
+        logger.info("callback task %s done", t.task_id)
+
+    def _leg_ended(self, t: TaskSession, leg: str, code: int) -> None:
+        c = self.c
+        self._legs.pop(leg, None)
+        if t.state == "ringing" and leg == t.secretary_leg:
+            self._offer_failed(t, missed=code in MISSED_CODES)
+            return
+        if t.state == "calling":
+            other = t.patient_leg if leg == t.secretary_leg else t.secretary_leg
+            if leg == t.patient_leg and t.secretary_leg:  # no answer, busy: tell her, then hang up
+                t.patient_leg = None
+                self._write("attempt_failed", t.task_id, c.now(), leg=leg)
+                c.media.send(t.worker, p.Play(t.secretary_leg, c._prompt_path("callback_task_no_answer", t.practice)))
+                self._timer(t, "notice", NOTICE_S, lambda: self._hang_up_secretary(t))
+            else:  # she hung up while it rang
+                if other:
+                    c.media.send(t.worker, p.Hangup(other, 487))
+                    self._legs.pop(other, None)
+                t.patient_leg = t.secretary_leg = None
+                self._write("attempt_failed", t.task_id, c.now())
+                self._after_failed_attempt(t)
+            return
+        if t.state == "bridged":
+            other = t.patient_leg if leg == t.secretary_leg else t.secretary_leg
+            if other:
+                c.media.send(t.worker, p.Hangup(other, 200))
+                self._legs.pop(other, None)
+            t.state = "ended"
+            agent, t.agent = t.agent, None
+            for name in list(t.timers):
+                self._cancel(t, name)
+            c._free_agent(agent, wrap_up=t.dialplan.queues[t.queue].wrap_up_s)
+
+    def _hang_up_secretary(self, t: TaskSession) -> None:
+        if t.secretary_leg:
+            self.c.media.send(t.worker, p.Hangup(t.secretary_leg, 200))
+            self._legs.pop(t.secretary_leg, None)
+            t.secretary_leg = None
+        self._after_failed_attempt(t)
+
+    def _after_failed_attempt(self, t: TaskSession) -> None:
+        c = self.c
+        agent, t.agent = t.agent, None
+        c._free_agent(agent, wrap_up=0)
+        if t.attempts >= c.settings.callback_attempts:
+            logger.info("callback task %s: %d attempts, left to the secretaries", t.task_id, t.attempts)
+            self._forget(t)
+            return
+        t.state = "waiting_retry"
+        self._timer(t, "retry", c.settings.callback_retry_s, lambda: self._back_in_line(t))
+
+    # --- helpers ------------------------------------------------------------------------------------
+
+    def _forget(self, t: TaskSession) -> None:
+        t.state = "ended"
+        for name in list(t.timers):
+            self._cancel(t, name)
+        self.tasks.pop(t.task_id, None)
+
+    def _write(self, method: str, *args: Any, **kwargs: Any) -> None:
+        if self.store is not None:
+            self.c.recorder.submit(getattr(self.store, method), *args, **kwargs)
+
+    def _timer(self, t: TaskSession, name: str, seconds: float, fn: Any) -> None:
+        self._cancel(t, name)
+        t.timers[name] = self.c.reactor.callLater(seconds, self._fire, t, name, fn)
+
+    def _fire(self, t: TaskSession, name: str, fn: Any) -> None:
+        t.timers.pop(name, None)
+        fn()
+
+    def _cancel(self, t: TaskSession, name: str) -> None:
+        timer = t.timers.pop(name, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+
+
+NOTICE_S = 4.0  # how long the secretary hears "le patient ne répond pas" before we hang up
+
+
+def _utc(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+
+
+def _safe(text: str) -> str:
+    return "".join(ch for ch in text if ch.isprintable() and ch not in '"\\\r\n')
