@@ -165,14 +165,45 @@ class CallbackDesk:
         return leg in self._legs
 
     def offer(self, w: Waiting, agent: Agent) -> None:
-        c = self.c
         t: TaskSession = w.session
-        c.queues.remove(t)
-        worker = c.media.pick(2)
-        if worker is None:  # no media capacity now: back in line shortly, same place
+        self.c.queues.remove(t)
+        if not self._ring(t, agent):  # no media capacity now: back in line shortly, same place
             t.state = "waiting_retry"
             self._timer(t, "retry", 5.0, lambda: self._back_in_line(t))
-            return
+
+    def call_now(self, view: Any, who: str) -> TaskSession:
+        """A secretary calls a task back now from her console (any task, e.g. one from a voicemail
+        or typed by a colleague): her phone rings first, then the patient's. Raises
+        SecretaryStateError when she or the task cannot (on a call, softphone off, task under way)."""
+        from callrouter.controller.calls import SecretaryStateError
+
+        c = self.c
+        agent = c.secretary(who)
+        if agent.busy:
+            raise SecretaryStateError(f"{agent.id} is {agent.state}: finish the current call first")
+        if agent.username is not None and not agent.registered:
+            raise SecretaryStateError(f"{agent.id}'s softphone is not registered")
+        t = self.tasks.get(view.id)
+        if t is None:
+            dialplan = c._router().dialplans.get(view.practice)
+            if dialplan is None or not dialplan.queues:
+                raise SecretaryStateError(f"practice {view.practice} has no dialplan loaded")
+            queue = view.queue if view.queue in dialplan.queues else next(iter(dialplan.queues))
+            t = TaskSession(view.id, dialplan, queue, view.number, view.call_id, _aware(view.expires_at),
+                            attempts=view.attempts)
+        elif t.state not in ("queued", "waiting_retry"):
+            raise SecretaryStateError(f"task {view.id} is being called already")
+        c.queues.remove(t)
+        self._cancel(t, "retry")
+        if not self._ring(t, agent):
+            raise SecretaryStateError("no media capacity to place the call now; try again in a moment")
+        return t
+
+    def _ring(self, t: TaskSession, agent: Agent) -> bool:
+        c = self.c
+        worker = c.media.pick(2)
+        if worker is None:
+            return False
         t.worker, t.state, t.agent = worker, "ringing", agent
         agent.activity = "ringing"
         t.tried_agents.add(agent.uri)
@@ -190,6 +221,7 @@ class CallbackDesk:
                                     timeout_seconds=c.settings.ring_timeout_s + 5))
         c._queue_changed(t.practice, t.queue)
         self._timer(t, "ring", c.settings.ring_timeout_s, lambda: self._ring_timeout(t))
+        return True
 
     def _ring_timeout(self, t: TaskSession) -> None:
         if t.state == "ringing" and t.secretary_leg:
@@ -212,6 +244,9 @@ class CallbackDesk:
         self._back_in_line(t)
 
     def _back_in_line(self, t: TaskSession) -> None:
+        if t.waiting is None:  # called from the console, never in line: the secretaries keep it
+            self._forget(t)
+            return
         if t.task_id not in self.tasks:
             return
         t.state = "queued"

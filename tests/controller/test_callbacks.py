@@ -205,3 +205,27 @@ def _add_fixed_phone(h, uri):
         c.queues._by_key["*"].append(agent)
     c._dispatch()
     return agent
+
+
+def test_a_secretary_calls_a_voicemail_task_back_from_her_console(make):
+    import pytest
+
+    from callrouter.controller.calls import SecretaryStateError
+
+    h = make(agents={"*": (SEC1, SEC2)})
+    now = h.controller.now()
+    view = h.tasks.create("cabinet-dr-martin", "06 12 34 56 78", "voicemail", now, now + dt.timedelta(hours=2),
+                          task_id="t-voicemail")
+    busy = busy_secretary(h)  # SEC1 (idle longest) is on a call
+    with pytest.raises(SecretaryStateError, match="finish the current call"):
+        h.controller.callbacks.call_now(view, SEC1)
+    h.controller.callbacks.call_now(view, SEC2)
+    ring = h.media.last(p.Dial)
+    assert ring.uri == SEC2 and ring.headers["X-Callrouter-Task-Id"] == "t-voicemail"
+    h.answered(ring.leg)
+    patient = h.media.last(p.Dial)
+    h.answered(patient.leg)
+    assert h.media.last(p.Bridge) == p.Bridge(ring.leg, patient.leg)
+    assert h.recorder.flush(10)
+    assert h.tasks.get("t-voicemail").state == "done"
+    h.ended(busy)
