@@ -118,6 +118,21 @@ class CallbackDesk:
         self.enqueue(t, place)
         return t
 
+    def create_from_voicemail(self, s: Any, duration: float) -> str | None:
+        """A message was left: a task for the secretaries to call back (listed in the API, called
+        from the console, not put in line: they listen to the message first). None when the
+        message is empty or the caller's number cannot be called back."""
+        number = callable_number(s.call.caller)
+        if number is None or duration < MIN_MESSAGE_S or s.dialplan is None:
+            return None
+        c = self.c
+        now = c.now()
+        task_id = uuid.uuid4().hex
+        self._write("create", s.practice, number, "voicemail", now,
+                    now + dt.timedelta(seconds=c.settings.callback_expiry_s), task_id=task_id,
+                    place_at=s.call_started or now, queue=s.queue_name, call_id=s.call_id)
+        return task_id
+
     def restore(self, tasks: Iterable[Any], dialplans: dict[str, Dialplan]) -> int:
         """Put back in line the tasks pending in the store (at start-up)."""
         n = 0
@@ -382,6 +397,7 @@ class CallbackDesk:
             timer.cancel()
 
 
+MIN_MESSAGE_S = 1.0  # shorter: hung up at the beep, nothing to call back about
 NOTICE_S = 4.0  # how long the secretary hears "le patient ne répond pas" before we hang up
 
 

@@ -92,6 +92,7 @@ class CallSession:
     ivr_answers: list[tuple[str, str]] = field(default_factory=list)
     menu_ahead: IvrAction | None = None  # the menu an announcement leads to (digits may skip ahead)
     recording_started: dt.datetime | None = None
+    call_started: dt.datetime | None = None
     outcome: str | None = None  # outcome to close with when the caller leg ends
     queue_name: str | None = None  # the queue the call was sent to (a callback task waits there)
     callback_digits: str = ""
@@ -211,7 +212,7 @@ class CallController:
         call = Call(ev.number, ev.caller or None)
         router = self._router()
         dialplan = router.by_number.get(ev.number)
-        s = CallSession(call_id, worker, ev.leg, dialplan, call)
+        s = CallSession(call_id, worker, ev.leg, dialplan, call, call_started=now)
         self.sessions[ev.leg] = s
         self.metrics.active_calls.inc()
         logger.info("call %s on %s: %s -> %s (%s)", call_id, worker, mask_number(ev.caller), ev.number,
@@ -681,6 +682,7 @@ class CallController:
 
     def _recording_finished(self, s: CallSession, ev: p.RecordingFinished) -> None:
         self.recorder.add_recording(s.call_id, ev.path, s.recording_started or self.now(), ev.duration, self.now())
+        self.callbacks.create_from_voicemail(s, ev.duration)
         s.outcome = "voicemail"
         if ev.reason != "leg_ended":
             self._play(s, ["goodbye"], lambda: self._hangup(s, "voicemail"))
@@ -856,6 +858,7 @@ class CallController:
     def _late_recording(self, s: CallSession, ev: p.RecordingFinished) -> None:
         """The caller hung up while recording: store the message, then forget the call."""
         self.recorder.add_recording(s.call_id, ev.path, s.recording_started or self.now(), ev.duration, self.now())
+        self.callbacks.create_from_voicemail(s, ev.duration)
         self.sessions.pop(s.leg, None)
 
     def _media_error(self, s: CallSession, ev: p.Error) -> None:

@@ -229,3 +229,31 @@ def test_a_secretary_calls_a_voicemail_task_back_from_her_console(make):
     assert h.recorder.flush(10)
     assert h.tasks.get("t-voicemail").state == "done"
     h.ended(busy)
+
+
+def test_a_voicemail_message_becomes_a_task_for_the_secretaries_not_a_place_in_line(harness):
+    h = harness
+    h.clock.advance(12 * 3600)  # 21:00 Paris: closed, the menu offers a message
+    leg = h.incoming(caller="0612345678")
+    call_id = h.call_id(leg)
+    h.finish_playing(leg)
+    h.digit(leg, "3")
+    h.finish_playing(leg, 2)
+    record = h.media.last(p.Record)
+    h.controller.handle("w0", p.RecordingFinished(leg, record.path, 7.5, "digit"))
+    [task] = tasks(h)
+    assert (task.source, task.number, task.call_id, task.state) == ("voicemail", PATIENT, call_id, "open")
+    assert h.controller.queues.waiting() == []  # they listen to the message first
+
+
+def test_an_empty_message_or_a_hidden_number_makes_no_task(make):
+    for caller, seconds in (("anonymous", 7.5), (PATIENT, 0.4)):
+        h = make(agents={})
+        h.clock.advance(12 * 3600)
+        leg = h.incoming(caller=caller)
+        h.finish_playing(leg)
+        h.digit(leg, "3")
+        h.finish_playing(leg, 2)
+        h.ended(leg)
+        h.controller.handle("w0", p.RecordingFinished(leg, h.media.last(p.Record).path, seconds, "leg_ended"))
+        assert tasks(h) == []
