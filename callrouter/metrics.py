@@ -22,4 +22,10 @@ class Metrics:
         self.record_backlog = Gauge("callrouter_call_record_backlog", "Call-record writes waiting for the database", registry=r)
         self.secretaries_registered = Gauge("callrouter_secretaries_registered",
                                             "Secretaries' softphones registered at the edge", registry=r)
+        self.secretaries = Gauge("callrouter_secretaries", "Secretaries and fixed phones by state", ["state"], registry=r)
+        self.queue_waiting = Gauge("callrouter_queue_waiting", "Calls and callback tasks waiting, by practice and queue",
+                                   ["practice", "queue"], registry=r)
+        self.callback_tasks = Counter("callrouter_callback_tasks", "Callback tasks by practice and event "
+                                      "(created_overflow, created_voicemail, offered, done, no_answer, expired)",
+                                      ["practice", "event"], registry=r)
         self.dialplan_errors = Gauge("callrouter_dialplan_errors", "Dialplan errors in the last reload", registry=r)

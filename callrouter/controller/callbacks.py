@@ -115,6 +115,7 @@ class CallbackDesk:
         self._write("create", t.practice, number, "overflow", now, expires, task_id=t.task_id,
                     place_at=_utc(place), queue=queue, call_id=s.call_id)
         logger.info("call %s: callback task %s for %s", s.call_id, t.task_id, mask_number(number))
+        c.metrics.callback_tasks.labels(t.practice, "created_overflow").inc()
         self.enqueue(t, place)
         return t
 
@@ -131,6 +132,7 @@ class CallbackDesk:
         self._write("create", s.practice, number, "voicemail", now,
                     now + dt.timedelta(seconds=c.settings.callback_expiry_s), task_id=task_id,
                     place_at=s.call_started or now, queue=s.queue_name, call_id=s.call_id)
+        c.metrics.callback_tasks.labels(s.practice, "created_voicemail").inc()
         return task_id
 
     def restore(self, tasks: Iterable[Any], dialplans: dict[str, Dialplan]) -> int:
@@ -171,6 +173,7 @@ class CallbackDesk:
         self.c.queues.remove(t)
         self._forget(t)
         self._write("expire_due", self.c.now())
+        self.c.metrics.callback_tasks.labels(t.practice, "expired").inc()
         logger.info("callback task %s expired", t.task_id)
         self.c._queue_changed(t.practice, t.queue)
 
@@ -236,6 +239,8 @@ class CallbackDesk:
                                     timeout_seconds=c.settings.ring_timeout_s + 5))
         c._queue_changed(t.practice, t.queue)
         self._timer(t, "ring", c.settings.ring_timeout_s, lambda: self._ring_timeout(t))
+        c.metrics.callback_tasks.labels(t.practice, "offered").inc()
+        c._count_secretaries()
         return True
 
     def _ring_timeout(self, t: TaskSession) -> None:
@@ -299,6 +304,7 @@ class CallbackDesk:
         agent.activity = "on_call"
         agent.count_answer(c._today())
         c.events.call_answered(t.call_id or t.task_id, t.practice, agent.id)
+        c._count_secretaries()
         t.state = "calling"
         t.attempts += 1
         leg = f"t{t.task_id[:11]}-p{next(self._seq)}"
@@ -317,6 +323,7 @@ class CallbackDesk:
         t.state = "bridged"
         c.media.send(t.worker, p.Bridge(t.secretary_leg, t.patient_leg))
         self._write("done", t.task_id, t.call_id, t.patient_leg, c.now())
+        c.metrics.callback_tasks.labels(t.practice, "done").inc()
         self.tasks.pop(t.task_id, None)
         self._cancel(t, "expiry")
         logger.info("callback task %s done", t.task_id)
@@ -332,6 +339,7 @@ class CallbackDesk:
             if leg == t.patient_leg and t.secretary_leg:  # no answer, busy: tell her, then hang up
                 t.patient_leg = None
                 self._write("attempt_failed", t.task_id, c.now(), leg=leg)
+                c.metrics.callback_tasks.labels(t.practice, "no_answer").inc()
                 c.media.send(t.worker, p.Play(t.secretary_leg, c._prompt_path("callback_task_no_answer", t.practice)))
                 self._timer(t, "notice", NOTICE_S, lambda: self._hang_up_secretary(t))
             else:  # she hung up while it rang

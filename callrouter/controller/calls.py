@@ -202,6 +202,7 @@ class CallController:
                 self.events.secretary_changed(agent.username, "offline", reason="softphone not registered")
             elif agent in came and not agent.busy:
                 self._secretary_changed(agent)
+        self._count_secretaries()
         if came:
             self._save_secretaries()
             self._dispatch()
@@ -423,6 +424,7 @@ class CallController:
         waiting = [w for w in self.queues.waiting() if (w.practice, w.queue) == (practice, queue)]
         longest = self.reactor.seconds() - min(w.enqueued_at for w in waiting) if waiting else 0.0
         self.events.queue_changed(practice, queue, len(waiting), longest)
+        self.metrics.queue_waiting.labels(practice, queue).set(len(waiting))
 
     def _prompt_known(self, s: CallSession, name: str) -> bool:
         return Path(self._path(s, name)).exists()
@@ -473,6 +475,7 @@ class CallController:
                                              headers=headers, timeout_seconds=self.settings.ring_timeout_s + 5))
             self.recorder.offered(s.call_id, agent.uri, self.now())
             self.recorder.leg_started(s.call_id, leg, "secretary", agent.uri, self.now())
+        self._count_secretaries()
         self._loop(s, self.settings.ringback_prompt)
         self._timer(s, "ring", self.settings.ring_timeout_s, lambda: self._ring_timeout(s))
 
@@ -555,6 +558,7 @@ class CallController:
             self.metrics.queue_wait.labels(s.practice, s.waiting.queue).observe(waited)
             self.recorder.answered(s.call_id, agent.uri, self.now())
             self.events.call_answered(s.call_id, s.practice, agent.id, waited_s=waited)
+            self._count_secretaries()
         s.state = State.BRIDGED
         s.bridged_at = self.reactor.seconds()
         s.outcome = "answered"
@@ -620,6 +624,14 @@ class CallController:
 
     def _secretary_changed(self, agent: Agent) -> None:
         self.events.secretary_changed(agent.id, agent.state, reason=agent.paused if agent.state == "paused" else None)
+        self._count_secretaries()
+
+    def _count_secretaries(self) -> None:
+        counts = dict.fromkeys(SECRETARY_STATES, 0)
+        for a in self.queues.agents():
+            counts[a.state] = counts.get(a.state, 0) + 1
+        for state, n in counts.items():
+            self.metrics.secretaries.labels(state).set(n)
 
     def _save_secretaries(self) -> None:
         """Logins and pauses survive a restart (written atomically)."""
@@ -928,6 +940,7 @@ class SecretaryStateError(ValueError):
     """A change of state that does not apply (e.g. logging out a fixed phone)."""
 
 
+SECRETARY_STATES = ("offline", "available", "ringing", "on_call", "wrap_up", "paused")
 CALLBACK_TRIES = 3  # times a caller may type a number to call back
 MISSED_CODES = frozenset({408, 480, 486, 487, 600, 603})  # no answer, busy, declined
 DEFAULT_HANDLING_S = 180.0  # until a queue has history: a typical medical-secretariat call

@@ -239,3 +239,16 @@ def test_a_shared_line_serves_two_practices_in_arrival_order_with_one_team(make)
     h.clock.advance(15)
     assert c.sessions[msp].state.value == "ringing"  # the other practice's call, in arrival order
     assert c.sessions[martin_again].state.value == "queued"
+
+
+def test_the_team_by_state_and_the_waiting_calls_are_metrics_without_numbers(make):
+    h = make(agents={"*": ("alice", "bob")}, secretary_domain=EDGE)
+    h.controller.registrations_changed(frozenset({"alice", "bob"}))
+    h.controller.pause("bob", "réunion")
+    busy_secretary(h)
+    queued_call(h, caller="+33655555555")
+    m = h.controller.metrics
+    assert [m.secretaries.labels(s)._value.get() for s in ("on_call", "paused", "available", "offline")] == [1, 1, 0, 0]
+    assert m.queue_waiting.labels(MARTIN, "general")._value.get() == 1
+    from prometheus_client import generate_latest
+    assert b"+33" not in generate_latest(m.registry) and b"655555555" not in generate_latest(m.registry)
