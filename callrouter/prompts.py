@@ -237,6 +237,12 @@ def _check(run: Runner, args: list[str], what: str, **kw) -> None:
         raise PromptBuildError(f"{what} failed: {(err or '').strip()[:300]}")
 
 
+def speak(text: str, target: Path, voice: Voice = Voice(), run: Runner = subprocess.run) -> None:
+    """One text to one WAV file now (raises PromptBuildError): for texts only known at run time,
+    such as a practice's name said by an alert call (callrouter.escalation.voice)."""
+    _speak(" ".join(text.split()), Path(target), voice, run)
+
+
 def _speak(text: str, target: Path, voice: Voice, run: Runner) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:

@@ -1,10 +1,11 @@
 """Channels carry one message each: `send(message)` fires with the provider's message id, or fails
 with ChannelError. Implemented: a generic HTTP SMS gateway, SMTP e-mail, a local file outbox.
 
-A voice channel (later) fits the same Protocol: `send` places the call and fires once the call is
-answered and the message played; the acknowledgement is the practitioner pressing the step's
-`ack_digit`, reported separately through `Acknowledger.acknowledge(..., via="call")`. A call that
-reaches voicemail, or is hung up without the digit, is NOT an acknowledgement: the chain goes on.
+The voice channel (callrouter.escalation.voice) fits the same Protocol: `send` places the call and
+fires once its outcome is known; the acknowledgement is the practitioner pressing 1 (or 2, to be
+connected to the patient), recorded in the store with via "call". A call that reaches voicemail, or
+is hung up without a key, is NOT an acknowledgement: the chain goes on. It is built only when
+`escalation.voice_calls` is on; otherwise a `call` step goes out as an SMS (engine.FALLBACKS).
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class ChannelError(Exception):
 
 class Channel(Protocol):
     def send(self, message: Message) -> "defer.Deferred[str | None]": ...
+
+
+class Delivered(str):
+    """A provider id for a message known to have reached the person (an answered alert call): the
+    engine marks the step `delivered` rather than `sent`."""
 
 
 RunBlocking = Callable[..., "defer.Deferred[Any]"]
@@ -179,12 +185,16 @@ class OutboxFileChannel:
         return defer.succeed(message.key)
 
 
-def build_channels(settings: EscalationSettings, reactor: Any, run_blocking: RunBlocking) -> dict[str, Channel]:
-    """channel name -> Channel from the settings; the outbox file, when set, replaces them all."""
+def build_channels(settings: EscalationSettings, reactor: Any, run_blocking: RunBlocking,
+                   voice: Channel | None = None) -> dict[str, Channel]:
+    """channel name -> Channel from the settings; the outbox file, when set, replaces SMS and
+    e-mail. `voice` (the alert calls, when the service has a media plane) serves `call` steps if
+    `voice_calls` is on."""
+    calls: dict[str, Channel] = {"call": voice} if voice is not None and settings.voice_calls else {}
     if settings.outbox_file is not None:
         outbox = OutboxFileChannel(settings.outbox_file, reactor)
-        return {"sms": outbox, "email": outbox}
-    out: dict[str, Channel] = {}
+        return {"sms": outbox, "email": outbox, **calls}
+    out: dict[str, Channel] = dict(calls)
     if settings.sms_url:
         out["sms"] = HttpSmsChannel(settings, reactor)
     if settings.smtp_host:

@@ -28,16 +28,18 @@ from callrouter.domain import escalation as chain
 from callrouter.domain.call import mask_number
 from callrouter.domain.model import Dialplan, EscalationTier
 from callrouter.escalation import tokens
-from callrouter.escalation.channels import Channel, ChannelError
+from callrouter.escalation.channels import Channel, ChannelError, Delivered
 from callrouter.escalation.messages import compose
 from callrouter.escalation.metrics import EscalationMetrics
 from callrouter.escalation.settings import EscalationSettings
+from callrouter.escalation.voice import call_message
 from callrouter.store.escalations import EscalationRepository, EscalationView, UnknownEscalation
 
 logger = logging.getLogger(__name__)
 
 RunBlocking = Callable[..., "defer.Deferred[Any]"]
-# Channel used when a step's own channel is not configured (the voice channel is not built yet).
+# Channel used when a step's own channel is not configured: without `escalation.voice_calls` (or
+# a media plane) a `call` step goes out as an SMS to the same phone.
 FALLBACKS = {"call": "sms"}
 
 
@@ -224,7 +226,7 @@ class EscalationEngine(Service):
     def _send(self, c: _Chain, view: EscalationView, step: chain.Send, now: dt.datetime):
         kind = step.channel
         if kind not in self._channels and kind in FALLBACKS and FALLBACKS[kind] in self._channels:
-            # No voice channel yet: a `call` step goes out as an SMS to the same phone, so the
+            # Voice calls off: a `call` step goes out as an SMS to the same phone, so the
             # practitioner is reached and the step's wait still applies (failing it would exhaust
             # a typical sms/call/call chain within a second).
             logger.info("escalation %s round %s step %s: no %s channel, sent as %s", c.id, step.round,
@@ -241,6 +243,9 @@ class EscalationEngine(Service):
         message = compose(kind, step.destination, f"esc-{c.id}-{step.round}-{step.index}",
                           view.tier, c.dialplan.name, view.caller,
                           f"{self._settings.public_url.rstrip('/')}/ack/{token}", note=view.note)
+        if kind == "call":  # what the call says, and what a key pressed acknowledges
+            message = call_message(message, c.id, step.practitioner, view.practice, c.dialplan.name,
+                                   view.tier, view.caller, view.call_id)
         try:
             if channel is None:
                 raise ChannelError(f"no {kind} channel configured")
@@ -252,9 +257,12 @@ class EscalationEngine(Service):
                            mask_number(step.destination), exc)
             yield self._run(self._repo.mark_failed, c.id, step.round, step.index, str(exc), self._now())
             return
-        logger.info("escalation %s round %s step %s: %s sent to %s (%s)", c.id, step.round, step.index,
-                    kind, step.practitioner, mask_number(step.destination))
+        logger.info("escalation %s round %s step %s: %s sent to %s (%s)%s", c.id, step.round, step.index,
+                    kind, step.practitioner, mask_number(step.destination),
+                    f": {provider_id.rsplit('/', 1)[-1]}" if kind == "call" and provider_id else "")
         yield self._run(self._repo.mark_sent, c.id, step.round, step.index, provider_id, self._now())
+        if isinstance(provider_id, Delivered):  # e.g. an alert call that was answered
+            yield self._run(self._repo.mark_delivered, str(provider_id))
 
     @staticmethod
     def _log_failure(failure, what: str) -> None:

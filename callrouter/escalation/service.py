@@ -14,6 +14,7 @@ from callrouter.escalation.channels import build_channels
 from callrouter.escalation.engine import EscalationEngine
 from callrouter.escalation.metrics import EscalationMetrics
 from callrouter.escalation.settings import EscalationSettings
+from callrouter.escalation.voice import VoiceChannel
 from callrouter.store.db import Database
 from callrouter.store.escalations import EscalationRepository
 
@@ -28,14 +29,18 @@ class EscalationParts:
 
 
 def build_escalation(settings: EscalationSettings, db: Database, dialplan_for: Callable[[str], Dialplan | None],
-                     reactor: Any, registry: CollectorRegistry, node: str = "local") -> EscalationParts:
-    """The engine on `reactor` (clock, network and thread pool), its acknowledger and repository."""
+                     reactor: Any, registry: CollectorRegistry, node: str = "local",
+                     voice: VoiceChannel | None = None) -> EscalationParts:
+    """The engine on `reactor` (clock, network and thread pool), its acknowledger and repository.
+    `voice`: the alert-call channel for `call` steps (its acknowledgements go through `repo`)."""
     def run_blocking(f, *args):
         return threads.deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
 
     repo = EscalationRepository(db, node)
-    engine = EscalationEngine(repo, build_channels(settings, reactor, run_blocking), dialplan_for, settings,
+    engine = EscalationEngine(repo, build_channels(settings, reactor, run_blocking, voice), dialplan_for, settings,
                               reactor, EscalationMetrics(registry), run_blocking)
+    if voice is not None:
+        voice.bind(repo, engine.acknowledged)  # on the reactor thread already
     acknowledger = Acknowledger(repo, settings.ack_secret or "",
                                 lambda view: reactor.callFromThread(engine.acknowledged, view))
 

@@ -36,6 +36,12 @@ class EscalationSettings:
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_from: str = "callrouter@localhost"
+    # `call` steps as phone calls through the media workers and the controller's outbound trunk
+    # (callrouter.controller.alerts). Off: a `call` step goes out as an SMS to the same phone.
+    voice_calls: bool = False
+    call_ring_timeout_seconds: float = 30.0
+    call_digit_timeout_seconds: float = 6.0  # silence allowed after "tapez 1..., tapez 2..."
+    call_repeats: int = 3                    # times the message is said before hanging up
 
     def problems(self) -> list[str]:
         out = []
@@ -47,4 +53,10 @@ class EscalationSettings:
             out.append(f"escalation.sms_method: expected POST, PUT or GET, got {self.sms_method!r}")
         if self.enabled and not (self.outbox_file or self.sms_url or self.smtp_host):
             out.append("escalation: enabled but no channel: set sms_url, smtp_host or outbox_file")
+        if self.voice_calls and not 1 <= self.call_repeats <= 10:
+            out.append(f"escalation.call_repeats: expected 1 to 10, got {self.call_repeats}")
+        if self.voice_calls and not 5 <= self.call_ring_timeout_seconds <= 300:
+            out.append("escalation.call_ring_timeout_seconds: expected 5 to 300 seconds")
+        if self.voice_calls and not 1 <= self.call_digit_timeout_seconds <= 60:
+            out.append("escalation.call_digit_timeout_seconds: expected 1 to 60 seconds")
         return out
