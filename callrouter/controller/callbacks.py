@@ -229,9 +229,10 @@ class CallbackDesk:
         t.secretary_leg = leg
         self._legs[leg] = t
         console = f"{c.settings.console_url}/practices/{t.practice}?task={t.task_id}"
-        c.events.call_offered(
-            t.dialplan, call_id=t.call_id or t.task_id, secretary_uri=agent.id, caller=t.number, calls_today=0,
-            site=None, queue=t.queue, reason="rappel demandé", tier=None, ivr_answers=[], console_url=console)
+        pop = dict(dialplan=t.dialplan, call_id=t.call_id or t.task_id, caller=t.number, calls_today=0, site=None,
+                   queue=t.queue, reason="rappel demandé", tier=None, ivr_answers=[], console_url=console)
+        c._keep_pop(agent, pop)
+        c.events.call_offered(secretary_uri=agent.id, **pop)
         c.media.send(worker, p.Dial(leg, agent.uri, display_name=_safe(f"Rappel - {t.dialplan.name}")[:80],
                                     headers={"X-Callrouter-Task-Id": t.task_id, "X-Callrouter-Practice": t.practice,
                                              "X-Callrouter-Reason": "rappel",

@@ -39,6 +39,7 @@ from callrouter.domain.model import (
     VoicemailAction,
 )
 from callrouter.domain.routing import Router, awaiting_menu, decide, overflow_decision
+from callrouter.events import card, topics
 from callrouter.media import protocol as p
 from callrouter.metrics import Metrics
 
@@ -467,10 +468,11 @@ class CallController:
             leg = f"{s.call_id[:12]}-s{next(self._seq)}"
             s.offers[leg] = agent
             self._other_legs[leg] = s
-            self.events.call_offered(  # the screen-pop goes out before her phone rings
-                s.dialplan, call_id=s.call_id, secretary_uri=agent.id, caller=caller,
-                calls_today=calls_today, site=d.site if d else None, queue=w.queue, reason=d.reason if d else None,
-                tier=d.tier if d else None, ivr_answers=list(s.ivr_answers), console_url=console)
+            pop = dict(dialplan=s.dialplan, call_id=s.call_id, caller=caller, calls_today=calls_today,
+                       site=d.site if d else None, queue=w.queue, reason=d.reason if d else None,
+                       tier=d.tier if d else None, ivr_answers=list(s.ivr_answers), console_url=console)
+            self._keep_pop(agent, pop)
+            self.events.call_offered(secretary_uri=agent.id, **pop)  # the screen-pop goes out before her phone rings
             self.media.send(s.worker, p.Dial(leg, agent.uri, display_name=_header_safe(f"{s.dialplan.name} - {label}")[:80],
                                              headers=headers, timeout_seconds=self.settings.ring_timeout_s + 5))
             self.recorder.offered(s.call_id, agent.uri, self.now())
@@ -533,8 +535,14 @@ class CallController:
         else:
             self._agent_ready(agent)
 
+    def _keep_pop(self, agent: Agent, pop: dict) -> None:
+        """What her console shows through the API, the same as the MQTT screen-pop."""
+        agent.offer = card.screen_pop(pop["dialplan"], at=self.now(), secretary=topics.secretary_id(agent.id),
+                                      **{k: v for k, v in pop.items() if k != "dialplan"})
+
     def _agent_ready(self, agent: Agent) -> None:
         agent.activity = "idle"
+        agent.offer = None
         agent.idle_since = self.reactor.seconds()
         self._secretary_changed(agent)
         self._dispatch()

@@ -45,6 +45,7 @@ class Agent:
     levels: dict[str, int] = field(default_factory=dict)  # practice -> skill level (higher first)
     answered_today: int = 0
     answered_day: dt.date | None = None
+    offer: dict | None = None  # the screen-pop of the call ringing her or that she is on
 
     @property
     def id(self) -> str:

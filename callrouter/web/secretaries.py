@@ -37,6 +37,12 @@ class SecretaryApi:
     def me(self, ctx: Context):
         return self._view(self._mine(ctx))
 
+    def current_call(self, ctx: Context):
+        """The screen-pop of the call ringing her or that she is on (null when none): the same as
+        the MQTT screen-pop, for consoles that poll."""
+        who = self._mine(ctx)
+        return {"call": self.in_reactor(lambda: self.controller.secretary(who).offer)}
+
     def login(self, ctx: Context):
         return self._change(ctx, self._mine(ctx), "login")
 
@@ -109,6 +115,7 @@ def secretary_routes(api: SecretaryApi | None) -> list[Route]:
     return [
         Route("GET", "/api/secretaries/states", h("team"), (read,)),
         Route("GET", "/api/secretaries/me", h("me")),
+        Route("GET", "/api/secretaries/me/call", h("current_call")),
         Route("POST", "/api/secretaries/me/login", h("login")),
         Route("POST", "/api/secretaries/me/logout", h("logout")),
         Route("POST", "/api/secretaries/me/pause", h("pause"), body=PAUSE_BODY),

@@ -92,3 +92,23 @@ def test_a_secretary_cannot_manage_colleagues_and_strangers_are_not_secretaries(
     r = yield client.call("POST", "/api/secretaries/nobody/resume", token=env.tokens["super"])
     assert r.status == 404
     assert not h.controller.secretary("extsec").paused
+
+
+@pytest_twisted.inlineCallbacks
+def test_her_console_reads_the_screen_pop_of_the_call_ringing_her(env, team):
+    h, client = team
+    token = env.tokens["sec"]
+    yield client.call("POST", "/api/secretaries/me/login", token=token)
+    r = yield client.call("GET", "/api/secretaries/me/call", token=token)
+    assert r.status == 200 and r.json() == {"call": None}
+    leg = queued_call(h, caller="+33612345678")
+    r = yield client.call("GET", "/api/secretaries/me/call", token=token)
+    pop = r.json()["call"]
+    assert pop["call_id"] == h.call_id(leg) and pop["reason"] == "rendez-vous"
+    assert pop["caller"]["number"] == "+33612345678" and pop["card"]["platform"] == "doctolib"
+    assert pop == [m.payload for m in h.published.on("/screen-pop")][-1]  # the same as on MQTT
+    h.answered(h.media.last(p.Dial).leg)
+    h.ended(leg)
+    h.clock.advance(60)
+    r = yield client.call("GET", "/api/secretaries/me/call", token=token)
+    assert r.json() == {"call": None}

@@ -26,6 +26,7 @@ REQUESTS = [
     ("GET", "/api/secretaries", None),
     ("GET", "/api/secretaries/states", None),
     ("GET", "/api/secretaries/me", None),
+    ("GET", "/api/secretaries/me/call", None),
     ("POST", "/api/secretaries/me/login", None),
     ("POST", "/api/secretaries/me/logout", None),
     ("POST", "/api/secretaries/me/pause", {"reason": "pause"}),
@@ -47,6 +48,12 @@ REQUESTS = [
     ("POST", "/api/escalations/1/ack", None),
     ("GET", "/api/exports/escalations", None),
     ("GET", "/api/reports/escalations", None),
+    ("GET", "/api/practices/cab-a/tasks", None),
+    ("POST", "/api/practices/cab-a/tasks", {"number": "+33611111111"}),
+    ("GET", "/api/tasks/none", None),
+    ("POST", "/api/tasks/none/assign", None),
+    ("POST", "/api/tasks/none/done", None),
+    ("POST", "/api/tasks/none/cancel", None),
 ]
 
 
