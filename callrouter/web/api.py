@@ -24,6 +24,7 @@ from callrouter.web.http import (
 )
 from callrouter.web.escalations import escalation_routes
 from callrouter.web.secretaries import SecretaryApi, secretary_routes
+from callrouter.web.tasks import TaskApi, task_routes
 from callrouter.web.router import Context, Route, Router
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class Api:
     # practice id -> its card (diary context: platform, consultation types, reserved slots...), or None
     practice_cards: Callable[[str], dict | None] | None = None
     secretary_states: SecretaryApi | None = None  # None: the live secretary routes answer 503
+    tasks: TaskApi | None = None  # None: the callback task routes answer 503
 
     # --- session -------------------------------------------------------------------------------
 
@@ -253,6 +255,7 @@ class Api:
             Route("GET", "/api/dialplans/status", self.dialplan_status, (("dialplans", "read"),)),
             Route("GET", "/api/practices/{practice}/card", self.practice_card, (("calls", "read"),)),
             *escalation_routes(self.escalations),
+            *task_routes(self.tasks),
         ]
 
     def router(self) -> Router:

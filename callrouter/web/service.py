@@ -20,15 +20,18 @@ from callrouter.web.api import Api
 from callrouter.web.escalations import EscalationApi
 from callrouter.web.secretaries import SecretaryApi
 from callrouter.web.site import build_site
+from callrouter.web.tasks import TaskApi
 
 
 def admin_service(settings: Settings, db: Database, dialplans: DialplanStatusSource,
                   reactor: Any, escalations: "EscalationApi | None" = None,
-                  practice_cards: Any = None, controller: Any = None) -> MultiService:
+                  practice_cards: Any = None, controller: Any = None,
+                  tasks: "TaskApi | None" = None) -> MultiService:
     """The HTTP admin API on settings.http, plus the scheduled retention purge.
 
     `escalations`: the escalation routes' handlers (ack link, SMS webhook, API); None: they answer 503.
     `controller`: the call controller whose secretaries log in and pause through the API.
+    `tasks`: the callback task routes' handlers (with the controller's `on_created`); None: they answer 503.
 
     The reactor is also the clock; blocking store calls run in the reactor's thread pool.
     """
@@ -39,6 +42,7 @@ def admin_service(settings: Settings, db: Database, dialplans: DialplanStatusSou
     if controller is not None:  # the secretaries' live states (logins, pauses) are the controller's
         api.secretary_states = SecretaryApi(db, controller,
                                             lambda f, *a: threads.blockingCallFromThread(reactor, f, *a))
+    api.tasks = tasks
     site = build_site(api.router(), reactor, pool, reactor, settings.http.max_body_bytes)
     parent = MultiService()
     http = TCPServer(settings.http.port, site, interface=settings.http.host)

@@ -1,0 +1,233 @@
+"""Callback tasks through the API: a practice's line of patients to call back, a task created by a
+secretary, taken, marked done or cancelled.
+
+Scoped like every practice route: a secretary or practitioner sees only the practices she covers
+(another practice's list is refused, another practice's task is "not found"). Reads and changes
+are audited; a change and its entry share one transaction (see callrouter.store.tasks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from callrouter.auth.permissions import allowed, practice_scope
+from callrouter.domain.call import mask_number
+from callrouter.domain.phone import InvalidNumber, normalise
+from callrouter.store.audit import append
+from callrouter.store.calls import CallRepository, UnknownCall
+from callrouter.store.db import Database
+from callrouter.store.tasks import (
+    ACTIVE, STATES, TaskQuery, TaskRepository, TaskStateError, TaskView, UnknownTask,
+)
+from callrouter.store.users import UnknownUser, UserRepository
+from callrouter.web.http import ApiError, BodySpec, Field, int_between, parse_body, parse_query
+from callrouter.web.router import Context, Route
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EXPIRY = dt.timedelta(minutes=240)
+MAX_EXPIRY_MINUTES = 7 * 24 * 60
+NOTE_MAX = 280  # a few words for whoever calls back, not a medical record
+_SIP_URI = re.compile(r"sips?:[^\s@]+@[^\s@]+")
+
+
+def states(raw: str) -> tuple[str, ...]:
+    """`state=open,assigned`: one or more task states, comma-separated."""
+    values = tuple(dict.fromkeys(v.strip() for v in raw.split(",")))
+    unknown = [v for v in values if v not in STATES]
+    if unknown:
+        raise ValueError(f"unknown state(s) {', '.join(map(repr, unknown))}; expected: {', '.join(STATES)}")
+    return values
+
+
+LIST_QUERY = {"state": states, "limit": int_between(1, 1000)}
+CREATE_BODY = {"number": Field(str, max_length=32), "note": Field(str, required=False, max_length=NOTE_MAX),
+               "expires_in_minutes": Field(int, required=False)}
+ASSIGN_BODY = {"to": Field(str, required=False, max_length=200)}
+DONE_BODY = {"call_id": Field(str, required=False, max_length=64)}
+CANCEL_BODY = {"reason": Field(str, required=False, max_length=200)}
+
+
+def _no_op(task: TaskView) -> None:
+    return None
+
+
+@dataclass
+class TaskApi:
+    db: Database
+    repo: TaskRepository
+    # Told of each task created through the API, after it is stored; called from an API thread
+    # (the controller hops to the reactor itself). An error there is logged: the task stays stored
+    # and a restarted controller finds it with TaskRepository.pending.
+    on_created: Callable[[TaskView], None] = _no_op
+    default_expiry: dt.timedelta = DEFAULT_EXPIRY
+    users: UserRepository | None = None  # to check whom a task is given to; None: any name
+    calls: CallRepository | None = None  # to check the call a task is closed with; None: any id
+    known_practice: Callable[[str], bool] | None = None  # None: any practice name
+
+    def list(self, ctx: Context):
+        practice = ctx.params["practice"]
+        self._check_practice(ctx, practice)
+        q = parse_query(ctx.request, LIST_QUERY)
+        wanted = q.get("state", ACTIVE)
+        views = self.repo.list(TaskQuery(frozenset({practice}), frozenset(wanted), q.get("limit", 100)))
+        self._audit(ctx, "tasks.read", "tasks", details={
+            "filters": {"practice": practice, "state": list(wanted), "limit": q.get("limit")},
+            "records": len(views)})
+        return {"tasks": [v.to_json() for v in views]}
+
+    def create(self, ctx: Context):
+        practice = ctx.params["practice"]
+        self._check_practice(ctx, practice)
+        if self.known_practice is not None and not self.known_practice(practice):
+            raise ApiError(404, "not_found", f"no such practice {practice}")
+        body = parse_body(ctx.request, CREATE_BODY)
+        number = _number(body["number"])
+        minutes = body.get("expires_in_minutes")
+        if minutes is not None and not 1 <= minutes <= MAX_EXPIRY_MINUTES:
+            raise ApiError(400, "invalid_body", f"field 'expires_in_minutes' must be between 1 and "
+                           f"{MAX_EXPIRY_MINUTES}")
+        expiry = dt.timedelta(minutes=minutes) if minutes is not None else self.default_expiry
+        view = self.repo.create(practice, number, "secretary", ctx.now, ctx.now + expiry,
+                                note=body.get("note"), created_by=ctx.user.username, actor=ctx.actor)
+        try:
+            self.on_created(view)
+        except Exception:
+            logger.exception("task %s (%s) stored, but the controller was not told; it is picked up "
+                             "at the next restart", view.id, mask_number(view.number))
+        return view.to_json()
+
+    def get(self, ctx: Context):
+        view = self._visible(ctx)
+        self._audit(ctx, "tasks.read", f"task:{view.id}", details={"records": 1})
+        return view.to_json()
+
+    def assign(self, ctx: Context):
+        body = _optional_body(ctx, ASSIGN_BODY)
+        task = self._visible(ctx)
+        who = body.get("to") or ctx.user.username
+        if who != ctx.user.username:
+            self._check_assignee(who, task.practice)
+        with _state_errors():
+            return self.repo.assign(task.id, who, ctx.now, actor=ctx.actor).to_json()
+
+    def done(self, ctx: Context):
+        body = _optional_body(ctx, DONE_BODY)
+        task = self._visible(ctx)
+        call_id = body.get("call_id") or None
+        if call_id is not None and self.calls is not None:
+            try:
+                call = self.calls.get(call_id)
+            except UnknownCall:
+                call = None
+            if call is None or call.practice != task.practice:
+                raise ApiError(422, "refused", f"no call {call_id} for practice {task.practice}",
+                               reason="unknown call")
+        with _state_errors():
+            return self.repo.done(task.id, call_id, None, ctx.now, actor=ctx.actor).to_json()
+
+    def cancel(self, ctx: Context):
+        body = _optional_body(ctx, CANCEL_BODY)
+        task = self._visible(ctx)
+        with _state_errors():
+            return self.repo.cancel(task.id, ctx.user.username, ctx.now, body.get("reason"),
+                                    actor=ctx.actor).to_json()
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _visible(self, ctx: Context) -> TaskView:
+        try:
+            view = self.repo.get(ctx.params["task_id"])
+        except UnknownTask:
+            raise ApiError(404, "not_found", "no such task") from None
+        scope = practice_scope(ctx.user.role, ctx.user.attrs)
+        if scope is not None and view.practice not in scope:
+            raise ApiError(404, "not_found", "no such task")  # other practices' tasks stay unseen
+        return view
+
+    @staticmethod
+    def _check_practice(ctx: Context, practice: str) -> None:
+        scope = practice_scope(ctx.user.role, ctx.user.attrs)
+        if scope is not None and practice not in scope:
+            raise ApiError(403, "forbidden", f"practice {practice} is not one of yours",
+                           reason="practice not covered by this user")
+
+    def _check_assignee(self, who: str, practice: str) -> None:
+        """Another user must be enabled, allowed to handle callbacks and cover the practice; a
+        phone (SIP URI) is taken as given: it is the controller's to know."""
+        if who.startswith(("sip:", "sips:")):
+            if not _SIP_URI.fullmatch(who):
+                raise ApiError(400, "invalid_body", "field 'to' must be a username or a SIP URI "
+                               "such as sip:accueil@192.0.2.10")
+            return
+        if self.users is None:
+            return
+        try:
+            user = self.users.get(who)
+        except UnknownUser:
+            raise ApiError(422, "refused", f"no user {who}", reason="unknown user") from None
+        ok, why = allowed(user.role, "callbacks", "write", user.attrs)
+        if not ok:
+            raise ApiError(422, "refused", f"{who} cannot take callback tasks: {why}", reason=why)
+        scope = practice_scope(user.role, user.attrs)
+        if scope is not None and practice not in scope:
+            raise ApiError(422, "refused", f"{who} does not cover practice {practice}",
+                           reason="practice not covered by the assignee")
+
+    def _audit(self, ctx: Context, action: str, target: str, details: dict) -> None:
+        with self.db.transaction() as s:
+            append(s, ctx.actor, action, target, ctx.now, details=details)
+
+
+def _number(raw: str) -> str:
+    try:
+        return normalise(raw)
+    except InvalidNumber as exc:
+        raise ApiError(400, "invalid_body", f"field 'number': {exc}", reason=str(exc)) from None
+
+
+def _optional_body(ctx: Context, spec: BodySpec) -> dict[str, Any]:
+    """The JSON body, or no fields at all when the request has no body."""
+    req = ctx.request
+    if not req.body_too_large and not req.body.strip():
+        return {}
+    return parse_body(req, spec)
+
+
+@contextlib.contextmanager
+def _state_errors() -> Iterator[None]:
+    """A transition the task's state refuses is a 409 whose reason says why."""
+    try:
+        yield
+    except TaskStateError as exc:
+        raise ApiError(409, "conflict", str(exc), reason=str(exc), state=exc.state) from None
+    except UnknownTask:  # removed between the check and the change
+        raise ApiError(404, "not_found", "no such task") from None
+
+
+def task_routes(api: TaskApi | None) -> list[Route]:
+    """The routes, served even when tasks are not wired in (then they answer 503)."""
+
+    def h(name: str) -> Callable[[Context], Any]:
+        def handler(ctx: Context):
+            if api is None:
+                raise ApiError(503, "unavailable", "callback tasks are not enabled on this server")
+            return getattr(api, name)(ctx)
+        return handler
+
+    read, write = ("callbacks", "read"), ("callbacks", "write")
+    return [
+        Route("GET", "/api/practices/{practice}/tasks", h("list"), (read,), query=LIST_QUERY),
+        Route("POST", "/api/practices/{practice}/tasks", h("create"), (write,), body=CREATE_BODY,
+              status=201),
+        Route("GET", "/api/tasks/{task_id}", h("get"), (read,)),
+        Route("POST", "/api/tasks/{task_id}/assign", h("assign"), (write,), body=ASSIGN_BODY),
+        Route("POST", "/api/tasks/{task_id}/done", h("done"), (write,), body=DONE_BODY),
+        Route("POST", "/api/tasks/{task_id}/cancel", h("cancel"), (write,), body=CANCEL_BODY),
+    ]
+
