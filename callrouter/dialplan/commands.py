@@ -11,6 +11,7 @@ from pathlib import Path
 
 from callrouter.config import CONFIG_ENV, DEFAULT_CONFIG, ConfigError, add_config_argument, load_settings
 from callrouter.dialplan.loader import LoadResult, load_paths
+from callrouter.dialplan.rotafeed import FeedReader, cli_feed_reader
 from callrouter.domain import calendar
 from callrouter.domain.call import Call
 from callrouter.domain.decision import describe_action
@@ -58,20 +59,26 @@ def _prompts_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompts", type=Path, default=DEFAULT_DIR, help="prompt catalogue directory")
 
 
-def _load(paths, prompts_dir: Path) -> LoadResult:
-    return load_paths(paths, Catalogue.load(prompts_dir))
+def _load(paths, prompts_dir: Path, feed_reader: FeedReader | None = None) -> LoadResult:
+    return load_paths(paths, Catalogue.load(prompts_dir), feed_reader)
 
 
-def settings_warnings(dialplans: list[Dialplan], config: str | None) -> list[str]:
-    """Warnings about the daemon settings these dialplans would run with (--config, else
-    $CALLROUTER_CONFIG, else ./callrouter.yaml if present, else the defaults)."""
+def _settings(config: str | None):
+    """(settings or None, where they come from, why they could not be read): --config, else
+    $CALLROUTER_CONFIG, else ./callrouter.yaml if present, else the defaults."""
     path = config or os.environ.get(CONFIG_ENV) or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else None)
     source = path or "the default settings"
     try:
-        settings = load_settings(path)
+        return load_settings(path), source, None
     except ConfigError as exc:
-        return [f"settings {source} cannot be read, so they were not checked against the dialplans: "
-                + "; ".join(exc.problems)]
+        return None, source, "; ".join(exc.problems)
+
+
+def settings_warnings(dialplans: list[Dialplan], config: str | None) -> list[str]:
+    """Warnings about the daemon settings these dialplans would run with."""
+    settings, source, problem = _settings(config)
+    if settings is None:
+        return [f"settings {source} cannot be read, so they were not checked against the dialplans: {problem}"]
     return [w for w in (escalation_disabled_warning(dialplans, settings.escalation.enabled, source),) if w]
 
 
@@ -180,7 +187,11 @@ def parse_local(text: str, tz: str) -> tuple[dt.datetime, str | None]:
 
 
 def cmd_calendar(args) -> int:
-    result = _load(args.dialplans, args.prompts)
+    settings, _, _ = _settings(args.config)
+    feed_notes: list[str] = []  # on-call feeds published at a URL: fetched now, else the daemon's copy
+    feeds = cli_feed_reader(settings.var_dir / "ical" if settings else None, feed_notes)
+    result = _load(args.dialplans, args.prompts,
+                   lambda practice, url: feeds(practice, url) if practice == args.practice else None)
     _report_load_errors(result)
     router = Router(result.dialplans)
     dialplan = router.dialplans.get(args.practice)
@@ -207,6 +218,7 @@ def cmd_calendar(args) -> int:
     segments = tl.timeline(dialplan, start, end, args.site)
     warns = tl.warnings(dialplan, segments, start, end, args.site)
     warns += [tl.Warning("settings", None, None, w) for w in settings_warnings([dialplan], args.config)]
+    warns += [tl.Warning("rota_feed", None, None, n) for n in feed_notes if f" of {dialplan.practice} " in n]
     if args.json:
         print(json.dumps({
             "practice": dialplan.practice, "site": args.site, "version": dialplan.version, "timezone": spec.timezone,

@@ -8,6 +8,7 @@ from typing import Iterable
 
 from callrouter.dialplan import schema, yamlsrc
 from callrouter.dialplan.errors import DialplanError, DialplanInvalid
+from callrouter.dialplan.rotafeed import FeedReader
 from callrouter.domain.model import Dialplan
 from callrouter.prompts import Catalogue
 
@@ -37,7 +38,8 @@ def dialplan_files(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def load_text(content: bytes, source: str, known_prompts: frozenset[str] | None) -> tuple[Dialplan | None, list[DialplanError]]:
+def load_text(content: bytes, source: str, known_prompts: frozenset[str] | None,
+              feed_reader: FeedReader | None = None) -> tuple[Dialplan | None, list[DialplanError]]:
     if len(content) > MAX_FILE_BYTES:
         return None, [DialplanError(source, 1, "", f"file is larger than {MAX_FILE_BYTES} bytes")]
     try:
@@ -51,7 +53,7 @@ def load_text(content: bytes, source: str, known_prompts: frozenset[str] | None)
         return None, [DialplanError(source, exc.line, "", exc.message)]
     if tree is None:
         return None, [DialplanError(source, 1, "", "file is empty")]
-    return schema.build(tree, source, content, known_prompts)
+    return schema.build(tree, source, content, known_prompts, feed_reader)
 
 
 def load_file(path: str | Path, catalogue: Catalogue | None = None) -> Dialplan:
@@ -62,8 +64,11 @@ def load_file(path: str | Path, catalogue: Catalogue | None = None) -> Dialplan:
     return result.dialplans[0]
 
 
-def load_paths(paths: Iterable[str | Path], catalogue: Catalogue | None = None) -> LoadResult:
-    """Load every file; then the checks across files (a number or a practice id claimed twice)."""
+def load_paths(paths: Iterable[str | Path], catalogue: Catalogue | None = None,
+               feed_reader: FeedReader | None = None) -> LoadResult:
+    """Load every file; then the checks across files (a number or a practice id claimed twice).
+
+    `feed_reader`: where on-call rotas published at a URL are read (the daemon's cache)."""
     known = catalogue.names() if catalogue is not None else None
     result = LoadResult()
     for path in dialplan_files(paths):
@@ -75,7 +80,7 @@ def load_paths(paths: Iterable[str | Path], catalogue: Catalogue | None = None) 
             result.errors.append(DialplanError(source, 0, "", f"cannot read: {exc.strerror or exc}"))
             result.failed_files.add(source)
             continue
-        dialplan, errors = load_text(content, source, known)
+        dialplan, errors = load_text(content, source, known, feed_reader)
         if errors:
             result.errors += errors
             result.failed_files.add(source)

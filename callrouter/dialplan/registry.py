@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Mapping
 
 from callrouter.dialplan.errors import DialplanError
 from callrouter.dialplan.loader import LoadResult, _cross_checks, dialplan_files, load_paths
+from callrouter.dialplan.rotafeed import cache_reader
 from callrouter.domain.model import Dialplan
 from callrouter.domain.routing import Router
 from callrouter.ports import DialplanStatus
@@ -46,8 +47,10 @@ class DialplanRegistry:
     """Holds the Router in force; `router` is replaced whole, so readers never see half a reload."""
 
     def __init__(self, paths: Iterable[str | Path], catalogue_loader: Callable[[], Catalogue],
-                 now: Callable[[], dt.datetime]):
+                 now: Callable[[], dt.datetime], feed_cache: Path | None = None):
+        """`feed_cache`: the directory where the daemon keeps the on-call feeds it fetches."""
         self.paths = [Path(p) for p in paths]
+        self.feed_cache = Path(feed_cache) if feed_cache is not None else None
         self._catalogue_loader = catalogue_loader
         self._now = now
         self._by_source: dict[str, _Entry] = {}
@@ -58,7 +61,7 @@ class DialplanRegistry:
     def reload(self) -> ReloadReport:
         now = self._now()
         self._snapshot = self._stat()
-        result = load_paths(self.paths, self._catalogue_loader())
+        result = load_paths(self.paths, self._catalogue_loader(), cache_reader(self.feed_cache))
         errors_by_file: dict[str, list[DialplanError]] = {}
         for e in result.errors:
             errors_by_file.setdefault(e.file, []).append(e)
@@ -96,12 +99,18 @@ class DialplanRegistry:
         return ReloadReport(tuple(loaded), tuple(sorted(set(kept_ids))), tuple(removed), all_errors)
 
     def changed_on_disk(self) -> bool:
-        """Whether any dialplan file appeared, vanished or changed since the last reload."""
+        """Whether any dialplan file, rota feed file (*.ics next to the dialplans) or cached copy
+        of a fetched feed appeared, vanished or changed since the last reload."""
         return self._stat() != self._snapshot
 
     def _stat(self) -> dict[str, tuple[int, int]]:
         out = {}
-        for p in dialplan_files(self.paths):
+        feeds = [d if d.is_dir() else d.parent for d in self.paths]
+        if self.feed_cache is not None:
+            feeds.append(self.feed_cache)
+        watched = dialplan_files(self.paths) + [f for d in dict.fromkeys(feeds) if d.is_dir()
+                                                for f in sorted(d.glob("*.ics"))]
+        for p in watched:
             try:
                 st = p.stat()
             except OSError:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from callrouter.dialplan.errors import DialplanError, did_you_mean
 from callrouter.dialplan.fields import DIGITS, Reader, join
+from callrouter.dialplan.rotafeed import NOBODY, FeedReader, shifts_from_ics
 from callrouter.dialplan.yamlsrc import YMap, YNode, YScalar, YSeq
 from callrouter.domain import calendar
 from callrouter.domain.model import (
@@ -44,6 +46,7 @@ from callrouter.domain.model import (
     Routes,
     RotaEntry,
     RotaException,
+    RotaFeed,
     Site,
     TimeRange,
     VoicemailAction,
@@ -72,16 +75,22 @@ class Ref:
 class Context:
     reader: Reader
     refs: list[Ref] = field(default_factory=list)
+    feed_reader: FeedReader | None = None
+    feed_content: bytes = b""  # the rota feed read with the file: part of the rules' version
 
     def ref(self, kind: str, name: str | None, node: YNode | None, path: str) -> None:
         if name is not None and node is not None:
             self.refs.append(Ref(kind, name, node.line, path))
 
 
-def build(tree: YNode | None, source: str, content: bytes, known_prompts: frozenset[str] | None) -> tuple[Dialplan | None, list[DialplanError]]:
-    """Build a Dialplan from a parsed file; `known_prompts` None skips the prompt check."""
+def build(tree: YNode | None, source: str, content: bytes, known_prompts: frozenset[str] | None,
+          feed_reader: FeedReader | None = None) -> tuple[Dialplan | None, list[DialplanError]]:
+    """Build a Dialplan from a parsed file; `known_prompts` None skips the prompt check.
+
+    `feed_reader` gives the cached copy of an on-call rota fetched from a URL (None: URL feeds are
+    checked but not read, e.g. by `callrouter check`)."""
     reader = Reader(source)
-    ctx = Context(reader)
+    ctx = Context(reader, feed_reader=feed_reader)
     root = reader.mapping(tree, "", TOP_KEYS, required=("practice", "name", "timezone", "numbers", "hours", "routes"))
     if root is None:
         return None, reader.errors
@@ -99,7 +108,8 @@ def build(tree: YNode | None, source: str, content: bytes, known_prompts: frozen
     queues = _queues(ctx, g("queues"))
     menus = _menus(ctx, g("ivr"))
     routes = _routes(ctx, g("routes"))
-    on_call = _on_call(ctx, g("on_call")) if "on_call" in root.items else None
+    on_call = (_on_call(ctx, g("on_call"), practice, timezone or "Europe/Paris", practitioners)
+               if "on_call" in root.items else None)
     tiers = _escalation(ctx, g("escalation"))
     diary = _diary(ctx, g("diary")) if "diary" in root.items else None
     prompts = _prompt_texts(ctx, g("prompts"))
@@ -109,7 +119,7 @@ def build(tree: YNode | None, source: str, content: bytes, known_prompts: frozen
         reader.error(root.key_lines["numbers"], "numbers", "no number reaches this practice: list at least one")
     if reader.errors or practice is None or name is None or routes is None:
         return None, reader.errors
-    version = hashlib.sha256(content).hexdigest()[:12]
+    version = hashlib.sha256(content + ctx.feed_content).hexdigest()[:12]
     return Dialplan(
         practice=practice, name=name, version=version, source=source, numbers=numbers, calendar=cal,
         routes=routes, ivr=menus, queues=queues, sites=sites, practitioners=practitioners,
@@ -466,9 +476,10 @@ def _routes(ctx: Context, node: YNode | None) -> Routes | None:
 
 # --- on-call and escalation ---------------------------------------------------------------------
 
-def _on_call(ctx: Context, node: YNode | None) -> OnCallRota | None:
+def _on_call(ctx: Context, node: YNode | None, practice: str | None, timezone: str,
+             practitioners: dict[str, Practitioner]) -> OnCallRota | None:
     r = ctx.reader
-    m = r.mapping(node, "on_call", ("weekly", "exceptions", "backup", "until"))
+    m = r.mapping(node, "on_call", ("weekly", "exceptions", "backup", "until", "ical"))
     if m is None:
         return None
     weekly = []
@@ -502,7 +513,57 @@ def _on_call(ctx: Context, node: YNode | None) -> OnCallRota | None:
     if "until" in m.items:
         value = r.date_or_datetime(m.get("until"), "on_call.until")
         until = value.date() if isinstance(value, dt.datetime) else value
-    return OnCallRota(tuple(weekly), tuple(exceptions), backup, until)
+    feed, shifts = (_rota_feed(ctx, m.get("ical"), practice, timezone, practitioners)
+                    if "ical" in m.items else (None, ()))
+    return OnCallRota(tuple(weekly), tuple(exceptions), backup, until, shifts, feed)
+
+
+def _rota_feed(ctx: Context, node: YNode | None, practice: str | None, timezone: str,
+               practitioners: dict[str, Practitioner]):
+    """on_call.ical: {file: rota.ics | url: https://..., map: {name: id | nobody}, refresh: 15m}."""
+    r = ctx.reader
+    path = "on_call.ical"
+    m = r.mapping(node, path, ("file", "url", "map", "refresh"))
+    if m is None:
+        return None, ()
+    if ("file" in m.items) == ("url" in m.items):
+        r.error(m.line, path, 'give the rota feed as either "file" (next to this dialplan) or "url", not both')
+        return None, ()
+    names: dict[str, str | None] = {}
+    for name, wnode, wpath in r.named(m.get("map"), join(path, "map"), line=m.line):
+        who = r.text(wnode, wpath)
+        if who is not None and who != NOBODY:
+            ctx.ref("practitioner", who, wnode, wpath)
+        names[name] = None if who in (None, NOBODY) else who
+    refresh = r.duration(m.get("refresh"), join(path, "refresh"), 900.0, hi=86400)
+    if "refresh" in m.items and refresh < 60:
+        r.error(m.get("refresh").line, join(path, "refresh"), "refresh at most every minute (e.g. 15m)")
+    url = file = None
+    data: tuple[bytes, str] | None = None
+    if "url" in m.items:
+        url = r.text(m.get("url"), join(path, "url"))
+        if url is not None and not url.startswith(("https://", "http://")):
+            r.error(m.get("url").line, join(path, "url"), f'"{url}" is not an http(s):// address')
+            url = None
+        if url is not None and practice is not None and ctx.feed_reader is not None:
+            data = ctx.feed_reader(practice, url)
+    else:
+        file = r.text(m.get("file"), join(path, "file"))
+        if file is not None:
+            target = Path(r.file).parent / file
+            try:
+                data = target.read_bytes(), str(target)
+            except OSError as exc:
+                r.error(m.get("file").line, join(path, "file"), f"cannot read {target}: {exc.strerror or exc}")
+    feed = RotaFeed(url, file, names, refresh) if (url or file) else None
+    if data is None:
+        return feed, ()
+    content, origin = data
+    shifts, problems = shifts_from_ics(content, timezone, names, practitioners)
+    for p in problems:
+        ctx.reader.errors.append(DialplanError(origin, p.line, path, f"{p.message} (rota feed of {r.file})"))
+    ctx.feed_content = content
+    return feed, shifts
 
 
 def _escalation(ctx: Context, node: YNode | None) -> dict[str, EscalationTier]:

@@ -224,11 +224,48 @@ class RotaException:
 
 
 @dataclass(frozen=True)
+class Recurrence:
+    """A shift repeating every `interval` days (daily) or weeks (weekly, on `days`), at the local
+    wall-clock time of its first occurrence; `until` is the last possible start."""
+
+    freq: str  # daily | weekly
+    interval: int = 1
+    days: tuple[int, ...] = ()  # weekly: weekdays (0 = Monday); empty: the first occurrence's
+    until: dt.datetime | None = None
+    week_start: int = 0
+    exdates: frozenset[dt.datetime] = frozenset()  # starts left out
+
+
+@dataclass(frozen=True)
+class RotaShift:
+    """A dated on-call shift (from an iCalendar feed): `period` is its first occurrence."""
+
+    period: Period
+    who: str | None  # None: nobody on call (a declared hole)
+    recurrence: Recurrence | None = None
+
+
+@dataclass(frozen=True)
+class RotaFeed:
+    """Where a rota's shifts come from: an iCalendar file next to the dialplan, or a URL the daemon
+    fetches every `refresh_s` into a cache. `names`: name in the feed -> practitioner id or None."""
+
+    url: str | None
+    file: str | None
+    names: Mapping[str, str | None]
+    refresh_s: float = 900.0
+
+
+@dataclass(frozen=True)
 class OnCallRota:
+    """Who is on call: dated exceptions first, then the feed's shifts, then the weekly pattern."""
+
     weekly: tuple[RotaEntry, ...] = ()
     exceptions: tuple[RotaException, ...] = ()
     backup: str | None = None
     until: dt.date | None = None
+    shifts: tuple[RotaShift, ...] = ()
+    feed: RotaFeed | None = None
 
 
 ESCALATION_CHANNELS = ("sms", "call", "email")
