@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -42,7 +43,8 @@ def admin_service(settings: Settings, db: Database, dialplans: DialplanStatusSou
     if controller is not None:  # the secretaries' live states (logins, pauses) are the controller's
         api.secretary_states = SecretaryApi(db, controller,
                                             lambda f, *a: threads.blockingCallFromThread(reactor, f, *a))
-    api.tasks = tasks
+    if tasks is not None:  # assignees and linked calls are checked against this API's stores
+        api.tasks = dataclasses.replace(tasks, users=tasks.users or api.users, calls=tasks.calls or api.calls)
     site = build_site(api.router(), reactor, pool, reactor, settings.http.max_body_bytes)
     parent = MultiService()
     http = TCPServer(settings.http.port, site, interface=settings.http.host)

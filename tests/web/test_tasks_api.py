@@ -236,3 +236,23 @@ def test_a_failing_controller_hook_does_not_lose_the_task(tasks, caplog):
 def test_without_tasks_wired_in_the_routes_answer_503(env):
     r = yield env.client.call("GET", "/api/practices/cab-a/tasks", token=env.tokens["sec"])
     assert r.status == 503 and r.json()["error"] == "unavailable"
+
+
+@pytest_twisted.inlineCallbacks
+def test_admin_service_serves_the_task_routes_and_checks_assignees_with_its_own_stores(env):
+    import dataclasses as dc
+
+    from callrouter.config import HttpSettings, parse_settings
+    from callrouter.web.service import admin_service
+
+    settings = dc.replace(parse_settings({}, environ={}), http=HttpSettings(host="127.0.0.1", port=0))
+    service = admin_service(settings, env.db, env.dialplans, reactor, tasks=TaskApi(env.db, TaskRepository(env.db)))
+    service.startService()
+    try:
+        client = Client(service.getServiceNamed("admin-http")._port.getHost().port)
+        r = yield client.call("POST", "/api/practices/cab-a/tasks", {"number": NUMBER}, token=env.tokens["sec"])
+        assert r.status == 201
+        r = yield client.call("POST", f"/api/tasks/{r.json()['id']}/assign", {"to": "doc"}, token=env.tokens["sec"])
+        assert r.status == 422 and r.json()["reason"] == "role practitioner may not write callbacks"
+    finally:
+        yield service.stopService()
