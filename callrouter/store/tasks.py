@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -350,3 +350,11 @@ class TaskRepository:
         if changed:
             logger.info("task %s: %s -> %s", task_id, before["state"], view.state)
         return view
+
+
+def purge_closed(session: Session, cutoff: dt.datetime) -> int:
+    """Delete the closed tasks (done, expired, cancelled) last changed before `cutoff`, inside the
+    caller's transaction: for retention, since they hold patients' numbers. Active ones stay."""
+    result = session.execute(delete(CallbackTask).where(CallbackTask.state.not_in(ACTIVE),
+                                                        CallbackTask.updated_at < cutoff))
+    return result.rowcount

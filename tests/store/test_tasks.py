@@ -10,7 +10,7 @@ import pytest
 
 from callrouter.domain.phone import InvalidNumber
 from callrouter.store.audit import SYSTEM, Actor, AuditLog
-from callrouter.store.tasks import TaskQuery, TaskRepository, TaskStateError, UnknownTask
+from callrouter.store.tasks import TaskQuery, TaskRepository, TaskStateError, UnknownTask, purge_closed
 
 T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.timezone.utc)
 SEC = Actor("sec", "127.0.0.1")
@@ -259,3 +259,18 @@ def test_logs_never_show_the_number(db, caplog):
         repo.done("t1", "out-1", "leg-1", at(2))
     assert "task t1 created" in caplog.text
     assert "612345678" not in caplog.text and "12 34 56" not in caplog.text
+
+
+def test_retention_purges_only_closed_tasks_older_than_the_cutoff(db):
+    repo = TaskRepository(db)
+    for name in ("done-old", "cancelled-old", "done-new", "open", "calling"):
+        task(repo, name)
+    task(repo, "expired-old", expires=60)
+    repo.done("done-old", None, None, at(10))
+    repo.cancel("cancelled-old", "sec", at(10))
+    repo.expire_due(at(60))
+    repo.done("done-new", None, None, at(100))
+    repo.start_attempt("calling", "sec", "leg-1", at(1))
+    with db.transaction() as s:
+        assert purge_closed(s, at(61)) == 3
+    assert sorted(t.id for t in repo.list(TaskQuery())) == ["calling", "done-new", "open"]
