@@ -43,6 +43,7 @@ from callrouter.store.db import Database
 from callrouter.store.tasks import TaskRepository
 from callrouter.web.escalations import EscalationApi
 from callrouter.web.service import admin_service
+from callrouter.web.tasks import TaskApi
 
 logger = logging.getLogger(__name__)
 
@@ -284,8 +285,13 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
         dialplan = registry.dialplans.get(practice)
         return practice_card(dialplan) if dialplan is not None else None
 
+    task_api = TaskApi(db, TaskRepository(db),
+                       default_expiry=dt.timedelta(seconds=controller_settings.callback_expiry_s),
+                       known_practice=lambda practice: practice in registry.dialplans,
+                       call_now=lambda view, who: threads.blockingCallFromThread(
+                           reactor, controller.callbacks.call_now, view, who))
     admin_service(settings, db, registry, reactor, escalation_api, card_of,
-                  controller=controller).setServiceParent(top)
+                  controller=controller, tasks=task_api).setServiceParent(top)
     parts = {"db": db, "calls": calls, "recorder": recorder, "registry": registry, "dialplans": dialplans,
              "controller": controller, "pool": pool, "metrics": metrics, "escalation": escalation.engine}
     return top, parts

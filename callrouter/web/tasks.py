@@ -51,6 +51,12 @@ CREATE_BODY = {"number": Field(str, max_length=32), "note": Field(str, required=
 ASSIGN_BODY = {"to": Field(str, required=False, max_length=200)}
 DONE_BODY = {"call_id": Field(str, required=False, max_length=64)}
 CANCEL_BODY = {"reason": Field(str, required=False, max_length=200)}
+CALL_BODY = {"secretary": Field(str, required=False, max_length=200)}
+
+# Blocking (from an API thread): ring the secretary, then the patient, for this task (the
+# controller's CallbackDesk.call_now on the reactor thread). Raises LookupError when no such
+# secretary is in a queue, ValueError when she or the task cannot be called now.
+CallNow = Callable[[TaskView, str], Any]
 
 
 def _no_op(task: TaskView) -> None:
@@ -69,6 +75,7 @@ class TaskApi:
     users: UserRepository | None = None  # to check whom a task is given to; None: any name
     calls: CallRepository | None = None  # to check the call a task is closed with; None: any id
     known_practice: Callable[[str], bool] | None = None  # None: any practice name
+    call_now: CallNow | None = None  # None: POST /api/tasks/{id}/call answers 503
 
     def list(self, ctx: Context):
         practice = ctx.params["practice"]
@@ -130,6 +137,25 @@ class TaskApi:
                                reason="unknown call")
         with _state_errors():
             return self.repo.done(task.id, call_id, None, ctx.now, actor=ctx.actor).to_json()
+
+    def call(self, ctx: Context):
+        """Call the patient back now: her phone (or the named secretary's) rings first."""
+        body = _optional_body(ctx, CALL_BODY)
+        task = self._visible(ctx)
+        if self.call_now is None:
+            raise ApiError(503, "unavailable", "no call controller runs on this server")
+        if task.state not in ("open", "assigned"):
+            raise ApiError(409, "conflict", f"task {task.id} is {task.state}", reason=f"task {task.state}",
+                           state=task.state)
+        who = body.get("secretary") or ctx.user.username
+        try:
+            self.call_now(task, who)
+        except LookupError:
+            raise ApiError(404, "not_found", f"{who} is not a secretary of any queue") from None
+        except ValueError as exc:
+            raise ApiError(409, "conflict", str(exc), reason=str(exc)) from None
+        self._audit(ctx, "task.call", f"task:{task.id}", details={"secretary": who})
+        return {"task": task.to_json(), "calling": who}
 
     def cancel(self, ctx: Context):
         body = _optional_body(ctx, CANCEL_BODY)
@@ -229,5 +255,6 @@ def task_routes(api: TaskApi | None) -> list[Route]:
         Route("POST", "/api/tasks/{task_id}/assign", h("assign"), (write,), body=ASSIGN_BODY),
         Route("POST", "/api/tasks/{task_id}/done", h("done"), (write,), body=DONE_BODY),
         Route("POST", "/api/tasks/{task_id}/cancel", h("cancel"), (write,), body=CANCEL_BODY),
+        Route("POST", "/api/tasks/{task_id}/call", h("call"), (write,), body=CALL_BODY),
     ]
 

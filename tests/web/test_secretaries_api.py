@@ -1,6 +1,7 @@
 """Secretaries' live states over real HTTP: she logs in, pauses and resumes herself; a supervisor
 sees the team and manages it; every change audited. The controller is the real one (media faked)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -9,10 +10,13 @@ from twisted.internet import reactor, threads
 
 from callrouter.media import protocol as p
 from callrouter.web.api import Api
+from callrouter.store.tasks import TaskRepository
 from callrouter.web.secretaries import SecretaryApi
+from callrouter.web.tasks import TaskApi
 from callrouter.web.site import build_site
 from tests.controller.conftest import make_harness
 from tests.controller.test_calls import queued_call
+from tests.factories import examples
 from web_support import MAX_BODY, Client
 
 PHONE = "sip:accueil@192.0.2.10"
@@ -21,14 +25,18 @@ PHONE = "sip:accueil@192.0.2.10"
 @pytest.fixture
 def team(env, tmp_path):
     """The API of `env`, with a call controller whose queues hold `sec`, `extsec` and a fixed phone."""
+    martin = examples()["cabinet-dr-martin"]  # as practice cab-a, which `sec` covers
     h, ctx = make_harness(tmp_path / "controller", agents={"*": ("sec", "extsec", PHONE)},
-                          secretary_domain="edge:5060", login_required=True)
+                          secretary_domain="edge:5060", login_required=True,
+                          dialplans=[dataclasses.replace(martin, practice="cab-a")])
     h.controller.registrations_changed(frozenset({"sec", "extsec"}))
     h.controller.pause(PHONE, "poste fermé")  # the front-desk phone is off unless a test resumes it
     a = env.api
+    in_reactor = lambda f, *args: threads.blockingCallFromThread(reactor, f, *args)  # noqa: E731
     api = Api(a.db, a.users, a.calls, a.audit, a.dialplans, a.token_ttl,
-              secretary_states=SecretaryApi(env.db, h.controller,
-                                            lambda f, *args: threads.blockingCallFromThread(reactor, f, *args)))
+              secretary_states=SecretaryApi(env.db, h.controller, in_reactor),
+              tasks=TaskApi(env.db, TaskRepository(env.db), users=a.users, calls=a.calls,
+                            call_now=lambda view, who: in_reactor(h.controller.callbacks.call_now, view, who)))
     port = reactor.listenTCP(0, build_site(api.router(), reactor, reactor.getThreadPool(), reactor, MAX_BODY),
                              interface="127.0.0.1")
     try:
@@ -112,3 +120,22 @@ def test_her_console_reads_the_screen_pop_of_the_call_ringing_her(env, team):
     h.clock.advance(60)
     r = yield client.call("GET", "/api/secretaries/me/call", token=token)
     assert r.json() == {"call": None}
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_secretary_calls_a_task_back_from_her_console(env, team):
+    h, client = team
+    token = env.tokens["sec"]
+    r = yield client.call("POST", "/api/practices/cab-a/tasks", {"number": "06 12 34 56 78"}, token=token)
+    assert r.status == 201, r.body
+    task = r.json()
+    h.controller.registrations_changed(frozenset({"extsec"}))  # her softphone went off
+    r = yield client.call("POST", f"/api/tasks/{task['id']}/call", token=token)
+    assert r.status == 409 and "not registered" in r.json()["message"]
+    h.controller.registrations_changed(frozenset({"sec", "extsec"}))
+    r = yield client.call("POST", f"/api/tasks/{task['id']}/call", token=token)
+    assert r.status == 200 and r.json()["calling"] == "sec"
+    ring = h.media.last(p.Dial)
+    assert ring.uri == "sip:sec@edge:5060" and ring.headers["X-Callrouter-Task-Id"] == task["id"]
+    r = yield client.call("POST", f"/api/tasks/{task['id']}/call", {"secretary": "nobody"}, token=token)
+    assert r.status == 404

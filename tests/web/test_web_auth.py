@@ -54,6 +54,7 @@ REQUESTS = [
     ("POST", "/api/tasks/none/assign", None),
     ("POST", "/api/tasks/none/done", None),
     ("POST", "/api/tasks/none/cancel", None),
+    ("POST", "/api/tasks/none/call", None),
 ]
 
 
