@@ -195,7 +195,11 @@ def build_channels(settings: EscalationSettings, reactor: Any, run_blocking: Run
         outbox = OutboxFileChannel(settings.outbox_file, reactor)
         return {"sms": outbox, "email": outbox, **calls}
     out: dict[str, Channel] = dict(calls)
-    if settings.sms_url:
+    if settings.sms_gateway == "smpp":
+        from callrouter.escalation.smpp import SmppChannel  # imports this module: not at the top
+
+        out["sms"] = SmppChannel(settings, reactor)
+    elif settings.sms_url:
         out["sms"] = HttpSmsChannel(settings, reactor)
     if settings.smtp_host:
         out["email"] = SmtpChannel(settings, run_blocking)

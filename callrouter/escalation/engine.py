@@ -73,6 +73,8 @@ class EscalationEngine(Service):
 
     def startService(self) -> None:
         super().startService()
+        for channel in self._services():  # channels holding a connection (the SMPP bind)
+            channel.startService()
         self.ready = self._resume()
 
     def stopService(self):
@@ -81,6 +83,12 @@ class EscalationEngine(Service):
             if c.timer is not None and c.timer.active():
                 c.timer.cancel()
         self._chains.clear()
+        stopping = [defer.maybeDeferred(channel.stopService) for channel in self._services()]
+        return defer.DeferredList(stopping) if stopping else None
+
+    def _services(self) -> list[Any]:
+        unique = {id(c): c for c in self._channels.values()}.values()
+        return [c for c in unique if hasattr(c, "startService") and hasattr(c, "stopService")]
 
     @defer.inlineCallbacks
     def _resume(self):

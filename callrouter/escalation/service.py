@@ -14,6 +14,7 @@ from callrouter.escalation.channels import build_channels
 from callrouter.escalation.engine import EscalationEngine
 from callrouter.escalation.metrics import EscalationMetrics
 from callrouter.escalation.settings import EscalationSettings
+from callrouter.escalation.smpp import SmppChannel, connect_inbound
 from callrouter.escalation.voice import VoiceChannel
 from callrouter.store.db import Database
 from callrouter.store.escalations import EscalationRepository
@@ -37,12 +38,16 @@ def build_escalation(settings: EscalationSettings, db: Database, dialplan_for: C
         return threads.deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
 
     repo = EscalationRepository(db, node)
-    engine = EscalationEngine(repo, build_channels(settings, reactor, run_blocking, voice), dialplan_for, settings,
+    channels = build_channels(settings, reactor, run_blocking, voice)
+    engine = EscalationEngine(repo, channels, dialplan_for, settings,
                               reactor, EscalationMetrics(registry), run_blocking)
     if voice is not None:
         voice.bind(repo, engine.acknowledged)  # on the reactor thread already
     acknowledger = Acknowledger(repo, settings.ack_secret or "",
                                 lambda view: reactor.callFromThread(engine.acknowledged, view))
+    sms = channels.get("sms")
+    if isinstance(sms, SmppChannel):  # receipts and replies arrive on the bind, not on the webhooks
+        connect_inbound(sms, repo, acknowledger, engine.now, run_blocking)
 
     def start_from_thread(call_id, dialplan, tier, caller, triggered_by, note):
         return threads.blockingCallFromThread(reactor, engine.start, call_id, dialplan, tier, caller,

@@ -36,6 +36,19 @@ class EscalationSettings:
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_from: str = "callrouter@localhost"
+    # SMS through an SMSC over SMPP 3.4 instead of the HTTP gateway (callrouter.escalation.smpp).
+    sms_gateway: str = "http"               # http | smpp
+    smpp_host: str | None = None
+    smpp_port: int = 2775
+    smpp_system_id: str | None = None
+    smpp_password: str | None = None
+    smpp_system_type: str | None = None
+    smpp_source_addr: str | None = None     # +33... or an alphanumeric sender id (11 characters max)
+    smpp_tls: bool = False
+    smpp_cafile: Path | None = None         # CA to verify the SMSC with (default: system)
+    smpp_enquire_link_seconds: float = 30.0
+    smpp_reconnect_seconds: float = 1.0     # first delay before reconnecting; doubles up to 60 s
+    smpp_long_messages: str = "udh"         # udh (concatenated parts) | payload (message_payload TLV)
     # `call` steps as phone calls through the media workers and the controller's outbound trunk
     # (callrouter.controller.alerts). Off: a `call` step goes out as an SMS to the same phone.
     voice_calls: bool = False
@@ -51,8 +64,18 @@ class EscalationSettings:
             out.append(f"escalation.sms_format: expected json or form, got {self.sms_format!r}")
         if self.sms_method not in ("POST", "PUT", "GET"):
             out.append(f"escalation.sms_method: expected POST, PUT or GET, got {self.sms_method!r}")
-        if self.enabled and not (self.outbox_file or self.sms_url or self.smtp_host):
-            out.append("escalation: enabled but no channel: set sms_url, smtp_host or outbox_file")
+        if self.enabled and not (self.outbox_file or self.sms_url or self.smtp_host or self.smpp_host):
+            out.append("escalation: enabled but no channel: set sms_url, smpp_host, smtp_host or outbox_file")
+        if self.sms_gateway not in ("http", "smpp"):
+            out.append(f"escalation.sms_gateway: expected http or smpp, got {self.sms_gateway!r}")
+        if self.sms_gateway == "smpp" and not (self.smpp_host and self.smpp_system_id):
+            out.append("escalation.sms_gateway is smpp: set smpp_host and smpp_system_id")
+        if self.smpp_long_messages not in ("udh", "payload"):
+            out.append(f"escalation.smpp_long_messages: expected udh or payload, got {self.smpp_long_messages!r}")
+        if not 1 <= self.smpp_enquire_link_seconds <= 600:
+            out.append("escalation.smpp_enquire_link_seconds: expected 1 to 600 seconds")
+        if self.smpp_source_addr and not self.smpp_source_addr.startswith("+") and len(self.smpp_source_addr) > 11:
+            out.append("escalation.smpp_source_addr: an alphanumeric sender id has at most 11 characters")
         if self.voice_calls and not 1 <= self.call_repeats <= 10:
             out.append(f"escalation.call_repeats: expected 1 to 10, got {self.call_repeats}")
         if self.voice_calls and not 5 <= self.call_ring_timeout_seconds <= 300:
