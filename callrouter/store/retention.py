@@ -21,6 +21,7 @@ from callrouter.store import audit
 from callrouter.store.audit import Actor
 from callrouter.store.db import Database
 from callrouter.store.models import ApiToken, CallRecord, Recording
+from callrouter.store.tasks import purge_closed
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +33,12 @@ class PurgeResult:
     audit: int
     expired_tokens: int
     cutoffs: dict[str, str | None]
+    callback_tasks: int = 0  # closed ones (they hold patients' numbers), kept as long as call records
 
     def to_json(self) -> dict:
         return {"call_records": self.call_records, "recordings": self.recordings,
                 "audit": self.audit, "expired_tokens": self.expired_tokens,
-                "cutoffs": self.cutoffs}
+                "callback_tasks": self.callback_tasks, "cutoffs": self.cutoffs}
 
 
 def _cutoff(now: dt.datetime, days: int | None) -> dt.datetime | None:
@@ -54,8 +56,9 @@ class RetentionPurger:
         rec_cut = _cutoff(now, s_.recordings_days)
         audit_cut = _cutoff(now, s_.audit_days)
         with self._db.transaction() as s:
-            calls = recs = audited = 0
+            calls = recs = audited = tasks = 0
             if calls_cut is not None:
+                tasks = purge_closed(s, calls_cut)
                 # Only closed records: an open one is closed by close_orphans first.
                 # Legs and IVR answers go with them (ON DELETE CASCADE).
                 calls = s.execute(delete(CallRecord)
@@ -67,10 +70,10 @@ class RetentionPurger:
             tokens = s.execute(delete(ApiToken).where(ApiToken.expires_at <= now)).rowcount
             result = PurgeResult(calls, recs, audited, tokens, {
                 "call_records": _iso(calls_cut), "recordings": _iso(rec_cut),
-                "audit": _iso(audit_cut)})
+                "audit": _iso(audit_cut)}, tasks)
             audit.append(s, actor, "retention.purge", "store", now, details=result.to_json())
-        logger.info("retention purge: %s call records, %s recordings, %s audit entries",
-                    calls, recs, audited)
+        logger.info("retention purge: %s call records, %s recordings, %s audit entries, %s callback tasks",
+                    calls, recs, audited, tasks)
         return result
 
 

@@ -56,6 +56,20 @@ def test_purge_deletes_only_past_retention(db):
     assert audit.verify().ok
 
 
+def test_closed_callback_tasks_go_with_the_call_records_open_ones_stay(db):
+    from callrouter.store.tasks import TaskQuery, TaskRepository
+
+    tasks = TaskRepository(db)
+    for task_id, created, close in (("old-done", 40, "done"), ("old-open", 40, None), ("new-done", 1, "done")):
+        tasks.create("p", "0612345678", "secretary", ago(created), ago(created) + dt.timedelta(days=100),
+                     task_id=task_id)
+        if close:
+            tasks.done(task_id, None, None, ago(created))
+    result = RetentionPurger(db, SETTINGS).purge(ADMIN, NOW)
+    assert result.callback_tasks == 1
+    assert sorted(t.id for t in tasks.list(TaskQuery(limit=10))) == ["new-done", "old-open"]
+
+
 def calls_query_all():
     from callrouter.store.calls import CallQuery
 
