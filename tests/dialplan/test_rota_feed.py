@@ -23,7 +23,7 @@ from callrouter.dialplan.loader import load_paths
 from callrouter.dialplan.registry import DialplanRegistry
 from callrouter.dialplan.rotafeed import cache_path, shifts_from_ics
 from callrouter.domain import escalation as chain
-from callrouter.domain.model import Practitioner
+from callrouter.domain.model import OnCallRota, Practitioner
 from callrouter.domain.oncall import on_call_at
 from callrouter.prompts import Catalogue
 from tests.factories import REPO
@@ -105,6 +105,17 @@ def test_a_file_feed_gives_who_is_on_call_and_the_escalation_reaches_them(tmp_pa
     assert chain.resolve(step, 0, 0, plan, sunday_noon) == chain.Send(0, 0, "sms", "dr-roux", "+33622222222", 0)
 
 
+def test_editing_the_feed_file_reloads_the_rules(tmp_path):
+    write_plan(tmp_path)
+    registry = DialplanRegistry([tmp_path], Catalogue.load, lambda: D.now(dt.timezone.utc))
+    assert registry.reload().ok and not registry.changed_on_disk()
+    assert on_call_at(registry.dialplans["cab-feed"].on_call, D(2026, 12, 2, 22)) is None
+    (tmp_path / "rota.ics").write_text(ROTA.replace("EXDATE;TZID=Europe/Paris:20261202T190000\n", ""))
+    assert registry.changed_on_disk()
+    assert registry.reload().loaded == ("cab-feed",)
+    assert on_call_at(registry.dialplans["cab-feed"].on_call, D(2026, 12, 2, 22)) == "dr-martin"
+
+
 def test_the_feed_is_part_of_the_rules_version(tmp_path):
     first = load(tmp_path).dialplans[0].version
     second = load(tmp_path, ics=ROTA.replace("20261202T190000", "20261203T190000")).dialplans[0].version
@@ -168,7 +179,6 @@ def test_count_exdate_and_a_moved_instance():
     people = {"dr-martin": Practitioner("dr-martin", "Dr Martin"), "dr-roux": Practitioner("dr-roux", "Dr Roux")}
     shifts, errors = shifts_from_ics(ics, "Europe/Paris", {}, people)
     assert errors == []
-    from callrouter.domain.model import OnCallRota
     rota = OnCallRota(shifts=shifts)
     got = [on_call_at(rota, D(2026, 11, day, 22)) for day in (23, 24, 25, 26, 27)]
     assert got == ["dr-martin", None, "dr-roux", "dr-martin", None]  # COUNT=4 counts the excluded 24th

@@ -13,8 +13,11 @@ from twisted.internet import defer, protocol, reactor, task
 from callrouter.domain.model import EscalationStep, EscalationTier
 from callrouter.escalation.ack import Acknowledger
 from callrouter.escalation.channels import build_channels
-from callrouter.escalation.smpp import (
-    DC_GSM, DC_UCS2, PduReader, Pdu, ShortMessage, SmppChannel, connect_inbound, e164, encode_parts, gsm_decode,
+from callrouter.escalation.messages import Message
+from callrouter.escalation.settings import EscalationSettings
+from callrouter.escalation.smpp import SmppChannel, connect_inbound
+from callrouter.escalation.smpp_codec import (
+    DC_GSM, DC_UCS2, PduReader, Pdu, ShortMessage, e164, encode_parts, gsm_decode,
     receipt,
 )
 from callrouter.store.escalations import EscalationRepository
@@ -82,6 +85,8 @@ class SmscProtocol(protocol.Protocol):
             self.transport.loseConnection()
         elif cid == 0x80000005:  # deliver_sm_resp
             f.delivered.append((seq, body))
+        elif cid & 0x80000000:
+            f.answers.append(cid)
 
     def deliver(self, source: bytes, esm: int, coding: int, message: bytes, tlvs: bytes = b""):
         self.seq += 1
@@ -94,7 +99,7 @@ class Smsc(protocol.Factory):
     protocol = SmscProtocol
 
     def __init__(self):
-        self.connections, self.binds, self.submits, self.delivered = [], [], [], []
+        self.connections, self.binds, self.submits, self.delivered, self.answers = [], [], [], [], []
         self.enquires = self.unbinds = 0
         self.answer_enquire = True
 
@@ -225,8 +230,12 @@ def test_keepalive_and_reconnection_after_the_smsc_drops_the_link(db, smsc):
         yield until(lambda: smsc.enquires >= 2)  # enquire_link every 0.1 s once bound
         smsc.current.transport.loseConnection()
         yield until(lambda: len(smsc.binds) == 2)  # reconnected and bound again
+        smsc.current.send(0x15, 77)  # the SMSC's own keepalive is answered
+        yield until(lambda: 0x80000015 in smsc.answers)
+        smsc.current.send(0x06, 78)  # the SMSC unbinds: answered, then a new bind
+        yield until(lambda: 0x80000006 in smsc.answers and len(smsc.binds) == 3)
         smsc.answer_enquire = False  # an SMSC that hangs: the missing enquire_link_resp drops the link
-        yield until(lambda: len(smsc.binds) == 3, timeout=10)
+        yield until(lambda: len(smsc.binds) == 4, timeout=10)
     finally:
         yield channel.stopService()
 
@@ -253,7 +262,6 @@ def test_the_whole_message_in_message_payload(db, smsc):
     channel = SmppChannel(smpp_settings(smsc, smpp_long_messages="payload"), reactor)
     channel.startService()
     try:
-        from callrouter.escalation.messages import Message
         text = "Rappeler le patient : " + "x" * 200
         message_id = yield channel.send(Message("sms", "+33611111111", "", text, "k"))
         [s] = smsc.submits
@@ -304,8 +312,6 @@ def test_pdus_split_across_reads():
 
 
 def test_settings_problems():
-    from callrouter.escalation.settings import EscalationSettings
-
     base = dict(enabled=True, ack_secret="s")
     assert EscalationSettings(**base, sms_gateway="smpp", smpp_host="smsc", smpp_system_id="cr").problems() == []
     problems = EscalationSettings(**base, sms_gateway="smpp", smtp_host="mail").problems()
