@@ -21,6 +21,7 @@ class LoadResult:
     errors: list[DialplanError] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     failed_files: set[str] = field(default_factory=set)
+    owners: dict[str, str] = field(default_factory=dict)  # a rota feed with errors -> its dialplan file
 
     @property
     def ok(self) -> bool:
@@ -84,6 +85,7 @@ def load_paths(paths: Iterable[str | Path], catalogue: Catalogue | None = None,
         if errors:
             result.errors += errors
             result.failed_files.add(source)
+            result.owners.update({e.file: source for e in errors if e.file != source})
         elif dialplan is not None:
             result.dialplans.append(dialplan)
     _cross_checks(result)

@@ -63,8 +63,8 @@ class DialplanRegistry:
         self._snapshot = self._stat()
         result = load_paths(self.paths, self._catalogue_loader(), cache_reader(self.feed_cache))
         errors_by_file: dict[str, list[DialplanError]] = {}
-        for e in result.errors:
-            errors_by_file.setdefault(e.file, []).append(e)
+        for e in result.errors:  # an error in a rota feed counts against the dialplan reading it
+            errors_by_file.setdefault(result.owners.get(e.file, e.file), []).append(e)
         previous = self._by_source
         present = set(result.files)
         kept = [previous[s].dialplan for s in result.failed_files if s in previous]

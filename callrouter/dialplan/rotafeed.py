@@ -93,7 +93,7 @@ def _shift(e: ical.Event, zone: ZoneInfo, names: Mapping[str, str | None],
     found, who = who_from_summary(e.summary, names, practitioners)
     if not found:
         hint = f' (e.g. "{e.summary}": dr-...)' if e.summary else ""
-        errors.append(ical.ParseError(e.line, f'event "{e.summary or "(no SUMMARY)"}" names no practitioner: '
+        errors.append(ical.ParseError(e.summary_line, f'event "{e.summary or "(no SUMMARY)"}" names no practitioner: '
                                               f"add the name to on_call.ical.map{hint}, or map it to nobody"))
         return None
     start, end = local(e.start, zone), local(e.end, zone)

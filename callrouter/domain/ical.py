@@ -57,6 +57,7 @@ class Event:
     exdates: tuple["dt.date | dt.datetime", ...] = ()
     recurrence_id: "dt.date | dt.datetime | None" = None
     cancelled: bool = False  # STATUS:CANCELLED: nobody should rely on it (an override still hides its instance)
+    summary_line: int = 0    # the SUMMARY line (the BEGIN:VEVENT line if none)
 
     @property
     def all_day(self) -> bool:
@@ -318,7 +319,8 @@ def _event(begin: int, props: list[_Line], errors: list[ParseError]) -> Event | 
     summary = " ".join(unescape(first["SUMMARY"].value).split()) if "SUMMARY" in first else ""
     status = first.get("STATUS")
     cancelled = status is not None and status.value.strip().upper() == "CANCELLED"
-    return Event(begin, uid, summary, start, end, rule, tuple(exdates), rid, cancelled)
+    return Event(begin, uid, summary, start, end, rule, tuple(exdates), rid, cancelled,
+                 first["SUMMARY"].number if "SUMMARY" in first else begin)
 
 
 def _sortable(when) -> dt.datetime:

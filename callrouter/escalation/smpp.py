@@ -196,10 +196,13 @@ class SmppChannel:
         self._service.startService()
 
     def stopService(self) -> "defer.Deferred[None]":
+        """Unbind (waiting for the answer, at most the timeout), then close and stop reconnecting."""
         p = self._protocol
+        d: defer.Deferred = defer.succeed(None)
         if p is not None and p.bound:
-            p.request(UNBIND).addErrback(lambda _: None)
-        return self._service.stopService()
+            d = p.request(UNBIND)
+            d.addErrback(lambda _: None)
+        return d.addCallback(lambda _: self._service.stopService())
 
     @property
     def running(self) -> bool:

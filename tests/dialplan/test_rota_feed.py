@@ -114,6 +114,12 @@ def test_editing_the_feed_file_reloads_the_rules(tmp_path):
     assert registry.changed_on_disk()
     assert registry.reload().loaded == ("cab-feed",)
     assert on_call_at(registry.dialplans["cab-feed"].on_call, D(2026, 12, 2, 22)) == "dr-martin"
+    (tmp_path / "rota.ics").write_text(ROTA.replace("Garde Dr Martin", "Garde Dr Personne"))
+    report = registry.reload()
+    assert report.kept == ("cab-feed",)  # a broken feed keeps the last good rules, like a broken YAML
+    status = registry.dialplan_status()["cab-feed"]
+    assert status.source.endswith("cab-feed.yaml") and "rota.ics:6: on_call.ical" in status.last_error
+    assert on_call_at(registry.dialplans["cab-feed"].on_call, D(2026, 12, 2, 22)) == "dr-martin"
 
 
 def test_the_feed_is_part_of_the_rules_version(tmp_path):
@@ -125,9 +131,9 @@ def test_the_feed_is_part_of_the_rules_version(tmp_path):
 def test_a_name_the_feed_uses_but_nobody_maps_is_an_error_at_its_line_in_the_feed(tmp_path):
     result = load(tmp_path, on_call="  ical: {file: rota.ics}")
     [error] = result.errors
-    assert error.file == str(tmp_path / "rota.ics") and error.line == 12
+    assert error.file == str(tmp_path / "rota.ics") and error.line == 14  # its SUMMARY line
     assert 'event "Astreinte week-end" names no practitioner' in error.message
-    assert str(error).startswith(f"{tmp_path / 'rota.ics'}:12: on_call.ical:")
+    assert str(error).startswith(f"{tmp_path / 'rota.ics'}:14: on_call.ical:")
 
 
 def test_nobody_in_the_map_declares_a_hole(tmp_path):

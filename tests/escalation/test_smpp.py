@@ -8,12 +8,14 @@ import struct
 
 import pytest
 import pytest_twisted
+from prometheus_client import CollectorRegistry
 from twisted.internet import defer, protocol, reactor, task
 
 from callrouter.domain.model import EscalationStep, EscalationTier
 from callrouter.escalation.ack import Acknowledger
 from callrouter.escalation.channels import build_channels
 from callrouter.escalation.messages import Message
+from callrouter.escalation.service import build_escalation
 from callrouter.escalation.settings import EscalationSettings
 from callrouter.escalation.smpp import SmppChannel, connect_inbound
 from callrouter.escalation.smpp_codec import (
@@ -270,6 +272,30 @@ def test_the_whole_message_in_message_payload(db, smsc):
         assert tag == 0x0424 and gsm_decode(s["tlvs"][4:4 + size]) == text
     finally:
         yield channel.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_daemon_wiring_runs_receipts_and_replies_through_the_thread_pool(tmp_path, smsc):
+    """build_escalation (as app.py calls it) picks the SMPP channel, starts its bind with the engine
+    and connects receipts and replies to the store and the acknowledger."""
+    named = EscalationTier("urgent", (EscalationStep("sms", "dr-martin", wait_s=600),))
+    plan = dialplan(escalation={"urgent": named})
+    with fresh_database("sqlite", tmp_path) as database:
+        parts = build_escalation(smpp_settings(smsc), database, lambda practice: plan, reactor, CollectorRegistry())
+        parts.engine.startService()
+        try:
+            yield parts.engine.ready
+            eid = yield parts.engine.start("call-1", plan, "urgent", "+33612345678")
+            yield parts.engine.settled(eid)
+            assert len(smsc.submits) == 1
+            smsc.current.deliver(b"33611111111", 0x04, 0, b"id:smsc-1 sub:001 dlvrd:001 stat:DELIVRD err:000")
+            yield until(lambda: parts.repo.get(eid).steps[0].state == "delivered")
+            smsc.current.deliver(b"33611111111", 0, 0, b"OK")
+            yield until(lambda: parts.repo.get(eid).outcome == "acknowledged")
+            assert parts.engine.active_ids() == []  # told on the reactor thread: the chain stopped
+        finally:
+            yield parts.engine.stopService()
+    assert smsc.unbinds == 1  # stopping the engine unbinds
 
 
 # --- the codec, pure ---------------------------------------------------------------------------------
