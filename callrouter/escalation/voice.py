@@ -132,11 +132,15 @@ class VoiceChannel:
     def _place(self, m: CallMessage, practice_prompt: str | None) -> "defer.Deferred[str | None]":
         request = AlertRequest(key=m.key, destination=m.to, practice=m.practice, practice_name=m.practice_name,
                                tier=m.tier, caller=m.caller, call_id=m.call_id, practice_prompt=practice_prompt)
-        d = self.alerts.place(request, lambda digit: self._acknowledge(m, digit))
+        recording: list[defer.Deferred] = []  # the acknowledgement being stored, once a key is pressed
+        d = self.alerts.place(request, lambda digit: recording.append(self._acknowledge(m, digit)))
 
-        def outcome(result: str) -> str:
+        def outcome(result: str) -> Any:
             provider_id = f"{m.key}/{result}"
-            return Delivered(provider_id) if result in ANSWERED else provider_id
+            sent = Delivered(provider_id) if result in ANSWERED else provider_id
+            if recording:  # the engine reads the chain next: the acknowledgement must be stored first
+                return recording[0].addCallback(lambda _: sent)
+            return sent
 
         def not_placed(failure):
             failure.trap(AlertNotPlaced)
@@ -144,11 +148,12 @@ class VoiceChannel:
 
         return d.addCallbacks(outcome, not_placed)
 
-    def _acknowledge(self, m: CallMessage, digit: str) -> None:
-        """The practitioner pressed 1 or 2: recorded in the store, then the chain stops."""
+    def _acknowledge(self, m: CallMessage, digit: str) -> "defer.Deferred[None]":
+        """The practitioner pressed 1 or 2: recorded in the store, then the chain stops. Fires once
+        stored (or its failure logged)."""
         if self._repo is None:
             logger.error("escalation %s: key %s pressed but acknowledgements are not wired", m.escalation_id, digit)
-            return
+            return defer.succeed(None)
         now = dt.datetime.fromtimestamp(self._clock.seconds(), dt.timezone.utc)
         d = self._run(self._repo.acknowledge, m.escalation_id, m.practitioner, "call", now)
 
@@ -163,7 +168,7 @@ class VoiceChannel:
             logger.error("escalation %s: the acknowledgement by call could not be recorded: %s",
                          m.escalation_id, failure.getErrorMessage())
 
-        d.addCallbacks(recorded, failed)
+        return d.addCallbacks(recorded, failed)
 
 
 # --- wiring (callrouter.app) ---------------------------------------------------------------------

@@ -215,3 +215,37 @@ def test_the_call_message_keeps_the_plain_message_fields():
     m = call_message(Message("call", "+33611111111", "s", "t", "k"), 7, "dr-a", "cab", "Cab", "vital",
                      None, None)
     assert isinstance(m, CallMessage) and (m.to, m.key, m.escalation_id) == ("+33611111111", "k", 7)
+
+
+def test_the_next_step_is_never_sent_before_the_key_is_stored(db):
+    """A call step without a wait: its outcome is reported only once the acknowledgement is stored,
+    so the engine, reading the chain next, sees it and sends nothing more."""
+    from callrouter.escalation import voice as v
+
+    tier = EscalationTier("urgent", (EscalationStep("call", "on_call", wait_s=0), EscalationStep("sms", "backup")))
+    plan = dialplan(escalation={"urgent": tier})
+    clock = clock_at()
+    pending = []
+
+    def slow(f, *a):  # the store's thread pool, released by the test
+        if f.__name__ == "acknowledge":
+            d = defer.Deferred()
+            pending.append((d, f, a))
+            return d
+        return sync(f, *a)
+
+    sms, alerts = FakeChannel(), FakeAlerts()
+    voice = v.VoiceChannel(clock, slow)
+    voice.alerts = alerts
+    engine, _ = make_engine(db, {"sms": sms, "call": voice}, clock, plan)
+    voice.bind(EscalationRepository(db), engine.acknowledged)
+    engine.startService()
+    results = []
+    engine.start("call-1", plan, "urgent", "+33612345678").addCallback(results.append)
+    _, acknowledge, d = alerts.placed[0]
+    acknowledge("1")
+    d.callback(al.ACKNOWLEDGED)
+    assert sms.sent == []
+    [(ack, f, args)] = pending
+    ack.callback(f(*args))
+    assert sms.sent == [] and EscalationRepository(db).get(results[0]).acknowledged_via == "call"
