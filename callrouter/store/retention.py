@@ -20,7 +20,7 @@ from callrouter.ports import Clock, utc_from_clock
 from callrouter.store import audit
 from callrouter.store.audit import Actor
 from callrouter.store.db import Database
-from callrouter.store.models import ApiToken, CallRecord, Recording
+from callrouter.store.models import ApiToken, CallRecord, Escalation, Recording
 from callrouter.store.tasks import purge_closed
 
 logger = logging.getLogger(__name__)
@@ -34,11 +34,13 @@ class PurgeResult:
     expired_tokens: int
     cutoffs: dict[str, str | None]
     callback_tasks: int = 0  # closed ones (they hold patients' numbers), kept as long as call records
+    escalations: int = 0  # ended chains and their steps (callback numbers, notes), likewise
 
     def to_json(self) -> dict:
         return {"call_records": self.call_records, "recordings": self.recordings,
                 "audit": self.audit, "expired_tokens": self.expired_tokens,
-                "callback_tasks": self.callback_tasks, "cutoffs": self.cutoffs}
+                "callback_tasks": self.callback_tasks, "escalations": self.escalations,
+                "cutoffs": self.cutoffs}
 
 
 def _cutoff(now: dt.datetime, days: int | None) -> dt.datetime | None:
@@ -56,9 +58,11 @@ class RetentionPurger:
         rec_cut = _cutoff(now, s_.recordings_days)
         audit_cut = _cutoff(now, s_.audit_days)
         with self._db.transaction() as s:
-            calls = recs = audited = tasks = 0
+            calls = recs = audited = tasks = chains = 0
             if calls_cut is not None:
                 tasks = purge_closed(s, calls_cut)
+                # Steps and outbox rows go with their chain (ON DELETE CASCADE); running ones stay.
+                chains = s.execute(delete(Escalation).where(Escalation.ended_at < calls_cut)).rowcount
                 # Only closed records: an open one is closed by close_orphans first.
                 # Legs and IVR answers go with them (ON DELETE CASCADE).
                 calls = s.execute(delete(CallRecord)
@@ -70,7 +74,7 @@ class RetentionPurger:
             tokens = s.execute(delete(ApiToken).where(ApiToken.expires_at <= now)).rowcount
             result = PurgeResult(calls, recs, audited, tokens, {
                 "call_records": _iso(calls_cut), "recordings": _iso(rec_cut),
-                "audit": _iso(audit_cut)}, tasks)
+                "audit": _iso(audit_cut)}, tasks, chains)
             audit.append(s, actor, "retention.purge", "store", now, details=result.to_json())
         logger.info("retention purge: %s call records, %s recordings, %s audit entries, %s callback tasks",
                     calls, recs, audited, tasks)

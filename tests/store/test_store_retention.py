@@ -70,6 +70,24 @@ def test_closed_callback_tasks_go_with_the_call_records_open_ones_stay(db):
     assert sorted(t.id for t in tasks.list(TaskQuery(limit=10))) == ["new-done", "old-open"]
 
 
+def test_ended_escalations_and_their_steps_go_with_the_call_records_running_ones_stay(db):
+    from callrouter.store.escalations import EscalationRepository
+    from callrouter.store.models import EscalationStepRecord
+
+    chains = EscalationRepository(db)
+    old = chains.create(None, "p", "vital", "+33611111111", ago(40)).id
+    chains.claim_step(old, 0, 0, "sms", "dr-a", "+33600000001", ago(40))
+    chains.finish(old, "exhausted", ago(40))
+    running = chains.create(None, "p", "vital", "+33611111111", ago(40)).id
+    recent = chains.create(None, "p", "vital", "+33611111111", ago(2)).id
+    chains.finish(recent, "acknowledged", ago(2))
+    result = RetentionPurger(db, SETTINGS).purge(ADMIN, NOW)
+    assert result.escalations == 1
+    with db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(EscalationStepRecord)) == 0
+    assert chains.get(running) and chains.get(recent)
+
+
 def calls_query_all():
     from callrouter.store.calls import CallQuery
 
