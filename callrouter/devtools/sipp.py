@@ -397,3 +397,85 @@ def practitioner_phone(directory: Path, name: str, steps: list[tuple], answer: b
     path = directory / f"{name}.xml"
     path.write_text(body + "</scenario>\n")
     return path
+
+
+def practitioner_and_patient_phones(directory: Path, name: str, patient_number: str, practitioner_steps: list[tuple],
+                                    patient_hangup_after_ms: int, answer_after_ms: int = 300,
+                                    event_pt: int = WORKER_EVENT_PT) -> Path:
+    """Both phones an alert call reaches behind the trunk, in one SIPp UAS run with `-m 2`: the
+    practitioner's (answers, runs `practitioner_steps` as `practitioner_phone()` does, then waits
+    for the BYE) and, told apart by the To header, the patient's called back after a 2 (answers,
+    hangs up after `patient_hangup_after_ms`). Media of both at [$rtp_port]."""
+    import re
+
+    contact = "Contact: <sip:phone@[local_ip]:[local_port]>"
+    reply = """      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      """ + contact + "\n"
+    answer = _pause(answer_after_ms) + f"""  <send retrans="500">
+    <![CDATA[
+      SIP/2.0 200 OK
+{reply}      Content-Type: application/sdp
+      Content-Length: [len]
+
+""" + _sdp("phone") + """
+    ]]>
+  </send>
+  <recv request="ACK"/>
+"""
+    body = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="{name}">
+  <Global variables="rtp_port"/>
+  <recv request="INVITE" crlf="true" rrs="true">
+    <action>
+      <ereg regexp="esc-[0-9]+-[0-9]+-[0-9]+" search_in="hdr" header="X-Callrouter-Alert:" check_it="true" assign_to="alert"/>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller_from"/>
+      <ereg regexp="sips?:[^>;]*" search_in="hdr" header="Contact:" assign_to="caller_contact"/>
+      <ereg regexp="{re.escape(patient_number)}" search_in="hdr" header="To:" assign_to="is_patient"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+{reply}      Content-Length: 0
+
+    ]]>
+  </send>
+  <nop next="patient" test="is_patient"/>
+""" + answer
+    for kind, value in practitioner_steps:
+        if kind == "pause":
+            body += _pause(value)
+        elif kind == "digit":
+            body += _play(str(dtmf_pcap(directory, value, event_pt))) + _pause(400)
+        elif kind == "tone":
+            freq, ms = value
+            body += _play(str(tone_pcap(directory, freq, ms))) + _pause(ms)
+    body += _WAIT_BYE.format(timeout_ms=60000) + '  <nop next="done"/>\n  <label id="patient"/>\n' + answer
+    body += _pause(patient_hangup_after_ms) + f"""  <send retrans="500">
+    <![CDATA[
+      BYE [$caller_contact] SIP/2.0
+      [routes]
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:phone@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
+      To: [$caller_from]
+      [last_Call-ID:]
+      CSeq: 1 BYE
+      {contact}
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+  <label id="done"/>
+  <Reference variables="alert,caller_from,caller_contact,is_patient"/>
+</scenario>
+"""
+    path = directory / f"{name}.xml"
+    path.write_text(body)
+    return path

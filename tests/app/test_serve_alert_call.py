@@ -207,3 +207,25 @@ def test_pressing_2_connects_the_practitioner_to_the_patient_still_waiting(alert
     [record] = svc.calls(wait_closed=1)
     assert record.outcome == "answered"
     assert outbox(svc) == []
+
+
+def test_pressing_2_after_the_patient_left_calls_the_patient_back_and_connects_them(alert_service, tmp_path):
+    """The vital tier: the patient hangs up while told to dial 15. The practitioner presses 2: the
+    service calls the patient back through the trunk, from the practitioner's worker, and bridges
+    them: the patient's phone hears the practitioner's."""
+    svc = alert_service
+    sink = RtpSink()
+    scenario = scen.practitioner_and_patient_phones(
+        tmp_path, "both_phones", PATIENT, [("pause", 2500), ("digit", "2"), ("pause", 12000), ("tone", (TONE, 3000))],
+        patient_hangup_after_ms=14000)
+    phones = Sipp(str(scenario), service=DOCTOR, calls=2, variables={"rtp_port": str(sink.port)}, workdir=tmp_path,
+                  timeout_s=80, extra=["-p", str(svc.trunk_port)])
+    caller, _ = patient(svc, tmp_path, "vital_then_gone", [("pause", 1500), ("digit", "1"), ("pause", 500)], end="bye")
+    sipp_ok(caller)
+    sipp_ok(phones, timeout=120)  # two calls: the practitioner's, then the patient's called back
+    view = escalation(svc, lambda v: v.acknowledged_at is not None)
+    assert view.acknowledged_via == "call" and view.steps[0].provider_id.endswith("/connected")
+    # Only the patient's leg still sends to `sink` after the practitioner's digit: the tone crossed.
+    assert scen.tone_packets([pl for pt, pl in sink.packets if pt == 8], TONE) > 50
+    assert outbox(svc) == []
+    assert "33633445566" not in svc.log_tail(200000)
