@@ -37,6 +37,7 @@ ANSWERED_NO_KEY = "answered_no_key"  # answered (by a person or a voicemail), no
 NO_ANSWER = "no_answer"
 BUSY = "busy"
 FAILED = "failed"                    # the trunk or the phone refused the call
+CANCELLED = "cancelled"              # the chain was acknowledged another way meanwhile
 ANSWERED = frozenset({ACKNOWLEDGED, CONNECTED, ANSWERED_NO_KEY})
 
 BUSY_CODES = frozenset({486, 600, 603})
@@ -186,6 +187,23 @@ class AlertCalls:
 
     def active(self) -> list[str]:
         return sorted(a.request.key for a in self._alerts.values())
+
+    def cancel(self, key: str) -> bool:
+        """The chain was acknowledged another way (link, SMS, console): a phone still ringing stops,
+        a practitioner hearing the message is told it is taken care of; one who already pressed a
+        key goes on. True if the call was stopped."""
+        a = next((a for a in self._alerts.values() if a.request.key == key), None)
+        if a is None or a.outcome is not None:
+            return False
+        a.outcome = CANCELLED
+        if a.state is AlertState.DIALING:
+            self._hangup(a, code=487)
+        elif a.state in (AlertState.SPEAKING, AlertState.AWAITING):
+            self._cancel(a, "key")
+            self._stop_playing(a)
+            self._close(a, "alert_already_acknowledged")
+        logger.info("alert %s: the chain was acknowledged meanwhile: call stopped", key)
+        return True
 
     # --- events (the controller's hook passes what is not its own) --------------------------------
 

@@ -163,6 +163,9 @@ class EscalationEngine(Service):
         c = self._chains.pop(view.id, None)
         if c is not None and c.timer is not None and c.timer.active():
             c.timer.cancel()
+        stop_call = getattr(self._channels.get("call"), "chain_stopped", None)
+        if stop_call is not None:  # an alert call ringing for this chain stops
+            stop_call(view.id)
 
     def settled(self, escalation_id: int) -> "defer.Deferred[None]":
         """Fires when the chain's current burst of work is over (it waits, or it ended)."""

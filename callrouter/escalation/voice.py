@@ -112,6 +112,7 @@ class VoiceChannel:
         self.alerts: AlertPlacer | None = None
         self._repo: Any = None
         self._notify: Callable[[Any], None] = lambda view: None
+        self._calls: dict[int, str] = {}  # escalation id -> key of its alert call under way
 
     def bind(self, repo: Any, notify: Callable[[Any], None]) -> None:
         """`repo`: the EscalationRepository; `notify(view)`: the engine's `acknowledged`."""
@@ -134,6 +135,14 @@ class VoiceChannel:
                                tier=m.tier, caller=m.caller, call_id=m.call_id, practice_prompt=practice_prompt)
         recording: list[defer.Deferred] = []  # the acknowledgement being stored, once a key is pressed
         d = self.alerts.place(request, lambda digit: recording.append(self._acknowledge(m, digit)))
+        self._calls[m.escalation_id] = m.key
+
+        def over(result: Any) -> Any:
+            if self._calls.get(m.escalation_id) == m.key:
+                del self._calls[m.escalation_id]
+            return result
+
+        d.addBoth(over)
 
         def outcome(result: str) -> Any:
             provider_id = f"{m.key}/{result}"
@@ -147,6 +156,14 @@ class VoiceChannel:
             raise ChannelError(f"call not placed: {failure.getErrorMessage()}")
 
         return d.addCallbacks(outcome, not_placed)
+
+    def chain_stopped(self, escalation_id: int) -> None:
+        """Told by the engine that a chain was acknowledged: its alert call, if one is under way,
+        stops (a practitioner is not called about a case someone already took)."""
+        key = self._calls.get(escalation_id)
+        cancel = getattr(self.alerts, "cancel", None)
+        if key is not None and cancel is not None:
+            cancel(key)
 
     def _acknowledge(self, m: CallMessage, digit: str) -> "defer.Deferred[None]":
         """The practitioner pressed 1 or 2: recorded in the store, then the chain stops. Fires once

@@ -312,3 +312,33 @@ def test_numbers_said_as_a_french_practitioner_dials_them():
     assert al.national_digits("+33612345678") == "0612345678"
     assert al.national_digits("+4915112345678") == "4915112345678"
     assert al.national_digits(None) == ""
+
+
+def test_a_chain_acknowledged_elsewhere_stops_a_ringing_alert_call():
+    r = Run()
+    assert r.alerts.cancel("esc-7-0-1")
+    assert r.pool.last(p.Hangup) == p.Hangup(r.leg, 487)
+    r.ended(487, by="local")
+    assert r.results == [al.CANCELLED] and r.acks == []
+
+
+def test_a_chain_acknowledged_elsewhere_is_told_to_the_practitioner_listening():
+    r = Run()
+    r.answer()
+    r.event(p.PlaybackFinished(r.leg, "/p/alert_intro.wav"))
+    assert r.alerts.cancel("esc-7-0-1")
+    assert r.pool.plays(r.leg)[-1] == "alert_already_acknowledged"
+    r.event(p.Digit(r.leg, "1"))  # too late: nothing more is recorded
+    r.play_all()
+    assert r.pool.last(p.Hangup).leg == r.leg
+    r.ended(by="local")
+    assert r.results == [al.CANCELLED] and r.acks == []
+
+
+def test_cancelling_after_the_practitioner_pressed_a_key_changes_nothing():
+    r = Run()
+    r.answer()
+    r.event(p.Digit(r.leg, "1"))
+    assert not r.alerts.cancel("esc-7-0-1")
+    assert not r.alerts.cancel("esc-unknown")
+    assert r.pool.plays(r.leg)[-1] == "alert_ack_confirm"

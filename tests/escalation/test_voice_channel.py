@@ -31,18 +31,24 @@ class FakeAlerts:
 
     def __init__(self):
         self.placed: list[tuple[al.AlertRequest, object, defer.Deferred]] = []
+        self.cancelled: list[str] = []
 
     def place(self, request, acknowledge):
         d = defer.Deferred()
         self.placed.append((request, acknowledge, d))
         return d
 
+    def cancel(self, key):
+        self.cancelled.append(key)
+        return True
+
 
 def test_the_fake_matches_the_alert_calls():
     import inspect
 
-    assert list(inspect.signature(FakeAlerts().place).parameters) == \
-        list(inspect.signature(al.AlertCalls.place).parameters)[1:]
+    for name in ("place", "cancel"):
+        assert list(inspect.signature(getattr(FakeAlerts(), name)).parameters) == \
+            list(inspect.signature(getattr(al.AlertCalls, name)).parameters)[1:]
 
 
 class Setup:
@@ -249,3 +255,28 @@ def test_the_next_step_is_never_sent_before_the_key_is_stored(db):
     [(ack, f, args)] = pending
     ack.callback(f(*args))
     assert sms.sent == [] and EscalationRepository(db).get(results[0]).acknowledged_via == "call"
+
+
+def test_an_acknowledgement_by_link_stops_the_alert_call_under_way(db):
+    from callrouter.escalation.ack import Acknowledger
+    from tests.escalation.support import SECRET
+
+    s = Setup(db)
+    eid = s.start()
+    acks = Acknowledger(EscalationRepository(db), SECRET, s.engine.acknowledged)
+    acks.by_user(eid, "sec", s.engine.now())
+    assert s.alerts.cancelled == [f"esc-{eid}-0-0"]
+    s.alerts.placed[0][2].callback(al.CANCELLED)
+    view = s.view(eid)
+    assert view.acknowledged_via == "api" and view.steps[0].state == "sent"
+    s.clock.advance(3600)
+    assert s.sms.sent == []
+
+
+def test_a_finished_call_is_not_cancelled_later(db):
+    s = Setup(db)
+    eid = s.start()
+    s.alerts.placed[0][2].callback(al.NO_ANSWER)
+    EscalationRepository(db).acknowledge(eid, "user:sec", "api", s.engine.now())
+    s.engine.acknowledged(s.view(eid))
+    assert s.alerts.cancelled == []
