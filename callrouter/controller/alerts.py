@@ -65,6 +65,8 @@ class LivePatients(Protocol):
 
     def patient_worker(self, call_id: str) -> str | None: ...
 
+    def patient_busy(self, call_id: str) -> bool: ...
+
     def connect_practitioner(self, call_id: str, worker: str, leg: str) -> bool: ...
 
 
@@ -334,6 +336,9 @@ class AlertCalls:
         if call_id and self.patients is not None and self.patients.connect_practitioner(call_id, a.worker, a.leg):
             logger.info("alert %s: practitioner connected to the patient's call %s", a.request.key, call_id)
             self._forget(a)  # the controller owns the leg now: its end hangs up the patient
+            return
+        if call_id and self.patients is not None and self.patients.patient_busy(call_id):
+            self._close(a, "alert_patient_busy")  # talking to a secretary: not called over it
             return
         if not national_digits(a.request.caller):
             self._close(a, "alert_no_number")

@@ -902,6 +902,12 @@ class CallController:
         return next((s for s in self.sessions.values()
                      if s.call_id == call_id and s.state in self.ALERT_CONNECTABLE), None)
 
+    def patient_busy(self, call_id: str) -> bool:
+        """The patient of `call_id` is still on the line but with someone (a secretary, a forward,
+        the voicemail): not to be called back now."""
+        return any(s.call_id == call_id and s.state not in self.ALERT_CONNECTABLE and s.state is not State.ENDED
+                   for s in self.sessions.values())
+
     def patient_worker(self, call_id: str) -> str | None:
         """The worker of call `call_id` while its patient could be connected to a practitioner
         (still on the line, talking to nobody): the alert call is dialled from it."""

@@ -51,10 +51,14 @@ class FakePatients:
 
     def __init__(self, live: dict[str, str] | None = None):
         self.live = dict(live or {})
+        self.busy: set[str] = set()
         self.connected: list[tuple[str, str, str]] = []
 
     def patient_worker(self, call_id: str) -> str | None:
         return self.live.get(call_id)
+
+    def patient_busy(self, call_id: str) -> bool:
+        return call_id in self.busy
 
     def connect_practitioner(self, call_id: str, worker: str, leg: str) -> bool:
         if self.live.get(call_id) != worker:
@@ -70,7 +74,7 @@ def params(f) -> list[str]:
 def test_the_fakes_match_the_pool_and_the_controller():
     for name in ("pick", "dial", "send"):
         assert params(getattr(FakePool(), name)) == params(getattr(MediaPool, name))
-    for name in ("patient_worker", "connect_practitioner"):
+    for name in ("patient_worker", "patient_busy", "connect_practitioner"):
         assert params(getattr(FakePatients(), name)) == params(getattr(CallController, name))
 
 
@@ -342,3 +346,16 @@ def test_cancelling_after_the_practitioner_pressed_a_key_changes_nothing():
     assert not r.alerts.cancel("esc-7-0-1")
     assert not r.alerts.cancel("esc-unknown")
     assert r.pool.plays(r.leg)[-1] == "alert_ack_confirm"
+
+
+def test_pressing_2_while_the_patient_talks_to_a_secretary_does_not_call_over_it():
+    patients = FakePatients()
+    patients.busy.add("call-1")
+    r = Run(patients=patients)
+    r.answer()
+    r.play_all()
+    r.event(p.Digit(r.leg, "2"))
+    r.play_all()
+    assert r.acks == ["2"] and len(r.pool.dials) == 1
+    assert "alert_patient_busy" in r.pool.plays(r.leg)
+    assert r.pool.last(p.Hangup).leg == r.leg

@@ -74,6 +74,7 @@ def test_pressing_2_bridges_the_practitioner_with_the_waiting_patient(tmp_path):
         assert h.media.last(p.Bridge) == p.Bridge(leg, dial.leg)
         assert p.Hangup(offer.leg, 487) in h.media.commands(p.Hangup)  # the secretary stops ringing
         assert h.controller.patient_worker(call_id) is None  # talking to the practitioner now
+        assert h.controller.patient_busy(call_id)  # with the practitioner: a second alert won't call over it
         h.clock.advance(60)
         h.ended(dial.leg)  # the practitioner hangs up: so is the patient
         assert h.media.last(p.Hangup).leg == leg
@@ -97,3 +98,21 @@ def test_a_patient_on_another_worker_or_gone_cannot_be_connected(tmp_path):
         h.recorder.stop()
         ctx.__exit__(None, None, None)
 
+
+
+def test_a_patient_talking_to_a_secretary_is_busy_for_alert_calls(tmp_path):
+    h, ctx, _ = harness_with_alerts(tmp_path)
+    try:
+        leg = h.incoming()
+        call_id = h.call_id(leg)
+        assert not h.controller.patient_busy(call_id)
+        h.finish_playing(leg)
+        h.finish_playing(leg)
+        h.digit(leg, "3")
+        h.answered(h.media.last(p.Dial).leg)  # the secretary takes the call
+        assert h.controller.patient_busy(call_id) and h.controller.patient_worker(call_id) is None
+        h.ended(leg)
+        assert not h.controller.patient_busy(call_id)
+    finally:
+        h.recorder.stop()
+        ctx.__exit__(None, None, None)
