@@ -229,3 +229,51 @@ def test_pressing_2_after_the_patient_left_calls_the_patient_back_and_connects_t
     assert scen.tone_packets([pl for pt, pl in sink.packets if pt == 8], TONE) > 50
     assert outbox(svc) == []
     assert "33633445566" not in svc.log_tail(200000)
+
+
+def test_a_service_killed_during_an_alert_call_never_calls_again_after_its_restart(tmp_path, prompts_built):
+    """SIGKILL while the practitioner's phone is answered and the message plays; the restarted
+    service finds the step `unknown` (it may have reached the practitioner), does not call again,
+    and the chain goes on to its SMS."""
+    import signal
+    import socket
+
+    (tmp_path / "dialplans").mkdir()
+    (tmp_path / "dialplans" / "alert.yaml").write_text(DIALPLAN.format(number=NUMBER, doctor=DOCTOR))
+    trunk_port = free_udp_port()
+    config = base_config(tmp_path, tmp_path / "dialplans", REPO / "prompts", workers=1)
+    config["controller"]["outbound_trunk"] = f"127.0.0.1:{trunk_port}"
+    config["escalation"] = {"enabled": True, "ack_secret": "test-secret", "outbox_file": str(tmp_path / "outbox.jsonl"),
+                            "voice_calls": True, "call_repeats": 3}
+    svc = ServeProcess(tmp_path, config).start()
+    svc.trunk_port, svc.outbox = trunk_port, tmp_path / "outbox.jsonl"
+    try:
+        doctor, doctor_rtp = practitioner(svc, tmp_path, "doctor_listens", [("pause", 60000)], end="bye")
+        caller, _ = patient(svc, tmp_path, "vital_kill", [("pause", 1500), ("digit", "1"), ("pause", 500)], end="bye")
+        sipp_ok(caller)
+        assert doctor_rtp.wait_audible(25) >= 25  # answered: the message plays
+        assert [s.state for s in escalation(svc, lambda v: True).steps] == ["sending"]
+        assert svc.stop(sig=signal.SIGKILL) == []  # its workers end with it (their stdin closes)
+        doctor.kill()
+    finally:
+        svc.stop()
+    trunk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # the practitioner's side now only listens
+    trunk.bind(("127.0.0.1", trunk_port))
+    trunk.settimeout(0.2)
+    again = ServeProcess(tmp_path, config).start()
+    again.outbox = tmp_path / "outbox.jsonl"
+    try:
+        view = escalation(again, lambda v: len(v.steps) == 2)
+        assert [(s.channel, s.state) for s in view.steps] == [("call", "unknown"), ("sms", "sent")]
+        [sms] = outbox(again)
+        assert sms["to"] == DOCTOR
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                data, _ = trunk.recvfrom(65535)
+            except socket.timeout:
+                continue
+            assert not data.startswith(b"INVITE"), "the practitioner was called a second time"
+    finally:
+        trunk.close()
+        assert again.stop() == []
