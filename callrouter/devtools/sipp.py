@@ -196,6 +196,130 @@ def secretary(directory: Path, name: str, practice: str, answer_after_ms: int = 
     return path
 
 
+# --- a secretary's softphone taking a run of offered calls ---------------------------------------
+
+SOFTPHONE_MODES = ("answer", "ignore")
+
+
+def softphone_plan(directory: Path, name: str, calls: list[tuple[str, int, int]]) -> Path:
+    """What `softphone()` does with each offered call, in order, as a SIPp injection file: one
+    (mode, ring_ms, talk_ms) per call. mode "answer": rings `ring_ms`, answers, then hangs up after
+    `talk_ms` (0: waits for the other side's BYE); "ignore": rings until the offer is cancelled."""
+    lines = ["SEQUENTIAL"]
+    for mode, ring_ms, talk_ms in calls:
+        if mode not in SOFTPHONE_MODES:
+            raise ValueError(f"unknown softphone mode {mode!r}; expected one of {', '.join(SOFTPHONE_MODES)}")
+        lines.append(f"{mode};{int(ring_ms)};{int(talk_ms)};")
+    path = directory / f"{name}.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def softphone(directory: Path, name: str) -> Path:
+    """A registered secretary's softphone (UAS) for several offered calls, each handled as the
+    injection file from `softphone_plan()` says (run SIPp with `-inf` on it and `-m` calls); media
+    at [$rtp_port]. A cancelled offer is ended as a phone does (200 to the CANCEL, 487 and its ACK),
+    the 487 carrying every Via of the INVITE: with only the proxy's, the worker would drop it and
+    hold a call slot until its transaction timed out."""
+    contact = "Contact: <sip:softphone@[local_ip]:[local_port]>"
+    reply = """      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      """ + contact + "\n"
+    body = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="{name}">
+  <Global variables="rtp_port"/>
+  <recv request="INVITE" crlf="true" rrs="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller_from"/>
+      <ereg regexp="sips?:[^>;]*" search_in="hdr" header="Contact:" assign_to="caller_contact"/>
+      <ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="invite_cseq"/>
+      <ereg regexp="Via: SIP/2[.]0/[A-Z]+ [^[:space:]]+([[:space:]]+Via: SIP/2[.]0/[A-Z]+ [^[:space:]]+)*"
+            search_in="msg" check_it="true" assign_to="invite_vias,via_tail"/>
+      <assignstr assign_to="mode" value="[field0]"/>
+      <assignstr assign_to="ring_text" value="[field1]"/>
+      <assignstr assign_to="talk_text" value="[field2]"/>
+      <todouble assign_to="ring_ms" variable="ring_text"/>
+      <todouble assign_to="talk_ms" variable="talk_text"/>
+      <strcmp assign_to="not_ignoring" variable="mode" value="ignore"/>
+      <test assign_to="ignoring" variable="not_ignoring" compare="equal" value="0"/>
+      <test assign_to="waits_bye" variable="talk_ms" compare="equal" value="0"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+{reply}      Content-Length: 0
+
+    ]]>
+  </send>
+  <nop next="ignore" test="ignoring"/>
+  <pause variable="ring_ms"/>
+  <send retrans="500">
+    <![CDATA[
+      SIP/2.0 200 OK
+{reply}      Content-Type: application/sdp
+      Content-Length: [len]
+
+""" + _sdp("secretary") + f"""
+    ]]>
+  </send>
+  <recv request="ACK"/>
+  <nop next="wait_bye" test="waits_bye"/>
+  <pause variable="talk_ms"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE [$caller_contact] SIP/2.0
+      [routes]
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:softphone@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
+      To: [$caller_from]
+      [last_Call-ID:]
+      CSeq: 1 BYE
+      {contact}
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true" next="done"/>
+  <label id="wait_bye"/>
+{_WAIT_BYE.format(timeout_ms=60000)}  <nop next="done"/>
+  <label id="ignore"/>
+  <recv request="CANCEL"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+{reply}      Content-Length: 0
+
+    ]]>
+  </send>
+  <send>
+    <![CDATA[
+      SIP/2.0 487 Request Terminated
+      [$invite_vias]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      CSeq: [$invite_cseq] INVITE
+      {contact}
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK" timeout="5000" ontimeout="done"/>
+  <label id="done"/>
+  <Reference variables="caller_from,caller_contact,invite_cseq,invite_vias,via_tail,mode,ring_text,talk_text"/>
+</scenario>
+"""
+    path = directory / f"{name}.xml"
+    path.write_text(body)
+    return path
+
+
 # --- a practitioner's phone receiving an alert call ------------------------------------------------
 
 # The telephone-event payload type pjsua offers in the calls the media workers place.

@@ -1,0 +1,275 @@
+"""The ACD behind the real edge: one `callrouter serve` (Kamailio, workers, controller) with a
+practice per behaviour under test, secretaries' softphones that REGISTER with digest auth and take
+their offers through SIPp, and patients calling through Kamailio.
+
+Each practice has its own secretaries, so the tests sharing the service do not see each other's
+calls or secretaries' states.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from argon2 import PasswordHasher
+
+from callrouter.auth import passwords
+from callrouter.devtools import sipp as scen
+from callrouter.devtools.serve import ServeProcess, base_config, edge_config
+from callrouter.store.audit import Actor
+from callrouter.store.db import Database
+from callrouter.store.users import UserRepository
+from tests.factories import REPO
+from tests.media.harness import RtpSink
+from tests.media.harness import Sipp as MediaSipp
+from tests.sip.harness import Sipp, free_port, wait_for
+from tests.sip.sipclient import SipClient
+
+SIP_PASSWORD = "Un-mot-de-passe-SIP-solide-42"
+CONSOLE_PASSWORD = "Console-Passw0rd-long!"
+REALM = "callrouter"  # the service's default auth.sip_realm
+ADMIN = Actor("test", "127.0.0.1")
+RING_TIMEOUT_S = 3.0
+MAX_MISSED_OFFERS = 2
+
+DIALPLAN = """\
+practice: {practice}
+name: Cabinet {practice}
+timezone: Europe/Paris
+numbers: ["{number}"]
+hours:
+  daily: ["00:00-24:00"]
+queues:
+  general: {{label: Secrétariat, wrap_up: {wrap_up}, announce_interval: 300s}}
+  urgent: {{label: Urgences, priority: 10, wrap_up: 1s, announce_interval: 300s}}
+ivr:
+  triage:
+    prompt: triage_menu
+    timeout: 3s
+    retries: 0
+    on_timeout: {{queue: general}}
+    options:
+      "2": {{reason: urgence, queue: urgent}}
+      "3": {{reason: rendez-vous, queue: general}}
+routes:
+  open: {route}
+  closed: {route}
+  holiday: {route}
+  overflow: {{wait_max: {wait_max}, queue_max: {queue_max}, then: {{voicemail: true}}}}
+"""
+
+
+@dataclass(frozen=True)
+class Practice:
+    """A practice of the test service and the secretaries (usernames) who cover it. `menu`: calls
+    go through the triage menu (2: urgent queue, 3: general); else straight to the general queue."""
+
+    name: str
+    number: str
+    secretaries: tuple[str, ...]
+    wrap_up: str = "1s"
+    wait_max: str = "60s"
+    queue_max: int = 10
+    menu: bool = False
+
+    def dialplan(self) -> str:
+        route = "{ivr: triage}" if self.menu else "{queue: general}"
+        return DIALPLAN.format(practice=self.name, number=self.number, wrap_up=self.wrap_up, route=route,
+                               wait_max=self.wait_max, queue_max=self.queue_max)
+
+
+@dataclass
+class Acd:
+    """The running service, what the tests started on it, and how to read what it did."""
+
+    svc: ServeProcess
+    root: Path
+    practices: dict[str, Practice]
+    registered: set[str] = field(default_factory=set)
+    started: list[Any] = field(default_factory=list)  # SIPp runs, killed when the test ends
+    sinks: list[RtpSink] = field(default_factory=list)  # their RTP ports, closed when the test ends
+
+    @property
+    def edge(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.svc.config["sip"]["udp_port"])
+
+    def uri(self, username: str) -> str:
+        """How the service names a registered secretary in its records (her AOR at the edge)."""
+        return f"sip:{username}@127.0.0.1:{self.edge[1]}"
+
+    def softphone(self, username: str) -> "Softphone":
+        return Softphone(self, username, free_port())
+
+    def rtp_port(self) -> str:
+        sink = RtpSink()
+        self.sinks.append(sink)
+        return str(sink.port)
+
+    def patient(self, practice: str, caller: str, steps: list[tuple] = (), wait_bye_ms: int = 60000,
+                end: str = "wait_bye") -> MediaSipp:
+        """A patient calling the practice's number through the edge: `steps` after the service
+        answers (see sipp.caller), then waits for the service's BYE (or hangs up: end="bye")."""
+        name = f"patient-{caller.lstrip('+')}"
+        workdir = self.root / name
+        workdir.mkdir(exist_ok=True)
+        scenario = scen.caller(workdir, name, list(steps), end=end, wait_bye_ms=wait_bye_ms)
+        run = MediaSipp(str(scenario), remote_port=self.edge[1], service=self.practices[practice].number,
+                        variables={"rtp_port": self.rtp_port(), "caller": caller}, workdir=workdir,
+                        timeout_s=max(60, wait_bye_ms // 1000 + 30))
+        self.started.append(run)
+        return run
+
+    def wait_registered(self, timeout: float = 20) -> None:
+        """Until the controller's poll of the edge sees exactly the softphones registered now."""
+        self.svc.wait_metric("callrouter_secretaries_registered", lambda v: v == len(self.registered), timeout)
+
+    def record(self, caller: str, until: Callable[[Any], bool] = lambda r: r.ended_at is not None,
+               timeout: float = 60) -> Any:
+        """The stored record of the patient `caller`'s call, once `until` holds for it."""
+        def found():
+            mine = [r for r in self.svc.calls() if r.caller == caller]
+            return mine[0] if mine and until(mine[0]) else None
+
+        record = wait_for(found, timeout=timeout, interval=0.2)
+        assert record is not None, f"no record of the call from {caller[:6]}... matching; log:\n{self.svc.log_tail()}"
+        return record
+
+    def kill_started(self) -> None:
+        while self.started:
+            self.started.pop().kill()
+        while self.sinks:
+            self.sinks.pop().close()
+
+
+@dataclass
+class Softphone:
+    """A secretary's softphone on one loopback port: registered from that port with digest auth
+    (so the edge reaches her there), then SIPp on the same port takes the offered calls."""
+
+    acd: Acd
+    username: str
+    port: int
+    runs: list[Sipp] = field(default_factory=list)
+
+    def register(self, expires: int = 600) -> None:
+        """REGISTER (expires=0: unregister) from her port; the port must be free (no SIPp on it)."""
+        client = SipClient(self.acd.edge, bind_port=self.port)
+        try:
+            response = client.register(self.username, SIP_PASSWORD, expires=expires)
+        finally:
+            client.close()
+        assert response is not None and response.status == 200, response and response.raw
+        if expires:
+            self.acd.registered.add(self.username)
+        else:
+            self.acd.registered.discard(self.username)
+
+    def unregister(self) -> None:
+        self.register(expires=0)
+
+    def take(self, plan: list[tuple[str, int, int]], timeout_s: int = 120) -> Sipp:
+        """SIPp answering on her port for the next len(plan) offers, each as `plan` says
+        (see sipp.softphone_plan: ("answer", ring_ms, talk_ms) or ("ignore", 0, 0))."""
+        n = len(self.runs)
+        workdir = self.acd.root / "softphones"
+        workdir.mkdir(exist_ok=True)
+        scenario = scen.softphone(workdir, f"{self.username}-{n}")
+        injection = scen.softphone_plan(workdir, f"{self.username}-{n}", plan)
+        run = Sipp(workdir, str(scenario), port=self.port, calls=len(plan), timeout_s=timeout_s,
+                   extra=["-inf", str(injection), "-set", "rtp_port", self.acd.rtp_port()], name=self.username)
+        self.runs.append(run)
+        self.acd.started.append(run)
+        listening = wait_for(lambda: run.proc.poll() is not None or udp_port_taken(self.port), timeout=10)
+        assert listening and run.proc.poll() is None, run.errors()  # on her port before any offer comes
+        return run
+
+    def finish(self, timeout: float = 90) -> None:
+        """Until her current SIPp has taken all its planned calls, successfully."""
+        run = self.runs[-1]
+        code = run.wait(timeout)
+        assert code == 0, f"{self.username}'s softphone: exit {code}\n{run.errors()}"
+
+    def offers(self) -> list[str]:
+        """The service's call ids of every call offered to her (INVITEs received), in order."""
+        return [call_id for run in self.runs for call_id in offered_call_ids(run)]
+
+
+def offered_call_ids(run: Sipp) -> list[str]:
+    """X-Callrouter-Call-Id of each INVITE a SIPp run received (its message trace), in order;
+    retransmissions counted once."""
+    if not run.messages.exists():
+        return []
+    out: list[str] = []
+    for block in run.messages.read_text(errors="replace").split("----------------------------------------------"):
+        if "message received" in block and "\nINVITE sip:" in block:
+            match = re.search(r"^X-Callrouter-Call-Id:\s*(\S+)", block, re.MULTILINE | re.IGNORECASE)
+            if match and match.group(1) not in out:
+                out.append(match.group(1))
+    return out
+
+
+def udp_port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def start_acd(root: Path, practices: list[Practice]) -> Acd:
+    """`callrouter serve` with the edge, two workers and `practices`; their secretaries are users
+    with a SIP password, none registered yet."""
+    dialplans = root / "dialplans"
+    dialplans.mkdir()
+    for practice in practices:
+        (dialplans / f"{practice.name}.yaml").write_text(practice.dialplan())
+    config = base_config(root, dialplans, REPO / "prompts", workers=2,
+                         agents={f"{p.name}/*": list(p.secretaries) for p in practices}, sip=edge_config(root))
+    config["controller"].update({"ring_timeout_s": RING_TIMEOUT_S, "max_missed_offers": MAX_MISSED_OFFERS,
+                                 "login_required": False})
+    svc = ServeProcess(root, config).start()
+    try:
+        svc.wait_edge_ready(2)
+        add_secretaries(svc.db_url, {name: p.name for p in practices for name in p.secretaries})
+    except BaseException:
+        svc.stop()
+        raise
+    return Acd(svc, root, {p.name: p for p in practices})
+
+
+def add_secretaries(db_url: str, who: dict[str, str]) -> None:
+    """Secretary users (username -> practice) with the SIP password the softphones register with."""
+    db = Database.from_url(db_url)
+    hasher = passwords._hasher
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # console password: cheap
+    try:
+        users = UserRepository(db, sip_realm=REALM)
+        now = dt.datetime.now(dt.timezone.utc)
+        for username, practice in who.items():
+            users.add(ADMIN, username, username.title(), "secretary", CONSOLE_PASSWORD, now,
+                      practices=(practice,), sip_password=SIP_PASSWORD)
+    finally:
+        passwords._hasher = hasher
+        db.dispose()
+
+
+def seconds(later: dt.datetime, earlier: dt.datetime) -> float:
+    return (later - earlier).total_seconds()
+
+
+def sleep_until(moment: dt.datetime) -> None:
+    """Wait until a moment of the service's clock (the wall clock: the records' times)."""
+    left = seconds(moment, dt.datetime.now(dt.timezone.utc))
+    if left > 0:
+        time.sleep(left)
+
+
+def secretary_legs(record) -> list:
+    """The offers of a call (its secretary legs), in the order they rang."""
+    return sorted((leg for leg in record.legs if leg.kind == "secretary"), key=lambda leg: (leg.started_at, leg.id))
