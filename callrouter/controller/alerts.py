@@ -116,6 +116,7 @@ class Alert:
     patient_leg: str | None = None
     outcome: str | None = None
     end_code: int | None = None
+    redialled: bool = False
 
 
 def national_digits(number: str | None) -> str:
@@ -164,15 +165,33 @@ class AlertCalls:
         """Dial the practitioner; fires with the outcome (ACKNOWLEDGED... FAILED) as soon as it is
         known, or fails with AlertNotPlaced. `acknowledge(digit)` is called once, when 1 or 2 is
         pressed, before the result fires."""
-        worker = None
-        if request.call_id and self.patients is not None:
-            worker = self.patients.patient_worker(request.call_id)  # to bridge with it if 2 is pressed
-        worker = worker or self.media.pick(2)  # room for a patient called back on the same worker
-        if worker is None:
-            return defer.fail(AlertNotPlaced("no media worker has room for the call"))
         leg = f"alert-{request.key}"
         if leg in self._alerts:
             return defer.fail(AlertNotPlaced(f"an alert call {request.key} is already under way"))
+        worker = None
+        if request.call_id and self.patients is not None:
+            worker = self.patients.patient_worker(request.call_id)  # to bridge with it if 2 is pressed
+        try:
+            try:
+                worker = self._dial(request, worker, leg)
+            except AlertNotPlaced:
+                if worker is None:
+                    raise
+                worker = self._dial(request, None, leg)  # the patient's worker is full or down
+        except AlertNotPlaced as exc:
+            return defer.fail(exc)
+        alert = Alert(request, worker, leg, acknowledge, defer.Deferred())
+        self._alerts[leg] = alert
+        self._timer(alert, "ring", self.settings.ring_timeout_s, lambda: self._ring_timeout(alert))
+        logger.info("alert %s: calling %s on %s", request.key, mask_number(request.destination), worker)
+        return alert.result
+
+    def _dial(self, request: AlertRequest, worker: str | None, leg: str) -> str:
+        """Dial the practitioner on `worker` (None: the least loaded with room for a patient called
+        back too); the worker used, or AlertNotPlaced."""
+        worker = worker or self.media.pick(2)
+        if worker is None:
+            raise AlertNotPlaced("no media worker has room for the call")
         dial = p.Dial(leg, f"sip:{request.destination}@{self.settings.outbound_trunk}",
                       display_name=_header_safe(request.practice_name)[:80],
                       headers={"X-Callrouter-Alert": request.key},
@@ -180,12 +199,8 @@ class AlertCalls:
         try:
             self.media.dial(worker, dial)
         except (LookupError, ValueError) as exc:
-            return defer.fail(AlertNotPlaced(str(exc)))
-        alert = Alert(request, worker, leg, acknowledge, defer.Deferred())
-        self._alerts[leg] = alert
-        self._timer(alert, "ring", self.settings.ring_timeout_s, lambda: self._ring_timeout(alert))
-        logger.info("alert %s: calling %s on %s", request.key, mask_number(request.destination), worker)
-        return alert.result
+            raise AlertNotPlaced(str(exc)) from None
+        return worker
 
     def active(self) -> list[str]:
         return sorted(a.request.key for a in self._alerts.values())
@@ -296,6 +311,8 @@ class AlertCalls:
 
     def _practitioner_ended(self, a: Alert, ev: p.LegEnded) -> None:
         if a.state is AlertState.DIALING and a.outcome is None:
+            if ev.by == "worker" and ev.code == 486 and not a.redialled and self._redial(a):
+                return  # the patient's worker had no call slot left: placed on another one
             if ev.by == "worker":
                 self._fail(a, AlertNotPlaced(f"the media worker could not place the call ({ev.code} {ev.reason})"))
                 return
@@ -307,6 +324,24 @@ class AlertCalls:
             self._send(p.Hangup(a.patient_leg, 487))
             self._patients.pop(a.patient_leg, None)
         self._finish(a, f"{ev.code} {ev.reason}".strip())
+
+    def _redial(self, a: Alert) -> bool:
+        """Once: the same call on the least loaded worker (it cannot be bridged with the patient's
+        call then; a 2 calls the patient back). False if no other worker has room."""
+        a.redialled = True
+        other = self.media.pick(2)
+        if other is None or other == a.worker:
+            return False
+        self._alerts.pop(a.leg, None)
+        leg = f"{a.leg}-r"
+        try:
+            self._dial(a.request, other, leg)
+        except AlertNotPlaced:
+            return False
+        a.worker, a.leg = other, leg
+        self._alerts[leg] = a
+        logger.info("alert %s: worker full, calling again on %s", a.request.key, other)
+        return True
 
     def _on_playback_finished(self, a: Alert, ev: Any) -> None:
         if a.play_queue:

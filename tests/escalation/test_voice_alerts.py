@@ -21,9 +21,10 @@ PATIENT = "+33612345678"
 class FakePool:
     """Implements alerts.AlertMedia like MediaPool: records dials and commands."""
 
-    def __init__(self, worker: str | None = "w1", refuse: bool = False):
+    def __init__(self, worker: str | None = "w1", refuse: bool = False, refuse_on: tuple[str, ...] = ()):
         self.worker = worker
         self.refuse = refuse
+        self.refuse_on = refuse_on
         self.dials: list[tuple[str, p.Dial]] = []
         self.sent: list[p.Command] = []
 
@@ -31,7 +32,7 @@ class FakePool:
         return self.worker
 
     def dial(self, worker: str, command: p.Dial) -> None:
-        if self.refuse:
+        if self.refuse or worker in self.refuse_on:
             raise LookupError(f"no ready worker {worker!r}")
         self.dials.append((worker, command))
 
@@ -359,3 +360,29 @@ def test_pressing_2_while_the_patient_talks_to_a_secretary_does_not_call_over_it
     assert r.acks == ["2"] and len(r.pool.dials) == 1
     assert "alert_patient_busy" in r.pool.plays(r.leg)
     assert r.pool.last(p.Hangup).leg == r.leg
+
+
+def test_a_full_patient_worker_does_not_keep_the_practitioner_from_being_called():
+    r = Run(patients=FakePatients({"call-1": "w3"}))
+    assert r.worker == "w3"
+    r.ended(486, by="worker")  # no call slot left on the patient's worker
+    assert r.results == []
+    worker, again = r.pool.dials[1]
+    assert worker == "w1" and again.leg == f"{r.leg}-r" and again.uri == r.dial.uri
+    r.worker, r.leg = worker, again.leg
+    r.answer()
+    r.event(p.Digit(r.leg, "1"))
+    assert r.results == [al.ACKNOWLEDGED]
+
+
+def test_a_patient_worker_that_is_down_is_skipped_at_once():
+    r = Run(patients=FakePatients({"call-1": "w3"}), refuse_on=("w3",))
+    assert r.worker == "w1" and r.results == []
+
+
+def test_a_second_refusal_by_a_worker_fails_the_call():
+    r = Run(patients=FakePatients({"call-1": "w3"}))
+    r.ended(486, by="worker")
+    r.leg = r.pool.dials[1][1].leg
+    r.ended(486, by="worker")
+    assert r.results[0].check(al.AlertNotPlaced) and r.alerts.active() == []
