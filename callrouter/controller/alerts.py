@@ -372,8 +372,10 @@ class AlertCalls:
             logger.info("alert %s: practitioner connected to the patient's call %s", a.request.key, call_id)
             self._forget(a)  # the controller owns the leg now: its end hangs up the patient
             return
-        if call_id and self.patients is not None and self.patients.patient_busy(call_id):
-            self._close(a, "alert_patient_busy")  # talking to a secretary: not called over it
+        if call_id and self.patients is not None and (self.patients.patient_busy(call_id)
+                                                      or self.patients.patient_worker(call_id) is not None):
+            # Talking to a secretary, or waiting on another worker: not called over that call.
+            self._close(a, "alert_patient_busy")
             return
         if not national_digits(a.request.caller):
             self._close(a, "alert_no_number")

@@ -386,3 +386,13 @@ def test_a_second_refusal_by_a_worker_fails_the_call():
     r.leg = r.pool.dials[1][1].leg
     r.ended(486, by="worker")
     assert r.results[0].check(al.AlertNotPlaced) and r.alerts.active() == []
+
+
+def test_pressing_2_when_the_patient_waits_on_another_worker_does_not_ring_the_patient_twice():
+    r = Run(patients=FakePatients({"call-1": "w3"}), refuse_on=("w3",))  # placed on w1 instead
+    r.answer()
+    r.play_all()
+    r.event(p.Digit(r.leg, "2"))
+    r.play_all()
+    assert r.acks == ["2"] and len(r.pool.dials) == 1
+    assert "alert_patient_busy" in r.pool.plays(r.leg)
