@@ -249,19 +249,25 @@ class CallbackDesk:
             self.c.media.send(t.worker, p.Hangup(t.secretary_leg, 487))
             self._offer_failed(t, missed=True)
 
-    def _offer_failed(self, t: TaskSession, missed: bool) -> None:
+    def _offer_failed(self, t: TaskSession, missed: bool, hold_back: bool = False) -> None:
         c = self.c
         self._cancel(t, "ring")
         self._legs.pop(t.secretary_leg or "", None)
         t.secretary_leg = None
         agent, t.agent = t.agent, None
         if agent is not None:
+            if hold_back:
+                t.tried_agents.discard(agent.uri)
             if missed:
                 c._missed(agent)
             c._free_agent(agent, wrap_up=0)
         covering = c.queues.agents_for(t.practice, t.queue, t.waiting.line if t.waiting else None)
         if all(a.uri in t.tried_agents for a in covering):
             t.tried_agents.clear()
+        if hold_back:
+            t.state = "waiting_retry"
+            self._timer(t, "retry", 2.0, lambda: self._back_in_line(t))
+            return
         self._back_in_line(t)
 
     def _back_in_line(self, t: TaskSession) -> None:
@@ -290,7 +296,7 @@ class CallbackDesk:
             self.c.media.send(t.worker, p.Play(leg, self.c._prompt_path(self.c.settings.ringback_prompt, t.practice),
                                                loop=True))
         elif isinstance(ev, p.LegEnded):
-            self._leg_ended(t, leg, ev.code)
+            self._leg_ended(t, leg, ev.code, ev.by)
 
     def leg_lost(self, leg: str) -> None:
         if leg in self._legs:
@@ -329,11 +335,12 @@ class CallbackDesk:
         self._cancel(t, "expiry")
         logger.info("callback task %s done", t.task_id)
 
-    def _leg_ended(self, t: TaskSession, leg: str, code: int) -> None:
+    def _leg_ended(self, t: TaskSession, leg: str, code: int, by: str = "remote") -> None:
         c = self.c
         self._legs.pop(leg, None)
         if t.state == "ringing" and leg == t.secretary_leg:
-            self._offer_failed(t, missed=code in MISSED_CODES)
+            ours = by == "worker"  # our worker could not place it: not her miss, retry shortly
+            self._offer_failed(t, missed=code in MISSED_CODES and not ours, hold_back=ours)
             return
         if t.state == "calling":
             other = t.patient_leg if leg == t.secretary_leg else t.secretary_leg

@@ -492,14 +492,18 @@ class CallController:
             self.media.send(s.worker, p.Hangup(leg, 487))
             self._offer_ended(s, leg, cause, missed)
 
-    def _offer_ended(self, s: CallSession, leg: str, cause: str, missed: bool = False) -> None:
+    def _offer_ended(self, s: CallSession, leg: str, cause: str, missed: bool = False,
+                     hold_back: bool = False) -> None:
         """One secretary did not take the call; `missed` when it was hers to take (no answer, busy,
         declined): after `max_missed_offers` in a row she is paused, with the reason. When no phone
-        rings for it any more, the call goes back to its place in line."""
+        rings for it any more, the call goes back to its place in line (after HOLD_BACK_S when
+        `hold_back`: the media worker could not place the offer)."""
         agent = s.offers.pop(leg, None)
         self._other_legs.pop(leg, None)
         self.recorder.leg_ended(leg, cause, self.now())
         if agent is not None:
+            if hold_back:
+                s.tried_agents.discard(agent.uri)
             if missed:
                 self._missed(agent)
             self._free_agent(agent, wrap_up=0)
@@ -507,6 +511,15 @@ class CallController:
             return
         self._cancel(s, "ring")
         s.state = State.QUEUED
+        if hold_back:
+            self._loop(s, self.settings.hold_prompt)
+            self._timer(s, "hold_back", HOLD_BACK_S, lambda: self._back_in_line(s))
+            return
+        self._back_in_line(s)
+
+    def _back_in_line(self, s: CallSession) -> None:
+        if s.state is not State.QUEUED:
+            return
         self.queues.requeue(s.waiting)
         self.events.call_queued(s.call_id, s.practice, s.waiting.queue)
         self._queue_changed(s.waiting.practice, s.waiting.queue)
@@ -520,7 +533,7 @@ class CallController:
         agent.missed += 1
         limit = self.settings.max_missed_offers
         if limit and agent.missed >= limit and agent.paused is None:
-            agent.paused = f"{agent.missed} appels manqués d'affilée"
+            agent.paused = "1 appel manqué" if agent.missed == 1 else f"{agent.missed} appels manqués d'affilée"
             logger.warning("secretary %s paused after %d missed offers", agent.id, agent.missed)
             self._save_secretaries()
             self._secretary_changed(agent)
@@ -803,7 +816,11 @@ class CallController:
 
     def _other_leg_ended(self, s: CallSession, leg: str, ev: p.LegEnded) -> None:
         if leg in s.offers:
-            self._offer_ended(s, leg, f"{ev.code} {ev.reason}".strip(), missed=ev.code in MISSED_CODES)
+            # A dial our own worker could not place (no call slot left) is not her missed call:
+            # the call waits a moment before the next offer instead of going round at once.
+            ours = ev.by == "worker"
+            self._offer_ended(s, leg, f"{ev.code} {ev.reason}".strip(), missed=ev.code in MISSED_CODES and not ours,
+                              hold_back=ours)
             return
         if leg != s.other_leg:
             return
@@ -955,6 +972,7 @@ class SecretaryStateError(ValueError):
 
 
 SECRETARY_STATES = ("offline", "available", "ringing", "on_call", "wrap_up", "paused")
+HOLD_BACK_S = 2.0  # before offering again a call our worker could not offer
 CALLBACK_TRIES = 3  # times a caller may type a number to call back
 MISSED_CODES = frozenset({408, 480, 486, 487, 600, 603})  # no answer, busy, declined
 DEFAULT_HANDLING_S = 180.0  # until a queue has history: a typical medical-secretariat call

@@ -252,3 +252,17 @@ def test_the_team_by_state_and_the_waiting_calls_are_metrics_without_numbers(mak
     assert m.queue_waiting.labels(MARTIN, "general")._value.get() == 1
     from prometheus_client import generate_latest
     assert b"+33" not in generate_latest(m.registry) and b"655555555" not in generate_latest(m.registry)
+
+
+def test_an_offer_our_worker_cannot_place_is_not_her_miss_and_is_retried_shortly(make):
+    h = make(agents={"*": ("sip:a@192.0.2.1",)}, max_missed_offers=1)
+    leg = queued_call(h)
+    first = h.media.last(p.Dial)
+    h.controller.handle("w0", p.LegEnded(first.leg, 486, "dial failed: too many calls", "worker"))
+    agent = h.controller.secretary("sip:a@192.0.2.1")
+    assert agent.missed == 0 and agent.paused is None and agent.state == "available"
+    assert len(h.media.commands(p.Dial)) == 1  # no instant redial loop on a full worker
+    h.clock.advance(2)
+    assert len(h.media.commands(p.Dial)) == 2 and h.controller.sessions[leg].state.value == "ringing"
+    h.ended(h.media.last(p.Dial).leg, code=486)  # her phone busy: that one is hers
+    assert agent.paused == "1 appel manqué"
