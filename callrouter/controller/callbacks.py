@@ -318,9 +318,8 @@ class CallbackDesk:
         t.patient_leg = leg
         self._legs[leg] = t
         c.media.send(t.worker, p.Play(t.secretary_leg, c._prompt_path("callback_task_intro", t.practice)))
-        c.media.send(t.worker, p.Dial(leg, f"sip:{t.number}@{c.settings.outbound_trunk}",
+        c.media.send(t.worker, p.Dial(leg, f"sip:{t.number}@{c.settings.outbound_trunk}",  # no internal header
                                       display_name=_safe(t.dialplan.name)[:80],
-                                      headers={"X-Callrouter-Task-Id": t.task_id},
                                       timeout_seconds=c.settings.callback_patient_ring_s))
         self._write("start_attempt", t.task_id, agent.id, leg, c.now())
         logger.info("callback task %s: %s calls %s back", t.task_id, agent.id, mask_number(t.number))
@@ -361,7 +360,7 @@ class CallbackDesk:
         if t.state == "bridged":
             other = t.patient_leg if leg == t.secretary_leg else t.secretary_leg
             if other:
-                c.media.send(t.worker, p.Hangup(other, 200))
+                c.media.send(t.worker, p.Hangup(other, 487))
                 self._legs.pop(other, None)
             t.state = "ended"
             agent, t.agent = t.agent, None
@@ -371,7 +370,7 @@ class CallbackDesk:
 
     def _hang_up_secretary(self, t: TaskSession) -> None:
         if t.secretary_leg:
-            self.c.media.send(t.worker, p.Hangup(t.secretary_leg, 200))
+            self.c.media.send(t.worker, p.Hangup(t.secretary_leg, 480))
             self._legs.pop(t.secretary_leg, None)
             t.secretary_leg = None
         self._after_failed_attempt(t)

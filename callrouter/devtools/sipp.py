@@ -123,10 +123,14 @@ def caller(directory: Path, name: str, steps: list[tuple], end: str = "bye", wai
     return path
 
 
-def secretary(directory: Path, name: str, practice: str, answer_after_ms: int = 300,
+def secretary(directory: Path, name: str, practice: str | None, answer_after_ms: int = 300,
               hangup_after_ms: int | None = None) -> Path:
     """A secretary's softphone: checks the offered call names the practice, rings, answers with
-    media at [$rtp_port], then waits for the BYE or hangs up itself after `hangup_after_ms`."""
+    media at [$rtp_port], then waits for the BYE or hangs up itself after `hangup_after_ms`.
+    With `practice` None, any call (e.g. a patient's phone called back, which gets no header)."""
+    check = ("" if practice is None else
+             f'      <ereg regexp="{practice}" search_in="hdr" header="X-Callrouter-Practice:" check_it="true" '
+             'assign_to="pr"/>\n')
     ok = """      SIP/2.0 200 OK
       [last_Via:]
       [last_From:]
@@ -144,12 +148,11 @@ def secretary(directory: Path, name: str, practice: str, answer_after_ms: int = 
   <Global variables="rtp_port"/>
   <recv request="INVITE" crlf="true" rrs="true">
     <action>
-      <ereg regexp="{practice}" search_in="hdr" header="X-Callrouter-Practice:" check_it="true" assign_to="pr"/>
-      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller_from"/>
+{check}      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller_from"/>
       <ereg regexp="sips?:[^>;]*" search_in="hdr" header="Contact:" assign_to="caller_contact"/>
     </action>
   </recv>
-  <Reference variables="pr,caller_from,caller_contact"/>
+  <Reference variables="{'pr,' if practice is not None else ''}caller_from,caller_contact"/>
   <send>
     <![CDATA[
       SIP/2.0 180 Ringing

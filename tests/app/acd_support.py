@@ -60,7 +60,7 @@ routes:
   open: {route}
   closed: {route}
   holiday: {route}
-  overflow: {{wait_max: {wait_max}, queue_max: {queue_max}, then: {{voicemail: true}}}}
+  overflow: {{wait_max: {wait_max}, queue_max: {queue_max}, then: {overflow}}}
 """
 
 
@@ -76,11 +76,12 @@ class Practice:
     wait_max: str = "60s"
     queue_max: int = 10
     menu: bool = False
+    overflow: str = "{voicemail: true}"  # the overflow route's action
 
     def dialplan(self) -> str:
         route = "{ivr: triage}" if self.menu else "{queue: general}"
         return DIALPLAN.format(practice=self.name, number=self.number, wrap_up=self.wrap_up, route=route,
-                               wait_max=self.wait_max, queue_max=self.queue_max)
+                               wait_max=self.wait_max, queue_max=self.queue_max, overflow=self.overflow)
 
 
 @dataclass
@@ -222,9 +223,9 @@ def udp_port_taken(port: int) -> bool:
     return False
 
 
-def start_acd(root: Path, practices: list[Practice]) -> Acd:
+def start_acd(root: Path, practices: list[Practice], outbound_trunk: str | None = None) -> Acd:
     """`callrouter serve` with the edge, two workers and `practices`; their secretaries are users
-    with a SIP password, none registered yet."""
+    with a SIP password, none registered yet. `outbound_trunk`: where patients are called back."""
     dialplans = root / "dialplans"
     dialplans.mkdir()
     for practice in practices:
@@ -233,6 +234,8 @@ def start_acd(root: Path, practices: list[Practice]) -> Acd:
                          agents={f"{p.name}/*": list(p.secretaries) for p in practices}, sip=edge_config(root))
     config["controller"].update({"ring_timeout_s": RING_TIMEOUT_S, "max_missed_offers": MAX_MISSED_OFFERS,
                                  "login_required": False})
+    if outbound_trunk:
+        config["controller"]["outbound_trunk"] = outbound_trunk
     svc = ServeProcess(root, config).start()
     try:
         svc.wait_edge_ready(2)

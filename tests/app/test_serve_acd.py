@@ -14,6 +14,12 @@ import datetime as dt
 
 import pytest
 
+from callrouter.devtools import sipp as scen
+from callrouter.devtools.serve import free_udp_port
+from callrouter.store.db import Database
+from callrouter.store.tasks import TaskQuery, TaskRepository
+from tests.media.harness import RtpSink
+from tests.media.harness import Sipp as MediaSipp
 from tests.app.acd_support import (
     MAX_MISSED_OFFERS,
     RING_TIMEOUT_S,
@@ -36,7 +42,9 @@ PRACTICES = [
     # chloe never registers, emma registers then unregisters: both sort before lea, so with ties
     # on idleness they would be offered first if registration were not checked.
     Practice("acd-unregistered", "+33100000107", ("chloe", "emma", "lea")),
+    Practice("acd-callback", "+33100000108", ("kim",), overflow="callback_offer"),
 ]
+TRUNK_PORT = free_udp_port()  # the patients called back are called there (a SIPp UAS of the test)
 WRAP_UP_S = 4.0  # acd-wrap's general queue
 WAIT_MAX_S = 4.0  # acd-overflow's
 AFTER_WRAP_UP = dt.timedelta(seconds=2)  # the other practices' 1 s wrap-up is surely over
@@ -44,7 +52,7 @@ AFTER_WRAP_UP = dt.timedelta(seconds=2)  # the other practices' 1 s wrap-up is s
 
 @pytest.fixture(scope="module")
 def acd(tmp_path_factory, prompts_built):
-    acd = start_acd(tmp_path_factory.mktemp("acd"), PRACTICES)
+    acd = start_acd(tmp_path_factory.mktemp("acd"), PRACTICES, outbound_trunk=f"127.0.0.1:{TRUNK_PORT}")
     try:
         yield acd
     finally:
@@ -276,3 +284,53 @@ def test_a_softphone_not_registered_is_never_offered_a_call(service):
         assert answered(record) and [leg.party for leg in secretary_legs(record)] == [acd.uri("lea")]
     assert emma.offers() == []
     lea.finish()
+
+
+def test_a_callback_task_from_the_callers_digits_is_offered_then_the_patient_called_back(service):
+    """Nobody covers acd-callback: the patient overflows to the callback offer, presses 1 to accept
+    and 1 to confirm the number read back, and hangs up with a task. kim then registers: the task
+    rings her phone ("Rappel - ..."), and once she answers the patient's phone (the trunk) rings;
+    when the patient answers they talk, and the task is done, linked to that outbound leg."""
+    acd = service
+    patient_number = "+33618000001"
+    # SIPp replays a recorded digit with its RTP timestamp, so the same digit twice in a row would
+    # look like one event repeated: a 3 (ignored while the number is read back) goes in between.
+    acd.patient("acd-callback", patient_number, [("pause", 1500), ("digit", "1"), ("pause", 1500), ("digit", "3"),
+                                                 ("pause", 800), ("digit", "1")])
+    record = acd.record(patient_number)
+    assert record.outcome == "callback_requested" and record.route == "overflow"
+
+    db = Database.from_url(acd.svc.db_url)
+    try:
+        tasks = TaskRepository(db)
+        [task] = tasks.list(TaskQuery(practices=frozenset({"acd-callback"})))
+        assert (task.number, task.source, task.call_id, task.state) == (patient_number, "overflow", record.id, "open")
+
+        workdir = acd.root / "trunk"
+        workdir.mkdir()
+        called_back = MediaSipp(str(scen.secretary(workdir, "called-back", None, answer_after_ms=500,
+                                                   hangup_after_ms=2000)),
+                                variables={"rtp_port": str(RtpSink().port)}, workdir=workdir, timeout_s=90,
+                                extra=["-p", str(TRUNK_PORT)])
+        acd.started.append(called_back)
+        kim = acd.softphone("kim")
+        kim.register()
+        kim_phone = kim.take([("answer", 300, 0)])  # waits for the service's BYE
+        assert called_back.wait(90) == 0, called_back.errors()
+        kim.finish()
+        done = wait_for_task(tasks, task.id, "done")
+        assert done.attempts == 1 and done.assigned_to == "kim" and done.done_leg
+        invites = kim_phone.messages.read_text(errors="replace")
+        assert f"X-Callrouter-Task-Id: {task.id}" in invites and "Rappel - Cabinet acd-callback" in invites
+    finally:
+        db.dispose()
+
+
+def wait_for_task(tasks, task_id, state, timeout=20):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while (view := tasks.get(task_id)).state != state and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert view.state == state, view
+    return view

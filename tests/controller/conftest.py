@@ -37,6 +37,8 @@ class FakeMedia:
         self.events_before: list[int] = []
 
     def send(self, worker: str, command: Any) -> None:
+        if hasattr(command, "check"):
+            command.check()  # what the worker would refuse (e.g. a hang-up code that is not a failure)
         self.sent.append((worker, command))
         self.events_before.append(len(self.events.sent))
 
