@@ -177,23 +177,7 @@ def secretary(directory: Path, name: str, practice: str | None, answer_after_ms:
     if hangup_after_ms is None:
         body += _WAIT_BYE.format(timeout_ms=40000)
     else:
-        body += _pause(hangup_after_ms) + """  <send retrans="500">
-    <![CDATA[
-      BYE [$caller_contact] SIP/2.0
-      [routes]
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:secretary@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
-      To: [$caller_from]
-      [last_Call-ID:]
-      CSeq: 1 BYE
-      Contact: <sip:secretary@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200" crlf="true"/>
-"""
+        body += _pause(hangup_after_ms) + _uas_bye("secretary", _uas_reply("secretary")[0])
     path = directory / f"{name}.xml"
     path.write_text(body + "</scenario>\n")
     return path
@@ -432,23 +416,74 @@ def dtmf_pcap(directory: Path, digit: str, payload_type: int) -> Path:
     path.write_bytes(bytes(data))
     return path
 
-def practitioner_phone(directory: Path, name: str, steps: list[tuple], answer: bool = True,
-                       answer_after_ms: int = 300, end: str = "wait_bye", refuse_code: int = 486,
-                       wait_bye_ms: int = 40000, event_pt: int = WORKER_EVENT_PT) -> Path:
-    """The phone an escalation's alert call reaches (a UAS behind the outbound trunk). With
-    `answer`, it rings, answers with media at [$rtp_port], then runs `steps` as `caller()` does
-    (("pause", ms) / ("digit", "1") / ("audio", ms)) and ends with `end`: "wait_bye" (the service
-    hangs up) or "bye" (the practitioner hangs up). Without `answer`, it refuses with
-    `refuse_code` (486 busy, 480 no answer...). Digits go as RFC 4733 events with the payload type
-    the media workers offer (`event_pt`): a worker only reads events with the type it offered."""
-    contact = "Contact: <sip:practitioner@[local_ip]:[local_port]>"
-    reply = """      [last_Via:]
+def _uas_reply(user: str) -> tuple[str, str]:
+    """(Contact header, the header lines a UAS copies into each of its answers)."""
+    contact = f"Contact: <sip:{user}@[local_ip]:[local_port]>"
+    return contact, """      [last_Via:]
       [last_From:]
       [last_To:];tag=[pid]SIPpTag01[call_number]
       [last_Call-ID:]
       [last_CSeq:]
       """ + contact + "\n"
-    body = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+
+
+def _uas_answer(user: str, reply: str, after_ms: int) -> str:
+    """Wait `after_ms`, answer with media at [$rtp_port], take the ACK."""
+    return _pause(after_ms) + f"""  <send retrans="500">
+    <![CDATA[
+      SIP/2.0 200 OK
+{reply}      Content-Type: application/sdp
+      Content-Length: [len]
+
+""" + _sdp(user) + """
+    ]]>
+  </send>
+  <recv request="ACK"/>
+"""
+
+
+def _uas_bye(user: str, contact: str) -> str:
+    """The UAS hangs up (to the caller captured as caller_from/caller_contact)."""
+    return f"""  <send retrans="500">
+    <![CDATA[
+      BYE [$caller_contact] SIP/2.0
+      [routes]
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{user}@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
+      To: [$caller_from]
+      [last_Call-ID:]
+      CSeq: 1 BYE
+      {contact}
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+"""
+
+
+def _media_steps(directory: Path, steps: list[tuple], event_pt: int) -> str:
+    """("pause", ms), ("digit", "1") as RFC 4733 events of type `event_pt`, ("audio", ms) of
+    speech, ("tone", (Hz, ms)) a pure tone easy to recognise."""
+    body = ""
+    for kind, value in steps:
+        if kind == "pause":
+            body += _pause(value)
+        elif kind == "digit":
+            body += _play(str(dtmf_pcap(directory, value, event_pt))) + _pause(400)
+        elif kind == "audio":
+            body += _play("g711a.pcap") + _pause(value)
+        elif kind == "tone":
+            freq, ms = value
+            body += _play(str(tone_pcap(directory, freq, ms))) + _pause(ms)
+    return body
+
+
+def _alert_invite(name: str, reply: str, extra_ereg: str = "") -> str:
+    """The head of a phone behind the trunk that an alert call reaches: the INVITE (which must
+    carry X-Callrouter-Alert), then 180."""
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="{name}">
   <Global variables="rtp_port"/>
@@ -457,9 +492,8 @@ def practitioner_phone(directory: Path, name: str, steps: list[tuple], answer: b
       <ereg regexp="esc-[0-9]+-[0-9]+-[0-9]+" search_in="hdr" header="X-Callrouter-Alert:" check_it="true" assign_to="alert"/>
       <ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller_from"/>
       <ereg regexp="sips?:[^>;]*" search_in="hdr" header="Contact:" assign_to="caller_contact"/>
-    </action>
+{extra_ereg}    </action>
   </recv>
-  <Reference variables="alert,caller_from,caller_contact"/>
   <send>
     <![CDATA[
       SIP/2.0 180 Ringing
@@ -468,6 +502,19 @@ def practitioner_phone(directory: Path, name: str, steps: list[tuple], answer: b
     ]]>
   </send>
 """
+
+
+def practitioner_phone(directory: Path, name: str, steps: list[tuple], answer: bool = True,
+                       answer_after_ms: int = 300, end: str = "wait_bye", refuse_code: int = 486,
+                       wait_bye_ms: int = 40000, event_pt: int = WORKER_EVENT_PT) -> Path:
+    """The phone an escalation's alert call reaches (a UAS behind the outbound trunk). With
+    `answer`, it rings, answers with media at [$rtp_port], then runs `steps` (see _media_steps) and
+    ends with `end`: "wait_bye" (the service hangs up) or "bye" (the practitioner hangs up).
+    Without `answer`, it refuses with `refuse_code` (486 busy, 480 no answer...). Digits go as
+    RFC 4733 events with the payload type the media workers offer (`event_pt`): a worker only
+    reads events with the type it offered."""
+    contact, reply = _uas_reply("practitioner")
+    body = _alert_invite(name, reply) + '  <Reference variables="alert,caller_from,caller_contact"/>\n'
     if not answer:
         body += _pause(answer_after_ms) + f"""  <send>
     <![CDATA[
@@ -480,47 +527,8 @@ def practitioner_phone(directory: Path, name: str, steps: list[tuple], answer: b
   <Reference variables="rtp_port"/>
 """
     else:
-        body += _pause(answer_after_ms) + f"""  <send retrans="500">
-    <![CDATA[
-      SIP/2.0 200 OK
-{reply}      Content-Type: application/sdp
-      Content-Length: [len]
-
-""" + _sdp("practitioner") + """
-    ]]>
-  </send>
-  <recv request="ACK"/>
-"""
-        for kind, value in steps:
-            if kind == "pause":
-                body += _pause(value)
-            elif kind == "digit":
-                body += _play(str(dtmf_pcap(directory, value, event_pt))) + _pause(400)
-            elif kind == "audio":
-                body += _play("g711a.pcap") + _pause(value)
-            elif kind == "tone":  # (frequency Hz, milliseconds): a pure tone, easy to recognise
-                freq, ms = value
-                body += _play(str(tone_pcap(directory, freq, ms))) + _pause(ms)
-        if end == "bye":
-            body += f"""  <send retrans="500">
-    <![CDATA[
-      BYE [$caller_contact] SIP/2.0
-      [routes]
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:practitioner@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
-      To: [$caller_from]
-      [last_Call-ID:]
-      CSeq: 1 BYE
-      {contact}
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200" crlf="true"/>
-"""
-        else:
-            body += _WAIT_BYE.format(timeout_ms=wait_bye_ms)
+        body += _uas_answer("practitioner", reply, answer_after_ms) + _media_steps(directory, steps, event_pt)
+        body += _uas_bye("practitioner", contact) if end == "bye" else _WAIT_BYE.format(timeout_ms=wait_bye_ms)
     path = directory / f"{name}.xml"
     path.write_text(body + "</scenario>\n")
     return path
@@ -535,71 +543,15 @@ def practitioner_and_patient_phones(directory: Path, name: str, patient_number: 
     hangs up after `patient_hangup_after_ms`). Media of both at [$rtp_port]."""
     import re
 
-    contact = "Contact: <sip:phone@[local_ip]:[local_port]>"
-    reply = """      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      """ + contact + "\n"
-    answer = _pause(answer_after_ms) + f"""  <send retrans="500">
-    <![CDATA[
-      SIP/2.0 200 OK
-{reply}      Content-Type: application/sdp
-      Content-Length: [len]
-
-""" + _sdp("phone") + """
-    ]]>
-  </send>
-  <recv request="ACK"/>
-"""
-    body = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="{name}">
-  <Global variables="rtp_port"/>
-  <recv request="INVITE" crlf="true" rrs="true">
-    <action>
-      <ereg regexp="esc-[0-9]+-[0-9]+-[0-9]+" search_in="hdr" header="X-Callrouter-Alert:" check_it="true" assign_to="alert"/>
-      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller_from"/>
-      <ereg regexp="sips?:[^>;]*" search_in="hdr" header="Contact:" assign_to="caller_contact"/>
-      <ereg regexp="{re.escape(patient_number)}" search_in="hdr" header="To:" assign_to="is_patient"/>
-    </action>
-  </recv>
-  <send>
-    <![CDATA[
-      SIP/2.0 180 Ringing
-{reply}      Content-Length: 0
-
-    ]]>
-  </send>
-  <nop next="patient" test="is_patient"/>
-""" + answer
-    for kind, value in practitioner_steps:
-        if kind == "pause":
-            body += _pause(value)
-        elif kind == "digit":
-            body += _play(str(dtmf_pcap(directory, value, event_pt))) + _pause(400)
-        elif kind == "tone":
-            freq, ms = value
-            body += _play(str(tone_pcap(directory, freq, ms))) + _pause(ms)
+    contact, reply = _uas_reply("phone")
+    is_patient = (f'      <ereg regexp="{re.escape(patient_number)}" search_in="hdr" header="To:" '
+                  'assign_to="is_patient"/>\n')
+    answer = _uas_answer("phone", reply, answer_after_ms)
+    body = _alert_invite(name, reply, is_patient) + '  <nop next="patient" test="is_patient"/>\n' + answer
+    body += _media_steps(directory, practitioner_steps, event_pt)
     body += _WAIT_BYE.format(timeout_ms=60000) + '  <nop next="done"/>\n  <label id="patient"/>\n' + answer
-    body += _pause(patient_hangup_after_ms) + f"""  <send retrans="500">
-    <![CDATA[
-      BYE [$caller_contact] SIP/2.0
-      [routes]
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:phone@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
-      To: [$caller_from]
-      [last_Call-ID:]
-      CSeq: 1 BYE
-      {contact}
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200" crlf="true"/>
-  <label id="done"/>
+    body += _pause(patient_hangup_after_ms) + _uas_bye("phone", contact)
+    body += """  <label id="done"/>
   <Reference variables="alert,caller_from,caller_contact,is_patient"/>
 </scenario>
 """

@@ -25,7 +25,7 @@ from callrouter.web.http import (
 from callrouter.web.escalations import escalation_routes
 from callrouter.web.secretaries import SecretaryApi, secretary_routes
 from callrouter.web.tasks import TaskApi, task_routes
-from callrouter.web.router import Context, Route, Router
+from callrouter.web.router import Context, Route, Router, check_practice
 
 if TYPE_CHECKING:
     from callrouter.web.escalations import EscalationApi
@@ -178,9 +178,7 @@ class Api:
         scope = practice_scope(ctx.user.role, ctx.user.attrs)
         practices = scope
         if "practice" in q:
-            if scope is not None and q["practice"] not in scope:
-                raise ApiError(403, "forbidden", f"practice {q['practice']} is not one of yours",
-                               reason="practice not covered by this user")
+            check_practice(ctx, q["practice"])
             practices = frozenset({q["practice"]})
         return CallQuery(practices=practices, since=q.get("since"), until=q.get("until"),
                          outcome=q.get("outcome"), limit=limit)

@@ -17,7 +17,7 @@ import hmac
 import html
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from callrouter.auth.permissions import practice_scope
 from callrouter.domain.model import Dialplan
@@ -31,7 +31,7 @@ from callrouter.store.escalations import (
 from callrouter.web.http import (
     ApiError, Field, HttpResponse, int_between, iso_datetime, one_of, parse_body, parse_query, text,
 )
-from callrouter.web.router import Context, Route
+from callrouter.web.router import Context, Route, check_practice, guarded
 
 OUTCOMES = ("acknowledged", "exhausted", "cancelled")
 LIST_QUERY = {"practice": text, "since": iso_datetime, "until": iso_datetime, "tier": text,
@@ -159,7 +159,7 @@ class EscalationApi:
     def escalate(self, ctx: Context):
         """Start a chain without a call (e.g. a patient's message read by the secretary)."""
         body = parse_body(ctx.request, ESCALATE_BODY)
-        self._check_practice(ctx, body["practice"])
+        check_practice(ctx, body["practice"])
         return self._start(ctx, None, body["practice"], body["tier"], _phone(body["callback_number"]),
                            body.get("note"))
 
@@ -196,7 +196,7 @@ class EscalationApi:
         q = parse_query(ctx.request, REPORT_QUERY)
         if "practice" not in q:
             raise ApiError(400, "invalid_query", "parameter 'practice' is required")
-        self._check_practice(ctx, q["practice"])
+        check_practice(ctx, q["practice"])
         until = q.get("until", ctx.now)
         since = q.get("since", until - dt.timedelta(days=7))
         return self.repo.weekly_report(q["practice"], since, until)
@@ -213,16 +213,10 @@ class EscalationApi:
             raise ApiError(404, "not_found", "no such escalation")
         return view
 
-    def _check_practice(self, ctx: Context, practice: str) -> None:
-        scope = practice_scope(ctx.user.role, ctx.user.attrs)
-        if scope is not None and practice not in scope:
-            raise ApiError(403, "forbidden", f"practice {practice} is not one of yours",
-                           reason="practice not covered by this user")
-
     def _query(self, ctx: Context, q: dict, limit: int) -> EscalationQuery:
         practices = practice_scope(ctx.user.role, ctx.user.attrs)
         if "practice" in q:
-            self._check_practice(ctx, q["practice"])
+            check_practice(ctx, q["practice"])
             practices = frozenset({q["practice"]})
         return EscalationQuery(practices, q.get("since"), q.get("until"), q.get("tier"),
                                q.get("outcome"), limit)
@@ -236,12 +230,7 @@ class EscalationApi:
 def escalation_routes(api: EscalationApi | None) -> list[Route]:
     """The routes, served even when escalation is off (then they answer 503)."""
 
-    def h(name: str) -> Callable[[Context], Any]:
-        def handler(ctx: Context):
-            if api is None:
-                raise ApiError(503, "unavailable", "escalation is not enabled on this server")
-            return getattr(api, name)(ctx)
-        return handler
+    h = guarded(api, "escalation is not enabled on this server")
 
     esc_r, esc_w = ("escalations", "read"), ("escalations", "write")
     return [

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 from urllib.parse import unquote
 
-from callrouter.auth.permissions import allowed
+from callrouter.auth.permissions import allowed, practice_scope
 from callrouter.store.audit import Actor
 from callrouter.store.users import UserView
 from callrouter.web.http import (
@@ -42,6 +42,28 @@ class Context:
 
 
 Handler = Callable[[Context], "HttpResponse | Any"]
+
+
+def check_practice(ctx: Context, practice: str) -> None:
+    """403 with the reason when the user's role limits her to practices that exclude `practice`."""
+    scope = practice_scope(ctx.user.role, ctx.user.attrs)
+    if scope is not None and practice not in scope:
+        raise ApiError(403, "forbidden", f"practice {practice} is not one of yours",
+                       reason="practice not covered by this user")
+
+
+def guarded(api: Any, unavailable: str) -> Callable[[str], Handler]:
+    """Handlers by method name of `api`, answering 503 `unavailable` when `api` is None (a part the
+    server does not run): the routes exist either way, so the route table and its docs stay whole."""
+
+    def h(name: str) -> Handler:
+        def handler(ctx: Context):
+            if api is None:
+                raise ApiError(503, "unavailable", unavailable)
+            return getattr(api, name)(ctx)
+        return handler
+
+    return h
 
 
 @dataclass(frozen=True)

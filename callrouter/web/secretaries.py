@@ -14,7 +14,7 @@ from typing import Any, Callable
 from callrouter.store.audit import append
 from callrouter.store.db import Database
 from callrouter.web.http import ApiError, Field, parse_body
-from callrouter.web.router import Context, Route
+from callrouter.web.router import Context, Route, guarded
 
 PAUSE_BODY = {"reason": Field(str, required=False, max_length=80)}
 DEFAULT_PAUSE_REASON = "pause"
@@ -104,12 +104,7 @@ class SecretaryApi:
 def secretary_routes(api: SecretaryApi | None) -> list[Route]:
     """Routes answer 503 when the server runs no call controller."""
 
-    def h(name: str) -> Callable[[Context], Any]:
-        def handler(ctx: Context):
-            if api is None:
-                raise ApiError(503, "unavailable", "no call controller runs on this server")
-            return getattr(api, name)(ctx)
-        return handler
+    h = guarded(api, "no call controller runs on this server")
 
     read, manage = ("secretaries", "read"), ("secretaries", "manage")
     return [

@@ -26,7 +26,7 @@ from callrouter.store.tasks import (
 )
 from callrouter.store.users import UnknownUser, UserRepository
 from callrouter.web.http import ApiError, BodySpec, Field, int_between, parse_body, parse_query
-from callrouter.web.router import Context, Route
+from callrouter.web.router import Context, Route, check_practice, guarded
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class TaskApi:
 
     def list(self, ctx: Context):
         practice = ctx.params["practice"]
-        self._check_practice(ctx, practice)
+        check_practice(ctx, practice)
         q = parse_query(ctx.request, LIST_QUERY)
         wanted = q.get("state", ACTIVE)
         views = self.repo.list(TaskQuery(frozenset({practice}), frozenset(wanted), q.get("limit", 100)))
@@ -90,7 +90,7 @@ class TaskApi:
 
     def create(self, ctx: Context):
         practice = ctx.params["practice"]
-        self._check_practice(ctx, practice)
+        check_practice(ctx, practice)
         if self.known_practice is not None and not self.known_practice(practice):
             raise ApiError(404, "not_found", f"no such practice {practice}")
         body = parse_body(ctx.request, CREATE_BODY)
@@ -176,13 +176,6 @@ class TaskApi:
             raise ApiError(404, "not_found", "no such task")  # other practices' tasks stay unseen
         return view
 
-    @staticmethod
-    def _check_practice(ctx: Context, practice: str) -> None:
-        scope = practice_scope(ctx.user.role, ctx.user.attrs)
-        if scope is not None and practice not in scope:
-            raise ApiError(403, "forbidden", f"practice {practice} is not one of yours",
-                           reason="practice not covered by this user")
-
     def _check_assignee(self, who: str, practice: str) -> None:
         """Another user must be enabled, allowed to handle callbacks and cover the practice; a
         phone (SIP URI) is taken as given: it is the controller's to know."""
@@ -239,12 +232,7 @@ def _state_errors() -> Iterator[None]:
 def task_routes(api: TaskApi | None) -> list[Route]:
     """The routes, served even when tasks are not wired in (then they answer 503)."""
 
-    def h(name: str) -> Callable[[Context], Any]:
-        def handler(ctx: Context):
-            if api is None:
-                raise ApiError(503, "unavailable", "callback tasks are not enabled on this server")
-            return getattr(api, name)(ctx)
-        return handler
+    h = guarded(api, "callback tasks are not enabled on this server")
 
     read, write = ("callbacks", "read"), ("callbacks", "write")
     return [
