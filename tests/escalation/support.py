@@ -67,3 +67,61 @@ def make_engine(db, channels, clock, plan=None, registry=None, settings=SETTINGS
 
 def replace(settings, **kw):
     return dataclasses.replace(settings, **kw)
+
+
+# --- the API over real HTTP on loopback (tests/escalation/test_web*.py) -----------------------------
+
+PASSWORD = "a long enough password"
+PEOPLE = {"sec": ("secretary", ("cab",)), "othersec": ("secretary", ("other",)), "doc": ("practitioner", ("cab",)),
+          "super": ("supervisor", ())}
+
+
+def sign_in(users, now):
+    """PEOPLE as users, each with a bearer token."""
+    import datetime as _dt
+
+    from callrouter.auth.totp import code_at
+    from callrouter.store.audit import Actor
+
+    tokens = {}
+    for name, (role, practices) in PEOPLE.items():
+        new = users.add(Actor("root", "cli"), name, name, role, PASSWORD, now, practices=practices)
+        tokens[name], _ = users.login(name, PASSWORD, code_at(new.totp_secret, now), now, "127.0.0.1",
+                                      _dt.timedelta(hours=1))
+    return tokens
+
+
+def listen(api):
+    """The admin API on a free loopback port: (listening port object, port number)."""
+    from twisted.internet import reactor
+
+    from callrouter.web.site import build_site
+
+    port = reactor.listenTCP(0, build_site(api.router(), reactor, reactor.getThreadPool(), reactor, 16384),
+                             interface="127.0.0.1")
+    return port, port.getHost().port
+
+
+def http_request(port, method, path, body=None, token=None, headers=None):
+    """A Deferred firing with (status, content type, raw body); the client runs in a thread."""
+    import http.client
+    import json
+
+    from twisted.internet import threads
+
+    def blocking():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        hdrs = dict(headers or {})
+        data = body
+        if token:
+            hdrs["Authorization"] = f"Bearer {token}"
+        if body is not None and not isinstance(body, bytes):
+            data = json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/json"
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            r = conn.getresponse()
+            return r.status, r.getheader("Content-Type"), r.read()
+        finally:
+            conn.close()
+    return threads.deferToThread(blocking)

@@ -1,36 +1,25 @@
 """Acknowledgement over real HTTP: the admin site on loopback, the engine on a Clock, SQLite."""
 
 import datetime as dt
-import http.client
 import json
 
 import pytest
 import pytest_twisted
-from argon2 import PasswordHasher
-from twisted.internet import reactor, threads
+from twisted.internet import reactor
 
-from callrouter.auth import passwords
-from callrouter.auth.totp import code_at
 from callrouter.escalation.ack import Acknowledger
-from callrouter.store.audit import Actor, AuditLog
+from callrouter.store.audit import AuditLog
 from callrouter.store.calls import CallRepository
 from callrouter.store.escalations import EscalationRepository
 from callrouter.store.testing import fresh_database
 from callrouter.store.users import UserRepository
 from callrouter.web.api import Api
 from callrouter.web.escalations import EscalationApi
-from callrouter.web.site import build_site
-from tests.escalation.support import SECRET, FakeChannel, clock_at, dialplan, make_engine
+from tests.escalation.support import (
+    SECRET, FakeChannel, clock_at, dialplan, http_request, listen, make_engine, sign_in,
+)
 
 WEBHOOK = "hook-secret"
-PASSWORD = "a long enough password"
-PEOPLE = {"sec": ("secretary", ("cab",)), "othersec": ("secretary", ("other",)), "doc": ("practitioner", ("cab",)),
-          "super": ("supervisor", ())}
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch):
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 class Env:
@@ -48,16 +37,10 @@ def env(tmp_path):
         acks = Acknowledger(repo, SECRET, lambda v: reactor.callFromThread(e.engine.acknowledged, v))
         users = UserRepository(db)
         t = dt.datetime.now(dt.timezone.utc)
-        e.tokens = {}
-        for name, (role, practices) in PEOPLE.items():
-            new = users.add(Actor("root", "cli"), name, name, role, PASSWORD, t, practices=practices)
-            e.tokens[name], _ = users.login(name, PASSWORD, code_at(new.totp_secret, t), t, "127.0.0.1",
-                                            dt.timedelta(hours=1))
+        e.tokens = sign_in(users, t)
         api = Api(db, users, CallRepository(db), AuditLog(db), None, dt.timedelta(hours=1),
                   EscalationApi(db, repo, acks, WEBHOOK))
-        port = reactor.listenTCP(0, build_site(api.router(), reactor, reactor.getThreadPool(), reactor, 16384),
-                                 interface="127.0.0.1")
-        e.port = port.getHost().port
+        port, e.port = listen(api)
         results = []
         e.engine.start("call-1", dialplan(), "urgent", "+33612345678").addCallback(results.append)
         e.eid = results[0]
@@ -69,22 +52,7 @@ def env(tmp_path):
 
 
 def request(env, method, path, body=None, token=None, headers=None):
-    def blocking():
-        conn = http.client.HTTPConnection("127.0.0.1", env.port, timeout=20)
-        hdrs = dict(headers or {})
-        data = body
-        if token:
-            hdrs["Authorization"] = f"Bearer {token}"
-        if body is not None and not isinstance(body, bytes):
-            data = json.dumps(body).encode()
-            hdrs["Content-Type"] = "application/json"
-        try:
-            conn.request(method, path, body=data, headers=hdrs)
-            r = conn.getresponse()
-            return r.status, r.getheader("Content-Type"), r.read()
-        finally:
-            conn.close()
-    return threads.deferToThread(blocking)
+    return http_request(env.port, method, path, body, token, headers)
 
 
 @pytest_twisted.inlineCallbacks

@@ -5,37 +5,26 @@ thread (`blockingCallFromThread`), as in the daemon.
 """
 
 import datetime as dt
-import http.client
 import json
 
 import pytest
 import pytest_twisted
-from argon2 import PasswordHasher
-from twisted.internet import reactor, threads
+from twisted.internet import defer, reactor, threads
 
-from callrouter.auth import passwords
-from callrouter.auth.totp import code_at
 from callrouter.escalation.ack import Acknowledger
 from callrouter.escalation.messages import compose
-from callrouter.store.audit import Actor, AuditLog
+from callrouter.store.audit import AuditLog
 from callrouter.store.calls import CallRepository
 from callrouter.store.escalations import EscalationRepository
 from callrouter.store.testing import KINDS, fresh_database
 from callrouter.store.users import UserRepository
 from callrouter.web.api import Api
 from callrouter.web.escalations import EscalationApi
-from callrouter.web.site import build_site
-from tests.escalation.support import SECRET, FakeChannel, clock_at, dialplan, make_engine
+from tests.escalation.support import (
+    SECRET, FakeChannel, clock_at, dialplan, http_request, listen, make_engine, sign_in,
+)
 
-PASSWORD = "a long enough password"
-PEOPLE = {"sec": ("secretary", ("cab",)), "othersec": ("secretary", ("other",)),
-          "doc": ("practitioner", ("cab",)), "super": ("supervisor", ())}
 NOTE = "douleur thoracique depuis 1 h"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch):
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 class Env:
@@ -54,11 +43,7 @@ def env(tmp_path):
         acks = Acknowledger(repo, SECRET, lambda v: reactor.callFromThread(e.engine.acknowledged, v))
         users = UserRepository(db)
         t = dt.datetime.now(dt.timezone.utc)
-        e.tokens = {}
-        for name, (role, practices) in PEOPLE.items():
-            new = users.add(Actor("root", "cli"), name, name, role, PASSWORD, t, practices=practices)
-            e.tokens[name], _ = users.login(name, PASSWORD, code_at(new.totp_secret, t), t, "127.0.0.1",
-                                            dt.timedelta(hours=1))
+        e.tokens = sign_in(users, t)
         calls = CallRepository(db)
         calls.open_call("call-1", "cab", "+33140000000", "+33612345678", t)
         calls.open_call("call-hidden", "cab", "+33140000000", None, t)
@@ -70,31 +55,17 @@ def env(tmp_path):
         dialplans = {"cab": plan}
         api = Api(db, users, calls, AuditLog(db), None, dt.timedelta(hours=1),
                   EscalationApi(db, repo, acks, "hook", start_chain, dialplans.get, calls))
-        port = reactor.listenTCP(0, build_site(api.router(), reactor, reactor.getThreadPool(), reactor, 16384),
-                                 interface="127.0.0.1")
-        e.port = port.getHost().port
+        port, e.port = listen(api)
         try:
             yield e
         finally:
             pytest_twisted.blockon(port.stopListening())
 
 
+@defer.inlineCallbacks
 def request(env, method, path, body=None, token=None):
-    def blocking():
-        conn = http.client.HTTPConnection("127.0.0.1", env.port, timeout=20)
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        try:
-            conn.request(method, path, body=data, headers=headers)
-            r = conn.getresponse()
-            raw = r.read()
-            return r.status, (json.loads(raw) if raw.strip() else None)
-        finally:
-            conn.close()
-    return threads.deferToThread(blocking)
+    status, _, raw = yield http_request(env.port, method, path, body, token)
+    return status, (json.loads(raw) if raw.strip() else None)
 
 
 @pytest_twisted.inlineCallbacks
