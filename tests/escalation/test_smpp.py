@@ -242,6 +242,51 @@ def test_keepalive_and_reconnection_after_the_smsc_drops_the_link(db, smsc):
         yield channel.stopService()
 
 
+@pytest.fixture
+def tls_smsc(tmp_path):
+    """The same SMSC behind TLS, with a certificate for localhost made by openssl for the test."""
+    import subprocess
+
+    from twisted.internet import ssl
+
+    key, cert = tmp_path / "smsc.key", tmp_path / "smsc.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    factory = Smsc()
+    server = ssl.PrivateCertificate.loadPEM(key.read_text() + cert.read_text()).options()
+    port = reactor.listenSSL(0, factory, server, interface="127.0.0.1")
+    factory.port, factory.cafile = port.getHost().port, cert
+    yield factory
+    for c in factory.connections:
+        c.transport.loseConnection()
+    pytest_twisted.blockon(port.stopListening())
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_link_to_the_smsc_can_be_tls_checked_against_its_certificate(tls_smsc, tmp_path):
+    trusted = SmppChannel(smpp_settings(tls_smsc, smpp_host="localhost", smpp_tls=True, smpp_cafile=tls_smsc.cafile),
+                          reactor)
+    trusted.startService()
+    try:
+        yield until(lambda: len(tls_smsc.binds) == 1)  # bound over TLS
+    finally:
+        yield trusted.stopService()
+    other = tmp_path / "other.pem"  # a certificate that did not sign the SMSC's: no bind, ever
+    import subprocess
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=other",
+                    "-keyout", str(tmp_path / "other.key"), "-out", str(other)], check=True, capture_output=True,
+                   timeout=60)
+    untrusted = SmppChannel(smpp_settings(tls_smsc, smpp_host="localhost", smpp_tls=True, smpp_cafile=other), reactor)
+    untrusted.startService()
+    try:
+        yield until(lambda: len(tls_smsc.connections) >= 2)  # it did connect...
+        yield task.deferLater(reactor, 1.0, lambda: None)
+        assert len(tls_smsc.binds) == 1  # ...but refused the SMSC's certificate, so never bound
+    finally:
+        yield untrusted.stopService()
+
+
 @pytest_twisted.inlineCallbacks
 def test_a_refused_bind_makes_the_step_fail_and_the_chain_move_on(db, smsc):
     settings = smpp_settings(smsc, smpp_password="wrong", http_timeout_seconds=0.5)
