@@ -79,7 +79,23 @@ def settings_warnings(dialplans: list[Dialplan], config: str | None) -> list[str
     settings, source, problem = _settings(config)
     if settings is None:
         return [f"settings {source} cannot be read, so they were not checked against the dialplans: {problem}"]
-    return [w for w in (escalation_disabled_warning(dialplans, settings.escalation.enabled, source),) if w]
+    esc = settings.escalation
+    return [w for w in (escalation_disabled_warning(dialplans, esc.enabled, source),
+                        voice_calls_off_warning(dialplans, esc.enabled and not esc.voice_calls, source)) if w]
+
+
+def voice_calls_off_warning(dialplans: list[Dialplan], off: bool, source: str) -> str | None:
+    """`call` steps while escalation runs without its voice channel: they go out as SMS."""
+    with_calls = [(d, sorted(name for name, tier in d.escalation.items()
+                             if any(step.channel == "call" for step in tier.steps))) for d in dialplans]
+    with_calls = [(d, tiers) for d, tiers in with_calls if tiers]
+    if not off or not with_calls:
+        return None
+    listed = "; ".join(f"{d.source} ({d.practice}): {', '.join(tiers)}" for d, tiers in with_calls)
+    return (f"voice calls are off in {source} (escalation.voice_calls is false), yet {len(with_calls)} "
+            f"dialplan(s) have `call` steps: {listed}. These steps are sent as SMS instead (no phone rings, "
+            f"no key to acknowledge). Set escalation.voice_calls: true, with an outbound trunk, to ring "
+            f"the practitioners.")
 
 
 def escalation_disabled_warning(dialplans: list[Dialplan], enabled: bool, source: str) -> str | None:

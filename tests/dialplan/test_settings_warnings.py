@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from callrouter.dialplan.commands import escalation_disabled_warning
+from callrouter.dialplan.commands import escalation_disabled_warning, voice_calls_off_warning
 from callrouter.dialplan.loader import load_paths
 from tests.factories import EXAMPLES, REPO
 
@@ -79,3 +79,15 @@ def test_calendar_lists_the_warning_with_the_others(tmp_path):
     assert r.returncode == 0 and "! escalation is disabled in the default settings" in r.stdout
     r = run(*args, "--config", str(enabled_config(tmp_path)))
     assert r.returncode == 0 and "escalation is disabled" not in r.stdout
+
+
+def test_call_steps_while_voice_calls_are_off_are_said_to_go_out_as_sms(tmp_path):
+    plans = [d for d in load_paths([EXAMPLES]).dialplans
+             if any(s.channel == "call" for t in d.escalation.values() for s in t.steps)]
+    assert plans, "an example practice has call steps"
+    message = voice_calls_off_warning(plans, True, "prod.yaml")
+    assert message.startswith("voice calls are off in prod.yaml (escalation.voice_calls is false)")
+    assert "sent as SMS instead" in message and str(plans[0].source) in message
+    assert voice_calls_off_warning(plans, False, "x") is None
+    r = run("check", "--config", str(enabled_config(tmp_path)), str(plans[0].source))
+    assert r.returncode == 0 and "voice calls are off" in r.stderr
