@@ -21,7 +21,7 @@ prompts: venv system-deps
 	$(BIN)/callrouter prompts build
 
 check: venv
-	$(BIN)/callrouter check dialplans
+	$(BIN)/callrouter check --config deploy/dev/callrouter.yaml dialplans
 
 test: system-deps venv prompts
 	$(BIN)/python -m pytest -q
@@ -30,7 +30,7 @@ bench: system-deps venv
 	$(BIN)/python -m bench
 
 run: system-deps venv prompts
-	$(BIN)/callrouter check dialplans
+	$(BIN)/callrouter check --config deploy/dev/callrouter.yaml dialplans
 	@scripts/dev-users
 	@scripts/run-banner
 	exec $(BIN)/callrouter serve --config deploy/dev/callrouter.yaml
