@@ -244,11 +244,13 @@ class CallController:
 
     # --- decisions -------------------------------------------------------------------------------
 
-    def _apply(self, s: CallSession, decision: Decision) -> None:
+    def _apply(self, s: CallSession, decision: Decision, detail: str | None = None) -> None:
         s.decision = decision
         reason = decision.reason or ""
         if decision.tier:
             reason = f"{reason}; tier {decision.tier}".lstrip("; ")
+        if detail:  # e.g. why it overflowed: the record must explain the route taken
+            reason = f"{reason}; {detail}".lstrip("; ")
         self.recorder.set_route(s.call_id, decision.route, reason, self.now())
         if decision.tier and s.tier_started != decision.tier and s.dialplan is not None:
             s.tier_started = decision.tier
@@ -697,7 +699,7 @@ class CallController:
         s.outcome = "overflow"
         self.metrics.overflows.labels(s.practice, cause).inc()
         logger.info("call %s overflows (%s)", s.call_id, cause)
-        self._apply(s, overflow_decision(s.dialplan, s.call, self.now(), cause))
+        self._apply(s, overflow_decision(s.dialplan, s.call, self.now(), cause), detail=f"overflow on {cause}")
 
     # --- voicemail, callback, forward ---------------------------------------------------------------
 

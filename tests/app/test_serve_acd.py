@@ -253,6 +253,7 @@ def test_overflow_on_queue_length_and_on_wait_sends_the_patient_to_voicemail(ser
     assert waited.route == "overflow" and waited.queued_at is not None and waited.outcome == "voicemail"
     assert WAIT_MAX_S - 0.3 <= seconds(waited.routed_at, waited.queued_at) <= WAIT_MAX_S + 3, waited.routed_at
     assert full.offered_at is None and waited.offered_at is None
+    assert full.reason.endswith("overflow on length") and waited.reason.endswith("overflow on wait")
     messages = {p.stem for p in (acd.root / "voicemail" / "acd-overflow").glob("*.wav")}
     assert {full.id, waited.id} <= messages
     after = acd.svc.metrics()

@@ -160,6 +160,7 @@ def test_nobody_to_answer_overflows_to_callback_offer_and_1_requests_a_callback(
     h.ended(leg)
     rec = h.record(call_id)
     assert rec.outcome == "callback_requested" and rec.route == "overflow"
+    assert rec.reason == "rendez-vous; overflow on nobody"  # the record says why it overflowed
     assert h.controller.metrics.overflows.labels("cabinet-dr-martin", "nobody")._value.get() == 1
 
 
