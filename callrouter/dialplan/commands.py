@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from callrouter.config import CONFIG_ENV, DEFAULT_CONFIG, ConfigError, add_config_argument, load_settings
 from callrouter.dialplan.loader import LoadResult, load_paths
@@ -84,6 +85,25 @@ def settings_warnings(dialplans: list[Dialplan], config: str | None) -> list[str
                         voice_calls_off_warning(dialplans, esc.enabled and not esc.voice_calls, source)) if w]
 
 
+def shared_line_warnings(dialplans: list[Dialplan]) -> list[str]:
+    """Queues sharing a line (`shared:`) with different strategies or priorities: one line, so the
+    calls of one practice would be dealt with unlike the others' in the same line."""
+    lines: dict[str, list[tuple[Dialplan, Any]]] = {}
+    for d in dialplans:
+        for q in d.queues.values():
+            if q.shared:
+                lines.setdefault(q.shared, []).append((d, q))
+    out = []
+    for name, members in sorted(lines.items()):
+        for what in ("strategy", "priority"):
+            values = {getattr(q, what) for _, q in members}
+            if len(values) > 1:
+                listed = "; ".join(f"{d.source} ({d.practice}/{q.name}): {getattr(q, what)}" for d, q in members)
+                out.append(f"shared line {name!r}: its queues do not agree on {what}: {listed}. "
+                           f"Each call is served by its own queue's {what}; give them the same.")
+    return out
+
+
 def voice_calls_off_warning(dialplans: list[Dialplan], off: bool, source: str) -> str | None:
     """`call` steps while escalation runs without its voice channel: they go out as SMS."""
     with_calls = [(d, sorted(name for name, tier in d.escalation.items()
@@ -112,7 +132,7 @@ def escalation_disabled_warning(dialplans: list[Dialplan], enabled: bool, source
 
 def cmd_check(args) -> int:
     result = _load(args.paths, args.prompts)
-    warnings = settings_warnings(result.dialplans, args.config)
+    warnings = settings_warnings(result.dialplans, args.config) + shared_line_warnings(result.dialplans)
     if args.json:
         print(json.dumps({
             "ok": result.ok,

@@ -91,3 +91,21 @@ def test_call_steps_while_voice_calls_are_off_are_said_to_go_out_as_sms(tmp_path
     assert voice_calls_off_warning(plans, False, "x") is None
     r = run("check", "--config", str(enabled_config(tmp_path)), str(plans[0].source))
     assert r.returncode == 0 and "voice calls are off" in r.stderr
+
+
+def test_queues_sharing_a_line_must_agree_on_strategy_and_priority():
+    import dataclasses
+
+    from callrouter.dialplan.commands import shared_line_warnings
+
+    plans = load_paths([EXAMPLES]).dialplans[:2]
+    a, b = plans
+
+    def shared(d, **kw):
+        q = d.queues["general"]
+        return dataclasses.replace(d, queues={**d.queues, "general": dataclasses.replace(q, shared="nord", **kw)})
+
+    assert shared_line_warnings([shared(a), shared(b)]) == []
+    [warning] = shared_line_warnings([shared(a, strategy="ring_all"), shared(b)])
+    assert warning.startswith("shared line 'nord': its queues do not agree on strategy")
+    assert f"({a.practice}/general): ring_all" in warning and f"({b.practice}/general): longest_idle" in warning
