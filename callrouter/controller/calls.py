@@ -196,8 +196,10 @@ class CallController:
         before = {a.uri: a.registered for a in self.queues.agents() if a.username}
         came = self.queues.set_registered(usernames)
         for agent in came:
-            if agent.paused is not None:  # turning her softphone off and on is how she says "I am back"
-                agent.paused, agent.missed = None, 0
+            # After missed offers, turning her softphone off and on is how she says "I am back"; a
+            # pause she chose stays until she resumes (a network blip re-registers too).
+            if agent.paused is not None and agent.auto_paused:
+                agent.paused, agent.missed, agent.auto_paused = None, 0, False
         for agent in self.queues.agents():
             if agent.username and before.get(agent.uri) and not agent.registered:
                 self.events.secretary_changed(agent.username, "offline", reason="softphone not registered")
@@ -536,6 +538,7 @@ class CallController:
         limit = self.settings.max_missed_offers
         if limit and agent.missed >= limit and agent.paused is None:
             agent.paused = "1 appel manqué" if agent.missed == 1 else f"{agent.missed} appels manqués d'affilée"
+            agent.auto_paused = True
             logger.warning("secretary %s paused after %d missed offers", agent.id, agent.missed)
             self._save_secretaries()
             self._secretary_changed(agent)
@@ -624,7 +627,7 @@ class CallController:
 
     def pause(self, who: str, reason: str) -> Agent:
         agent = self.secretary(who)
-        agent.paused = reason or "pause"
+        agent.paused, agent.auto_paused = reason or "pause", False
         logger.info("secretary %s paused", agent.id)
         self._save_secretaries()
         self._secretary_changed(agent)
@@ -633,7 +636,7 @@ class CallController:
     def resume(self, agent: Agent | str) -> Agent:
         """Back from a pause (hers, or the automatic one after missed offers): offered calls again."""
         agent = self.secretary(agent) if isinstance(agent, str) else agent
-        agent.paused, agent.missed = None, 0
+        agent.paused, agent.missed, agent.auto_paused = None, 0, False
         self._save_secretaries()
         self._secretary_changed(agent)
         self._dispatch()
@@ -661,7 +664,8 @@ class CallController:
         path = self.settings.state_file
         if path is None:
             return
-        state = {a.id: {"logged_in": a.logged_in, "paused": a.paused} for a in self.queues.agents()}
+        state = {a.id: {"logged_in": a.logged_in, "paused": a.paused, "auto_paused": a.auto_paused}
+                 for a in self.queues.agents()}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
@@ -687,6 +691,7 @@ class CallController:
                 agent.logged_in = bool(saved.get("logged_in", agent.logged_in))
             paused = saved.get("paused")
             agent.paused = paused if isinstance(paused, str) and paused else None
+            agent.auto_paused = agent.paused is not None and saved.get("auto_paused") is True
 
     def _overflow(self, s: CallSession, cause: str) -> None:
         if s.state is State.RINGING and s.offers:

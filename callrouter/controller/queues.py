@@ -42,6 +42,7 @@ class Agent:
     idle_since: float = 0.0
     missed: int = 0  # offers not taken in a row
     paused: str | None = None  # why she is not offered calls (French: she reads it)
+    auto_paused: bool = False  # paused by missed offers (re-registering her softphone resumes her)
     levels: dict[str, int] = field(default_factory=dict)  # practice -> skill level (higher first)
     answered_today: int = 0
     answered_day: dt.date | None = None

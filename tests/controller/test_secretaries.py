@@ -123,7 +123,7 @@ def test_logins_and_pauses_survive_a_restart(make, tmp_path):
     h.controller.pause("bob", "réunion")
     h.controller.pause("sip:accueil@192.0.2.10", "poste en panne")
     saved = json.loads(state.read_text())
-    assert saved["alice"] == {"logged_in": True, "paused": None}
+    assert saved["alice"] == {"logged_in": True, "paused": None, "auto_paused": False}
     again = make(agents={"*": ("alice", "bob", "sip:accueil@192.0.2.10")}, secretary_domain=EDGE,
                  login_required=True, state_file=state)
     c = again.controller
@@ -266,3 +266,20 @@ def test_an_offer_our_worker_cannot_place_is_not_her_miss_and_is_retried_shortly
     assert len(h.media.commands(p.Dial)) == 2 and h.controller.sessions[leg].state.value == "ringing"
     h.ended(h.media.last(p.Dial).leg, code=486)  # her phone busy: that one is hers
     assert agent.paused == "1 appel manqué"
+
+
+def test_a_pause_she_chose_survives_her_softphone_re_registering(make):
+    h = make(agents={"*": ("alice",)}, secretary_domain=EDGE, max_missed_offers=1)
+    c = h.controller
+    c.registrations_changed(frozenset({"alice"}))
+    c.pause("alice", "pause déjeuner")
+    c.registrations_changed(frozenset())  # a network blip...
+    c.registrations_changed(frozenset({"alice"}))  # ...and she is registered again
+    assert c.secretary("alice").paused == "pause déjeuner"
+    c.resume("alice")
+    queued_call(h)
+    h.clock.advance(20)  # one missed offer pauses her (max 1) ...
+    assert c.secretary("alice").paused == "1 appel manqué"
+    c.registrations_changed(frozenset())
+    c.registrations_changed(frozenset({"alice"}))  # ... and that pause does end on re-registering
+    assert c.secretary("alice").paused is None
