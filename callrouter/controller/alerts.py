@@ -193,7 +193,7 @@ class AlertCalls:
         if worker is None:
             raise AlertNotPlaced("no media worker has room for the call")
         dial = p.Dial(leg, f"sip:{request.destination}@{self.settings.outbound_trunk}",
-                      display_name=_header_safe(request.practice_name)[:80],
+                      display_name=p.display_name(request.practice_name),
                       headers={"X-Callrouter-Alert": request.key},
                       timeout_seconds=min(600.0, self.settings.ring_timeout_s + 5))
         try:
@@ -384,7 +384,7 @@ class AlertCalls:
         a.patient_leg = f"{a.leg}-p"
         self._patients[a.patient_leg] = a
         dial = p.Dial(a.patient_leg, f"sip:{a.request.caller}@{self.settings.outbound_trunk}",
-                      display_name=_header_safe(a.request.practice_name)[:80],
+                      display_name=p.display_name(a.request.practice_name),
                       headers={"X-Callrouter-Alert": a.request.key},
                       timeout_seconds=min(600.0, self.settings.ring_timeout_s + 5))
         try:
@@ -482,10 +482,6 @@ class AlertCalls:
         t = a.timers.pop(name, None)
         if t is not None and t.active():
             t.cancel()
-
-
-def _header_safe(text: str) -> str:
-    return "".join(c for c in text if c.isprintable() and c not in '"\\\r\n')
 
 
 _HANDLERS: dict[tuple[AlertState, type], Callable[[AlertCalls, Alert, Any], None]] = {

@@ -36,9 +36,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MISSED_CODES = frozenset({408, 480, 486, 487, 600, 603})
-
-
 class TaskStore(Protocol):
     """What the controller needs of the callback-task store (callrouter.store.tasks); blocking,
     called on the recorder's thread."""
@@ -233,7 +230,7 @@ class CallbackDesk:
                    queue=t.queue, reason="rappel demandé", tier=None, ivr_answers=[], console_url=console)
         c._keep_pop(agent, pop)
         c.events.call_offered(secretary_uri=agent.id, **pop)
-        c.media.send(worker, p.Dial(leg, agent.uri, display_name=_safe(f"Rappel - {t.dialplan.name}")[:80],
+        c.media.send(worker, p.Dial(leg, agent.uri, display_name=p.display_name(f"Rappel - {t.dialplan.name}"),
                                     headers={"X-Callrouter-Task-Id": t.task_id, "X-Callrouter-Practice": t.practice,
                                              "X-Callrouter-Reason": "rappel",
                                              "Call-Info": f"<{console}>;purpose=info"},
@@ -319,7 +316,7 @@ class CallbackDesk:
         self._legs[leg] = t
         c.media.send(t.worker, p.Play(t.secretary_leg, c._prompt_path("callback_task_intro", t.practice)))
         c.media.send(t.worker, p.Dial(leg, f"sip:{t.number}@{c.settings.outbound_trunk}",  # no internal header
-                                      display_name=_safe(t.dialplan.name)[:80],
+                                      display_name=p.display_name(t.dialplan.name),
                                       timeout_seconds=c.settings.callback_patient_ring_s))
         self._write("start_attempt", t.task_id, agent.id, leg, c.now())
         logger.info("callback task %s: %s calls %s back", t.task_id, agent.id, mask_number(t.number))
@@ -339,7 +336,7 @@ class CallbackDesk:
         self._legs.pop(leg, None)
         if t.state == "ringing" and leg == t.secretary_leg:
             ours = by == "worker"  # our worker could not place it: not her miss, retry shortly
-            self._offer_failed(t, missed=code in MISSED_CODES and not ours, hold_back=ours)
+            self._offer_failed(t, missed=code in p.MISSED_CODES and not ours, hold_back=ours)
             return
         if t.state == "calling":
             other = t.patient_leg if leg == t.secretary_leg else t.secretary_leg
@@ -422,7 +419,3 @@ def _utc(seconds: float) -> dt.datetime:
 
 def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
-
-
-def _safe(text: str) -> str:
-    return "".join(ch for ch in text if ch.isprintable() and ch not in '"\\\r\n')

@@ -459,7 +459,7 @@ class CallController:
         headers = {
             "X-Callrouter-Call-Id": s.call_id,
             "X-Callrouter-Practice": s.practice,
-            "X-Callrouter-Reason": _header_safe(d.reason or "") if d else "",
+            "X-Callrouter-Reason": p.header_safe(d.reason or "") if d else "",
             "X-Callrouter-Tier": d.tier or "" if d else "",
             "Call-Info": f"<{console}>;purpose=info",
         }
@@ -477,7 +477,7 @@ class CallController:
                        tier=d.tier if d else None, ivr_answers=list(s.ivr_answers), console_url=console)
             self._keep_pop(agent, pop)
             self.events.call_offered(secretary_uri=agent.id, **pop)  # the screen-pop goes out before her phone rings
-            self.media.send(s.worker, p.Dial(leg, agent.uri, display_name=_header_safe(f"{s.dialplan.name} - {label}")[:80],
+            self.media.send(s.worker, p.Dial(leg, agent.uri, display_name=p.display_name(f"{s.dialplan.name} - {label}"),
                                              headers=headers, timeout_seconds=self.settings.ring_timeout_s + 5))
             self.recorder.offered(s.call_id, agent.uri, self.now())
             self.recorder.leg_started(s.call_id, leg, "secretary", agent.uri, self.now())
@@ -814,7 +814,7 @@ class CallController:
         s.other_leg = leg
         self._other_legs[leg] = s
         uri = f"sip:{destination}@{self.settings.outbound_trunk}"
-        self.media.send(s.worker, p.Dial(leg, uri, display_name=_header_safe(s.dialplan.name)[:80],
+        self.media.send(s.worker, p.Dial(leg, uri, display_name=p.display_name(s.dialplan.name),
                                          headers={"X-Callrouter-Call-Id": s.call_id}))
         self.recorder.leg_started(s.call_id, leg, "on_call", mask_number(destination), self.now())
         self._loop(s, self.settings.ringback_prompt)
@@ -826,7 +826,7 @@ class CallController:
             # A dial our own worker could not place (no call slot left) is not her missed call:
             # the call waits a moment before the next offer instead of going round at once.
             ours = ev.by == "worker"
-            self._offer_ended(s, leg, f"{ev.code} {ev.reason}".strip(), missed=ev.code in MISSED_CODES and not ours,
+            self._offer_ended(s, leg, f"{ev.code} {ev.reason}".strip(), missed=ev.code in p.MISSED_CODES and not ours,
                               hold_back=ours)
             return
         if leg != s.other_leg:
@@ -981,7 +981,6 @@ class SecretaryStateError(ValueError):
 SECRETARY_STATES = ("offline", "available", "ringing", "on_call", "wrap_up", "paused")
 HOLD_BACK_S = 2.0  # before offering again a call our worker could not offer
 CALLBACK_TRIES = 3  # times a caller may type a number to call back
-MISSED_CODES = frozenset({408, 480, 486, 487, 600, 603})  # no answer, busy, declined
 DEFAULT_HANDLING_S = 180.0  # until a queue has history: a typical medical-secretariat call
 HANDLING_WEIGHT = 0.2
 
@@ -998,11 +997,6 @@ class _NoEvents:
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         return lambda *args, **kwargs: None
-
-
-def _header_safe(text: str) -> str:
-    """SIP headers and display names: keep it to printable ASCII-ish text, no quotes."""
-    return "".join(c for c in text if c.isprintable() and c not in '"\\\r\n')
 
 
 _HANDLERS: dict[tuple[State, type], Callable[[CallController, CallSession, Any], None]] = {

@@ -25,7 +25,6 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from callrouter.domain.model import QUEUE_STRATEGIES as STRATEGIES  # noqa: F401 (re-exported)
 DEFAULT_LEVEL = 1
 
 
@@ -95,10 +94,6 @@ class Waiting:
     def __post_init__(self) -> None:
         self.line = self.line or f"{self.practice}/{self.queue}"
 
-    @property
-    def key(self) -> str:
-        return f"{self.practice}/{self.queue}"
-
 
 class QueueBook:
     def __init__(self, agents: Mapping[str, Iterable[str]], secretary_domain: str | None = None,
@@ -156,16 +151,6 @@ class QueueBook:
             if key in self._by_key:
                 return self._by_key[key]
         return []
-
-    def practices_of(self, agent: Agent, practices: Iterable[str]) -> list[str]:
-        """Which of `practices` this secretary covers (for scoping what she sees)."""
-        out = []
-        for key, members in self._by_key.items():
-            if agent in members:
-                if key == "*" or key.startswith("line:"):
-                    return list(practices)
-                out.append(key.split("/", 1)[0])
-        return sorted(set(out))
 
     def enqueue(self, session: Any, practice: str, queue: str, priority: int, now: float,
                 line: str | None = None, strategy: str = "longest_idle") -> Waiting:

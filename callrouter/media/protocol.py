@@ -101,6 +101,20 @@ class Record:
             raise ProtocolError(f"record: stop_digits {self.stop_digits!r} holds a non-DTMF character")
 
 
+# Codes ending a dialled leg that mean the callee did not take the call: no answer, busy, declined.
+MISSED_CODES = frozenset({408, 480, 486, 487, 600, 603})
+DISPLAY_NAME_MAX = 80
+
+
+def header_safe(text: str) -> str:
+    """Text for a SIP header or display name: printable, no quotes, backslashes or line breaks."""
+    return "".join(c for c in text if c.isprintable() and c not in '"\\\r\n')
+
+
+def display_name(text: str) -> str:
+    return header_safe(text)[:DISPLAY_NAME_MAX]
+
+
 @dataclass(frozen=True)
 class Dial:
     """Place a new outgoing leg, named `leg` by the controller, to a SIP URI."""

@@ -25,7 +25,7 @@ from callrouter.web.http import (
 from callrouter.web.escalations import escalation_routes
 from callrouter.web.secretaries import SecretaryApi, secretary_routes
 from callrouter.web.tasks import TaskApi, task_routes
-from callrouter.web.router import Context, Route, Router, check_practice
+from callrouter.web.router import Context, Route, Router, check_practice, check_visible
 
 if TYPE_CHECKING:
     from callrouter.web.escalations import EscalationApi
@@ -151,10 +151,7 @@ class Api:
             call = self.calls.get(ctx.params["call_id"])
         except UnknownCall:
             raise ApiError(404, "not_found", "no such call") from None
-        scope = practice_scope(ctx.user.role, ctx.user.attrs)
-        if scope is not None and call.practice not in scope:
-            # Same answer as a missing call: do not reveal other practices' calls exist.
-            raise ApiError(404, "not_found", "no such call")
+        check_visible(ctx, call.practice, "call")
         self._audit_access(ctx, "calls.read", f"call:{call.id}", {}, 1)
         return serialise_call(call)
 

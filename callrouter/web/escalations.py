@@ -31,7 +31,7 @@ from callrouter.store.escalations import (
 from callrouter.web.http import (
     ApiError, Field, HttpResponse, int_between, iso_datetime, one_of, parse_body, parse_query, text,
 )
-from callrouter.web.router import Context, Route, check_practice, guarded
+from callrouter.web.router import Context, Route, check_practice, check_visible, guarded
 
 OUTCOMES = ("acknowledged", "exhausted", "cancelled")
 LIST_QUERY = {"practice": text, "since": iso_datetime, "until": iso_datetime, "tier": text,
@@ -147,9 +147,7 @@ class EscalationApi:
             call = self.calls.get(ctx.params["call_id"])
         except UnknownCall:
             raise ApiError(404, "not_found", "no such call") from None
-        scope = practice_scope(ctx.user.role, ctx.user.attrs)
-        if scope is not None and call.practice not in scope:
-            raise ApiError(404, "not_found", "no such call")  # other practices' calls stay unseen
+        check_visible(ctx, call.practice, "call")
         number = _phone(body["callback_number"]) if "callback_number" in body else call.caller
         if not number:
             raise ApiError(422, "refused", "the caller's number is unknown (hidden): give callback_number",
@@ -208,9 +206,7 @@ class EscalationApi:
             view = self.repo.get(int(ctx.params["escalation_id"]))
         except (UnknownEscalation, ValueError):
             raise ApiError(404, "not_found", "no such escalation") from None
-        scope = practice_scope(ctx.user.role, ctx.user.attrs)
-        if scope is not None and view.practice not in scope:
-            raise ApiError(404, "not_found", "no such escalation")
+        check_visible(ctx, view.practice, "escalation")
         return view
 
     def _query(self, ctx: Context, q: dict, limit: int) -> EscalationQuery:

@@ -52,6 +52,14 @@ def check_practice(ctx: Context, practice: str) -> None:
                        reason="practice not covered by this user")
 
 
+def check_visible(ctx: Context, practice: str, what: str) -> None:
+    """404 "no such <what>" for a record of a practice the user does not cover: the same answer as a
+    missing record, so other practices' records are not revealed to exist."""
+    scope = practice_scope(ctx.user.role, ctx.user.attrs)
+    if scope is not None and practice not in scope:
+        raise ApiError(404, "not_found", f"no such {what}")
+
+
 def guarded(api: Any, unavailable: str) -> Callable[[str], Handler]:
     """Handlers by method name of `api`, answering 503 `unavailable` when `api` is None (a part the
     server does not run): the routes exist either way, so the route table and its docs stay whole."""

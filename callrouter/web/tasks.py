@@ -26,7 +26,7 @@ from callrouter.store.tasks import (
 )
 from callrouter.store.users import UnknownUser, UserRepository
 from callrouter.web.http import ApiError, BodySpec, Field, int_between, parse_body, parse_query
-from callrouter.web.router import Context, Route, check_practice, guarded
+from callrouter.web.router import Context, Route, check_practice, check_visible, guarded
 
 logger = logging.getLogger(__name__)
 
@@ -171,9 +171,7 @@ class TaskApi:
             view = self.repo.get(ctx.params["task_id"])
         except UnknownTask:
             raise ApiError(404, "not_found", "no such task") from None
-        scope = practice_scope(ctx.user.role, ctx.user.attrs)
-        if scope is not None and view.practice not in scope:
-            raise ApiError(404, "not_found", "no such task")  # other practices' tasks stay unseen
+        check_visible(ctx, view.practice, "task")
         return view
 
     def _check_assignee(self, who: str, practice: str) -> None:
