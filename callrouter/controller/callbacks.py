@@ -228,8 +228,7 @@ class CallbackDesk:
         console = f"{c.settings.console_url}/practices/{t.practice}?task={t.task_id}"
         pop = dict(dialplan=t.dialplan, call_id=t.call_id or t.task_id, caller=t.number, calls_today=0, site=None,
                    queue=t.queue, reason="rappel demandé", tier=None, ivr_answers=[], console_url=console)
-        c._keep_pop(agent, pop)
-        c.events.call_offered(secretary_uri=agent.id, **pop)
+        c._offer_pop(agent, pop)
         c.media.send(worker, p.Dial(leg, agent.uri, display_name=p.display_name(f"Rappel - {t.dialplan.name}"),
                                     headers={"X-Callrouter-Task-Id": t.task_id, "X-Callrouter-Practice": t.practice,
                                              "X-Callrouter-Reason": "rappel",

@@ -475,8 +475,7 @@ class CallController:
             pop = dict(dialplan=s.dialplan, call_id=s.call_id, caller=caller, calls_today=calls_today,
                        site=d.site if d else None, queue=w.queue, reason=d.reason if d else None,
                        tier=d.tier if d else None, ivr_answers=list(s.ivr_answers), console_url=console)
-            self._keep_pop(agent, pop)
-            self.events.call_offered(secretary_uri=agent.id, **pop)  # the screen-pop goes out before her phone rings
+            self._offer_pop(agent, pop)  # the screen-pop goes out before her phone rings
             self.media.send(s.worker, p.Dial(leg, agent.uri, display_name=p.display_name(f"{s.dialplan.name} - {label}"),
                                              headers=headers, timeout_seconds=self.settings.ring_timeout_s + 5))
             self.recorder.offered(s.call_id, agent.uri, self.now())
@@ -553,10 +552,11 @@ class CallController:
         else:
             self._agent_ready(agent)
 
-    def _keep_pop(self, agent: Agent, pop: dict) -> None:
-        """What her console shows through the API, the same as the MQTT screen-pop."""
+    def _offer_pop(self, agent: Agent, pop: dict) -> None:
+        """Build her screen-pop once: kept for her console (API) and published on MQTT."""
         agent.offer = card.screen_pop(pop["dialplan"], at=self.now(), secretary=topics.secretary_id(agent.id),
                                       **{k: v for k, v in pop.items() if k != "dialplan"})
+        self.events.offer_made(agent.offer)
 
     def _agent_ready(self, agent: Agent) -> None:
         agent.activity = "idle"

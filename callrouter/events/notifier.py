@@ -101,12 +101,18 @@ class EventNotifier:
         (ringing) and the call's (offered)."""
         secretary = topics.secretary_id(secretary_uri)
         at = dt.datetime.fromtimestamp(self.clock.seconds(), dt.timezone.utc)
-        pop = card.screen_pop(dialplan, call_id=call_id, at=at, secretary=secretary, caller=caller,
-                              calls_today=calls_today, site=site, queue=queue, reason=reason, tier=tier,
-                              ivr_answers=ivr_answers, console_url=console_url)
+        self.offer_made(card.screen_pop(dialplan, call_id=call_id, at=at, secretary=secretary, caller=caller,
+                                        calls_today=calls_today, site=site, queue=queue, reason=reason, tier=tier,
+                                        ivr_answers=ivr_answers, console_url=console_url))
+
+    @_never_raises
+    def offer_made(self, pop: dict[str, Any]) -> None:
+        """An offer whose screen-pop (callrouter.events.card.screen_pop) is built already: the pop
+        (QoS 1), then the secretary's state (ringing) and the call's (offered)."""
+        secretary, call_id, practice = pop["secretary"], pop["call_id"], pop["practice"]
         self.publisher.publish(topics.screen_pop(self.node, secretary), pop, qos=1)
-        self._secretary(secretary, "ringing", call_id=call_id, practice=dialplan.practice)
-        self._call(call_id, dialplan.practice, "offered", secretary=secretary, queue=queue)
+        self._secretary(secretary, "ringing", call_id=call_id, practice=practice)
+        self._call(call_id, practice, "offered", secretary=secretary, queue=(pop.get("queue") or {}).get("id"))
 
     @_never_raises
     def call_answered(self, call_id: str, practice: str, secretary_uri: str, waited_s: float | None = None) -> None:
