@@ -245,17 +245,7 @@ def softphone(directory: Path, name: str) -> Path:
   </send>
   <nop next="ignore" test="ignoring"/>
   <pause variable="ring_ms"/>
-  <send retrans="500">
-    <![CDATA[
-      SIP/2.0 200 OK
-{reply}      Content-Type: application/sdp
-      Content-Length: [len]
-
-""" + _sdp("secretary") + f"""
-    ]]>
-  </send>
-  <recv request="ACK"/>
-  <nop next="wait_bye" test="waits_bye"/>
+""" + _uas_ok("secretary", reply) + f"""  <nop next="wait_bye" test="waits_bye"/>
   <pause variable="talk_ms"/>
   <send retrans="500">
     <![CDATA[
@@ -427,9 +417,9 @@ def _uas_reply(user: str) -> tuple[str, str]:
       """ + contact + "\n"
 
 
-def _uas_answer(user: str, reply: str, after_ms: int) -> str:
-    """Wait `after_ms`, answer with media at [$rtp_port], take the ACK."""
-    return _pause(after_ms) + f"""  <send retrans="500">
+def _uas_ok(user: str, reply: str) -> str:
+    """Answer with media at [$rtp_port], take the ACK."""
+    return f"""  <send retrans="500">
     <![CDATA[
       SIP/2.0 200 OK
 {reply}      Content-Type: application/sdp
@@ -440,6 +430,11 @@ def _uas_answer(user: str, reply: str, after_ms: int) -> str:
   </send>
   <recv request="ACK"/>
 """
+
+
+def _uas_answer(user: str, reply: str, after_ms: int) -> str:
+    """Wait `after_ms`, then answer (_uas_ok)."""
+    return _pause(after_ms) + _uas_ok(user, reply)
 
 
 def _uas_bye(user: str, contact: str) -> str:
