@@ -253,7 +253,8 @@ class CallController:
             reason = f"{reason}; tier {decision.tier}".lstrip("; ")
         if detail:  # e.g. why it overflowed: the record must explain the route taken
             reason = f"{reason}; {detail}".lstrip("; ")
-        self.recorder.set_route(s.call_id, decision.route, reason, self.now())
+        self.recorder.set_route(s.call_id, decision.route, reason, self.now(),
+                                dialplan_version=decision.dialplan_version, why=decision.why)
         if decision.tier and s.tier_started != decision.tier and s.dialplan is not None:
             s.tier_started = decision.tier
             self.metrics.escalations_requested.labels(s.practice, decision.tier).inc()

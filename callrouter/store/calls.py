@@ -76,8 +76,11 @@ class CallRepository:
             if replay is None:
                 s.add(IvrAnswer(call_id=call_id, menu=menu, digit=digit, at=now))
 
-    def set_route(self, call_id: str, route: str, reason: str, now: dt.datetime) -> None:
-        self._set(call_id, route=route, reason=reason, routed_at=now)
+    def set_route(self, call_id: str, route: str, reason: str, now: dt.datetime,
+                  dialplan_version: str | None = None, why: Sequence[str] = ()) -> None:
+        """The route taken, and the rules and reasons behind it (the latest decision wins)."""
+        self._set(call_id, route=route, reason=reason, routed_at=now,
+                  dialplan_version=dialplan_version, why="\n".join(why) or None)
 
     def queued(self, call_id: str, queue: str, now: dt.datetime) -> None:
         self._set(call_id, queue=queue, queued_at=now)
@@ -226,6 +229,7 @@ def serialise_call(call: CallRecord) -> dict:
         "id": call.id, "practice": call.practice, "number": call.number, "caller": call.caller,
         "arrived_at": _iso(call.arrived_at), "ivr_answered_at": _iso(call.ivr_answered_at),
         "routed_at": _iso(call.routed_at), "route": call.route, "reason": call.reason,
+        "dialplan_version": call.dialplan_version, "why": why_lines(call.why),
         "queue": call.queue, "queued_at": _iso(call.queued_at), "offered_at": _iso(call.offered_at),
         "answered_at": _iso(call.answered_at), "secretary": call.secretary,
         "ended_at": _iso(call.ended_at), "queue_wait_seconds": call.queue_wait_seconds,
@@ -240,7 +244,7 @@ def serialise_call(call: CallRecord) -> dict:
 
 CSV_COLUMNS: Sequence[str] = (
     "id", "practice", "number", "caller", "arrived_at", "ivr_answered_at", "routed_at", "route",
-    "reason", "queue", "queued_at", "offered_at", "answered_at", "secretary", "ended_at",
+    "reason", "dialplan_version", "why", "queue", "queued_at", "offered_at", "answered_at", "secretary", "ended_at",
     "queue_wait_seconds", "outcome", "cause", "ivr_digits",
 )
 
@@ -249,6 +253,7 @@ def csv_rows(calls: Iterable[CallRecord]) -> Iterable[list[str]]:
     for call in calls:
         data = serialise_call(call)
         data["ivr_digits"] = "".join(a["digit"] for a in data["ivr_answers"])
+        data["why"] = " | ".join(data["why"])
         yield [csv_safe("" if data[c] is None else str(data[c])) for c in CSV_COLUMNS]
 
 
@@ -266,6 +271,10 @@ def csv_safe(value: str) -> str:
     if value[0] in "=@\t\r" or (value[0] in "+-" and not _PLAIN_NUMBER.fullmatch(value)):
         return "'" + value
     return value
+
+
+def why_lines(stored: str | None) -> list[str]:
+    return stored.split("\n") if stored else []
 
 
 def _iso(value: dt.datetime | None) -> str | None:

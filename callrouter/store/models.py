@@ -67,6 +67,10 @@ class CallRecord(Base):
     routed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     route: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(String(200))
+    # The rules that routed the call (content hash of the dialplan) and the decision's reasons, one
+    # line each, newest decision: a call can be explained later by the exact rules in force.
+    dialplan_version: Mapped[str | None] = mapped_column(String(64))
+    why: Mapped[str | None] = mapped_column(Text)
     queue: Mapped[str | None] = mapped_column(String(64))
     queued_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     offered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())

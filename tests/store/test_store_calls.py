@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from callrouter.ports import CallStore
-from callrouter.store.calls import CallQuery, CallRepository, UnknownCall, csv_rows, serialise_call
+from callrouter.store.calls import CSV_COLUMNS, CallQuery, CallRepository, UnknownCall, csv_rows, serialise_call
 
 T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.timezone.utc)
 
@@ -208,3 +208,24 @@ def test_crash_sweeps_leave_other_nodes_calls_alone(db):
     node_a.open_call("from-a2", "p", "+33100000002", None, at(6))
     assert node_a.close_orphans("controller restart", at(9)) == ["from-a2"]
     assert node_b.get("from-b").ended_at is None
+
+
+def test_a_record_keeps_the_rules_version_and_the_reasons_of_its_latest_decision(calls):
+    calls.open_call("a", "p1", "+33100000000", "+33611111111", at(0))
+    calls.set_route("a", "open", "", at(1), dialplan_version="v1",
+                    why=("open: weekly hours", "route 'open': menu 'triage'"))
+    calls.set_route("a", "open", "appointment", at(5), dialplan_version="v1",
+                    why=("open: weekly hours", "menu 'triage', 3 (appointment): queue 'general'"))
+    rec = serialise_call(calls.get("a"))
+    assert rec["dialplan_version"] == "v1"
+    assert rec["why"] == ["open: weekly hours", "menu 'triage', 3 (appointment): queue 'general'"]
+    (row,) = csv_rows(calls.query(CallQuery()))
+    assert row[CSV_COLUMNS.index("dialplan_version")] == "v1"
+    assert row[CSV_COLUMNS.index("why")] == "open: weekly hours | menu 'triage', 3 (appointment): queue 'general'"
+
+
+def test_a_record_routed_before_versions_were_kept_reads_as_no_reasons(calls):
+    calls.open_call("a", "p1", "+33100000000", None, at(0))
+    calls.set_route("a", "open", "appointment", at(5))
+    rec = serialise_call(calls.get("a"))
+    assert rec["dialplan_version"] is None and rec["why"] == []
