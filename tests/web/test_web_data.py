@@ -18,6 +18,8 @@ def seed(env):
     c = env.calls
     c.open_call("a1", "cab-a", "+33142000001", "+33611111111", T0)
     c.add_ivr_answer("a1", "triage", "3", T0 + dt.timedelta(seconds=5))
+    c.set_route("a1", "open", "rendez-vous", T0 + dt.timedelta(seconds=5), dialplan_version="abc123",
+                why=("open: weekly hours", "menu 'triage', 3 (rendez-vous): queue 'general'"))
     c.close_call("a1", "answered", T0 + dt.timedelta(minutes=2))
     c.open_call("b1", "cab-b", "+33142000002", "+33622222222", T0 + dt.timedelta(hours=1))
     c.close_call("b1", "abandoned", T0 + dt.timedelta(hours=1, minutes=1))
@@ -47,6 +49,9 @@ def test_call_detail_outside_ones_practices_is_not_found(env):
     assert r.status == 200
     assert r.json()["ivr_answers"] == [] and r.json()["outcome"] == "abandoned"
     assert env.audit.query(action="calls.read")[0].target == "call:b1"
+    r = yield env.client.call("GET", "/api/calls/a1", token=env.tokens["admin"])
+    assert r.json()["dialplan_version"] == "abc123"
+    assert r.json()["why"] == ["open: weekly hours", "menu 'triage', 3 (rendez-vous): queue 'general'"]
 
 
 @pytest_twisted.inlineCallbacks
@@ -79,6 +84,8 @@ def test_csv_export_is_audited_with_its_filters_and_count(env):
     assert rows[0][:3] == ["id", "practice", "number"]
     assert [row[0] for row in rows[1:]] == ["a1"]
     assert rows[1][rows[0].index("ivr_digits")] == "3"
+    assert rows[1][rows[0].index("dialplan_version")] == "abc123"
+    assert rows[1][rows[0].index("why")] == "open: weekly hours | menu 'triage', 3 (rendez-vous): queue 'general'"
     (entry,) = env.audit.query(action="calls.export")
     assert entry.actor == "super" and entry.source == "127.0.0.1"
     assert '"records":1' in entry.details and '"practice":"cab-a"' in entry.details
