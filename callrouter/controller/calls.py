@@ -213,7 +213,7 @@ class CallController:
     def _incoming(self, worker: str, ev: p.IncomingCall) -> None:
         now = self.now()
         call_id = uuid.uuid4().hex
-        call = Call(ev.number, ev.caller or None)
+        call = Call(ev.number, ev.caller or None, arrived_at=now)  # its menus are those of this instant
         router = self._router()
         dialplan = router.by_number.get(ev.number)
         s = CallSession(call_id, worker, ev.leg, dialplan, call, call_started=now)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
 class Call:
-    """The number dialled, the caller (may be withheld) and the IVR choices made so far."""
+    """The number dialled, the caller (may be withheld) and the IVR choices made so far.
+
+    `arrived_at` is the instant the call arrived: the calendar is read at that instant for the
+    whole call, so the digits are resolved against the menus the caller heard (see `decide()`).
+    """
 
     number: str
     caller: str | None = None
     digits: tuple[str, ...] = ()
+    arrived_at: dt.datetime | None = None
 
     def with_digit(self, digit: str) -> "Call":
-        return Call(self.number, self.caller, (*self.digits, digit))
+        return replace(self, digits=(*self.digits, digit))
 
 
 def mask_number(number: str | None) -> str:

@@ -57,9 +57,15 @@ def awaiting_menu(action: Action | None) -> IvrAction | None:
 
 
 def decide(dialplan: Dialplan, call: Call, now: dt.datetime) -> Decision:
-    """What to do with `call` at instant `now` (aware), and why."""
+    """What to do with `call` at instant `now` (aware), and why.
+
+    The calendar is read when the call arrived (`call.arrived_at`; `now` for a call not yet
+    stamped): a caller is judged by the menu she heard. One who entered while the practice was
+    open, and presses a digit after closing time, is served as an open-hours caller; her digits
+    are replayed against the route in force at her arrival, never against the one of `now`.
+    """
     site = dialplan.number_sites.get(call.number)
-    state = calendar.state_at(dialplan.calendar_for(site), now)
+    state = calendar.state_at(dialplan.calendar_for(site), call.arrived_at or now)
     route, action = route_for(dialplan, state)
     why = [state.detail, f"route '{route}': {describe_action(action)}"]
     reason: str | None = None

@@ -434,3 +434,31 @@ def test_an_answered_offer_resets_the_missed_count(make):
     assert alice.missed == 2
     h.answered(h.media.last(p.Dial).leg)
     assert alice.missed == 0 and alice.paused is None
+
+
+def test_a_caller_who_heard_the_open_menu_is_served_as_open_after_closing_time(harness):
+    """Arrived at 18:59:50 (open until 19:00), pressed 3 at 19:00:10: queued for a secretary (the
+    open menu's 3), not sent to the closed menu's voicemail."""
+    h = harness
+    h.clock.advance(9 * 3600 - 10)  # 18:59:50 Paris
+    leg = h.incoming()
+    call_id = h.call_id(leg)
+    to_menu(h, leg)
+    h.clock.advance(20)  # 19:00:10: closed now
+    h.digit(leg, "3")
+    assert h.media.last(p.Dial).uri == SEC1 and not h.media.commands(p.Record)
+    h.answered(h.media.last(p.Dial).leg)
+    h.ended(leg)
+    rec = h.record(call_id)
+    assert (rec.route, rec.reason, rec.outcome) == ("open", "rendez-vous", "answered")
+
+
+def test_an_urgent_choice_after_closing_time_is_queued_as_the_open_menu_said(harness):
+    h = harness
+    h.clock.advance(9 * 3600 - 10)
+    leg = h.incoming()
+    to_menu(h, leg)
+    h.clock.advance(20)
+    h.digit(leg, "2")
+    assert h.escalations == [(h.call_id(leg), "urgent")]
+    assert h.controller.sessions[leg].state.value == "ringing"  # the priority queue, not a message and hang-up

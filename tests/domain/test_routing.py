@@ -6,10 +6,13 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callrouter.domain.call import Call, mask_number
+from callrouter.domain.ivr import TIMEOUT
 from callrouter.domain.model import AnnounceAction, CallbackOfferAction, HangupAction, IvrAction, QueueAction
-from callrouter.domain.routing import Router, decide, overflow_decision
+from callrouter.domain.routing import Router, awaiting_menu, decide, overflow_decision
 from tests.factories import examples
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -119,3 +122,47 @@ def test_decision_serialises(router):
 ])
 def test_numbers_are_masked_for_logs(number, masked):
     assert mask_number(number) == masked
+
+
+def test_a_digit_pressed_after_closing_time_answers_the_open_menu_the_caller_heard(router):
+    """Arrived at 18:59:50 (open: welcome, then triage), pressed 3 at 19:00:10: the open menu's 3
+    (appointment, general queue), not the closed menu's 3 (voicemail)."""
+    arrived = dt.datetime(2026, 11, 23, 18, 59, 50, tzinfo=PARIS)
+    pressed = arrived + dt.timedelta(seconds=20)
+    d = router.decide(Call(MARTIN, digits=("3",), arrived_at=arrived), pressed)
+    assert (d.status, d.route, d.action, d.reason) == ("open", "open", QueueAction("general"), "rendez-vous")
+    d = router.decide(Call(MARTIN, digits=("2",), arrived_at=arrived), pressed)
+    assert d.action == QueueAction("priority") and d.tier == "urgent"
+
+
+def test_a_digit_pressed_after_opening_time_answers_the_closed_menu_the_caller_heard(router):
+    arrived = dt.datetime(2026, 11, 23, 8, 29, 55, tzinfo=PARIS)
+    d = router.decide(Call(MARTIN, digits=("3",), arrived_at=arrived), arrived + dt.timedelta(seconds=30))
+    assert d.route == "closed" and d.reason == "message"
+
+
+EXAMPLE_ROUTER = Router(examples().values())
+EXAMPLE_NUMBERS = [MARTIN, MSP_MAIN, MSP_ARS, PEDIA]
+week_instants = st.datetimes(min_value=dt.datetime(2026, 11, 20), max_value=dt.datetime(2027, 1, 10)).map(
+    lambda t: t.replace(tzinfo=dt.timezone.utc))
+
+
+@given(number=st.sampled_from(EXAMPLE_NUMBERS), arrived=week_instants,
+       later=st.integers(0, 3 * 3600), picks=st.lists(st.integers(0, 20), max_size=3))
+@settings(max_examples=300, deadline=None)
+def test_digits_are_resolved_against_the_route_in_force_at_arrival(number, arrived, later, picks):
+    """Whenever the digits are pressed, the decision is the one taken at the arrival instant: the
+    route, its menus and the options of the menus the caller heard."""
+    router = EXAMPLE_ROUTER
+    dialplan = router.by_number[number]
+    call = Call(number, arrived_at=arrived)
+    for pick in picks:  # walk the menus the caller hears, choosing among their options
+        menu = awaiting_menu(router.decide(call, arrived).action)
+        if menu is None:
+            break
+        options = sorted(dialplan.ivr[menu.menu].options) + ["9", TIMEOUT]
+        call = call.with_digit(options[pick % len(options)])
+    at_arrival = router.decide(call, arrived)
+    pressed_later = router.decide(call, arrived + dt.timedelta(seconds=later))
+    assert pressed_later == at_arrival
+    assert at_arrival.route == router.decide(Call(number), arrived).route
