@@ -1,0 +1,63 @@
+"""Under CI, a skipped test is a failed test.
+
+Tests skip when a real part they need is missing from the machine (SIPp, baresip, espeak-ng,
+sox...). On a developer's machine that is a fair skip; on CI, which installs every part, it would
+hide the very test that proves the production path. So when the environment variable `CI` is set
+(to anything but the empty string), every skip (`pytest.skip`, `skipif`, `importorskip`, at
+collection or while running) is reported as a failure that gives the skip's reason. Expected
+failures (`xfail`) are not skips and are left alone.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+CI_VARIABLE = "CI"
+
+
+def under_ci() -> bool:
+    return bool(os.environ.get(CI_VARIABLE))
+
+
+def skip_reason(report: pytest.CollectReport | pytest.TestReport) -> str:
+    """The reason a skip report gives (its longrepr is (path, line, "Skipped: reason"))."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        path, line, reason = longrepr
+        reason = reason.removeprefix("Skipped: ")
+        return f"{reason} ({path}:{line})"
+    return str(longrepr)
+
+
+def failure_message(reason: str) -> str:
+    return (f"skipped under {CI_VARIABLE}: {reason}. {CI_VARIABLE} must have every part the tests use "
+            f"(scripts/ensure-system-deps); unset {CI_VARIABLE} to let the test skip locally")
+
+
+def fail_skip(report: pytest.CollectReport | pytest.TestReport) -> None:
+    report.longrepr = failure_message(skip_reason(report))
+    report.outcome = "failed"
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return f"{CI_VARIABLE} is set: skipped tests are reported as failures" if under_ci() else None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if under_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        fail_skip(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """A module skipped while collected (module-level `pytest.importorskip` or
+    `pytest.skip(allow_module_level=True)`) never reaches pytest_runtest_makereport."""
+    report = yield
+    if under_ci() and report.skipped:
+        fail_skip(report)
+    return report
