@@ -18,6 +18,7 @@ from callrouter.events.notifier import EventNotifier
 from callrouter.events.testing import RecordingPublisher
 from callrouter.media import protocol as p
 from callrouter.metrics import Metrics
+from callrouter.prompts import Catalogue
 from callrouter.store.calls import CallRepository
 from callrouter.store.tasks import TaskRepository
 from callrouter.store.testing import fresh_database
@@ -97,8 +98,18 @@ class Harness:
         return self.calls.get(call_id)
 
 
-def make_harness(tmp_path, agents=None, prompt_dir="/prompts", dialplans=None, **settings) -> tuple[Harness, Any]:
+def prompt_folder(path) -> str:
+    """A folder holding a file for every prompt of the catalogue, as the built prompts do: the
+    controller plays only the prompts it finds (e.g. the position and wait announcements)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name in Catalogue.load().names():
+        (path / f"{name}.wav").write_bytes(b"RIFF")
+    return str(path)
+
+
+def make_harness(tmp_path, agents=None, prompt_dir=None, dialplans=None, **settings) -> tuple[Harness, Any]:
     tmp_path.mkdir(parents=True, exist_ok=True)
+    prompt_dir = prompt_dir or prompt_folder(tmp_path / "prompts")
     settings.setdefault("login_required", False)  # tests/controller/test_secretaries.py covers logins
     ctx = fresh_database("sqlite", tmp_path)
     db = ctx.__enter__()

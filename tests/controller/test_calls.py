@@ -170,19 +170,23 @@ def test_waiting_too_long_overflows(make):
     second = queued_call(h)
     assert h.media.last(p.Play, second).loop  # on hold
     h.clock.advance(89)
-    assert h.media.prompts(second)[-1] in ("music_on_hold", "queue_position")
+    assert h.controller.sessions[second].state.value == "queued" and "callback_offer" not in h.media.prompts(second)
     h.clock.advance(1)  # wait_max 90s
     assert h.media.prompts(second)[-1] == "callback_offer"
 
 
 def test_position_is_announced_while_waiting(make):
+    """After the queue's announce interval (45 s) the caller hears her place and the estimated
+    wait, then the music on hold again."""
     h = make(agents={"*": (SEC1,)})
     busy_secretary(h)
     second = queued_call(h)
     h.clock.advance(45)
-    assert h.media.prompts(second)[-1] == "queue_position"
+    assert h.media.prompts(second)[-1] == "queue_position_1"
     h.finish_playing(second)
-    assert h.media.last(p.Play, second).loop
+    assert h.media.prompts(second)[-1] == "wait_5"  # 1 call ahead of her x 180 s, one secretary
+    h.finish_playing(second)
+    assert h.media.last(p.Play, second).loop and h.media.prompts(second)[-1] == "music_on_hold"
 
 
 def test_caller_hanging_up_in_queue_is_abandoned_and_leaves_the_queue(make):
@@ -225,8 +229,10 @@ def test_voicemail_records_and_stores_the_message(harness, tmp_path):
     call_id = h.call_id(leg)
     h.finish_playing(leg)  # triage_closed_menu
     h.digit(leg, "3")
-    assert h.media.prompts(leg)[-2:] == ["voicemail_prompt"] or h.media.prompts(leg)[-1] == "voicemail_prompt"
-    h.finish_playing(leg, 2)  # prompt, beep
+    assert h.media.prompts(leg)[-1] == "voicemail_prompt" and not h.media.commands(p.Record)
+    h.finish_playing(leg)
+    assert h.media.prompts(leg)[-1] == "beep" and not h.media.commands(p.Record)  # recording starts after the beep
+    h.finish_playing(leg)
     rec_cmd = h.media.last(p.Record)
     assert rec_cmd.stop_digits == "#" and rec_cmd.path.endswith(f"{call_id}.wav")
     h.controller.handle("w0", p.RecordingFinished(leg, rec_cmd.path, 7.5, "digit"))
