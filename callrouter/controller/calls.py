@@ -403,8 +403,7 @@ class CallController:
         if s.state is not State.QUEUED:
             return
         position = self.queues.position(s)
-        names = [f"queue_position_{position}" if 1 <= position <= 5 else "queue_position",
-                 wait_prompt(self.estimated_wait(s.waiting, position))]
+        names = [position_prompt(position), wait_prompt(self.estimated_wait(s.waiting, position))]
         names = [n for n in names if self._prompt_known(s, n)] or ["queue_position"]
         self._play(s, names, lambda: self._loop(s, self.settings.hold_prompt) if s.state is State.QUEUED else None)
         interval = s.dialplan.queues[s.waiting.queue].announce_interval_s
@@ -412,9 +411,10 @@ class CallController:
 
     def estimated_wait(self, w: Waiting, position: int) -> float:
         """Seconds until a secretary takes this call: calls ahead times the recent handling time,
-        shared among the secretaries of the queue."""
+        shared among the secretaries covering the queue who take calls now (logged in, softphone
+        registered, not paused; on a call or not): the configured ones who are away answer none."""
         handling = self._handling.get(w.line, DEFAULT_HANDLING_S)
-        agents = max(1, len(self.queues.agents_for(w.practice, w.queue, w.line)))
+        agents = max(1, sum(1 for a in self.queues.agents_for(w.practice, w.queue, w.line) if a.reachable))
         return position * handling / agents
 
     def _handled(self, s: CallSession) -> None:
@@ -984,6 +984,15 @@ HOLD_BACK_S = 2.0  # before offering again a call our worker could not offer
 CALLBACK_TRIES = 3  # times a caller may type a number to call back
 DEFAULT_HANDLING_S = 180.0  # until a queue has history: a typical medical-secretariat call
 HANDLING_WEIGHT = 0.2
+
+
+POSITIONS_ANNOUNCED = 5  # "vous êtes le cinquième appel"; past it: "plus de 5 personnes attendent"
+
+
+def position_prompt(position: int) -> str:
+    if 1 <= position <= POSITIONS_ANNOUNCED:
+        return f"queue_position_{position}"
+    return f"queue_position_more_{POSITIONS_ANNOUNCED}" if position > POSITIONS_ANNOUNCED else "queue_position"
 
 
 def wait_prompt(seconds: float) -> str:

@@ -468,3 +468,31 @@ def test_an_urgent_choice_after_closing_time_is_queued_as_the_open_menu_said(har
     h.digit(leg, "2")
     assert h.escalations == [(h.call_id(leg), "urgent")]
     assert h.controller.sessions[leg].state.value == "ringing"  # the priority queue, not a message and hang-up
+
+
+def test_the_estimated_wait_counts_only_the_secretaries_taking_calls(make):
+    """Three secretaries configured, but bob and carol are not registered: the one at work shares the
+    queue alone (1 x 180 s: "moins de cinq minutes", not 180 / 3 s)."""
+    h = make(agents={"*": (SEC1, "bob", "carol")}, secretary_domain="edge:5060")
+    busy_secretary(h)
+    second = queued_call(h)
+    assert h.controller.estimated_wait(h.controller.sessions[second].waiting, 1) == 180.0
+    h.clock.advance(45)
+    h.finish_playing(second)
+    assert h.media.prompts(second)[-2:] == ["queue_position_1", "wait_5"]
+
+
+def test_a_place_beyond_the_fifth_is_announced_as_more_than_five(make):
+    h = make(agents={"*": (SEC1,)})
+    busy_secretary(h)
+    legs = [queued_call(h) for _ in range(6)]
+    h.clock.advance(45)
+    assert h.media.prompts(legs[4])[-1] == "queue_position_5"
+    assert h.media.prompts(legs[5])[-1] == "queue_position_more_5"
+
+
+def test_every_position_and_wait_prompt_has_a_french_text():
+    from callrouter.controller.calls import position_prompt, wait_prompt
+    from callrouter.prompts import Catalogue
+    names = {position_prompt(n) for n in range(0, 12)} | {wait_prompt(s) for s in range(0, 2000, 30)}
+    assert names <= set(Catalogue.load().texts)
