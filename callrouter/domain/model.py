@@ -256,9 +256,32 @@ class RotaFeed:
     refresh_s: float = 900.0
 
 
+SUNDAY = 6
+
+
+@dataclass(frozen=True)
+class HolidayEntry:
+    """A range of the rota's own public-holiday pattern (starting on the holiday, like a weekly one)."""
+
+    hours: TimeRange
+    who: str
+
+
+@dataclass(frozen=True)
+class HolidayCover:
+    """What the weekly pattern does on a public holiday: the ranges of weekday `like` (default
+    Sunday; None: the weekday the holiday falls on), or, when `entries` is given, those instead."""
+
+    like: int | None = SUNDAY
+    entries: tuple[HolidayEntry, ...] = ()
+
+
 @dataclass(frozen=True)
 class OnCallRota:
-    """Who is on call: dated exceptions first, then the feed's shifts, then the weekly pattern."""
+    """Who is on call: dated exceptions first, then the feed's shifts, then the weekly pattern.
+
+    `holiday_calendar` is the (country, subdivision) whose public holidays `holidays` applies on:
+    the practice's calendar (None: no holidays, the weekly pattern applies every day as written)."""
 
     weekly: tuple[RotaEntry, ...] = ()
     exceptions: tuple[RotaException, ...] = ()
@@ -266,6 +289,8 @@ class OnCallRota:
     until: dt.date | None = None
     shifts: tuple[RotaShift, ...] = ()
     feed: RotaFeed | None = None
+    holidays: HolidayCover = HolidayCover()
+    holiday_calendar: tuple[str, str | None] | None = None
 
 
 ESCALATION_CHANNELS = ("sms", "call", "email")

@@ -1,42 +1,118 @@
 """Who is on call at a local time, from the weekly rota, the shifts of an iCalendar feed, and the
-dated exceptions."""
+dated exceptions; and why.
+
+Precedence: exceptions, then the feed's shifts, then the weekly pattern (cut by `until`). On a
+public holiday of the rota's `holiday_calendar` (the practice's calendar) the weekly pattern is
+replaced by the holiday's cover: the ranges of the weekday it is covered like (Sunday by default),
+or the rota's own holiday entries. Exceptions and feed shifts are dated: they apply as written, on
+holidays too. A range belongs to the day it starts on, so a holiday's night is the holiday's (it
+runs into the next morning), and the night before a holiday is that weekday's; a range started the
+day before runs to its end before the day's own ranges apply.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Iterator
 
-from callrouter.domain.model import MINUTES_PER_DAY, OnCallRota, Period, Recurrence, RotaShift
+from callrouter.domain import calendar
+from callrouter.domain.model import (
+    MINUTES_PER_DAY,
+    WEEKDAYS,
+    OnCallRota,
+    Period,
+    Recurrence,
+    RotaShift,
+    TimeRange,
+)
 
 DAY = dt.timedelta(days=1)
 
+EXCEPTION, FEED, WEEKLY, HOLIDAY, ENDED, NONE = "exception", "feed", "weekly", "holiday", "ended", "none"
+
+
+@dataclass(frozen=True)
+class OnCall:
+    """Who is on call (None: nobody), which part of the rota says so, and in words."""
+
+    who: str | None
+    rule: str  # exception | feed | weekly | holiday | ended | none
+    detail: str
+
+
+@dataclass(frozen=True)
+class OnCallSegment:
+    period: Period
+    who: str | None
+    rule: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class DayPattern:
+    """The ranges starting on one day, and the part of the rota they come from."""
+
+    ranges: tuple[tuple[TimeRange, str], ...]
+    rule: str  # weekly | holiday
+    detail: str
+
 
 def on_call_at(rota: OnCallRota, local: dt.datetime) -> str | None:
-    """The practitioner id on call, or None (a declared hole, no entry, or the rota has ended).
+    """The practitioner id on call, or None (a declared hole, no entry, or the rota has ended)."""
+    return on_call(rota, local).who
 
-    Exceptions win over the feed's shifts, which win over the weekly pattern; the first shift of
-    the feed that covers `local` decides. `until` ends the weekly pattern only: exceptions and
-    shifts are dated already. A weekly range crossing midnight belongs to the day it starts on,
-    like opening hours.
-    """
+
+def on_call(rota: OnCallRota, local: dt.datetime) -> OnCall:
+    """Who is on call at a naive local time, and why (see the module docstring for the order)."""
     for exc in rota.exceptions:
         if exc.period.contains(local):
-            return exc.who
+            return OnCall(exc.who, EXCEPTION, f"exception {_span(exc.period)}")
     for shift in rota.shifts:
         if shift_covers(shift, local):
-            return shift.who
+            return OnCall(shift.who, FEED, "iCalendar feed" + ("" if shift.who else ": a declared hole"))
     if rota.until is not None and local.date() > rota.until:
-        return None
+        return OnCall(None, ENDED, f"the rota ended on {rota.until.isoformat()}")
     minute = local.hour * 60 + local.minute
-    weekday = local.weekday()
-    for entry in rota.weekly:
-        r = entry.hours
-        if weekday in entry.days:
-            if (r.crosses_midnight and minute >= r.start) or (not r.crosses_midnight and r.start <= minute < r.end):
-                return entry.who
-        if (weekday - 1) % 7 in entry.days and r.crosses_midnight and minute < r.end:
-            return entry.who
-    return None
+    before = day_pattern(rota, local.date() - DAY)
+    for hours, who in before.ranges:
+        if hours.crosses_midnight and minute < hours.end:
+            return OnCall(who, before.rule, f"{before.detail} {hours} (from the day before)")
+    today = day_pattern(rota, local.date())
+    for hours, who in today.ranges:
+        if (hours.crosses_midnight and minute >= hours.start) or (hours.start <= minute < hours.end):
+            return OnCall(who, today.rule, f"{today.detail} {hours}")
+    return OnCall(None, NONE, "no entry of the rota")
+
+
+def holiday_name(rota: OnCallRota, day: dt.date) -> str | None:
+    """The public holiday of the rota's calendar on `day`, if any."""
+    if rota.holiday_calendar is None:
+        return None
+    country, subdivision = rota.holiday_calendar
+    return calendar.holidays_for(country, subdivision, day.year).get(day)
+
+
+def day_pattern(rota: OnCallRota, day: dt.date) -> DayPattern:
+    """The weekly pattern's ranges starting on `day`: its weekday's, or the holiday cover's."""
+    name = holiday_name(rota, day)
+    if name is None:
+        return DayPattern(_weekday_ranges(rota, day.weekday()), WEEKLY, f"weekly pattern ({WEEKDAYS[day.weekday()]})")
+    cover = rota.holidays
+    if cover.entries:
+        return DayPattern(tuple((e.hours, e.who) for e in cover.entries), HOLIDAY,
+                          f"public holiday ({name}), the rota's holiday entries")
+    like = day.weekday() if cover.like is None else cover.like
+    how = "as usual" if cover.like is None else "covered like"
+    return DayPattern(_weekday_ranges(rota, like), HOLIDAY, f"public holiday ({name}), {how} {WEEKDAYS[like]}")
+
+
+def _weekday_ranges(rota: OnCallRota, weekday: int) -> tuple[tuple[TimeRange, str], ...]:
+    return tuple((e.hours, e.who) for e in rota.weekly if weekday in e.days)
+
+
+def _span(period: Period) -> str:
+    return f"{period.start:%Y-%m-%d %H:%M} -> {period.end:%Y-%m-%d %H:%M}"
 
 
 def shift_covers(shift: RotaShift, local: dt.datetime) -> bool:
@@ -94,11 +170,9 @@ def rota_candidates(rota: OnCallRota, start: dt.date, end: dt.date) -> list[dt.d
     while day <= end:
         midnight = dt.datetime.combine(day, dt.time())
         points.add(midnight)
-        for entry in rota.weekly:
-            if day.weekday() in entry.days:
-                r = entry.hours
-                points.add(midnight + dt.timedelta(minutes=r.start))
-                points.add(midnight + dt.timedelta(minutes=r.end + (MINUTES_PER_DAY if r.crosses_midnight else 0)))
+        for r, _ in day_pattern(rota, day).ranges:
+            points.add(midnight + dt.timedelta(minutes=r.start))
+            points.add(midnight + dt.timedelta(minutes=r.end + (MINUTES_PER_DAY if r.crosses_midnight else 0)))
         day += dt.timedelta(days=1)
     for exc in rota.exceptions:
         points.update((exc.period.start, exc.period.end))
@@ -111,16 +185,28 @@ def rota_candidates(rota: OnCallRota, start: dt.date, end: dt.date) -> list[dt.d
     return sorted(points)
 
 
+def who_when(rota: OnCallRota, window: Period) -> list[OnCallSegment]:
+    """Local periods covering `window` exactly, each with one answer (who, and which rule) all through."""
+    points = sorted({window.start, window.end, *(p for p in rota_candidates(rota, window.start.date(), window.end.date())
+                                                  if window.start < p < window.end)})
+    out: list[OnCallSegment] = []
+    for a, b in zip(points, points[1:]):
+        got = on_call(rota, a)
+        if out and (out[-1].who, out[-1].rule) == (got.who, got.rule):
+            last = out[-1]
+            out[-1] = OnCallSegment(Period(last.period.start, b), last.who, last.rule, last.detail)
+        else:
+            out.append(OnCallSegment(Period(a, b), got.who, got.rule, got.detail))
+    return out
+
+
 def holes(rota: OnCallRota, window: Period) -> list[Period]:
     """Local periods inside `window` where nobody is on call."""
     out: list[Period] = []
-    points = [window.start] + [p for p in rota_candidates(rota, window.start.date(), window.end.date())
-                               if window.start < p < window.end] + [window.end]
-    points = sorted(set(points))
-    for a, b in zip(points, points[1:]):
-        if on_call_at(rota, a) is None:
-            if out and out[-1].end == a:
-                out[-1] = Period(out[-1].start, b)
+    for seg in who_when(rota, window):
+        if seg.who is None:
+            if out and out[-1].end == seg.period.start:
+                out[-1] = Period(out[-1].start, seg.period.end)
             else:
-                out.append(Period(a, b))
+                out.append(seg.period)
     return out
