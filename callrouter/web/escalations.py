@@ -7,7 +7,8 @@ callback number): the chain is the same as one the IVR starts, with who started 
 The link's GET only shows a confirmation page whose button POSTs the acknowledgement: mail
 scanners and messaging apps fetch links to preview them, and a GET that acknowledged would stop a
 chain nobody has read. The webhook is public (gateways have no bearer token) and authenticated by
-a shared secret in the `X-Webhook-Secret` header.
+a shared secret in the `X-Webhook-Secret` header. An inbound SMS is read by the Acknowledger, the
+same way as a reply arriving over SMPP (only an explicit yes acknowledges).
 """
 
 from __future__ import annotations
@@ -113,9 +114,11 @@ class EscalationApi:
     def inbound_sms(self, ctx: Context):
         self._check_webhook(ctx)
         body = parse_body(ctx.request, INBOUND_SMS_BODY)
-        result = self.acks.by_sms(body["from"], ctx.now)
-        return {"acknowledged": bool(result and result.accepted),
-                "escalation_id": result.escalation.id if result else None}
+        result = self.acks.by_sms(body["from"], body.get("text"), ctx.now, "webhook")
+        return {"acknowledged": result.accepted,
+                "escalation_id": result.escalation_ids[0] if len(result.escalation_ids) == 1 else None,
+                "escalation_ids": list(result.escalation_ids), "understood": result.understood,
+                "action": result.action}
 
     # --- API -------------------------------------------------------------------------------------
 
@@ -237,8 +240,8 @@ def escalation_routes(api: EscalationApi | None) -> list[Route]:
         Route("POST", "/api/escalations/delivery-report", h("delivery_report"), authenticated=False,
               body=DELIVERY_BODY),
         Route("GET", "/api/escalations", h("list"), (esc_r,), query=LIST_QUERY),
-        Route("GET", "/api/escalations/{escalation_id}", h("get"), (esc_r,)),
-        Route("POST", "/api/escalations/{escalation_id}/ack", h("acknowledge"), (esc_w,)),
+        Route("GET", "/api/escalations/{escalation_id:int}", h("get"), (esc_r,)),
+        Route("POST", "/api/escalations/{escalation_id:int}/ack", h("acknowledge"), (esc_w,)),
         Route("POST", "/api/escalations", h("escalate"), (esc_w,), body=ESCALATE_BODY, status=201),
         Route("POST", "/api/calls/{call_id}/escalate", h("escalate_call"), (esc_w,),
               body=ESCALATE_CALL_BODY, status=201),

@@ -12,11 +12,15 @@ from typing import Any, Callable, Mapping
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
+    """`extra` goes into the JSON body; `headers` into the response (a 405's `Allow`)."""
+
+    def __init__(self, status: int, error: str, message: str, *,
+                 headers: Mapping[str, str] | None = None, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
         self.message = message
+        self.headers = dict(headers or {})
         self.extra = extra
 
     def body(self) -> dict:
@@ -51,6 +55,7 @@ def json_response(data: Any, status: int = 200) -> HttpResponse:
 
 def error_response(err: ApiError) -> HttpResponse:
     headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else {}
+    headers.update(err.headers)
     return HttpResponse(err.status, json.dumps(err.body()).encode() + b"\n", headers=headers)
 
 

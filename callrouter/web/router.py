@@ -3,6 +3,11 @@
 Every route but login requires a bearer token and states the permissions it needs; the check goes
 through `callrouter.auth.permissions.allowed`, and a refusal is a 403 carrying its reason. The route
 table is also what the OpenAPI document is tested against.
+
+Path parameters are text unless the pattern types them: `{escalation_id:int}` matches only digits,
+reaches the handler as an `int`, and a value outside `1..MAX_ID` (what an SQL INTEGER key holds on
+both SQLite and PostgreSQL) is a 404 before any handler or database sees it. A path served for other
+methods only is a 405 whose `Allow` header names them.
 """
 
 from __future__ import annotations
@@ -23,11 +28,14 @@ from callrouter.web.http import (
 
 logger = logging.getLogger(__name__)
 
+MAX_ID = 2**31 - 1  # the largest SQL INTEGER (PostgreSQL's is 32-bit; SQLite's is wider)
+_PLACEHOLDER = re.compile(r"\{(\w+)(?::(int))?\}")
+
 
 @dataclass(frozen=True)
 class Context:
     request: HttpRequest
-    params: Mapping[str, str]
+    params: Mapping[str, Any]  # str, or int for a parameter typed `:int` in the pattern
     user: UserView | None
     token: str | None
 
@@ -76,6 +84,9 @@ def guarded(api: Any, unavailable: str) -> Callable[[str], Handler]:
 
 @dataclass(frozen=True)
 class Route:
+    """`pattern` is given as `/api/x/{name}` or `/api/x/{name:int}`; it is kept as the documented
+    template (`{name}`, as in docs/openapi.yaml), the typed names in `int_params`."""
+
     method: str
     pattern: str
     handler: Handler
@@ -85,10 +96,28 @@ class Route:
     query: QuerySpec | None = None
     status: int = 200
     regex: re.Pattern = field(init=False, compare=False, repr=False)
+    int_params: frozenset[str] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.pattern)
+        ints = frozenset(m.group(1) for m in _PLACEHOLDER.finditer(self.pattern) if m.group(2))
+        regex = _PLACEHOLDER.sub(lambda m: rf"(?P<{m.group(1)}>[^/]+)", self.pattern)
+        object.__setattr__(self, "pattern", _PLACEHOLDER.sub(r"{\1}", self.pattern))
         object.__setattr__(self, "regex", re.compile(f"^{regex}$"))
+        object.__setattr__(self, "int_params", ints)
+
+    def params(self, match: re.Match) -> dict[str, Any] | None:
+        """The path parameters, typed; None when an `:int` one is not an id in 1..MAX_ID."""
+        out: dict[str, Any] = {}
+        for name, raw in match.groupdict().items():
+            value = unquote(raw)
+            if name in self.int_params:
+                if not (value.isascii() and value.isdigit() and len(value) <= 10
+                        and 1 <= int(value) <= MAX_ID):
+                    return None
+                out[name] = int(value)
+            else:
+                out[name] = value
+        return out
 
 
 class Router:
@@ -125,18 +154,22 @@ class Router:
             return result
         return json_response(result, route.status)
 
-    def _match(self, req: HttpRequest) -> tuple[Route, dict[str, str]]:
-        methods = []
+    def _match(self, req: HttpRequest) -> tuple[Route, dict[str, Any]]:
+        methods = set()
         for route in self.routes:
             m = route.regex.match(req.path)
             if m is None:
                 continue
+            params = route.params(m)
+            if params is None:
+                continue
             if route.method == req.method:
-                return route, {k: unquote(v) for k, v in m.groupdict().items()}
-            methods.append(route.method)
+                return route, params
+            methods.add(route.method)
         if methods:
-            raise ApiError(405, "method_not_allowed",
-                           f"{req.method} not allowed here; use {', '.join(sorted(methods))}")
+            allow = ", ".join(sorted(methods))
+            raise ApiError(405, "method_not_allowed", f"{req.method} not allowed here; use {allow}",
+                           headers={"Allow": allow})
         raise ApiError(404, "not_found", f"no such resource: {req.path}")
 
 

@@ -1,9 +1,18 @@
 """Bad input gets a clear 4xx, and a failed write leaves nothing behind."""
 
+import datetime as dt
+import re
+
+import pytest
 import pytest_twisted
 
+from callrouter.auth.totp import code_at
 from callrouter.store import audit as audit_module
-from web_support import MAX_BODY, PASSWORD
+from callrouter.store.audit import AuditLog
+from callrouter.store.calls import CallRepository
+from callrouter.store.users import UserRepository
+from callrouter.web.api import Api
+from web_support import MAX_BODY, PASSWORD, ROOT, Client, FakeDialplans, now
 
 NEW = {"username": "newbie", "display_name": "New", "role": "secretary", "password": PASSWORD}
 
@@ -155,3 +164,61 @@ def test_oversized_chunked_body_without_length_is_refused(env):
     status = yield threads.deferToThread(_chunked_post, env.client.port, env.tokens["admin"],
                                          4 * MAX_BODY)
     assert status == 413
+
+
+@pytest.fixture
+def escalation_env(db_env, tmp_path):
+    """The API with its escalation routes served (a real repository on SQLite or PostgreSQL)."""
+    from twisted.internet import reactor
+
+    from callrouter.escalation.ack import Acknowledger
+    from callrouter.store.escalations import EscalationRepository
+    from callrouter.web.escalations import EscalationApi
+    from callrouter.web.site import build_site
+
+    users = UserRepository(db_env)
+    t = now()
+    new = users.add(ROOT, "admin", "Admin", "administrator", PASSWORD, t)
+    token, _ = users.login("admin", PASSWORD, code_at(new.totp_secret, t), t, "127.0.0.1",
+                           dt.timedelta(hours=1))
+    repo = EscalationRepository(db_env)
+    api = Api(db_env, users, CallRepository(db_env), AuditLog(db_env), FakeDialplans(),
+              dt.timedelta(hours=1), EscalationApi(db_env, repo, Acknowledger(repo, "s", lambda v: None),
+                                                   None))
+    port = reactor.listenTCP(0, build_site(api.router(), reactor, reactor.getThreadPool(), reactor,
+                                           MAX_BODY), interface="127.0.0.1")
+    try:
+        yield api, Client(port.getHost().port), token
+    finally:
+        pytest_twisted.blockon(port.stopListening())
+
+
+@pytest_twisted.inlineCallbacks
+def test_an_integer_path_parameter_beyond_any_stored_id_is_not_found(escalation_env):
+    """Ids past 32 and 64 bits, zero, negative or non-decimal are a 404, never a database error."""
+    _, client, token = escalation_env
+    for raw in ("1", str(2**31), str(2**63), str(2**64), "9" * 40, "0", "-1", "%2B5", "1e3", "%D9%A1"):
+        r = yield client.call("GET", f"/api/escalations/{raw}", token=token)
+        assert r.status == 404, (raw, r.status, r.body)
+        r = yield client.call("POST", f"/api/escalations/{raw}/ack", token=token)
+        assert r.status == 404, (raw, r.status, r.body)
+
+
+def _sample_path(pattern: str) -> str:
+    return re.sub(r"\{\w+\}", "1", pattern)
+
+
+@pytest_twisted.inlineCallbacks
+def test_every_405_names_the_allowed_methods_in_its_allow_header(escalation_env):
+    """For every served path, a method it does not serve gets a 405 with `Allow` listing those
+    it does (the same list as the message)."""
+    api, client, token = escalation_env
+    routes = api.routes()
+    for path in sorted({_sample_path(r.pattern) for r in routes}):
+        allowed = {r.method for r in routes
+                   if r.regex.match(path) and r.params(r.regex.match(path)) is not None}
+        wrong = next(m for m in ("PATCH", "DELETE", "PUT", "GET") if m not in allowed)
+        r = yield client.call(wrong, path, token=token)
+        assert r.status == 405, (wrong, path, r.status)
+        assert r.headers.get("allow") == ", ".join(sorted(allowed)), (wrong, path, r.headers)
+        assert r.json()["message"].endswith("use " + ", ".join(sorted(allowed)))
