@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence, runtime_checkable
 
 # Outcomes a closed call record can carry.
-# "announced": the caller got a message only (closed, unknown number, dial 15) and the call ended.
+# "announced": the caller got a message only (closed, dial 15) and the call ended.
+# "rejected": refused unanswered with a SIP code (a number no dialplan has: 404), so never billed.
 OUTCOMES = ("answered", "abandoned", "voicemail", "overflow", "callback_requested", "announced",
-            "failed")
+            "failed", "rejected")
 # The parties a call is made of.
 LEG_KINDS = ("caller", "worker", "secretary", "on_call")
 

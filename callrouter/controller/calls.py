@@ -227,10 +227,20 @@ class CallController:
         if dialplan is not None and ev.caller:
             key = (dialplan.practice, ev.caller, now.date())
             self._calls_today[key] = self._calls_today.get(key, 0) + 1
+        decision = router.decide(call, now)
+        if decision.reject is not None:
+            self._reject(s, decision)
+            return
         self.media.send(worker, p.Answer(ev.leg))
         self.recorder.ivr_answered(call_id, now)
-        decision = router.decide(call, now)
         self._apply(s, decision)
+
+    def _reject(self, s: CallSession, decision: Decision) -> None:
+        """Refuse the call with the decision's SIP code, before any 200 (an answered call is billed)."""
+        s.decision = decision
+        self.recorder.set_route(s.call_id, decision.route, "; ".join(decision.why), self.now())
+        self.media.send(s.worker, p.Hangup(s.leg, decision.reject))
+        self._end(s, "rejected", hangup=False, cause=decision.status)
 
     def _caller_event(self, s: CallSession, ev: Any) -> None:
         handler = _HANDLERS.get((s.state, type(ev))) or _ANY_STATE.get(type(ev))

@@ -33,6 +33,9 @@ class Decision:
     why: tuple[str, ...]
     reason: str | None = None  # IVR reason label: appointment, results...
     tier: str | None = None  # escalation tier to start
+    # A SIP code to refuse the call with, never answering it (404: no practice has the number).
+    # An answered call is billed to the trunk's customer, so a call nobody serves is not answered.
+    reject: int | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -44,6 +47,7 @@ class Decision:
             "action": action_to_dict(self.action),
             "reason": self.reason,
             "tier": self.tier,
+            "reject": self.reject,
             "why": list(self.why),
         }
 

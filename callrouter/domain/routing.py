@@ -21,7 +21,7 @@ from callrouter.domain.model import (
     IvrAction,
 )
 
-UNKNOWN_NUMBER_PROMPT = "unknown_number"
+UNKNOWN_NUMBER_CODE = 404  # a number no dialplan has is refused, never answered (docs/dialplan.md)
 GOODBYE_PROMPT = "goodbye"
 
 
@@ -157,7 +157,8 @@ class Router:
                 dialplan_version=None,
                 status="unknown_number",
                 route="none",
-                action=AnnounceAction(UNKNOWN_NUMBER_PROMPT, then=HangupAction()),
-                why=("no practice is configured for the number dialled",),
+                action=HangupAction(),
+                why=("no practice is configured for the number dialled: refused unanswered (404)",),
+                reject=UNKNOWN_NUMBER_CODE,
             )
         return decide(dialplan, call, now)

@@ -282,14 +282,17 @@ def test_legs_lost_with_their_worker_close_their_calls_only(make):
     assert h.record(id_b).ended_at is None
 
 
-def test_unknown_number_is_recorded_and_told(harness):
+def test_an_unknown_number_is_refused_404_unanswered_and_recorded_as_rejected(harness):
     h = harness
     leg = h.incoming(number="+33999999999")
-    call_id = h.call_id(leg)
-    assert h.media.prompts(leg) == ["unknown_number"]
-    h.finish_playing(leg)
-    h.ended(leg)
-    assert h.record(call_id).practice == ""
+    call_id = h.controller.sessions[leg].call_id
+    assert h.media.commands(leg=leg) == [p.Hangup(leg, 404)]  # no Answer, no prompt: nothing billed
+    h.controller.handle("w0", p.LegEnded(leg, 404, "Not Found", "local"))
+    assert leg not in h.controller.sessions
+    rec = h.record(call_id)
+    assert (rec.practice, rec.outcome, rec.cause, rec.route) == ("", "rejected", "unknown_number", "none")
+    assert "refused unanswered (404)" in rec.reason and rec.ivr_answered_at is None
+    assert h.controller.metrics.calls.labels("unknown", "rejected")._value.get() == 1
 
 
 def test_caller_number_never_in_metric_labels(harness):

@@ -99,10 +99,11 @@ def test_reunion_local_time_and_its_own_holiday(router):
     assert d.status == "holiday" and "Abolition de l'esclavage" in d.why[0]
 
 
-def test_unknown_number_is_told_and_hung_up(router):
+def test_unknown_number_is_refused_with_404_unanswered(router):
     d = router.decide(Call("+33999999999"), at(2026, 11, 23, 10))
     assert d.status == "unknown_number" and d.practice is None
-    assert d.action == AnnounceAction("unknown_number", HangupAction())
+    assert d.reject == 404 and d.action == HangupAction()
+    assert router.decide(Call(MARTIN), at(2026, 11, 23, 10)).reject is None
 
 
 def test_overflow_goes_to_the_overflow_route(router):
