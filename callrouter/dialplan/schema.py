@@ -12,12 +12,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from callrouter.dialplan.errors import DialplanError, did_you_mean
-from callrouter.dialplan.fields import DIGITS, Reader, join
+from callrouter.dialplan.fields import DIGITS, Reader, describe, join
 from callrouter.dialplan.rotafeed import NOBODY, FeedReader, shifts_from_ics
 from callrouter.dialplan.yamlsrc import YMap, YNode, YScalar, YSeq
 from callrouter.domain import calendar
 from callrouter.domain.model import (
+    DIARY_PLATFORMS,
     QUEUE_STRATEGIES,
+    WEEKDAYS,
     ESCALATION_CHANNELS,
     Action,
     AnnounceAction,
@@ -32,6 +34,8 @@ from callrouter.domain.model import (
     EscalationTier,
     ForwardAction,
     HangupAction,
+    HolidayCover,
+    HolidayEntry,
     IvrAction,
     IvrMenu,
     IvrOption,
@@ -55,7 +59,7 @@ from callrouter.domain.model import (
 
 TOP_KEYS = ("practice", "name", "timezone", "numbers", "calendar", "hours", "sites", "practitioners",
             "queues", "ivr", "routes", "on_call", "escalation", "diary", "prompts")
-PLATFORMS = ("doctolib", "maiia", "keldoc", "clickdoc", "docorga", "medoucine", "other")
+PLATFORMS = tuple(DIARY_PLATFORMS)
 PRIMARY_ACTIONS = ("ivr", "queue", "voicemail", "forward", "callback_offer", "escalate", "hangup")
 WORD_ACTIONS = {"hangup": HangupAction(), "voicemail": VoicemailAction(), "callback_offer": CallbackOfferAction()}
 SPECIAL_TARGETS = ("on_call", "backup")
@@ -108,7 +112,7 @@ def build(tree: YNode | None, source: str, content: bytes, known_prompts: frozen
     queues = _queues(ctx, g("queues"))
     menus = _menus(ctx, g("ivr"))
     routes = _routes(ctx, g("routes"))
-    on_call = (_on_call(ctx, g("on_call"), practice, timezone or "Europe/Paris", practitioners)
+    on_call = (_on_call(ctx, g("on_call"), practice, cal, practitioners)
                if "on_call" in root.items else None)
     tiers = _escalation(ctx, g("escalation"))
     diary = _diary(ctx, g("diary")) if "diary" in root.items else None
@@ -165,7 +169,7 @@ def _subdivision(r: Reader, country: str, node: YNode | None, path: str) -> str 
     except NotImplementedError:
         r.error(node.line, path, f'no public holidays are known for country "{country}"')
     except (ValueError, KeyError) as exc:
-        r.error(node.line, path, str(exc))
+        r.error(node.line, path, f"{exc}{did_you_mean(value, calendar.subdivision_names(country))}")
     return None
 
 
@@ -476,10 +480,11 @@ def _routes(ctx: Context, node: YNode | None) -> Routes | None:
 
 # --- on-call and escalation ---------------------------------------------------------------------
 
-def _on_call(ctx: Context, node: YNode | None, practice: str | None, timezone: str,
+def _on_call(ctx: Context, node: YNode | None, practice: str | None, cal: CalendarSpec,
              practitioners: dict[str, Practitioner]) -> OnCallRota | None:
+    """The rota; its public holidays are the practice's (main calendar: country and subdivision)."""
     r = ctx.reader
-    m = r.mapping(node, "on_call", ("weekly", "exceptions", "backup", "until", "ical"))
+    m = r.mapping(node, "on_call", ("weekly", "holidays", "exceptions", "backup", "until", "ical"))
     if m is None:
         return None
     weekly = []
@@ -513,9 +518,44 @@ def _on_call(ctx: Context, node: YNode | None, practice: str | None, timezone: s
     if "until" in m.items:
         value = r.date_or_datetime(m.get("until"), "on_call.until")
         until = value.date() if isinstance(value, dt.datetime) else value
-    feed, shifts = (_rota_feed(ctx, m.get("ical"), practice, timezone, practitioners)
+    feed, shifts = (_rota_feed(ctx, m.get("ical"), practice, cal.timezone, practitioners)
                     if "ical" in m.items else (None, ()))
-    return OnCallRota(tuple(weekly), tuple(exceptions), backup, until, shifts, feed)
+    holidays = (_holiday_cover(ctx, m.get("holidays"), "on_call.holidays", m.key_lines["holidays"])
+                if "holidays" in m.items else HolidayCover())
+    return OnCallRota(tuple(weekly), tuple(exceptions), backup, until, shifts, feed, holidays,
+                      (cal.country, cal.subdivision))
+
+
+USUAL = "usual"
+
+
+def _holiday_cover(ctx: Context, node: YNode | None, path: str, line: int) -> HolidayCover:
+    """on_call.holidays: a day whose pattern applies (sun, the default), `usual` (the day the
+    holiday falls on), or the holiday's own entries [{hours, who}]."""
+    r = ctx.reader
+    if isinstance(node, YSeq):
+        entries = []
+        for i, item in enumerate(node.items):
+            epath = f"{path}[{i}]"
+            e = r.mapping(item, epath, ("hours", "who"), required=("hours", "who"))
+            if e is None:
+                continue
+            hours = r.time_range(e.get("hours"), join(epath, "hours"))
+            who = r.text(e.get("who"), join(epath, "who"))
+            ctx.ref("practitioner", who, e.get("who"), join(epath, "who"))
+            if hours and who:
+                entries.append(HolidayEntry(hours, who))
+        if not node.items:
+            r.error(node.line, path, "give at least one entry ({hours, who}), or a day such as sun, or usual: "
+                                     "an empty list would leave every public holiday without anyone on call")
+        return HolidayCover(like=None, entries=tuple(entries))
+    if isinstance(node, YScalar) and isinstance(node.value, str):
+        value = r.one_of(node, path, (*WEEKDAYS, USUAL), WEEKDAYS[6])
+        return HolidayCover(like=None if value == USUAL else WEEKDAYS.index(value))
+    r.error(node.line if node is not None else line, path,
+            f"expected a day (sun), usual, or a list of {{hours, who}} entries, got "
+            f"{describe(node) if node is not None else 'nothing'}")
+    return HolidayCover()
 
 
 def _rota_feed(ctx: Context, node: YNode | None, practice: str | None, timezone: str,

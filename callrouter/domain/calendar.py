@@ -39,12 +39,23 @@ SUBDIVISION_ALIASES = {
     "la reunion": "974",
     "la réunion": "974",
     "mayotte": "976",
+    "975": "PM",  # Saint-Pierre-et-Miquelon, and the overseas collectivities by their numbers
+    "977": "BL",
+    "978": "MF",
+    "986": "WF",
+    "987": "PF",
+    "988": "NC",
 }
+# Mainland départements, by the number an administrator writes: those without holidays of their
+# own (all but 57, 67, 68) keep the national ones. Corsica is 2A and 2B (20 no longer exists).
+MAINLAND_DEPARTEMENTS = tuple(f"{n:02d}" for n in range(1, 96) if n != 20) + ("2A", "2B")
+OVERSEAS_DEPARTEMENTS = ("971", "972", "973", "974", "976")
 
 
 @functools.lru_cache(maxsize=256)
 def canonical_subdivision(country: str, subdivision: str | None) -> str | None:
-    """The holidays package's code for a subdivision, or raise ValueError with the accepted ones."""
+    """The holidays package's code for a subdivision, None for a French département with only the
+    national holidays, or raise ValueError saying what is accepted."""
     if subdivision is None:
         return None
     cls = holidays_lib.country_holidays(country).__class__
@@ -52,13 +63,32 @@ def canonical_subdivision(country: str, subdivision: str | None) -> str | None:
     key = str(subdivision).strip()
     if key in known:
         return key
+    if country == "FR":
+        number = key.upper().zfill(2) if key.isdigit() else key.upper()
+        if SUBDIVISION_ALIASES.get(number) in known:
+            return SUBDIVISION_ALIASES[number]
+        if number in MAINLAND_DEPARTEMENTS:
+            return None
+        if number == "20":
+            raise ValueError(f"unknown subdivision {subdivision!r} for FR: Corsica has two départements, "
+                             f"2A (Corse-du-Sud) or 2B (Haute-Corse)")
     alias = SUBDIVISION_ALIASES.get(key.lower()) or getattr(cls, "subdivisions_aliases", {}).get(key)
     if alias and alias in known:
         return alias
-    raise ValueError(
-        f"unknown subdivision {subdivision!r} for {country}; use a département number "
-        f"(57, 67, 68, 971, 972, 973, 974, 976) or one of {', '.join(sorted(known))}"
-    )
+    hint = ""
+    if country == "FR":
+        hint = "a département number (01 to 95, 2A or 2B for Corsica; 971, 972, 973, 974, 976 overseas) or "
+        known = {k for k in known if not k.startswith("Zone")}  # school-holiday zones, not public holidays
+    raise ValueError(f"unknown subdivision {subdivision!r} for {country}; use {hint}one of {', '.join(sorted(known))}")
+
+
+def subdivision_names(country: str) -> tuple[str, ...]:
+    """Every value `canonical_subdivision` accepts for a country, for "did you mean" hints."""
+    cls = holidays_lib.country_holidays(country).__class__
+    names = {*cls.subdivisions, *getattr(cls, "subdivisions_aliases", {})}
+    if country == "FR":
+        names |= {*SUBDIVISION_ALIASES, *MAINLAND_DEPARTEMENTS, *OVERSEAS_DEPARTEMENTS}
+    return tuple(sorted(names))
 
 
 @functools.lru_cache(maxsize=4096)

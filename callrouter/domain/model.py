@@ -336,9 +336,24 @@ class ReservedSlot:
     site: str | None = None
 
 
+# The diary platforms a dialplan may name (code -> the name secretaries know it by): the schema
+# accepts these codes and the screen-pop shows these names.
+DIARY_PLATFORMS = {
+    "doctolib": "Doctolib",
+    "maiia": "Maiia",
+    "keldoc": "Keldoc",
+    "clickdoc": "ClickDoc",
+    "docorga": "Docorga",
+    "medoucine": "Medoucine",
+    "clicrdv": "ClicRDV",
+    "rdvmedicaux": "RDVmédicaux",
+    "other": "Autre plateforme",
+}
+
+
 @dataclass(frozen=True)
 class Diary:
-    platform: str
+    platform: str  # a key of DIARY_PLATFORMS
     booking_link: str | None = None
     instructions: str = ""
     consultation_types: tuple[ConsultationType, ...] = ()

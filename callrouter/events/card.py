@@ -12,13 +12,12 @@ import datetime as dt
 from typing import Any, Sequence
 
 from callrouter.domain.ivr import TIMEOUT
-from callrouter.domain.model import ConsultationType, Dialplan, ReservedSlot, Site, TimeRange
+from callrouter.domain.model import DIARY_PLATFORMS, ConsultationType, Dialplan, ReservedSlot, Site, TimeRange
 
 SCHEMA_VERSION = 1
 
 DAY_NAMES = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-PLATFORMS = {"doctolib": "Doctolib", "maiia": "Maiia", "keldoc": "Keldoc", "clicrdv": "ClicRDV",
-             "rdvmedicaux": "RDVmédicaux", "mondocteur": "MonDocteur"}
+PLATFORMS = DIARY_PLATFORMS
 PATIENTS = {"all": "Tous patients", "new": "Nouveaux patients uniquement", "known": "Patients connus uniquement"}
 BOOKING = {"direct": "Rendez-vous à donner directement", "filter": "À filtrer : demander l'accord du praticien"}
 TIERS = {"vital": "Urgence vitale", "urgent": "Urgent"}
@@ -38,7 +37,7 @@ def practice_card(dialplan: Dialplan) -> dict[str, Any]:
                           for p in dialplan.practitioners.values()],
         "queues": [{"id": q.name, "label": q.label} for q in dialplan.queues.values()],
         "platform": diary.platform if diary else None,
-        "platform_label": _platform_label(diary.platform) if diary else None,
+        "platform_label": platform_label(diary.platform) if diary else None,
         "booking_link": diary.booking_link if diary else None,
         "consultation_types": [_consultation(dialplan, c) for c in (diary.consultation_types if diary else ())],
         "reserved_slots": [_reserved(dialplan, r) for r in (diary.reserved_slots if diary else ())],
@@ -166,7 +165,8 @@ def _practitioner_name(dialplan: Dialplan, practitioner_id: str) -> str:
     return p.name if p else practitioner_id
 
 
-def _platform_label(platform: str) -> str:
+def platform_label(platform: str) -> str:
+    """The diary platform's name as people write it (Doctolib, ClickDoc...)."""
     return PLATFORMS.get(platform.lower(), platform)
 
 

@@ -213,3 +213,102 @@ def test_alias_bomb_is_refused(tmp_path):
         for p, c in zip("abcdefg", "bcdefgh"))
     errors = load_errors(tmp_path, bomb)
     assert "too large" in errors[0].message
+
+
+# --- subdivisions: what an administrator writes ---------------------------------------------------
+
+@pytest.mark.parametrize("written, expected", [
+    ('"75"', None),        # Paris: the national holidays
+    ("75", None),
+    ("01", None),
+    ('"9"', None),         # Ariège written without its leading zero
+    ('"2A"', None),        # Corsica
+    ("2b", None),
+    ('"95"', None),
+    ('"57"', "57"),        # Moselle
+    ('"67"', "6AE"),       # Bas-Rhin and Haut-Rhin share the Alsace calendar
+    ("68", "6AE"),
+    ('"971"', "971"),
+    ("974", "974"),
+    ('"976"', "976"),
+    ("moselle", "57"),
+])
+def test_every_departement_number_is_accepted(tmp_path, written, expected):
+    d = load_one(tmp_path, dialplan_text(calendar=f"  subdivision: {written}"))
+    assert d.calendar.subdivision == expected
+
+
+def test_a_mainland_departement_gets_the_national_holidays_and_moselle_its_own(tmp_path):
+    from callrouter.domain import calendar as cal
+
+    paris = load_one(tmp_path, dialplan_text(calendar='  subdivision: "75"'), name="paris.yaml")
+    metz = load_one(tmp_path, dialplan_text(calendar='  subdivision: "57"', practice="metz",
+                                             number="+33100000002"), name="metz.yaml")
+    good_friday = dt.datetime(2027, 3, 26, 10, tzinfo=dt.timezone.utc)
+    assert cal.state_at(paris.calendar, good_friday).status == cal.OPEN
+    assert cal.state_at(metz.calendar, good_friday).status == cal.HOLIDAY
+
+
+def test_a_site_may_name_a_mainland_departement(tmp_path):
+    extra = 'sites:\n  nord:\n    name: Site nord\n    numbers: ["+33100000002"]\n    subdivision: "59"'
+    d = load_one(tmp_path, dialplan_text(calendar='  subdivision: "57"', extra=extra))
+    assert d.calendar.subdivision == "57" and d.sites["nord"].calendar.subdivision is None
+
+
+@pytest.mark.parametrize("written, expected", [
+    ('"20"', "2A (Corse-du-Sud) or 2B (Haute-Corse)"),
+    ('"9744"', 'did you mean "974"'),
+    ("mozelle", 'did you mean "moselle"'),
+    ('"96"', "01 to 95"),
+    ('"00"', "01 to 95"),
+])
+def test_an_invalid_subdivision_has_its_line_and_a_hint(tmp_path, written, expected):
+    text = dialplan_text(calendar=f"  subdivision: {written}")
+    errors = load_errors(tmp_path, text)
+    assert len(errors) == 1 and errors[0].line == line_of(text, "subdivision:")
+    assert errors[0].path == "calendar.subdivision"
+    assert "unknown subdivision" in errors[0].message and expected in errors[0].message, errors[0].message
+
+
+# --- the on-call rota on public holidays --------------------------------------------------------
+
+ROTA = """on_call:
+  weekly:
+    - {days: mon-fri, hours: "20:00-08:00", who: dr-a}
+    - {days: sat-sun, hours: "08:00-20:00", who: dr-a}
+    - {days: sat-sun, hours: "20:00-08:00", who: dr-a}
+"""
+
+
+def test_a_rota_covers_holidays_like_a_sunday_by_default_with_the_practice_holidays(tmp_path):
+    from callrouter.domain.model import HolidayCover
+
+    d = load_one(tmp_path, dialplan_text(calendar='  subdivision: "57"', extra=ROTA))
+    assert d.on_call.holidays == HolidayCover(like=6)
+    assert d.on_call.holiday_calendar == ("FR", "57")
+
+
+@pytest.mark.parametrize("written, like, entries", [
+    ("  holidays: sun", 6, ()),
+    ("  holidays: sat", 5, ()),
+    ("  holidays: usual", None, ()),
+    ('  holidays:\n    - {hours: "08:00-20:00", who: dr-a}\n    - {hours: "20:00-08:00", who: dr-a}', None,
+     ((8 * 60, 20 * 60), (20 * 60, 8 * 60))),
+])
+def test_a_rota_says_what_applies_on_a_public_holiday(tmp_path, written, like, entries):
+    d = load_one(tmp_path, dialplan_text(extra=ROTA + written))
+    assert d.on_call.holidays.like == like
+    assert [(e.hours.start, e.hours.end, e.who) for e in d.on_call.holidays.entries] == [(*e, "dr-a") for e in entries]
+
+
+@pytest.mark.parametrize("written, needle, expected", [
+    ("  holidays: sunday", "holidays:", 'did you mean "sun"'),
+    ("  holidays: []", "holidays:", "at least one entry"),
+    ('  holidays:\n    - {hours: "08:00-20:00", who: dr-z}', "dr-z", 'practitioner "dr-z" is not defined'),
+    ('  holidays:\n    - {days: sun, hours: "08:00-20:00", who: dr-a}', "days: sun, hours", 'unknown key "days"'),
+    ('  holidays: {like: sun}', "holidays:", "a day (sun), usual, or a list"),
+])
+def test_a_wrong_holiday_rule_is_refused_with_its_line(tmp_path, written, needle, expected):
+    text = dialplan_text(extra=ROTA + written)
+    errors = load_errors(tmp_path, text)
+    assert any(expected in e.message and e.line == line_of(text, needle) for e in errors), [str(e) for e in errors]

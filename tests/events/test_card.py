@@ -111,3 +111,17 @@ def test_hours_label_and_calls_today_label():
     assert card.hours_label(TimeRange(8 * 60 + 30, 9 * 60)) == "de 08h30 à 09h00"
     assert card.calls_today_label(1) == "Premier appel aujourd'hui"
     assert card.calls_today_label(2) == "2e appel aujourd'hui"
+
+
+def test_every_platform_a_dialplan_accepts_has_its_label_on_the_card(tmp_path):
+    """One list: a platform the schema accepts but the card does not know (or the reverse) fails."""
+    from callrouter.dialplan import schema
+    from tests.factories import dialplan_text, load_one
+
+    assert set(schema.PLATFORMS) == set(card.PLATFORMS)
+    for platform in schema.PLATFORMS:
+        plan = load_one(tmp_path, dialplan_text(extra=f"diary:\n  platform: {platform}"), name=f"{platform}.yaml")
+        label = card.practice_card(plan)["platform_label"]
+        assert label and label != platform, platform  # a name for people, not the code
+    labels = {p: card.platform_label(p) for p in ("clickdoc", "docorga", "medoucine")}
+    assert labels == {"clickdoc": "ClickDoc", "docorga": "Docorga", "medoucine": "Medoucine"}
