@@ -245,7 +245,7 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     # Escalation after the dialplans (resumed chains need them), before the calls that start chains.
     voice = build_voice(settings.escalation, settings.var_dir, catalogue, reactor)  # `call` steps
     escalation = build_escalation(settings.escalation, db, lambda practice: registry.dialplans.get(practice),
-                                  reactor, metrics.registry, node=settings.node, voice=voice)
+                                  reactor, metrics.registry, node=settings.node, voice=voice, events=events)
     if settings.escalation.enabled:
         escalation.engine.setServiceParent(top)
 
@@ -316,6 +316,9 @@ def cmd_serve(args) -> int:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)
         return 1
+    if (problem := _schema_problem(settings.database_url)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     top, parts = build(settings, reactor)
     reactor.callWhenRunning(top.startService)
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
@@ -334,6 +337,14 @@ def cmd_serve(args) -> int:
     reactor.callWhenRunning(_announce, settings, parts)
     reactor.run()
     return 0
+
+
+def _schema_problem(url: str) -> str | None:
+    db = Database.from_url(url)
+    try:
+        return db.schema_problem()
+    finally:
+        db.dispose()
 
 
 def _announce(settings: Settings, parts: dict[str, Any]) -> None:

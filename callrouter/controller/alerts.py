@@ -7,7 +7,8 @@ mis en relation avec le patient", said `repeats` times at most.
 
 Acknowledgement is explicit: only a key press acknowledges. A call not answered, busy, failed,
 answered by a voicemail or hung up without a key is reported with its outcome and acknowledges
-nothing. Pressing 2 acknowledges and connects the practitioner to the patient: bridged with the
+nothing. A call answered without a key is `no_key_pressed`: a voicemail answers like a person, so
+only a key proves that someone heard the alert (`PERSON_REACHED`). Pressing 2 acknowledges and connects the practitioner to the patient: bridged with the
 patient's own call when it is still live (the practitioner was dialled from the patient's worker
 for that: pjsua's conference bridge is per worker process), else the patient is called back from
 the practitioner's worker and both legs are bridged once the patient answers.
@@ -33,12 +34,15 @@ logger = logging.getLogger(__name__)
 # What an alert call came to (the step's delivery outcome).
 ACKNOWLEDGED = "acknowledged"        # 1 pressed
 CONNECTED = "connected"              # 2 pressed: acknowledged, and connected to the patient
-ANSWERED_NO_KEY = "answered_no_key"  # answered (by a person or a voicemail), no key: not an ack
+ANSWERED_NO_KEY = "no_key_pressed"  # answered (by a person or a voicemail), no key: not an ack
 NO_ANSWER = "no_answer"
 BUSY = "busy"
 FAILED = "failed"                    # the trunk or the phone refused the call
 CANCELLED = "cancelled"              # the chain was acknowledged another way meanwhile
 ANSWERED = frozenset({ACKNOWLEDGED, CONNECTED, ANSWERED_NO_KEY})
+# Outcomes that prove a person heard the alert: a key was pressed. A voicemail that recorded the
+# message is not one (nor is a hang-up without a key).
+PERSON_REACHED = frozenset({ACKNOWLEDGED, CONNECTED})
 
 BUSY_CODES = frozenset({486, 600, 603})
 NO_ANSWER_CODES = frozenset({408, 480, 487})
@@ -268,7 +272,8 @@ class AlertCalls:
         if a.said < self.settings.repeats:
             self._say_message(a)
             return
-        logger.info("alert %s: no key after %d message(s)", a.request.key, a.said)
+        logger.info("alert %s: answered, no key pressed after %d message(s) (a voicemail, or nobody "
+                    "listening): not counted as reaching the practitioner", a.request.key, a.said)
         a.outcome = ANSWERED_NO_KEY
         self._close(a, "alert_goodbye")
 
@@ -319,6 +324,8 @@ class AlertCalls:
             a.outcome = BUSY if ev.code in BUSY_CODES else NO_ANSWER if ev.code in NO_ANSWER_CODES else FAILED
         elif a.outcome is None:
             a.outcome = ANSWERED_NO_KEY  # hung up, or a voicemail that heard the message
+            logger.info("alert %s: hung up after answering, no key pressed (a voicemail, or a hang-up): "
+                        "not counted as reaching the practitioner", a.request.key)
         a.end_code = ev.code
         if a.patient_leg is not None:
             self._send(p.Hangup(a.patient_leg, 487))

@@ -9,6 +9,10 @@ A step's `wait_s` is how long to wait for an acknowledgement after that step bef
 A step that failed, was skipped (nobody to reach, no phone or e-mail) or is "unknown" (a restart
 found it mid-send) does not get a wait for "failed"/"skipped": the chain moves on at once. An
 "unknown" step may have reached the practitioner, so its wait is honoured from when it started.
+
+A practitioner who declines by SMS ("NON", see callrouter.domain.sms_reply) is out of the chain:
+the wait after a step that reached them no longer holds, and the chain's later steps that would
+reach them again are skipped ("declined"), so the chain moves on at once to someone else.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class StepRecord:
     index: int
     result: str
     at: dt.datetime
+    practitioner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class ChainState:
     records: tuple[StepRecord, ...] = ()
     acknowledged: bool = False
     cancelled: bool = False
+    declined: frozenset[str] = frozenset()  # practitioners who answered that they cannot
 
 
 @dataclass(frozen=True)
@@ -102,14 +108,17 @@ def next_step(tier: EscalationTier, dialplan: Dialplan, state: ChainState, now: 
     done = {(r.round, r.index): r for r in state.records}
     todo = [p for p in positions(tier) if p not in done]
     last = _last(state)
-    if last is not None and last.result in REACHED:
+    if last is not None and last.result in REACHED and last.practitioner not in state.declined:
         until = last.at + dt.timedelta(seconds=tier.steps[last.index].wait_s)
         if now < until:
             return Wait(until)
     if not todo:
         return Done(EXHAUSTED)
     rnd, index = todo[0]
-    return resolve(tier.steps[index], rnd, index, dialplan, now)
+    step = resolve(tier.steps[index], rnd, index, dialplan, now)
+    if isinstance(step, Send) and step.practitioner in state.declined:
+        return Skip(rnd, index, step.channel, step.practitioner, f"declined by {step.practitioner}")
+    return step
 
 
 def _last(state: ChainState) -> StepRecord | None:
@@ -162,6 +171,11 @@ def step_skipped(state: ChainState, rnd: int, index: int, now: dt.datetime) -> C
     return _record(state, StepRecord(rnd, index, SKIPPED, now))
 
 
+def declined(state: ChainState, practitioner: str) -> ChainState:
+    """A practitioner answered that they cannot: the chain goes on without them, at once."""
+    return replace(state, declined=state.declined | {practitioner})
+
+
 def acknowledged(state: ChainState) -> ChainState:
     """The first acknowledgement stops the chain; later ones change nothing."""
     return replace(state, acknowledged=True)
@@ -175,6 +189,6 @@ def _record(state: ChainState, record: StepRecord) -> ChainState:
 
 __all__ = [
     "ChainState", "StepRecord", "Send", "Skip", "Wait", "Done", "Next", "next_step", "resolve",
-    "step_sent", "step_failed", "step_skipped", "acknowledged", "positions", "max_sends",
+    "step_sent", "step_failed", "step_skipped", "acknowledged", "declined", "positions", "max_sends",
     "SENT", "FAILED", "SKIPPED", "UNKNOWN", "ACKNOWLEDGED", "EXHAUSTED", "CANCELLED",
 ]

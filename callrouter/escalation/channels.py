@@ -42,9 +42,18 @@ class Channel(Protocol):
     def send(self, message: Message) -> "defer.Deferred[str | None]": ...
 
 
-class Delivered(str):
-    """A provider id for a message known to have reached the person (an answered alert call): the
-    engine marks the step `delivered` rather than `sent`."""
+class ProviderId(str):
+    """A provider id with what the channel saw happen (an alert call): `outcome` is stored on the
+    step (`no_key_pressed`, `acknowledged`...), and `delivered` says the person was reached (a key
+    was pressed): the engine then marks the step `delivered` rather than `sent`."""
+
+    outcome: str | None
+    delivered: bool
+
+    def __new__(cls, value: str, outcome: str | None = None, delivered: bool = False) -> "ProviderId":
+        made = super().__new__(cls, value)
+        made.outcome, made.delivered = outcome, delivered
+        return made
 
 
 RunBlocking = Callable[..., "defer.Deferred[Any]"]

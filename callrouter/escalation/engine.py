@@ -10,6 +10,15 @@ a message left). The chain continues after them, honouring the step's wait from 
 claimed, since the message may well have reached the practitioner. Gateways that honour the
 `Idempotency-Key` header we send could safely be retried instead; not done yet.
 
+An exhausted chain is never silent: the row ending it stores, in the same transaction, the alerts
+to the secretariat's duty contact (`escalation.duty_contact`, SMS and/or e-mail) as `pending`
+outbox rows; they are then claimed and sent like steps (a restart sends the pending ones and never
+one already claimed). The engine also counts it (`callrouter_escalations_exhausted_total`),
+publishes it (MQTT `escalations/{practice}/exhausted`) and logs it.
+
+A practitioner's SMS refusal (callrouter.escalation.ack) calls `declined()`: the chain is read
+again at once and moves on without them.
+
 Time comes from the injected clock; blocking store calls go through `run_blocking` (the reactor's
 thread pool in the daemon, a synchronous call in tests).
 """
@@ -19,7 +28,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol, Sequence
+from zoneinfo import ZoneInfo
 
 from twisted.application.service import Service
 from twisted.internet import defer, threads
@@ -28,12 +38,13 @@ from callrouter.domain import escalation as chain
 from callrouter.domain.call import mask_number
 from callrouter.domain.model import Dialplan, EscalationTier
 from callrouter.escalation import tokens
-from callrouter.escalation.channels import Channel, ChannelError, Delivered
-from callrouter.escalation.messages import compose
+from callrouter.domain.sms_reply import reference
+from callrouter.escalation.channels import Channel, ChannelError, ProviderId
+from callrouter.escalation.messages import Message, compose, compose_duty_alert
 from callrouter.escalation.metrics import EscalationMetrics
 from callrouter.escalation.settings import EscalationSettings
 from callrouter.escalation.voice import call_message
-from callrouter.store.escalations import EscalationRepository, EscalationView, UnknownEscalation
+from callrouter.store.escalations import EscalationRepository, EscalationView, StepView, UnknownEscalation
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +52,15 @@ RunBlocking = Callable[..., "defer.Deferred[Any]"]
 # Channel used when a step's own channel is not configured: without `escalation.voice_calls` (or
 # a media plane) a `call` step goes out as an SMS to the same phone.
 FALLBACKS = {"call": "sms"}
+
+
+class EscalationEvents(Protocol):
+    """What the engine publishes (callrouter.events.notifier.EventNotifier)."""
+
+    def escalation_exhausted(self, *, escalation_id: int, reference: str, practice: str, tier: str,
+                             call_id: str | None, caller: str | None, started_at: dt.datetime,
+                             steps_sent: int, declined_by: Sequence[str] = (),
+                             duty_alerts: Sequence[str] = ()) -> None: ...
 
 
 @dataclass(eq=False)
@@ -58,7 +78,8 @@ class EscalationEngine(Service):
 
     def __init__(self, repo: EscalationRepository, channels: Mapping[str, Channel],
                  dialplan_for: Callable[[str], Dialplan | None], settings: EscalationSettings,
-                 clock: Any, metrics: EscalationMetrics, run_blocking: RunBlocking | None = None) -> None:
+                 clock: Any, metrics: EscalationMetrics, run_blocking: RunBlocking | None = None,
+                 events: EscalationEvents | None = None) -> None:
         self._repo = repo
         self._channels = dict(channels)
         self._dialplan_for = dialplan_for
@@ -68,6 +89,7 @@ class EscalationEngine(Service):
         self._run = run_blocking or (lambda f, *a: threads.deferToThreadPool(
             clock, clock.getThreadPool(), f, *a))
         self._chains: dict[int, _Chain] = {}
+        self._events = events
 
     # --- service ---------------------------------------------------------------------------------
 
@@ -109,6 +131,7 @@ class EscalationEngine(Service):
             logger.info("escalation %s (%s/%s) resumed", view.id, view.practice, view.tier)
             self._chains[view.id] = _Chain(view.id, dialplan, tier)
             self._advance(view.id)
+        yield self._send_alerts(None)  # duty alerts stored by a run that stopped before sending them
 
     # --- API for the controller and the acknowledgement paths --------------------------------------
 
@@ -167,6 +190,24 @@ class EscalationEngine(Service):
         if stop_call is not None:  # an alert call ringing for this chain stops
             stop_call(view.id)
 
+    def declined(self, escalation_id: int) -> None:
+        """Told (on the reactor thread) that a practitioner declined: the chain moves on now."""
+        if escalation_id in self._chains:
+            self._advance(escalation_id)
+
+    def answer_sms(self, to: str, text: str) -> "defer.Deferred[None]":
+        """The automatic answer to a practitioner's SMS reply (not stored: a lost one is only a
+        missing hint, and the practitioner can reply again)."""
+        channel = self._channels.get("sms")
+        if channel is None:
+            logger.warning("no SMS channel: the answer to %s is not sent", mask_number(to))
+            return defer.succeed(None)
+        message = Message("sms", to, "", text, f"reply-{int(self._clock.seconds() * 1000)}")
+        d = defer.maybeDeferred(channel.send, message)
+        d.addCallbacks(lambda _: logger.info("answer sent to %s", mask_number(to)),
+                       lambda f: logger.warning("answer to %s not sent: %s", mask_number(to), f.getErrorMessage()))
+        return d
+
     def settled(self, escalation_id: int) -> "defer.Deferred[None]":
         """Fires when the chain's current burst of work is over (it waits, or it ended)."""
         c = self._chains.get(escalation_id)
@@ -213,11 +254,10 @@ class EscalationEngine(Service):
                 self._chains.pop(c.id, None)
                 if nxt.outcome == chain.ACKNOWLEDGED:
                     return
-                finished = yield self._run(self._repo.finish, c.id, nxt.outcome, now)
+                alerts = self._duty_alerts() if nxt.outcome == chain.EXHAUSTED else ()
+                finished = yield self._run(self._repo.finish, c.id, nxt.outcome, now, alerts)
                 if finished and nxt.outcome == chain.EXHAUSTED:
-                    self._metrics.exhausted.labels(view.practice, view.tier).inc()
-                    logger.error("escalation %s (%s/%s) exhausted: nobody acknowledged", c.id,
-                                 view.practice, view.tier)
+                    yield self._exhausted(c.id, alerts)
                 return
             if isinstance(nxt, chain.Wait):
                 delay = max(0.0, (nxt.until - now).total_seconds())
@@ -253,7 +293,8 @@ class EscalationEngine(Service):
         token = tokens.sign(self._settings.ack_secret or "", c.id, step.round, step.index)
         message = compose(kind, step.destination, f"esc-{c.id}-{step.round}-{step.index}",
                           view.tier, c.dialplan.name, view.caller,
-                          f"{self._settings.public_url.rstrip('/')}/ack/{token}", note=view.note)
+                          f"{self._settings.public_url.rstrip('/')}/ack/{token}", note=view.note,
+                          reference=reference(c.id))
         if kind == "call":  # what the call says, and what a key pressed acknowledges
             message = call_message(message, c.id, step.practitioner, view.practice, c.dialplan.name,
                                    view.tier, view.caller, view.call_id)
@@ -268,13 +309,81 @@ class EscalationEngine(Service):
                            mask_number(step.destination), exc)
             yield self._run(self._repo.mark_failed, c.id, step.round, step.index, str(exc), self._now())
             return
+        outcome = provider_id.outcome if isinstance(provider_id, ProviderId) else None
         logger.info("escalation %s round %s step %s: %s sent to %s (%s)%s", c.id, step.round, step.index,
-                    kind, step.practitioner, mask_number(step.destination),
-                    f": {provider_id.rsplit('/', 1)[-1]}" if kind == "call" and provider_id else "")
-        yield self._run(self._repo.mark_sent, c.id, step.round, step.index, provider_id, self._now())
-        if isinstance(provider_id, Delivered):  # e.g. an alert call that was answered
+                    kind, step.practitioner, mask_number(step.destination), f": {outcome}" if outcome else "")
+        yield self._run(self._repo.mark_sent, c.id, step.round, step.index,
+                        None if provider_id is None else str(provider_id), self._now(), outcome)
+        if isinstance(provider_id, ProviderId) and provider_id.delivered:  # a key pressed in an alert call
             yield self._run(self._repo.mark_delivered, str(provider_id))
+
+    # --- exhausted chains ------------------------------------------------------------------------
+
+    def _duty_alerts(self) -> tuple[tuple[str, str], ...]:
+        duty = self._settings.duty_contact
+        return tuple((channel, to) for channel, to in (("sms", duty.sms), ("email", duty.email)) if to)
+
+    @defer.inlineCallbacks
+    def _exhausted(self, escalation_id: int, alerts: tuple[tuple[str, str], ...]):
+        """This node ended the chain unacknowledged: count, publish, log, alert the duty contact."""
+        view = yield self._run(self._repo.get, escalation_id)
+        self._metrics.exhausted.labels(view.practice, view.tier).inc()
+        channels = tuple(channel for channel, _ in alerts)
+        logger.error("escalation %s (%s/%s) exhausted: nobody acknowledged%s; %s", escalation_id,
+                     view.practice, view.tier,
+                     f" (declined by {', '.join(view.declined_by)})" if view.declined_by else "",
+                     f"duty contact alerted by {' and '.join(channels)}" if channels
+                     else "no duty contact configured (escalation.duty_contact): event and metric only")
+        if self._events is not None:
+            try:
+                self._events.escalation_exhausted(
+                    escalation_id=view.id, reference=view.reference, practice=view.practice, tier=view.tier,
+                    call_id=view.call_id, caller=view.caller, started_at=view.started_at,
+                    steps_sent=_steps_sent(view), declined_by=view.declined_by, duty_alerts=channels)
+            except Exception:  # events never stop the chain's work
+                logger.exception("escalation %s: exhausted event not published", escalation_id)
+        yield self._send_alerts(escalation_id)
+
+    @defer.inlineCallbacks
+    def _send_alerts(self, escalation_id: int | None):
+        """Send the duty alerts still `pending` (of one chain, or all): each claimed first."""
+        pending = yield self._run(self._repo.pending_alerts, escalation_id)
+        for view, alert in pending:
+            claimed = yield self._run(self._repo.claim_alert, view.id, alert.step, self._now())
+            if claimed:
+                yield self._send_alert(view, alert)
+
+    @defer.inlineCallbacks
+    def _send_alert(self, view: EscalationView, alert: StepView):
+        dialplan = self._dialplan_for(view.practice)
+        name = dialplan.name if dialplan else view.practice
+        zone = ZoneInfo(dialplan.calendar.timezone) if dialplan else dt.timezone.utc
+        started = view.started_at.astimezone(zone).strftime("%d/%m/%Y %H:%M")
+        message = compose_duty_alert(alert.channel, alert.destination or "", f"esc-{view.id}-duty-{alert.step}",
+                                     view.reference, view.tier, name, view.caller, started, _steps_sent(view),
+                                     view.declined_by)
+        rnd = alert.round
+        try:
+            channel = self._channels.get(alert.channel)
+            if channel is None:
+                raise ChannelError(f"no {alert.channel} channel configured")
+            provider_id = yield channel.send(message)
+        except Exception as exc:
+            self._metrics.duty_alert_failures.labels(alert.channel).inc()
+            logger.error("escalation %s: duty alert by %s to %s failed: %s", view.id, alert.channel,
+                         mask_number(alert.destination), exc)
+            yield self._run(self._repo.mark_failed, view.id, rnd, alert.step, str(exc), self._now())
+            return
+        logger.warning("escalation %s: duty contact alerted by %s (%s)", view.id, alert.channel,
+                       mask_number(alert.destination))
+        yield self._run(self._repo.mark_sent, view.id, rnd, alert.step,
+                        None if provider_id is None else str(provider_id), self._now())
 
     @staticmethod
     def _log_failure(failure, what: str) -> None:
         logger.error("%s: %s", what, failure.getTraceback())
+
+
+def _steps_sent(view: EscalationView) -> int:
+    """Steps that may have reached a practitioner (sent, delivered, or interrupted mid-send)."""
+    return sum(1 for s in view.steps if s.state in ("sent", "delivered", "unknown"))

@@ -18,6 +18,9 @@ class EscalationMetrics:
         self.step_failures = Counter("callrouter_escalation_step_failures_total",
                                      "Escalation steps a channel failed to send", labels + ("channel",),
                                      registry=registry)
+        self.duty_alert_failures = Counter("callrouter_escalation_duty_alert_failures_total",
+                                           "Alerts to the duty contact of an exhausted chain that failed",
+                                           ("channel",), registry=registry)
         self.ack_delay = Histogram("callrouter_escalation_ack_delay_seconds",
                                    "From the chain's start to its acknowledgement", labels,
                                    buckets=(30, 60, 120, 180, 300, 600, 900, 1800, 3600),

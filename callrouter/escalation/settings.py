@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
+
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+@dataclass(frozen=True)
+class DutyContact:
+    """Who in the secretariat hears of a chain that ran out with nobody acknowledging
+    (`escalation.duty_contact`): an SMS and/or an e-mail, sent through the outbox."""
+
+    sms: str | None = None      # +33...
+    email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,8 @@ class EscalationSettings:
     call_ring_timeout_seconds: float = 30.0
     call_digit_timeout_seconds: float = 6.0  # silence allowed after "tapez 1..., tapez 2..."
     call_repeats: int = 3                    # times the message is said before hanging up
+    # Alerted when a chain is exhausted (besides the MQTT event and the metric).
+    duty_contact: DutyContact = field(default_factory=DutyContact)
 
     def problems(self) -> list[str]:
         out = []
@@ -82,4 +96,9 @@ class EscalationSettings:
             out.append("escalation.call_ring_timeout_seconds: expected 5 to 300 seconds")
         if self.voice_calls and not 1 <= self.call_digit_timeout_seconds <= 60:
             out.append("escalation.call_digit_timeout_seconds: expected 1 to 60 seconds")
+        duty = self.duty_contact
+        if duty.sms is not None and not _E164.match(duty.sms):
+            out.append(f"escalation.duty_contact.sms: expected a number such as +33612345678, got {duty.sms!r}")
+        if duty.email is not None and "@" not in duty.email:
+            out.append(f"escalation.duty_contact.email: expected an e-mail address, got {duty.email!r}")
         return out

@@ -9,7 +9,8 @@ UCS-2; a long one is split with a UDH (concatenated SMS, one `submit_sm` per par
 
 The provider id stored for a step is the SMSC's message id of the first part. Receipts feed the
 same path as the HTTP gateway's delivery-report webhook (`EscalationRepository.mark_delivered`),
-replies the same path as its inbound-SMS webhook (`Acknowledger.by_sms`).
+replies the same path as its inbound-SMS webhook (`Acknowledger.by_sms`, which reads them: only an
+explicit yes acknowledges, a refusal declines).
 
 Why not a library: the maintained Python SMPP clients (smpplib, python-smpp) block on sockets and
 would need a thread per bind plus their own reconnection; the protocol subset we need is small.
@@ -268,7 +269,8 @@ class SmppChannel:
 def connect_inbound(channel: SmppChannel, repo: Any, acknowledger: Any, now: Callable[[], dt.datetime],
                     run_blocking: RunBlocking) -> None:
     """Receipts and replies take the webhooks' paths: `repo.mark_delivered` for a DELIVRD receipt,
-    `acknowledger.by_sms` for a reply (a reply from a number the chain reached acknowledges it)."""
+    `acknowledger.by_sms` for a reply (read there: yes acknowledges, a refusal declines, anything
+    else is answered with how to reply)."""
 
     def receipt_(message_id: str, state: str):
         if state != "DELIVRD":
@@ -278,7 +280,7 @@ def connect_inbound(channel: SmppChannel, repo: Any, acknowledger: Any, now: Cal
         return d
 
     def reply(sender: str, text: str):
-        d = run_blocking(acknowledger.by_sms, sender, now())
+        d = run_blocking(acknowledger.by_sms, sender, text, now(), "smpp")
         d.addErrback(lambda f: logger.error("SMS reply not processed: %s", f.getErrorMessage()))
         return d
 

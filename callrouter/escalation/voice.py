@@ -3,9 +3,10 @@
 `VoiceChannel.send()` places the call through the controller's alert calls
 (callrouter.controller.alerts) and fires once its outcome is known: as soon as a key is pressed, or
 when the call ends unanswered or without a key. The provider id it returns names the outcome
-(`esc-7-0-1/no_answer`); answered calls come back as `Delivered`, so the outbox row says
-`delivered`, the others `sent`. Either way the step's wait then applies and the chain goes on: only
-a key acknowledges. A call that cannot be placed at all is a ChannelError (next step at once).
+(`esc-7-0-1/no_answer`) and is stored as the step's `outcome`. A call where a key was pressed is
+`delivered`; every other one, including a call answered without a key (`no_key_pressed`: a
+voicemail answers like a person), is only `sent`. Either way the step's wait then applies and the
+chain goes on: only a key acknowledges. A call that cannot be placed at all is a ChannelError (next step at once).
 
 Pressing 1 or 2 records the acknowledgement through the store, as the link, SMS and console ways
 do, with via "call" and the step's practitioner as who; the engine is then told to stop.
@@ -29,9 +30,9 @@ from typing import Any, Callable, Protocol
 
 from twisted.internet import defer
 
-from callrouter.controller.alerts import ANSWERED, AlertNotPlaced, AlertRequest
+from callrouter.controller.alerts import PERSON_REACHED, AlertNotPlaced, AlertRequest
 from callrouter.domain.call import mask_number
-from callrouter.escalation.channels import ChannelError, Delivered
+from callrouter.escalation.channels import ChannelError, ProviderId
 from callrouter.escalation.messages import Message
 
 logger = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class VoiceChannel:
 
         def outcome(result: str) -> Any:
             provider_id = f"{m.key}/{result}"
-            sent = Delivered(provider_id) if result in ANSWERED else provider_id
+            sent = ProviderId(provider_id, result, delivered=result in PERSON_REACHED)
             if recording:  # the engine reads the chain next: the acknowledgement must be stored first
                 return recording[0].addCallback(lambda _: sent)
             return sent

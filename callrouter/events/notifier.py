@@ -139,6 +139,22 @@ class EventNotifier:
         """Retained; `reason` says why for `paused` (pause déjeuner...) and `offline`."""
         self._secretary(topics.secretary_id(secretary_uri), state, reason=reason)
 
+    # --- escalations ------------------------------------------------------------------------------
+
+    @_never_raises
+    def escalation_exhausted(self, *, escalation_id: int, reference: str, practice: str, tier: str,
+                             call_id: str | None, caller: str | None, started_at: dt.datetime,
+                             steps_sent: int, declined_by: Sequence[str] = (),
+                             duty_alerts: Sequence[str] = ()) -> None:
+        """A chain ran out with nobody acknowledging: the supervisors must find someone. The
+        caller's number is masked; `duty_alerts` names the channels the duty contact is alerted by."""
+        self.publisher.publish(topics.escalation_exhausted(self.node, practice), {
+            "v": 1, "at": self._at(), "type": "escalation_exhausted", "escalation_id": escalation_id,
+            "reference": reference, "practice": practice, "tier": tier, "call_id": call_id,
+            "caller": mask_number(caller), "started_at": started_at.isoformat(timespec="seconds"),
+            "steps_sent": steps_sent, "declined_by": list(declined_by), "duty_alerts": list(duty_alerts)},
+            qos=1)
+
     # --- payloads ----------------------------------------------------------------------------------
 
     def _call(self, call_id: str, practice: str, state: str, **details: Any) -> None:

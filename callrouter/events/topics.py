@@ -67,3 +67,9 @@ def screen_pop(node: str, secretary: str) -> str:
 def practice_card(node: str, practice: str) -> str:
     """Retained: the practice card (sites, diary, consultation types, instructions)."""
     return f"{PREFIX}/{segment(node)}/practices/{segment(practice)}/card"
+
+
+def escalation_exhausted(node: str, practice: str) -> str:
+    """An escalation chain ended with nobody acknowledging: for the secretariat's supervisors
+    (QoS 1, not retained)."""
+    return f"{PREFIX}/{segment(node)}/escalations/{segment(practice)}/exhausted"

@@ -3,6 +3,14 @@
 Each step is *claimed* (a row inserted in state `sending`, unique on (escalation, round, step))
 before its message leaves; only the claimer sends it. A restart turns rows left in `sending` into
 `unknown` (they may or may not have left) and never re-sends them: see callrouter.escalation.engine.
+
+An exhausted chain's alerts to the duty contact are stored as `pending` rows of round -1 in the
+same transaction that ends the chain, then claimed (`pending` -> `sending`) and sent like steps:
+a restart sends the pending ones, never one already claimed.
+
+Practitioners' SMS replies are logged per chain (`escalation_replies`: masked number, what was
+understood, what it did); a reply read as a refusal is what puts a practitioner in the chain's
+`declined` set.
 """
 
 from __future__ import annotations
@@ -19,19 +27,22 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from callrouter.domain import escalation as chain
+from callrouter.domain.sms_reply import reference
 from callrouter.store.audit import Actor, append
 from callrouter.store.db import Database
-from callrouter.store.models import Escalation, EscalationStepRecord
+from callrouter.store.models import Escalation, EscalationReply, EscalationStepRecord
 
 logger = logging.getLogger(__name__)
 
 ACTIVE, DONE = "active", "done"
-STEP_STATES = ("sending", "sent", "delivered", "failed", "skipped", "unknown")
+STEP_STATES = ("pending", "sending", "sent", "delivered", "failed", "skipped", "unknown")
 _RESULT = {"sent": chain.SENT, "delivered": chain.SENT, "failed": chain.FAILED,
            "skipped": chain.SKIPPED, "unknown": chain.UNKNOWN, "sending": chain.UNKNOWN}
+DUTY_ROUND = -1  # the duty contact's alerts when a chain is exhausted: step 0 SMS, step 1 e-mail
+DECLINED = "declined"  # the action of a reply read as a refusal
 CSV_COLUMNS = ("id", "call_id", "practice", "tier", "started_at", "outcome", "acknowledged_by",
                "acknowledged_via", "acknowledged_at", "ack_delay_seconds", "steps_sent",
-               "steps_failed")
+               "steps_failed", "reference", "declined_by", "replies", "duty_alerts")
 
 
 class UnknownEscalation(LookupError):
@@ -51,6 +62,31 @@ class StepView:
     created_at: dt.datetime
     sent_at: dt.datetime | None
     error: str | None
+    outcome: str | None = None  # what the channel reported beyond "it left" (alert calls)
+
+    def to_json(self) -> dict:
+        return {"round": self.round, "step": self.step, "channel": self.channel,
+                "practitioner": self.practitioner, "state": self.state, "attempts": self.attempts,
+                "created_at": self.created_at.isoformat(), "sent_at": _iso(self.sent_at),
+                "error": self.error, "outcome": self.outcome}
+
+
+@dataclass(frozen=True)
+class ReplyView:
+    """One SMS reply as logged: the sender masked, the text not kept."""
+
+    at: dt.datetime
+    sender: str
+    practitioner: str | None
+    via: str
+    understood: str
+    reference: str | None
+    action: str
+
+    def to_json(self) -> dict:
+        return {"at": self.at.isoformat(), "sender": self.sender, "practitioner": self.practitioner,
+                "via": self.via, "understood": self.understood, "reference": self.reference,
+                "action": self.action}
 
 
 @dataclass(frozen=True)
@@ -71,6 +107,21 @@ class EscalationView:
     steps: tuple[StepView, ...]
     triggered_by: str | None = None  # "user:<name>" when started from the console, None: the IVR
     note: str | None = None          # the secretary's short note (e-mail only, never SMS)
+    replies: tuple[ReplyView, ...] = ()
+    duty_alerts: tuple[StepView, ...] = ()  # to the duty contact, once the chain was exhausted
+
+    @property
+    def reference(self) -> str:
+        return reference(self.id)
+
+    @property
+    def declined_by(self) -> tuple[str, ...]:
+        """Practitioners who answered that they cannot take this case, in order."""
+        out: list[str] = []
+        for r in self.replies:
+            if r.action == DECLINED and r.practitioner and r.practitioner not in out:
+                out.append(r.practitioner)
+        return tuple(out)
 
     @property
     def ack_delay_s(self) -> float | None:
@@ -80,10 +131,12 @@ class EscalationView:
 
     def chain_state(self) -> chain.ChainState:
         """The pure chain state this row stands for (what `next_step` reads)."""
-        records = tuple(chain.StepRecord(s.round, s.step, _RESULT[s.state], s.sent_at or s.created_at)
+        records = tuple(chain.StepRecord(s.round, s.step, _RESULT[s.state], s.sent_at or s.created_at,
+                                         s.practitioner)
                         for s in self.steps)
         return chain.ChainState(self.started_at, records, acknowledged=self.acknowledged_at is not None,
-                                cancelled=self.outcome == chain.CANCELLED)
+                                cancelled=self.outcome == chain.CANCELLED,
+                                declined=frozenset(self.declined_by))
 
     def to_json(self, with_caller: bool = True) -> dict:
         return {
@@ -93,11 +146,12 @@ class EscalationView:
             "ended_at": _iso(self.ended_at), "acknowledged_by": self.acknowledged_by,
             "acknowledged_via": self.acknowledged_via, "acknowledged_at": _iso(self.acknowledged_at),
             "ack_delay_seconds": self.ack_delay_s, "dialplan_version": self.dialplan_version,
-            "triggered_by": self.triggered_by, "note": self.note,
-            "steps": [{"round": s.round, "step": s.step, "channel": s.channel,
-                       "practitioner": s.practitioner, "state": s.state, "attempts": s.attempts,
-                       "created_at": s.created_at.isoformat(), "sent_at": _iso(s.sent_at),
-                       "error": s.error} for s in self.steps],
+            "triggered_by": self.triggered_by, "note": self.note, "reference": self.reference,
+            "steps": [s.to_json() for s in self.steps],
+            "declined_by": list(self.declined_by),
+            "replies": [r.to_json() for r in self.replies],
+            "duty_alerts": [{"channel": s.channel, "state": s.state, "created_at": s.created_at.isoformat(),
+                             "sent_at": _iso(s.sent_at), "error": s.error} for s in self.duty_alerts],
         }
 
 
@@ -121,13 +175,21 @@ def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+def _step(s: EscalationStepRecord) -> StepView:
+    return StepView(s.round, s.step, s.channel, s.practitioner, s.destination, s.state, s.attempts,
+                    s.provider_id, s.created_at, s.sent_at, s.error, s.outcome)
+
+
 def _view(e: Escalation) -> EscalationView:
-    steps = tuple(StepView(s.round, s.step, s.channel, s.practitioner, s.destination, s.state,
-                           s.attempts, s.provider_id, s.created_at, s.sent_at, s.error)
-                  for s in sorted(e.steps, key=lambda s: (s.round, s.step)))
+    ordered = sorted(e.steps, key=lambda s: (s.round, s.step))
+    steps = tuple(_step(s) for s in ordered if s.round != DUTY_ROUND)
+    duty = tuple(_step(s) for s in ordered if s.round == DUTY_ROUND)
+    replies = tuple(ReplyView(r.at, r.sender, r.practitioner, r.via, r.understood, r.reference, r.action)
+                    for r in e.replies)
     return EscalationView(e.id, e.call_id, e.practice, e.tier, e.caller, e.started_at, e.state,
                           e.outcome, e.ended_at, e.acknowledged_by, e.acknowledged_via,
-                          e.acknowledged_at, e.dialplan_version, steps, e.triggered_by, e.note)
+                          e.acknowledged_at, e.dialplan_version, steps, e.triggered_by, e.note,
+                          replies, duty)
 
 
 class EscalationRepository:
@@ -175,8 +237,9 @@ class EscalationRepository:
             return False
 
     def mark_sent(self, escalation_id: int, rnd: int, step: int, provider_id: str | None,
-                  now: dt.datetime) -> None:
-        self._set_step(escalation_id, rnd, step, state="sent", provider_id=provider_id, sent_at=now)
+                  now: dt.datetime, outcome: str | None = None) -> None:
+        self._set_step(escalation_id, rnd, step, state="sent", provider_id=provider_id, sent_at=now,
+                       outcome=outcome)
 
     def mark_failed(self, escalation_id: int, rnd: int, step: int, error: str, now: dt.datetime) -> None:
         self._set_step(escalation_id, rnd, step, state="failed", error=error[:500], sent_at=now)
@@ -214,11 +277,47 @@ class EscalationRepository:
             s.flush()
             return AckResult(accepted, _view(row))
 
-    def finish(self, escalation_id: int, outcome: str, now: dt.datetime) -> bool:
+    def finish(self, escalation_id: int, outcome: str, now: dt.datetime,
+               alerts: Iterable[tuple[str, str]] = ()) -> bool:
+        """End an active chain; False if it had ended already (another node, an acknowledgement).
+
+        `alerts`: (channel, destination) of the duty contact to alert, stored `pending` in the
+        same transaction, so a chain is never exhausted without its alerts on record."""
         with self._db.transaction() as s:
             result = s.execute(update(Escalation).where(Escalation.id == escalation_id,
                                                         Escalation.state == ACTIVE)
                                .values(state=DONE, outcome=outcome, ended_at=now))
+            if result.rowcount == 0:
+                return False
+            for index, (channel, destination) in enumerate(alerts):
+                s.add(EscalationStepRecord(
+                    escalation_id=escalation_id, round=DUTY_ROUND, step=index, channel=channel,
+                    practitioner=None, destination=destination, state="pending", node=self._node,
+                    attempts=0, created_at=now))
+            return True
+
+    def pending_alerts(self, escalation_id: int | None = None) -> list[tuple[EscalationView, StepView]]:
+        """Duty-contact alerts stored but not claimed yet (of one chain, or of every chain)."""
+        with self._db.transaction() as s:
+            stmt = select(EscalationStepRecord.escalation_id).where(
+                EscalationStepRecord.round == DUTY_ROUND, EscalationStepRecord.state == "pending")
+            if escalation_id is not None:
+                stmt = stmt.where(EscalationStepRecord.escalation_id == escalation_id)
+            ids = sorted(set(s.scalars(stmt)))
+            out = []
+            for eid in ids:
+                view = _view(s.get(Escalation, eid))
+                out += [(view, a) for a in view.duty_alerts if a.state == "pending"]
+            return out
+
+    def claim_alert(self, escalation_id: int, step: int, now: dt.datetime) -> bool:
+        """`pending` -> `sending` for this node; False if another node or run claimed it first."""
+        with self._db.transaction() as s:
+            result = s.execute(update(EscalationStepRecord).where(
+                EscalationStepRecord.escalation_id == escalation_id,
+                EscalationStepRecord.round == DUTY_ROUND, EscalationStepRecord.step == step,
+                EscalationStepRecord.state == "pending")
+                .values(state="sending", node=self._node, attempts=1, created_at=now))
             return result.rowcount > 0
 
     def mark_interrupted_sends(self) -> int:
@@ -239,20 +338,33 @@ class EscalationRepository:
             rows = s.scalars(select(Escalation).where(Escalation.state == ACTIVE).order_by(Escalation.id))
             return [_view(r) for r in rows]
 
-    def find_by_destination(self, destination: str) -> tuple[EscalationView, StepView] | None:
-        """The newest chain not yet acknowledged that reached `destination`, and that step."""
+    def reached(self, destination: str, since: dt.datetime) -> list[tuple[EscalationView, str | None]]:
+        """The chains a step reached `destination` in that are still active or ended after
+        `since`, newest first, each with the practitioner that step was for."""
         with self._db.transaction() as s:
-            rows = s.scalars(select(Escalation).join(EscalationStepRecord)
-                             .where(EscalationStepRecord.destination == destination,
-                                    EscalationStepRecord.state.in_(("sent", "delivered", "unknown")),
-                                    Escalation.acknowledged_at.is_(None))
-                             .order_by(Escalation.started_at.desc(), Escalation.id.desc()).limit(1))
-            row = rows.first()
-            if row is None:
-                return None
-            view = _view(row)
-        step = next(st for st in view.steps if st.destination == destination)
-        return view, step
+            reaching = select(EscalationStepRecord.escalation_id).where(
+                EscalationStepRecord.destination == destination, EscalationStepRecord.round >= 0,
+                EscalationStepRecord.state.in_(("sending", "sent", "delivered", "unknown")))
+            rows = s.scalars(select(Escalation)
+                             .where(Escalation.id.in_(reaching),
+                                    (Escalation.state == ACTIVE) | (Escalation.ended_at >= since))
+                             .order_by(Escalation.started_at.desc(), Escalation.id.desc()))
+            out = []
+            for row in rows:
+                view = _view(row)
+                step = next(st for st in reversed(view.steps) if st.destination == destination)
+                out.append((view, step.practitioner))
+            return out
+
+    def record_reply(self, escalation_ids: Iterable[int], at: dt.datetime, sender: str,
+                     practitioners: dict[int, str | None], via: str, understood: str,
+                     reference_: str | None, action: str) -> None:
+        """Log one reply on each chain it concerned. `sender` must be masked already."""
+        with self._db.transaction() as s:
+            for eid in escalation_ids:
+                s.add(EscalationReply(escalation_id=eid, at=at, sender=sender[:32],
+                                      practitioner=practitioners.get(eid), via=via, understood=understood,
+                                      reference=reference_, action=action))
 
     def query(self, q: EscalationQuery) -> list[EscalationView]:
         with self._db.transaction() as s:
@@ -324,4 +436,8 @@ def csv_rows(views: Iterable[EscalationView]) -> Iterable[list]:
         failed = sum(1 for s in v.steps if s.state in ("failed", "skipped"))
         yield [v.id, v.call_id or "", v.practice, v.tier, v.started_at.isoformat(), v.outcome or "",
                v.acknowledged_by or "", v.acknowledged_via or "", _iso(v.acknowledged_at) or "",
-               "" if v.ack_delay_s is None else f"{v.ack_delay_s:.0f}", sent, failed]
+               "" if v.ack_delay_s is None else f"{v.ack_delay_s:.0f}", sent, failed, v.reference,
+               " ".join(v.declined_by),
+               " | ".join(f"{r.at.isoformat()} {r.sender} {r.practitioner or '-'} {r.understood}: {r.action}"
+                          for r in v.replies),
+               " ".join(f"{a.channel}:{a.state}" for a in v.duty_alerts)]

@@ -260,6 +260,9 @@ class Escalation(Base):
     steps: Mapped[list["EscalationStepRecord"]] = relationship(
         back_populates="escalation", cascade="all, delete-orphan", passive_deletes=True,
         order_by="EscalationStepRecord.id")
+    replies: Mapped[list["EscalationReply"]] = relationship(
+        back_populates="escalation", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="EscalationReply.id")
 
     __table_args__ = (
         Index("ix_escalations_state", "state"),
@@ -271,8 +274,11 @@ class EscalationStepRecord(Base):
     """The outbox: one row per (escalation, round, step), inserted before the message is sent.
 
     The unique key is what makes a restart safe: a step is claimed once, so it is sent at most
-    once. state: sending (claimed, send under way) | sent | delivered | failed | skipped | unknown
-    (a restart found it in `sending`: it may or may not have left).
+    once. state: pending (stored, not yet claimed: the duty contact's alerts) | sending (claimed,
+    send under way) | sent | delivered | failed | skipped | unknown (a restart found it in
+    `sending`: it may or may not have left). Round -1 holds the alerts to the duty contact when a
+    chain is exhausted (step 0 the SMS, step 1 the e-mail). `outcome` says what happened when the
+    channel knows more than "it left" (an alert call: `no_key_pressed`, `acknowledged`...).
     """
 
     __tablename__ = "escalation_steps"
@@ -292,6 +298,7 @@ class EscalationStepRecord(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     error: Mapped[str | None] = mapped_column(String(500))
+    outcome: Mapped[str | None] = mapped_column(String(32))
 
     escalation: Mapped[Escalation] = relationship(back_populates="steps")
 
@@ -299,6 +306,29 @@ class EscalationStepRecord(Base):
         UniqueConstraint("escalation_id", "round", "step", name="uq_escalation_steps_key"),
         Index("ix_escalation_steps_destination", "destination"),
     )
+
+
+class EscalationReply(Base):
+    """A practitioner's SMS reply to a chain, and how it was read (callrouter.domain.sms_reply).
+
+    The text itself is not kept (a reply may name a patient); `sender` is masked. `understood`:
+    yes | no | unclear; `action`: acknowledged | already_closed | declined | asked_which |
+    explained. A reply that concerned several chains (asked which one) is logged on each.
+    """
+
+    __tablename__ = "escalation_replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    escalation_id: Mapped[int] = mapped_column(ForeignKey("escalations.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    sender: Mapped[str] = mapped_column(String(32))
+    practitioner: Mapped[str | None] = mapped_column(String(64))
+    via: Mapped[str] = mapped_column(String(16))  # webhook | smpp
+    understood: Mapped[str] = mapped_column(String(16))
+    reference: Mapped[str | None] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+
+    escalation: Mapped[Escalation] = relationship(back_populates="replies")
 
 
 class CallbackTask(Base):

@@ -203,7 +203,7 @@ def test_a_late_ack_after_exhaustion_is_stored_but_not_counted_as_acknowledged(d
         clock.advance(180)
     assert EscalationRepository(db).get(eid).outcome == "exhausted"
     acks = Acknowledger(EscalationRepository(db), SECRET, engine.acknowledged)
-    assert acks.by_sms("+33622222222", engine.now()).accepted
+    assert acks.by_sms("+33622222222", "OK", engine.now()).accepted
     view = EscalationRepository(db).get(eid)
     assert (view.outcome, view.acknowledged_by) == ("exhausted", "dr-roux")
     assert registry.get_sample_value("callrouter_escalations_acknowledged_total",

@@ -92,22 +92,26 @@ def test_pressing_1_acknowledges_via_call_and_the_chain_stops(db):
     view = s.view(eid)
     assert (view.outcome, view.acknowledged_by, view.acknowledged_via) == ("acknowledged", "dr-martin", "call")
     assert view.steps[0].state == "delivered" and view.steps[0].provider_id == f"esc-{eid}-0-0/acknowledged"
+    assert view.steps[0].outcome == "acknowledged"
     assert s.registry.get_sample_value("callrouter_escalations_acknowledged_total",
                                        {"practice": "cab", "tier": "urgent"}) == 1
     s.clock.advance(3600)
     assert s.sms.sent == [] and s.engine.active_ids() == []
 
 
-@pytest.mark.parametrize("outcome, state", [(al.NO_ANSWER, "sent"), (al.BUSY, "sent"), (al.FAILED, "sent"),
-                                            (al.ANSWERED_NO_KEY, "delivered")])
-def test_a_call_without_a_key_is_no_acknowledgement_and_the_next_step_follows_the_wait(db, outcome, state):
+@pytest.mark.parametrize("outcome", [al.NO_ANSWER, al.BUSY, al.FAILED, al.ANSWERED_NO_KEY])
+def test_a_call_without_a_key_is_no_acknowledgement_and_the_next_step_follows_the_wait(db, outcome):
+    """Answered without a key (a voicemail answers like a person) is `sent`, never `delivered`:
+    only a key proves someone heard the alert. The step says what happened."""
     s = Setup(db)
     eid = s.start()
     s.clock.advance(45)  # the call rang or spoke for 45 s
     s.alerts.placed[0][2].callback(outcome)
     view = s.view(eid)
     assert view.acknowledged_at is None and view.state == "active"
-    assert view.steps[0].state == state and view.steps[0].provider_id.endswith("/" + outcome)
+    assert view.steps[0].state == "sent" and view.steps[0].provider_id.endswith("/" + outcome)
+    assert view.steps[0].outcome == outcome
+    assert view.to_json()["steps"][0]["outcome"] == outcome
     s.clock.advance(119)
     assert s.sms.sent == []
     s.clock.advance(1)  # the step's wait runs from the end of the call
