@@ -158,8 +158,9 @@ def resolve(step: EscalationStep, rnd: int, index: int, dialplan: Dialplan, now:
 # --- events -----------------------------------------------------------------------------------
 
 
-def step_sent(state: ChainState, rnd: int, index: int, now: dt.datetime) -> ChainState:
-    return _record(state, StepRecord(rnd, index, SENT, now))
+def step_sent(state: ChainState, rnd: int, index: int, now: dt.datetime,
+              practitioner: str | None = None) -> ChainState:
+    return _record(state, StepRecord(rnd, index, SENT, now, practitioner))
 
 
 def step_failed(state: ChainState, rnd: int, index: int, now: dt.datetime) -> ChainState:

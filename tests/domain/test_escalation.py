@@ -97,6 +97,28 @@ def test_a_step_is_recorded_once():
     assert e.step_failed(state, 0, 0, at(1)) == state
 
 
+def test_a_decline_ends_the_wait_on_that_practitioner_and_the_chain_moves_on_at_once():
+    """dr-martin had the SMS and the e-mail (wait 180 s) and answers NON: dr-roux now, not in 180 s."""
+    state = e.step_sent(e.ChainState(T0), 0, 0, at(0), "dr-martin")
+    state = e.step_sent(state, 0, 1, at(0), "dr-martin")
+    assert e.next_step(URGENT, dialplan(), state, at(20)) == e.Wait(at(180))
+    state = e.declined(state, "dr-martin")
+    assert e.next_step(URGENT, dialplan(), state, at(20)) == e.Send(0, 2, "sms", "dr-roux", "+33622222222", 180)
+
+
+def test_a_decline_does_not_cut_the_wait_on_someone_else():
+    state = e.step_sent(e.ChainState(T0), 0, 0, at(0), "dr-martin")
+    state = e.step_sent(state, 0, 1, at(0), "dr-martin")
+    state = e.declined(e.step_sent(state, 0, 2, at(10), "dr-roux"), "dr-martin")
+    assert e.next_step(URGENT, dialplan(), state, at(20)) == e.Wait(at(190))
+
+
+def test_later_steps_to_a_practitioner_who_declined_are_skipped():
+    state = e.declined(e.step_sent(e.ChainState(T0), 0, 0, at(0), "dr-martin"), "dr-martin")
+    assert e.next_step(URGENT, dialplan(), state, at(5)) == \
+        e.Skip(0, 1, "email", "dr-martin", "declined by dr-martin")
+
+
 steps = st.builds(EscalationStep, channel=st.sampled_from(["sms", "email", "call"]),
                   target=st.sampled_from(["on_call", "backup", "dr-roux", "dr-nophone", "dr-ghost"]),
                   wait_s=st.sampled_from([0.0, 30.0, 180.0]))
@@ -129,3 +151,30 @@ def test_a_chain_ends_within_its_bound_and_never_sends_after_an_ack(tier, outcom
     else:
         pytest.fail("the chain did not end")
     assert sends <= e.max_sends(tier)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tier=tiers, decliners=st.sets(st.sampled_from(["dr-martin", "dr-roux"])),
+       decline_after=st.integers(0, 6))
+def test_a_practitioner_who_declined_is_never_sent_to_again_and_the_chain_still_ends(tier, decliners,
+                                                                                     decline_after):
+    plan = dialplan()
+    state, now = e.ChainState(T0), T0
+    for iteration in range(4 * e.max_sends(tier) + 2):
+        if iteration == decline_after:
+            for who in decliners:
+                state = e.declined(state, who)
+        nxt = e.next_step(tier, plan, state, now)
+        if isinstance(nxt, e.Done):
+            assert nxt.outcome == e.EXHAUSTED
+            break
+        if isinstance(nxt, e.Wait):
+            assert nxt.until > now
+            now = nxt.until
+        elif isinstance(nxt, e.Skip):
+            state = e.step_skipped(state, nxt.round, nxt.index, now)
+        else:
+            assert nxt.practitioner not in state.declined
+            state = e.step_sent(state, nxt.round, nxt.index, now, nxt.practitioner)
+    else:
+        pytest.fail("the chain did not end")

@@ -57,11 +57,11 @@ def clock_at(when: dt.datetime = T0) -> task.Clock:
     return clock
 
 
-def make_engine(db, channels, clock, plan=None, registry=None, settings=SETTINGS, run=sync):
+def make_engine(db, channels, clock, plan=None, registry=None, settings=SETTINGS, run=sync, events=None):
     plan = plan or dialplan()
     registry = registry or CollectorRegistry()
     engine = EscalationEngine(EscalationRepository(db), channels, lambda practice: plan, settings, clock,
-                              EscalationMetrics(registry), run_blocking=run)
+                              EscalationMetrics(registry), run_blocking=run, events=events)
     return engine, registry
 
 
