@@ -97,3 +97,80 @@ def test_calendar_warns_about_gaps_and_silent_closures(tmp_path):
 def test_calendar_unknown_practice():
     r = run("calendar", "--practice", "nope", "--dialplans", str(EXAMPLES))
     assert r.returncode == 1 and "cabinet-dr-martin" in r.stderr
+
+
+def rota_dialplan(tmp_path: Path, holidays: str = "") -> Path:
+    """Weekday days and nights dr-a, weekends dr-b with the night after Sunday written as Monday's
+    (so the morning after a holiday covered like a Sunday has nobody), backup dr-c (no phone)."""
+    text = dialplan_text(routes="  holiday: {ivr: triage}", extra=f"""on_call:
+  backup: dr-c
+  weekly:
+    - {{days: mon-fri, hours: "08:00-20:00", who: dr-a}}
+    - {{days: mon-thu, hours: "20:00-08:00", who: dr-a}}
+    - {{days: fri, hours: "20:00-24:00", who: dr-b}}
+    - {{days: sat-sun, hours: "00:00-24:00", who: dr-b}}
+    - {{days: mon, hours: "00:00-08:00", who: dr-b}}
+{holidays}""")
+    text = text.replace('  - {id: dr-a, name: Dr A, phone: "+33600000001"}',
+                        '  - {id: dr-a, name: Dr A, phone: "+33600000001"}\n'
+                        '  - {id: dr-b, name: Dr B, phone: "+33600000002"}\n'
+                        '  - {id: dr-c, name: Dr C}')
+    text = text.replace("        - {sms: dr-a}", "        - {sms: on_call}\n"
+                        "    urgent:\n      steps:\n        - {sms: on_call}\n        - {call: backup, wait: 3m}")
+    return write(tmp_path, text)
+
+
+def test_simulate_names_who_each_tier_alerts_on_a_holiday_covered_like_a_sunday(tmp_path):
+    rota_dialplan(tmp_path)
+    r = run("simulate", "--number", "+33100000001", "--at", "2027-07-14T12:00", "--digits", "1", "--json",
+            "--dialplans", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["status"] == "holiday" and out["tier"] == "vital"
+    assert out["on_call"]["who"] == "dr-b" and out["on_call"]["rule"] == "holiday"
+    assert "Fête nationale" in out["on_call"]["detail"]
+    alerts = {a["tier"]: a for a in out["alerts"]}
+    assert alerts["vital"]["starts"] is True and alerts["urgent"]["starts"] is False
+    assert [(s["channel"], s["target"], s["practitioner"], s["skipped"]) for s in alerts["urgent"]["steps"]] == [
+        ("sms", "on_call", "dr-b", None), ("call", "backup", "dr-c", "practitioner dr-c has no phone")]
+    assert "+336" not in r.stdout  # names, never the practitioners' numbers
+
+
+def test_simulate_text_says_who_is_on_call_and_who_would_be_alerted(tmp_path):
+    rota_dialplan(tmp_path)
+    r = run("simulate", "--number", "+33100000001", "--at", "2027-07-15T03:00", "--dialplans", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "on call: nobody (no entry of the rota)" in r.stdout
+    assert "tier 'vital': 1. sms on_call: skipped (nobody on call)" in r.stdout
+    r = run("simulate", "--number", "+33100000001", "--at", "2027-07-13T22:00", "--dialplans", str(tmp_path))
+    assert "on call: dr-a (Dr A), weekly pattern (tue) 20:00-08:00" in r.stdout
+    assert "tier 'urgent': 1. sms on_call -> dr-a (Dr A); 2. call backup: skipped (practitioner dr-c has no phone)" in r.stdout
+
+
+def test_calendar_warns_when_a_holiday_leaves_nobody_on_call_and_shows_who_is_on_call(tmp_path):
+    rota_dialplan(tmp_path)
+    r = run("calendar", "--practice", "test-practice", "--from", "2027-07-13", "--days", "3", "--json",
+            "--dialplans", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    gaps = [(w["start"], w["end"]) for w in out["warnings"] if w["kind"] == "holiday_no_on_call"]
+    assert gaps == [("2027-07-15T00:00:00+02:00", "2027-07-15T08:00:00+02:00")]  # the holiday's night
+    on_call = [(s["start"][11:16], s["on_call"]["who"], s["on_call"]["rule"])
+               for s in out["segments"] if s["start"].startswith("2027-07-14")]
+    assert on_call == [("00:00", "dr-a", "weekly"), ("08:00", "dr-b", "holiday")]
+
+
+def test_calendar_text_shows_the_holiday_hole_and_none_once_the_rota_covers_the_holiday(tmp_path):
+    rota_dialplan(tmp_path)
+    r = run("calendar", "--practice", "test-practice", "--from", "2027-07-13", "--days", "3", "--dialplans", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "on call: dr-b (public holiday (Fête nationale), covered like sun 00:00-24:00)" in r.stdout
+    assert ("Thu 2027-07-15 00:00 -> Thu 2027-07-15 08:00: public holiday 2027-07-14 (Fête nationale): "
+            "nobody is on call") in r.stdout
+    covered = tmp_path / "covered"
+    covered.mkdir()
+    rota_dialplan(covered, holidays='  holidays:\n    - {hours: "08:00-20:00", who: dr-b}\n'
+                                    '    - {hours: "20:00-08:00", who: dr-b}')
+    r = run("calendar", "--practice", "test-practice", "--from", "2027-07-13", "--days", "3", "--dialplans", str(covered))
+    assert r.returncode == 0, r.stderr
+    assert "nobody is on call" not in r.stdout

@@ -13,7 +13,7 @@ from typing import Any
 from callrouter.config import CONFIG_ENV, DEFAULT_CONFIG, ConfigError, add_config_argument, load_settings
 from callrouter.dialplan.loader import LoadResult, load_paths
 from callrouter.dialplan.rotafeed import FeedReader, cli_feed_reader
-from callrouter.domain import calendar
+from callrouter.domain import calendar, escalation, oncall
 from callrouter.domain.call import Call
 from callrouter.domain.decision import describe_action
 from callrouter.domain.ivr import TIMEOUT
@@ -177,16 +177,20 @@ def cmd_simulate(args) -> int:
     decision = router.decide(call, now)
     if args.overflow and dialplan is not None:
         decision = overflow_decision(dialplan, call, now, args.overflow)
+    who = on_call_now(dialplan, now) if dialplan else None
+    alerts = alerts_now(dialplan, now, decision.tier) if dialplan else []
     if args.json:
         out = decision.to_dict()
         out["at"] = now.astimezone(calendar.zone(tz)).isoformat()
         if note:
             out["note"] = note
+        out["on_call"] = who
+        out["alerts"] = alerts
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0
     local = now.astimezone(calendar.zone(tz))
-    who = f"{dialplan.name} ({dialplan.practice}" + (f", site {decision.site}" if decision.site else "") + ")" if dialplan else "no practice"
-    print(f"call to {args.number} at {local.strftime('%a %Y-%m-%d %H:%M %Z')}: {who}")
+    practice = f"{dialplan.name} ({dialplan.practice}" + (f", site {decision.site}" if decision.site else "") + ")" if dialplan else "no practice"
+    print(f"call to {args.number} at {local.strftime('%a %Y-%m-%d %H:%M %Z')}: {practice}")
     if note:
         print(f"note: {note}")
     print(f"decision: {describe_action(decision.action)}")
@@ -197,9 +201,50 @@ def cmd_simulate(args) -> int:
     print("why:")
     for line in decision.why:
         print(f"  - {line}")
+    if who is not None:
+        print(f"on call: {_person(who['who'], who['name'])}, {who['detail']}" if who["who"]
+              else f"on call: nobody ({who['detail']})")
+    if alerts:
+        print("who each tier alerts if it starts now (first round):")
+    for tier in alerts:
+        steps = "; ".join(
+            f"{s['step']}. {s['channel']} {s['target']}" + (f": skipped ({s['skipped']})" if s["skipped"]
+                                                             else f" -> {_person(s['practitioner'], s['name'])}")
+            for s in tier["steps"])
+        print(f"  tier '{tier['tier']}': {steps}" + ("  <- starts with this call" if tier["starts"] else ""))
     if decision.dialplan_version:
         print(f"rules: version {decision.dialplan_version}")
     return 0
+
+
+def _person(pid: str | None, name: str | None) -> str:
+    return f"{pid} ({name})" if name and name != pid else str(pid)
+
+
+def on_call_now(dialplan: Dialplan, now: dt.datetime) -> dict | None:
+    """Who the rota has on call at an instant, as escalation reads it; None without a rota."""
+    if dialplan.on_call is None:
+        return None
+    got = oncall.on_call(dialplan.on_call, calendar.local_time(dialplan.calendar.timezone, now))
+    person = dialplan.practitioners.get(got.who) if got.who else None
+    return {"who": got.who, "name": person.name if person else None, "rule": got.rule, "detail": got.detail}
+
+
+def alerts_now(dialplan: Dialplan, now: dt.datetime, starting: str | None) -> list[dict]:
+    """For each tier, whom its steps would reach if it started at `now` (the same `resolve` as the
+    escalation engine); practitioners by id and name, never their numbers."""
+    out = []
+    for name, tier in dialplan.escalation.items():
+        steps = []
+        for i, step in enumerate(tier.steps):
+            got = escalation.resolve(step, 0, i, dialplan, now)
+            pid = got.practitioner
+            person = dialplan.practitioners.get(pid) if pid else None
+            steps.append({"step": i + 1, "channel": step.channel, "target": step.target, "practitioner": pid,
+                          "name": person.name if person else None,
+                          "skipped": got.reason if isinstance(got, escalation.Skip) else None})
+        out.append({"tier": name, "starts": name == starting, "steps": steps})
+    return out
 
 
 def parse_local(text: str, tz: str) -> tuple[dt.datetime, str | None]:
@@ -272,7 +317,8 @@ def cmd_calendar(args) -> int:
             day = a.date()
             print(f"\n{a.strftime('%a %Y-%m-%d')}")
         end_txt = b.strftime("%H:%M") if b.date() == a.date() else b.strftime("%a %d %H:%M")
-        print(f"  {a.strftime('%H:%M')}-{end_txt:<10} {s.status:<8} {s.detail}: {describe_action(s.action)}")
+        print(f"  {a.strftime('%H:%M')}-{end_txt:<10} {s.status:<8} {s.detail}: {describe_action(s.action)}"
+              + (f" | on call: {s.on_call.who or 'nobody'} ({s.on_call.detail})" if s.on_call else ""))
     print()
     if not warns:
         print("no warnings")

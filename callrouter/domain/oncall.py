@@ -20,6 +20,7 @@ from callrouter.domain import calendar
 from callrouter.domain.model import (
     MINUTES_PER_DAY,
     WEEKDAYS,
+    HolidayCover,
     OnCallRota,
     Period,
     Recurrence,
@@ -28,6 +29,7 @@ from callrouter.domain.model import (
 )
 
 DAY = dt.timedelta(days=1)
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 EXCEPTION, FEED, WEEKLY, HOLIDAY, ENDED, NONE = "exception", "feed", "weekly", "holiday", "ended", "none"
 
@@ -77,7 +79,7 @@ def on_call(rota: OnCallRota, local: dt.datetime) -> OnCall:
     before = day_pattern(rota, local.date() - DAY)
     for hours, who in before.ranges:
         if hours.crosses_midnight and minute < hours.end:
-            return OnCall(who, before.rule, f"{before.detail} {hours} (from the day before)")
+            return OnCall(who, before.rule, f"{before.detail} {hours}")
     today = day_pattern(rota, local.date())
     for hours, who in today.ranges:
         if (hours.crosses_midnight and minute >= hours.start) or (hours.start <= minute < hours.end):
@@ -105,6 +107,32 @@ def day_pattern(rota: OnCallRota, day: dt.date) -> DayPattern:
     like = day.weekday() if cover.like is None else cover.like
     how = "as usual" if cover.like is None else "covered like"
     return DayPattern(_weekday_ranges(rota, like), HOLIDAY, f"public holiday ({name}), {how} {WEEKDAYS[like]}")
+
+
+def holiday_spans(rota: OnCallRota, first: dt.date, last: dt.date) -> list[tuple[dt.date, str, Period]]:
+    """The public holidays in [first, last] and the local hours their cover decides: the whole
+    day, and the next morning up to where the holiday's night (its own, or the one the weekday
+    would have had) ends."""
+    out = []
+    day = first
+    while day <= last:
+        name = holiday_name(rota, day)
+        if name is not None:
+            nights = [r for r, _ in (*day_pattern(rota, day).ranges, *_weekday_ranges(rota, day.weekday()))
+                      if r.crosses_midnight]
+            start = dt.datetime.combine(day, dt.time())
+            out.append((day, name, Period(start, start + DAY + dt.timedelta(minutes=max((r.end for r in nights), default=0)))))
+        day += DAY
+    return out
+
+
+def describe_cover(cover: HolidayCover) -> str:
+    """The holiday rule in the dialplan's words."""
+    if cover.entries:
+        return "the rota's own entries " + ", ".join(f"{e.hours} {e.who}" for e in cover.entries)
+    if cover.like is None:
+        return "usual (the pattern of the weekday it falls on)"
+    return f"{WEEKDAYS[cover.like]} (covered like a {DAY_NAMES[cover.like]})"
 
 
 def _weekday_ranges(rota: OnCallRota, weekday: int) -> tuple[tuple[TimeRange, str], ...]:
@@ -186,13 +214,13 @@ def rota_candidates(rota: OnCallRota, start: dt.date, end: dt.date) -> list[dt.d
 
 
 def who_when(rota: OnCallRota, window: Period) -> list[OnCallSegment]:
-    """Local periods covering `window` exactly, each with one answer (who, and which rule) all through."""
+    """Local periods covering `window` exactly, each with one answer (who, by which rule) all through."""
     points = sorted({window.start, window.end, *(p for p in rota_candidates(rota, window.start.date(), window.end.date())
                                                   if window.start < p < window.end)})
     out: list[OnCallSegment] = []
     for a, b in zip(points, points[1:]):
         got = on_call(rota, a)
-        if out and (out[-1].who, out[-1].rule) == (got.who, got.rule):
+        if out and (out[-1].who, out[-1].rule, out[-1].detail) == (got.who, got.rule, got.detail):
             last = out[-1]
             out[-1] = OnCallSegment(Period(last.period.start, b), last.who, last.rule, last.detail)
         else:

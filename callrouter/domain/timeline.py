@@ -30,6 +30,8 @@ UTC = dt.timezone.utc
 
 @dataclass(frozen=True)
 class Segment:
+    """A period with one route and, when the practice has a rota, one answer to who is on call."""
+
     start: dt.datetime  # aware, UTC
     end: dt.datetime
     status: str
@@ -37,11 +39,12 @@ class Segment:
     detail: str
     route: str
     action: Action
+    on_call: oncall.OnCall | None = None  # None: the practice has no on-call rota
 
 
 @dataclass(frozen=True)
 class Warning:
-    kind: str  # gap | no_on_call | closure_without_message | rota_ends | holiday
+    kind: str  # gap | no_on_call | holiday_no_on_call | closure_without_message | rota_ends | holiday
     start: dt.datetime | None
     end: dt.datetime | None
     message: str
@@ -49,24 +52,36 @@ class Warning:
 
 
 def timeline(dialplan: Dialplan, start: dt.datetime, end: dt.datetime, site: str | None = None) -> list[Segment]:
-    """Segments covering [start, end) exactly, each with the route that applies all through it."""
+    """Segments covering [start, end) exactly, each with the route that applies all through it and
+    who is on call (the rota is read in the practice's time zone, as escalation reads it)."""
     spec = dialplan.calendar_for(site)
     tz = spec.timezone
+    rota = dialplan.on_call
     local_start = calendar.local_time(tz, start).date()
     local_end = calendar.local_time(tz, end).date()
-    instants = [t for t in calendar.to_instants(tz, calendar.boundary_candidates(spec, local_start, local_end))
-                if start < t < end]
+    candidates = calendar.boundary_candidates(spec, local_start, local_end)
+    if rota is not None:
+        candidates = sorted({*candidates, *oncall.rota_candidates(rota, local_start, local_end)})
+    instants = [t for t in calendar.to_instants(tz, candidates) if start < t < end]
     points = [start.astimezone(UTC), *instants, end.astimezone(UTC)]
     segments: list[Segment] = []
     for a, b in zip(points, points[1:]):
         state = calendar.state_at(spec, a)
         route, action = route_for(dialplan, state)
+        who = oncall.on_call(rota, calendar.local_time(dialplan.calendar.timezone, a)) if rota is not None else None
         last = segments[-1] if segments else None
-        if last and (last.status, last.detail, last.route, last.action) == (state.status, state.detail, route, action):
-            segments[-1] = Segment(last.start, b, last.status, last.rule, last.detail, last.route, last.action)
+        if last and _same(last, state, route, action, who):
+            segments[-1] = Segment(last.start, b, last.status, last.rule, last.detail, last.route, last.action,
+                                   last.on_call)
         else:
-            segments.append(Segment(a, b, state.status, state.rule, state.detail, route, action))
+            segments.append(Segment(a, b, state.status, state.rule, state.detail, route, action, who))
     return segments
+
+
+def _same(last: Segment, state: calendar.CalendarState, route: str, action: Action,
+          who: oncall.OnCall | None) -> bool:
+    """Whether a period continues the last segment: same route, same person on call by the same rule."""
+    return last.on_call == who and (last.status, last.detail, last.route, last.action) == (state.status, state.detail, route, action)
 
 
 @dataclass(frozen=True)
@@ -176,7 +191,28 @@ def warnings(dialplan: Dialplan, segments: list[Segment], start: dt.datetime, en
         out.append(Warning("holiday", local_noon.astimezone(UTC), None,
                            f"public holiday {day.isoformat()} ({name}): route '{route}', {describe_action(action)}",
                            severity="info"))
+    out += _holidays_without_on_call(dialplan, start, end)
     return sorted(out, key=lambda w: (w.start or start, w.kind))
+
+
+def _holidays_without_on_call(dialplan: Dialplan, start: dt.datetime, end: dt.datetime) -> list[Warning]:
+    """Hours inside [start, end) that the rota's holiday rule decides (the practice's holidays and
+    their nights) with nobody on call."""
+    rota = dialplan.on_call
+    if rota is None:
+        return []
+    tz = calendar.zone(dialplan.calendar.timezone)
+    lo, hi = calendar.local_time(tz.key, start), calendar.local_time(tz.key, end)
+    out = []
+    for day, name, span in oncall.holiday_spans(rota, lo.date() - oncall.DAY, hi.date()):
+        window = Period(max(lo, span.start), min(hi, span.end))
+        for hole in oncall.holes(rota, window) if window.start < window.end else ():
+            out.append(Warning(
+                "holiday_no_on_call", hole.start.replace(tzinfo=tz).astimezone(UTC),
+                hole.end.replace(tzinfo=tz).astimezone(UTC),
+                f"public holiday {day.isoformat()} ({name}): nobody is on call "
+                f"(on_call.holidays: {oncall.describe_cover(rota.holidays)})"))
+    return out
 
 
 def holidays_between(dialplan: Dialplan, start: dt.datetime, end: dt.datetime, site: str | None = None):
@@ -199,7 +235,15 @@ def segment_to_dict(seg: Segment, tz: str) -> dict:
         "detail": seg.detail,
         "route": seg.route,
         "action": action_to_dict(seg.action),
+        "on_call": on_call_to_dict(seg.on_call),
     }
+
+
+def on_call_to_dict(who: oncall.OnCall | None) -> dict | None:
+    """Who is on call and by which rule; None when the practice has no rota."""
+    if who is None:
+        return None
+    return {"who": who.who, "rule": who.rule, "detail": who.detail}
 
 
 def warning_to_dict(w: Warning, tz: str) -> dict:

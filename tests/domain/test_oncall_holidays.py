@@ -167,7 +167,7 @@ def test_segments_partition_the_window_and_agree_with_every_instant(weekly, cove
     segments = oncall.who_when(r, window)
     assert segments[0].period.start == window.start and segments[-1].period.end == window.end
     for a, b in zip(segments, segments[1:]):
-        assert a.period.end == b.period.start and (a.who, a.rule) != (b.who, b.rule)
+        assert a.period.end == b.period.start and (a.who, a.rule, a.detail) != (b.who, b.rule, b.detail)
     holes = oncall.holes(r, window)
     for p in probes:
         t = window.start + dt.timedelta(minutes=int(span_h * 60 * p))

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callrouter.dialplan.loader import load_text
-from callrouter.domain import calendar, timeline
+from callrouter.domain import calendar, oncall, timeline
 from callrouter.domain.call import Call
 from callrouter.domain.model import CalendarSpec, Closure, Opening, Period, TimeRange, WeeklyHours
 from callrouter.domain.routing import decide, route_for
@@ -57,7 +57,7 @@ def test_timeline_partitions_time_and_matches_every_instant(spec, start, span_h,
     assert segments[0].start == start and segments[-1].end == end
     for a, b in zip(segments, segments[1:]):
         assert a.end == b.start and a.start < a.end
-        assert (a.status, a.detail, a.route, a.action) != (b.status, b.detail, b.route, b.action)
+        assert (a.status, a.detail, a.route, a.action, a.on_call) != (b.status, b.detail, b.route, b.action, b.on_call)
     for p in probes:
         t = start + (end - start) * p
         seg = next(s for s in segments if s.start <= t < s.end) if t < end else segments[-1]
@@ -76,6 +76,23 @@ def test_every_instant_gets_exactly_one_decision(practice, t, digits):
     assert first == decide(dialplan, call, t)  # deterministic: one answer per instant
     assert first.dialplan_version == dialplan.version and first.why
     assert first.status in calendar.STATUSES
+
+
+@settings(max_examples=100, deadline=None)
+@given(practice=st.sampled_from(sorted(EXAMPLES)), start=instants, span_h=st.integers(1, 24 * 9),
+       probes=st.lists(st.floats(0, 1), min_size=1, max_size=8))
+def test_the_forecast_names_who_escalation_would_reach_at_every_instant(practice, start, span_h, probes):
+    """The on-call shown in each segment is the rota's answer at any instant inside it, holidays included."""
+    dialplan = EXAMPLES[practice]
+    end = start + dt.timedelta(hours=span_h)
+    segments = timeline.timeline(dialplan, start, end)
+    for a, b in zip(segments, segments[1:]):
+        assert (a.status, a.detail, a.route, a.action, a.on_call) != (b.status, b.detail, b.route, b.action, b.on_call)
+    for p in probes:
+        t = min(start + dt.timedelta(minutes=int(span_h * 60 * p)), end - dt.timedelta(minutes=1))
+        seg = next(s for s in segments if s.start <= t < s.end)
+        local = calendar.local_time(dialplan.calendar.timezone, t)
+        assert seg.on_call == oncall.on_call(dialplan.on_call, local), t
 
 
 def test_a_whole_year_of_each_example_is_covered_without_gap_or_overlap():
