@@ -38,7 +38,7 @@ from callrouter.prompts import Catalogue
 from callrouter.sip.registrations import RegistrationsClient
 from callrouter.sip.service import KamailioService
 from callrouter.sip.settings import aligned_with_media
-from callrouter.store.calls import CallRepository
+from callrouter.store.calls import CallRepository, arrivals_since
 from callrouter.store.db import Database
 from callrouter.store.tasks import TaskRepository
 from callrouter.web.escalations import EscalationApi
@@ -158,6 +158,19 @@ class CallbackTasksService(TimerService):
         return d
 
 
+class CallCountsService(Service):
+    """Seeds the controller's "calls today" from the call records at start, read on a thread."""
+
+    def __init__(self, db: Database, controller: CallController):
+        self._db, self._controller = db, controller
+
+    def startService(self) -> None:
+        super().startService()
+        d = threads.deferToThread(arrivals_since, self._db, self._controller.counts_since())
+        d.addCallback(self._controller.restore_counts)
+        d.addErrback(lambda f: logger.error("calls today not seeded from the records: %s", f.getErrorMessage()))
+
+
 class PoolMetrics(TimerService):
     """Samples the pool each second: workers ready, restarts (a slot's process changed), backlog."""
 
@@ -270,6 +283,7 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     pool.setServiceParent(top)
     PoolMetrics(pool, metrics, recorder).setServiceParent(top)
     CallbackTasksService(TaskRepository(db), controller, registry, reactor).setServiceParent(top)
+    CallCountsService(db, controller).setServiceParent(top)
 
     if settings.sip.enabled:
         edge = KamailioService(aligned_with_media(settings.sip, settings.media), realm=settings.auth.sip_realm,

@@ -159,7 +159,8 @@ class CallbackDesk:
         self.tasks[t.task_id] = t
         t.state = "queued"
         t.waiting = c.queues.enqueue(t, t.practice, t.queue, q.priority, place,
-                                     line=q.line or f"{t.practice}/{t.queue}", strategy=q.strategy)
+                                     line=q.line or f"{t.practice}/{t.queue}", strategy=q.strategy,
+                                     zone=c.zone(t.practice))
         delay = (t.expires_at - c.now()).total_seconds()
         self._timer(t, "expiry", max(0.0, delay), lambda: self._expire(t))
         c._queue_changed(t.practice, t.queue)
@@ -305,7 +306,7 @@ class CallbackDesk:
         t.tried_agents.clear()  # taken: a later attempt starts a fresh round
         agent.missed = 0
         agent.activity = "on_call"
-        agent.count_answer(c._today())
+        agent.count_answer(t.task_id, c.now())
         c.events.call_answered(t.call_id or t.task_id, t.practice, agent.id)
         c._count_secretaries()
         t.state = "calling"

@@ -4,6 +4,15 @@ Each call is a CallSession with an explicit state; `handle()` dispatches an even
 table `_HANDLERS[(state, event type)]`. The controller owns no clock of its own: timers go through
 the injected reactor (twisted.internet.task.Clock in tests). It keeps for each call the dialplan in
 force when the call arrived, so one call is never routed by two versions of the rules.
+
+"Calls today" (how many times a caller called a practice, on her screen-pop; how many calls a
+secretary answered, for `fewest_calls`) is counted on the practice's local day, in its time zone.
+The counts are kept in memory and seeded from the call records at start-up (`restore_counts`, fed
+by `callrouter.store.calls.arrivals_since` on a thread), rather than read from the store for each
+call: an offer is built on the reactor thread and must not wait for the database (nor fail when it
+is briefly down: the recorder holds the writes then, and a store read would see none of them), and
+each call is counted once by its id, so a call that arrives while the seed is being read is not
+counted twice. Counts older than two days are dropped as calls come.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 from zoneinfo import ZoneInfo
 
 from callrouter.controller.callbacks import CallbackDesk, TaskSession, TaskStore, callable_number, national
@@ -119,7 +128,7 @@ class CallController:
         self.metrics = metrics or Metrics()
         self._escalate = escalate or (lambda s, tier: None)
         self.events = events if events is not None else _NoEvents()
-        self._calls_today: dict[tuple[str, str, dt.date], int] = {}  # (practice, caller, day) -> calls
+        self._calls_today: dict[tuple[str, str], dict[str, dt.datetime]] = {}  # (practice, caller) -> call id -> arrival
         self.queues = QueueBook(settings.agents, settings.secretary_domain, settings.levels, settings.login_required)
         self._restore_secretaries()
         self.callbacks = CallbackDesk(self, tasks)
@@ -225,8 +234,7 @@ class CallController:
         self.events.call_arrived(call_id, s.practice, ev.caller or None,
                                  site=dialplan.number_sites.get(ev.number) if dialplan else None)
         if dialplan is not None and ev.caller:
-            key = (dialplan.practice, ev.caller, now.date())
-            self._calls_today[key] = self._calls_today.get(key, 0) + 1
+            self._count_call(call_id, dialplan.practice, ev.caller, now)
         decision = router.decide(call, now)
         if decision.reject is not None:
             self._reject(s, decision)
@@ -241,6 +249,48 @@ class CallController:
         self.recorder.set_route(s.call_id, decision.route, "; ".join(decision.why), self.now())
         self.media.send(s.worker, p.Hangup(s.leg, decision.reject))
         self._end(s, "rejected", hangup=False, cause=decision.status)
+
+    # --- calls today (see the module docstring) ---------------------------------------------------
+
+    def counts_since(self) -> dt.datetime:
+        """From when the call records are needed to seed the counts of every practice's today."""
+        return self.now() - COUNTS_KEPT
+
+    def restore_counts(self, arrivals: Iterable[Any]) -> None:
+        """Seed "calls today" from the call records (`Arrival`s); a call already counted is not
+        counted again."""
+        n = 0
+        for a in arrivals:
+            arrived = _aware(a.arrived_at)
+            if a.practice and a.caller:
+                self._count_call(a.call_id, a.practice, a.caller, arrived)
+            agent = self.queues.find(a.secretary) if a.secretary and a.answered_at else None
+            if agent is not None:
+                agent.answers.setdefault(a.call_id, _aware(a.answered_at))
+            n += 1
+        logger.info("calls today seeded from %d call record(s)", n)
+
+    def _count_call(self, call_id: str, practice: str, caller: str, arrived: dt.datetime) -> None:
+        calls = self._calls_today.setdefault((practice, caller), {})
+        calls[call_id] = arrived
+        if len(self._calls_today) % 256 == 0:  # now and then: forget the callers of past days
+            horizon = self.now() - COUNTS_KEPT
+            for key in [k for k, v in self._calls_today.items() if max(v.values()) < horizon]:
+                del self._calls_today[key]
+
+    def calls_today(self, practice: str, caller: str | None) -> int:
+        """Calls from `caller` to `practice` on the practice's local day (this one included)."""
+        if not caller:
+            return 0
+        zone = self.zone(practice)
+        today = self.now().astimezone(zone).date()
+        return sum(1 for at in self._calls_today.get((practice, caller), {}).values()
+                   if at.astimezone(zone).date() == today)
+
+    def zone(self, practice: str) -> ZoneInfo:
+        """The practice's time zone (its dialplan's), for its local day."""
+        dialplan = self._router().dialplans.get(practice)
+        return ZoneInfo(dialplan.calendar.timezone) if dialplan is not None else LOCAL_DAY_ZONE
 
     def _caller_event(self, s: CallSession, ev: Any) -> None:
         handler = _HANDLERS.get((s.state, type(ev))) or _ANY_STATE.get(type(ev))
@@ -398,7 +448,7 @@ class CallController:
                 return
         s.state = State.QUEUED
         s.waiting = self.queues.enqueue(s, dialplan.practice, queue, q.priority, self.reactor.seconds(),
-                                        line=line, strategy=q.strategy)
+                                        line=line, strategy=q.strategy, zone=self.zone(dialplan.practice))
         self.recorder.queued(s.call_id, queue, self.now())
         d = s.decision
         self.events.call_queued(s.call_id, s.practice, queue, reason=d.reason if d else None, tier=d.tier if d else None)
@@ -446,7 +496,7 @@ class CallController:
         return Path(self._path(s, name)).exists()
 
     def _dispatch(self) -> None:
-        while (pair := self.queues.next_offer(self._excluded(), self._today())) is not None:
+        while (pair := self.queues.next_offer(self._excluded(), self.now())) is not None:
             self._offer(*pair)
 
     def _excluded(self) -> dict[Any, set[str]]:
@@ -475,7 +525,7 @@ class CallController:
             "Call-Info": f"<{console}>;purpose=info",
         }
         caller = s.call.caller
-        calls_today = self._calls_today.get((s.practice, caller, self.now().date()), 0) if caller else 0
+        calls_today = self.calls_today(s.practice, caller)
         self._queue_changed(w.practice, w.queue)
         for agent in agents:
             agent.activity = "ringing"
@@ -590,7 +640,7 @@ class CallController:
             agent = s.agent
             agent.missed = 0
             agent.activity = "on_call"
-            agent.count_answer(self._today())
+            agent.count_answer(s.call_id, self.now())
             waited = self.reactor.seconds() - s.waiting.enqueued_at
             self.metrics.queue_wait.labels(s.practice, s.waiting.queue).observe(waited)
             self.recorder.answered(s.call_id, agent.uri, self.now())
@@ -657,7 +707,7 @@ class CallController:
         return {"id": agent.id, "username": agent.username, "phone": agent.uri, "state": agent.state,
                 "logged_in": agent.logged_in, "registered": agent.registered if agent.username else None,
                 "paused": agent.paused, "missed_in_a_row": agent.missed,
-                "calls_today": agent.calls_on(self._today()), "levels": dict(agent.levels)}
+                "calls_today": agent.calls_on(self._today(), LOCAL_DAY_ZONE), "levels": dict(agent.levels)}
 
     def _secretary_changed(self, agent: Agent) -> None:
         self.events.secretary_changed(agent.id, agent.state, reason=agent.paused if agent.state == "paused" else None)
@@ -977,8 +1027,14 @@ class CallController:
         return True
 
 
-# The day "calls today" counts over for the secretaries (the secretariat works on French time).
+# The day a secretary's "calls today" counts over on her console (the secretariat works on French
+# time), and the zone of a practice no dialplan describes any more.
 LOCAL_DAY_ZONE = ZoneInfo("Europe/Paris")
+COUNTS_KEPT = dt.timedelta(days=2)  # "today" in any practice's time zone falls within it
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
 
 
 class UnknownSecretary(LookupError):

@@ -8,7 +8,10 @@ Which call is served next is deterministic and documented (README, "Who gets whi
 2. The first call in that order that some free secretary covers is offered, to the secretary (or,
    for `ring_all`, the secretaries) chosen by its queue's strategy:
    - `longest_idle` (default): the one idle the longest;
-   - `fewest_calls`: the one who answered the fewest calls today, then the longest idle;
+   - `fewest_calls`: the one who answered the fewest calls today, then the longest idle; "today"
+     is the local day (midnight to midnight) of the practice whose call is offered, in its time
+     zone, and counts every call she answered that day (also before a restart: the controller
+     seeds the answers from the call records at start-up);
    - `skill`: the one with the highest skill level for the practice, then the longest idle;
    - `ring_all`: every free secretary covering it at once; the first to answer takes it.
    Ties end on the secretary's identifier, never on chance.
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 DEFAULT_LEVEL = 1
+ANSWERS_KEPT = dt.timedelta(days=2)  # covers "today" in any practice's time zone
 
 
 @dataclass(eq=False)
@@ -43,8 +47,7 @@ class Agent:
     paused: str | None = None  # why she is not offered calls (French: she reads it)
     auto_paused: bool = False  # paused by missed offers (re-registering her softphone resumes her)
     levels: dict[str, int] = field(default_factory=dict)  # practice -> skill level (higher first)
-    answered_today: int = 0
-    answered_day: dt.date | None = None
+    answers: dict[str, dt.datetime] = field(default_factory=dict)  # call or task id -> when she answered it
     offer: dict | None = None  # the screen-pop of the call ringing her or that she is on
 
     @property
@@ -71,13 +74,15 @@ class Agent:
     def level(self, practice: str) -> int:
         return self.levels.get(practice, self.levels.get("*", DEFAULT_LEVEL))
 
-    def count_answer(self, day: dt.date) -> None:
-        if self.answered_day != day:
-            self.answered_day, self.answered_today = day, 0
-        self.answered_today += 1
+    def count_answer(self, key: str, at: dt.datetime) -> None:
+        """She answered call (or callback task) `key` at `at`; answers older than two days go."""
+        self.answers[key] = at
+        for old in [k for k, when in self.answers.items() if at - when > ANSWERS_KEPT]:
+            del self.answers[old]
 
-    def calls_on(self, day: dt.date) -> int:
-        return self.answered_today if self.answered_day == day else 0
+    def calls_on(self, day: dt.date, zone: dt.tzinfo) -> int:
+        """Calls she answered on local day `day` of time zone `zone`."""
+        return sum(1 for when in self.answers.values() if when.astimezone(zone).date() == day)
 
 
 @dataclass(eq=False)
@@ -90,6 +95,7 @@ class Waiting:
     seq: int
     line: str = ""  # the line it waits in: "practice/queue", or "line:<name>" for a shared queue
     strategy: str = "longest_idle"
+    zone: dt.tzinfo = dt.timezone.utc  # the practice's time zone: its local day for `fewest_calls`
 
     def __post_init__(self) -> None:
         self.line = self.line or f"{self.practice}/{self.queue}"
@@ -153,8 +159,9 @@ class QueueBook:
         return []
 
     def enqueue(self, session: Any, practice: str, queue: str, priority: int, now: float,
-                line: str | None = None, strategy: str = "longest_idle") -> Waiting:
-        w = Waiting(session, practice, queue, priority, now, next(self._seq), line or "", strategy)
+                line: str | None = None, strategy: str = "longest_idle",
+                zone: dt.tzinfo = dt.timezone.utc) -> Waiting:
+        w = Waiting(session, practice, queue, priority, now, next(self._seq), line or "", strategy, zone)
         self._waiting.append(w)
         return w
 
@@ -182,30 +189,31 @@ class QueueBook:
         return same.index(mine) + 1
 
     def next_offer(self, excluded: Mapping[Any, set[str]] | None = None,
-                   today: dt.date | None = None) -> tuple[Waiting, list[Agent]] | None:
-        """The next call to offer and the secretaries to ring for it, or None. `today` is the day
-        `fewest_calls` counts the answered calls of."""
+                   now: dt.datetime | None = None) -> tuple[Waiting, list[Agent]] | None:
+        """The next call to offer and the secretaries to ring for it, or None. `fewest_calls`
+        counts the calls answered on the local day of `now` in the call's practice's zone."""
         excluded = excluded or {}
         for w in sorted(self._waiting, key=_order):
             tried = excluded.get(w.session, ())
             free = [a for a in self.agents_for(w.practice, w.queue, w.line)
                     if not a.busy and a.reachable and a.uri not in tried]
             if free:
-                return w, choose(w, free, today)
+                return w, choose(w, free, now)
         return None
 
     def waiting(self) -> list[Waiting]:
         return sorted(self._waiting, key=_order)
 
 
-def choose(w: Waiting, free: list[Agent], today: dt.date | None = None) -> list[Agent]:
+def choose(w: Waiting, free: list[Agent], now: dt.datetime | None = None) -> list[Agent]:
     """The secretaries to ring for `w` among the free ones covering it, by its queue's strategy."""
     idle = sorted(free, key=lambda a: (a.idle_since, a.uri))
     match w.strategy:
         case "ring_all":
             return idle
         case "fewest_calls":
-            return [min(idle, key=lambda a: (a.calls_on(today) if today else a.answered_today, a.idle_since, a.uri))]
+            day = now.astimezone(w.zone).date() if now else None
+            return [min(idle, key=lambda a: (a.calls_on(day, w.zone) if day else len(a.answers), a.idle_since, a.uri))]
         case "skill":
             return [min(idle, key=lambda a: (-a.level(w.practice), a.idle_since, a.uri))]
         case _:

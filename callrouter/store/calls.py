@@ -279,3 +279,29 @@ def why_lines(stored: str | None) -> list[str]:
 
 def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+# --- "calls today", for the controller at start-up -------------------------------------------
+
+@dataclass(frozen=True)
+class Arrival:
+    """One call as the controller counts it: who called which practice when, who answered when."""
+
+    call_id: str
+    practice: str
+    caller: str | None
+    arrived_at: dt.datetime
+    secretary: str | None
+    answered_at: dt.datetime | None
+
+
+def arrivals_since(db: Database, since: dt.datetime) -> list[Arrival]:
+    """Every call arrived since `since` (on any node), oldest first: the controller counts from
+    them how many times a caller called and how many calls a secretary answered on each practice's
+    local day, so a restart does not reset those counts. Blocking: call it off the reactor thread."""
+    with db.transaction() as s:
+        rows = s.execute(select(CallRecord.id, CallRecord.practice, CallRecord.caller, CallRecord.arrived_at,
+                                CallRecord.secretary, CallRecord.answered_at)
+                         .where(CallRecord.arrived_at >= since)
+                         .order_by(CallRecord.arrived_at, CallRecord.id))
+        return [Arrival(*row) for row in rows]
