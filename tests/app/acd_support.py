@@ -9,9 +9,12 @@ calls or secretaries' states.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import socket
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -19,6 +22,7 @@ from typing import Any, Callable
 from argon2 import PasswordHasher
 
 from callrouter.auth import passwords
+from callrouter.auth.totp import code_at
 from callrouter.devtools import sipp as scen
 from callrouter.devtools.serve import ServeProcess, base_config, edge_config
 from callrouter.store.audit import Actor
@@ -92,6 +96,7 @@ class Acd:
     root: Path
     practices: dict[str, Practice]
     registered: set[str] = field(default_factory=set)
+    totp_secrets: dict[str, str] = field(default_factory=dict)  # username -> her TOTP secret
     started: list[Any] = field(default_factory=list)  # SIPp runs, killed when the test ends
     sinks: list[RtpSink] = field(default_factory=list)  # their RTP ports, closed when the test ends
 
@@ -106,10 +111,34 @@ class Acd:
     def softphone(self, username: str) -> "Softphone":
         return Softphone(self, username, free_port())
 
-    def rtp_port(self) -> str:
+    def rtp_sink(self) -> RtpSink:
         sink = RtpSink()
         self.sinks.append(sink)
-        return str(sink.port)
+        return sink
+
+    def rtp_port(self) -> str:
+        return str(self.rtp_sink().port)
+
+    def api(self, method: str, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, Any]:
+        """One request to the service's HTTP API: (status, decoded JSON body)."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.svc.config['http']['port']}{path}", method=method,
+                                         data=None if body is None else json.dumps(body).encode())
+        request.add_header("Content-Type", "application/json")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def sign_in(self, username: str) -> str:
+        """Her console's sign-in (POST /api/login with password and TOTP code): a bearer token."""
+        code = code_at(self.totp_secrets[username], dt.datetime.now(dt.timezone.utc))
+        status, body = self.api("POST", "/api/login", body={"username": username, "password": CONSOLE_PASSWORD,
+                                                              "totp": code})
+        assert status == 200, body
+        return body["token"]
 
     def patient(self, practice: str, caller: str, steps: list[tuple] = (), wait_bye_ms: int = 60000,
                 end: str = "wait_bye") -> MediaSipp:
@@ -156,6 +185,7 @@ class Softphone:
     username: str
     port: int
     runs: list[Sipp] = field(default_factory=list)
+    sinks: list[RtpSink] = field(default_factory=list)  # the RTP port of each run, what reached her there
 
     def register(self, expires: int = 600) -> None:
         """REGISTER (expires=0: unregister) from her port; the port must be free (no SIPp on it)."""
@@ -181,8 +211,9 @@ class Softphone:
         workdir.mkdir(exist_ok=True)
         scenario = scen.softphone(workdir, f"{self.username}-{n}")
         injection = scen.softphone_plan(workdir, f"{self.username}-{n}", plan)
+        self.sinks.append(self.acd.rtp_sink())
         run = Sipp(workdir, str(scenario), port=self.port, calls=len(plan), timeout_s=timeout_s,
-                   extra=["-inf", str(injection), "-set", "rtp_port", self.acd.rtp_port()], name=self.username)
+                   extra=["-inf", str(injection), "-set", "rtp_port", str(self.sinks[-1].port)], name=self.username)
         self.runs.append(run)
         self.acd.started.append(run)
         listening = wait_for(lambda: run.proc.poll() is not None or udp_port_taken(self.port), timeout=10)
@@ -223,9 +254,12 @@ def udp_port_taken(port: int) -> bool:
     return False
 
 
-def start_acd(root: Path, practices: list[Practice], outbound_trunk: str | None = None) -> Acd:
+def start_acd(root: Path, practices: list[Practice], outbound_trunk: str | None = None,
+              login_required: bool = False) -> Acd:
     """`callrouter serve` with the edge, two workers and `practices`; their secretaries are users
-    with a SIP password, none registered yet. `outbound_trunk`: where patients are called back."""
+    with a SIP password, none registered yet. `outbound_trunk`: where patients are called back.
+    `login_required`: as in production, a registered softphone is offered calls only once its
+    secretary has logged in through the API (Acd.sign_in, then POST /api/secretaries/me/login)."""
     dialplans = root / "dialplans"
     dialplans.mkdir()
     for practice in practices:
@@ -233,30 +267,31 @@ def start_acd(root: Path, practices: list[Practice], outbound_trunk: str | None 
     config = base_config(root, dialplans, REPO / "prompts", workers=2,
                          agents={f"{p.name}/*": list(p.secretaries) for p in practices}, sip=edge_config(root))
     config["controller"].update({"ring_timeout_s": RING_TIMEOUT_S, "max_missed_offers": MAX_MISSED_OFFERS,
-                                 "login_required": False})
+                                 "login_required": login_required})
     if outbound_trunk:
         config["controller"]["outbound_trunk"] = outbound_trunk
     svc = ServeProcess(root, config).start()
     try:
         svc.wait_edge_ready(2)
-        add_secretaries(svc.db_url, {name: p.name for p in practices for name in p.secretaries})
+        secrets = add_secretaries(svc.db_url, {name: p.name for p in practices for name in p.secretaries})
     except BaseException:
         svc.stop()
         raise
-    return Acd(svc, root, {p.name: p for p in practices})
+    return Acd(svc, root, {p.name: p for p in practices}, totp_secrets=secrets)
 
 
-def add_secretaries(db_url: str, who: dict[str, str]) -> None:
-    """Secretary users (username -> practice) with the SIP password the softphones register with."""
+def add_secretaries(db_url: str, who: dict[str, str]) -> dict[str, str]:
+    """Secretary users (username -> practice) with the SIP password the softphones register with
+    and CONSOLE_PASSWORD; returns username -> TOTP secret (to sign in to the API)."""
     db = Database.from_url(db_url)
     hasher = passwords._hasher
     passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # console password: cheap
     try:
         users = UserRepository(db, sip_realm=REALM)
         now = dt.datetime.now(dt.timezone.utc)
-        for username, practice in who.items():
-            users.add(ADMIN, username, username.title(), "secretary", CONSOLE_PASSWORD, now,
-                      practices=(practice,), sip_password=SIP_PASSWORD)
+        return {username: users.add(ADMIN, username, username.title(), "secretary", CONSOLE_PASSWORD, now,
+                                    practices=(practice,), sip_password=SIP_PASSWORD).totp_secret
+                for username, practice in who.items()}
     finally:
         passwords._hasher = hasher
         db.dispose()
