@@ -1,4 +1,8 @@
-"""CLI: `callrouter db upgrade|purge|verify-audit` and `callrouter users add|disable|list|grant`."""
+"""CLI: `callrouter db upgrade|purge|verify-audit` and `callrouter users add|disable|list|grant`.
+
+Every command but `db upgrade` needs the database at the latest migration: otherwise it stops with
+one line saying so (exit code 1) before touching anything.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +19,11 @@ from callrouter.store.retention import RetentionPurger
 from callrouter.store.users import UserError, UserRepository
 
 
-
 def register(sub) -> None:
     db = sub.add_parser("db", help="database: migrations, retention purge, audit check")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION")
     db_sub.required = True
-    _cmd(db_sub, "upgrade", "apply the migrations up to the latest schema", _db_upgrade)
+    _cmd(db_sub, "upgrade", "apply the migrations up to the latest schema", _db_upgrade, migrated=False)
     _cmd(db_sub, "purge", "delete data past its retention (audited)", _db_purge)
     _cmd(db_sub, "verify-audit", "check the audit trail's hash chain", _db_verify_audit)
 
@@ -50,14 +53,14 @@ def register(sub) -> None:
     grant.add_argument("permission", help="MODULE:ACTION")
 
 
-def _cmd(sub, name: str, help_: str, func) -> argparse.ArgumentParser:
+def _cmd(sub, name: str, help_: str, func, migrated: bool = True) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help_)
     add_config_argument(parser)
-    parser.set_defaults(func=lambda args: _run(func, args))
+    parser.set_defaults(func=lambda args: _run(func, args, migrated))
     return parser
 
 
-def _run(func, args) -> int:
+def _run(func, args, migrated: bool = True) -> int:
     try:
         settings = settings_for_cli(args.config)
     except ConfigError as exc:
@@ -65,6 +68,10 @@ def _run(func, args) -> int:
         return 2
     db = Database.from_url(settings.database_url)
     try:
+        problem = db.schema_problem() if migrated else None
+        if problem is not None:
+            print(f"error: {problem}", file=sys.stderr)
+            return 1
         return func(args, db, settings, _now())
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -13,8 +13,9 @@ from typing import Iterator
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,30 @@ class Database:
 
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
+
+    def schema_problem(self) -> str | None:
+        """Why this version cannot use the database yet (one line, for the CLI), or None when it is
+        at the latest migration. Commands other than `db upgrade` check it before any query."""
+        where = self.engine.url.render_as_string(hide_password=True)
+        try:  # read alembic's table directly: its MigrationContext logs at INFO on every use
+            with self.engine.connect() as conn:
+                current = (conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                           if inspect(conn).has_table("alembic_version") else None)
+        except SQLAlchemyError as exc:
+            return f"cannot open the database {where}: {str(exc.orig or exc).strip().splitlines()[0]}"
+        from alembic.script import ScriptDirectory
+
+        scripts = ScriptDirectory.from_config(alembic_config(self.engine))
+        head = scripts.get_current_head()
+        if current == head:
+            return None
+        if current is None:
+            return f"the database {where} has no schema yet: run `callrouter db upgrade`"
+        if current not in {s.revision for s in scripts.walk_revisions()}:
+            return (f"the database {where} is at revision {current}, unknown to this version "
+                    f"(latest {head}): it was migrated by a newer callrouter")
+        return (f"the database {where} is at revision {current}, this version needs {head}: "
+                f"run `callrouter db upgrade`")
 
     def dispose(self) -> None:
         self.engine.dispose()

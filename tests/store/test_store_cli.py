@@ -93,3 +93,55 @@ def test_sip_password_is_set_then_cleared_by_disable(empty_db, capsys):
     assert run("users", "sip-password", "bob", "--password-stdin",
                stdin="another long secret\n") == 1
     assert "disabled" in capsys.readouterr().err
+
+
+NEEDS_SCHEMA = (
+    ("users", "add", "alice", "--role", "secretary", "--password-stdin"),
+    ("users", "list"),
+    ("users", "disable", "alice"),
+    ("users", "grant", "alice", "exports:run"),
+    ("users", "sip-password", "alice", "--password-stdin"),
+    ("db", "purge"),
+    ("db", "verify-audit"),
+    ("serve",),
+)
+
+
+def _script(*argv, env):
+    """The installed `callrouter` script, as an operator runs it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("callrouter")
+    return subprocess.run([str(script), *argv], input="a long enough password\n", capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **env})
+
+
+def test_every_command_needing_the_schema_says_to_run_db_upgrade_on_a_fresh_database(empty_db):
+    """On a database never migrated, each command stops with one line naming `callrouter db
+    upgrade` and exit code 1: no traceback, nothing created."""
+    env = {"CALLROUTER_DATABASE_URL": empty_db.url}
+    for argv in NEEDS_SCHEMA:
+        done = _script(*argv, env=env)
+        assert done.returncode == 1, (argv, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in done.stderr, (argv, done.stderr)
+        assert lines[0].startswith("error: ") and "no schema yet: run `callrouter db upgrade`" in lines[0]
+    assert empty_db.current_revision() is None
+
+
+def test_a_database_behind_the_latest_migration_is_named_with_both_revisions(empty_db):
+    from alembic.script import ScriptDirectory
+
+    from callrouter.store.db import alembic_config
+
+    scripts = ScriptDirectory.from_config(alembic_config(empty_db.engine))
+    head = scripts.get_current_head()
+    previous = scripts.get_revision(head).down_revision
+    empty_db.upgrade(previous)
+    done = _script("users", "list", env={"CALLROUTER_DATABASE_URL": empty_db.url})
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"at revision {previous}, this version needs {head}: run `callrouter db upgrade`" in done.stderr
+    assert run("db", "upgrade") == 0 and empty_db.current_revision() == head
