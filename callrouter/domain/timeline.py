@@ -206,7 +206,14 @@ def _holidays_without_on_call(dialplan: Dialplan, start: dt.datetime, end: dt.da
     out = []
     for day, name, span in oncall.holiday_spans(rota, lo.date() - oncall.DAY, hi.date()):
         window = Period(max(lo, span.start), min(hi, span.end))
-        for hole in oncall.holes(rota, window) if window.start < window.end else ():
+        holes: list[Period] = []  # once the rota has ended, `rota_ends` says so: not repeated here
+        for seg in oncall.who_when(rota, window) if window.start < window.end else ():
+            if seg.who is None and seg.rule != oncall.ENDED:
+                if holes and holes[-1].end == seg.period.start:
+                    holes[-1] = Period(holes[-1].start, seg.period.end)
+                else:
+                    holes.append(seg.period)
+        for hole in holes:
             out.append(Warning(
                 "holiday_no_on_call", hole.start.replace(tzinfo=tz).astimezone(UTC),
                 hole.end.replace(tzinfo=tz).astimezone(UTC),

@@ -174,3 +174,15 @@ def test_segments_partition_the_window_and_agree_with_every_instant(weekly, cove
         seg = next(s for s in segments if s.period.contains(t))
         assert seg.who == oncall.on_call_at(r, t), t
         assert any(h.contains(t) for h in holes) == (seg.who is None)
+
+
+def test_the_forecast_does_not_repeat_for_each_holiday_that_the_rota_has_ended(tmp_path):
+    from callrouter.domain import timeline
+    from tests.factories import dialplan_text, load_one
+
+    plan = load_one(tmp_path, dialplan_text(extra='on_call:\n  until: 2027-07-01\n  weekly:\n'
+                                                  '    - {days: daily, hours: "00:00-24:00", who: dr-a}'))
+    start = dt.datetime(2027, 6, 25, tzinfo=dt.timezone.utc)
+    end = start + dt.timedelta(days=30)
+    kinds = [w.kind for w in timeline.warnings(plan, timeline.timeline(plan, start, end), start, end)]
+    assert "rota_ends" in kinds and "holiday_no_on_call" not in kinds
