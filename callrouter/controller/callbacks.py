@@ -3,8 +3,13 @@
 A task waits in the same line as calls (QueueBook), at the place of the call it came from, so it is
 offered to a secretary when the caller would have reached one, ahead of calls that arrived later.
 Offering it rings the secretary first ("Rappel - <practice>", the practice card on her screen);
-when she answers she hears a short notice while the patient is dialled from the same media worker;
-when the patient answers the two are bridged and the task is done, linked to that outbound leg.
+when she answers she hears a short notice while the patient is dialled from the same media worker.
+A task is done only when a person was reached: when the patient's line answers she hears « tapez 1
+pour être mis en relation », and only her 1 bridges the two and marks the task done, linked to that
+outbound leg (a secretary who reached her another way marks it done through the API).
+
+- No 1 within `callback_confirm_s` (a voicemail or an answering machine took the call): a failed
+  attempt, handled like no answer below.
 
 - The secretary does not answer: a missed offer, like a call; the task keeps its place.
 - The patient does not answer (or is busy): the attempt is recorded, the secretary told, and the
@@ -59,7 +64,7 @@ class TaskSession:
     call_id: str | None  # the call it came from
     expires_at: dt.datetime
     attempts: int = 0
-    state: str = "queued"  # queued | ringing | calling | bridged | waiting_retry | ended
+    state: str = "queued"  # queued | ringing | calling | confirming | bridged | waiting_retry | ended
     worker: str | None = None
     agent: Agent | None = None
     secretary_leg: str | None = None
@@ -289,7 +294,10 @@ class CallbackDesk:
                 self._secretary_answered(t)
             elif leg == t.patient_leg and t.state == "calling":
                 self._patient_answered(t)
-        elif isinstance(ev, p.PlaybackFinished) and leg == t.secretary_leg and t.state == "calling":
+        elif isinstance(ev, p.Digit) and leg == t.patient_leg and t.state == "confirming":
+            if ev.digit == CONFIRM_DIGIT:
+                self._patient_confirmed(t)
+        elif isinstance(ev, p.PlaybackFinished) and leg == t.secretary_leg and t.state in ("calling", "confirming"):
             self.c.media.send(t.worker, p.Play(leg, self.c._prompt_path(self.c.settings.ringback_prompt, t.practice),
                                                loop=True))
         elif isinstance(ev, p.LegEnded):
@@ -322,7 +330,26 @@ class CallbackDesk:
         logger.info("callback task %s: %s calls %s back", t.task_id, agent.id, mask_number(t.number))
 
     def _patient_answered(self, t: TaskSession) -> None:
+        """Her line answered: a person, or her voicemail. Only a person presses 1."""
         c = self.c
+        t.state = "confirming"
+        c.media.send(t.worker, p.Play(t.patient_leg, c._prompt_path(CONFIRM_PROMPT, t.practice), loop=True))
+        self._timer(t, "confirm", c.settings.callback_confirm_s, lambda: self._not_confirmed(t))
+
+    def _not_confirmed(self, t: TaskSession) -> None:
+        """No 1 in time: an answering machine. Hang up on it; a failed attempt (retried later)."""
+        if t.state != "confirming" or not t.patient_leg:
+            return
+        leg = t.patient_leg
+        logger.info("callback task %s: nobody pressed 1 (voicemail?): attempt failed", t.task_id)
+        self.c.media.send(t.worker, p.Hangup(leg, 480))
+        self._legs.pop(leg, None)
+        t.state = "calling"
+        self._patient_not_reached(t, leg)
+
+    def _patient_confirmed(self, t: TaskSession) -> None:
+        c = self.c
+        self._cancel(t, "confirm")
         t.state = "bridged"
         c.media.send(t.worker, p.Bridge(t.secretary_leg, t.patient_leg))
         self._write("done", t.task_id, t.call_id, t.patient_leg, c.now())
@@ -338,14 +365,12 @@ class CallbackDesk:
             ours = by == "worker"  # our worker could not place it: not her miss, retry shortly
             self._offer_failed(t, missed=code in p.MISSED_CODES and not ours, hold_back=ours)
             return
-        if t.state == "calling":
+        if t.state in ("calling", "confirming"):
+            self._cancel(t, "confirm")
             other = t.patient_leg if leg == t.secretary_leg else t.secretary_leg
-            if leg == t.patient_leg and t.secretary_leg:  # no answer, busy: tell her, then hang up
-                t.patient_leg = None
-                self._write("attempt_failed", t.task_id, c.now(), leg=leg)
-                c.metrics.callback_tasks.labels(t.practice, "no_answer").inc()
-                c.media.send(t.worker, p.Play(t.secretary_leg, c._prompt_path("callback_task_no_answer", t.practice)))
-                self._timer(t, "notice", NOTICE_S, lambda: self._hang_up_secretary(t))
+            if leg == t.patient_leg and t.secretary_leg:  # no answer, busy, hung up without 1
+                t.state = "calling"
+                self._patient_not_reached(t, leg)
             else:  # she hung up while it rang
                 if other:
                     c.media.send(t.worker, p.Hangup(other, 487))
@@ -364,6 +389,15 @@ class CallbackDesk:
             for name in list(t.timers):
                 self._cancel(t, name)
             c._free_agent(agent, wrap_up=t.dialplan.queues[t.queue].wrap_up_s)
+
+    def _patient_not_reached(self, t: TaskSession, leg: str) -> None:
+        """The attempt on `leg` reached nobody: recorded, the secretary told, then hung up."""
+        c = self.c
+        t.patient_leg = None
+        self._write("attempt_failed", t.task_id, c.now(), leg=leg)
+        c.metrics.callback_tasks.labels(t.practice, "no_answer").inc()
+        c.media.send(t.worker, p.Play(t.secretary_leg, c._prompt_path("callback_task_no_answer", t.practice)))
+        self._timer(t, "notice", NOTICE_S, lambda: self._hang_up_secretary(t))
 
     def _hang_up_secretary(self, t: TaskSession) -> None:
         if t.secretary_leg:
@@ -409,6 +443,8 @@ class CallbackDesk:
             timer.cancel()
 
 
+CONFIRM_PROMPT = "callback_task_press_1"  # « tapez 1 pour être mis en relation »
+CONFIRM_DIGIT = "1"
 MIN_MESSAGE_S = 1.0  # shorter: hung up at the beep, nothing to call back about
 NOTICE_S = 4.0  # how long the secretary hears "le patient ne répond pas" before we hang up
 

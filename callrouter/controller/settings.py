@@ -34,6 +34,9 @@ class ControllerSettings:
     callback_retry_s: float = 600.0  # after the patient did not answer, back in line this much later
     callback_attempts: int = 3  # calls to the patient before the task is left to the secretaries
     callback_patient_ring_s: float = 30.0
+    # Once the patient's line answers, how long she has to press 1 (« tapez 1 pour être mis en
+    # relation »): no key by then is her voicemail answering, a failed attempt.
+    callback_confirm_s: float = 15.0
     hold_prompt: str = "music_on_hold"
     ringback_prompt: str = "ringback"
     beep_prompt: str = "beep"

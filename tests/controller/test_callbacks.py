@@ -116,12 +116,48 @@ def test_secretary_then_patient_then_bridge_and_the_task_is_done(make):
     assert h.media.prompts(offer.leg)[-1] == "callback_task_intro"
     assert phone.state == "on_call"
     h.answered(patient.leg)
+    assert h.media.prompts(patient.leg) == ["callback_task_press_1"] and not h.media.commands(p.Bridge)
+    h.digit(patient.leg, "2")  # not the key: still waiting for 1
+    assert not h.media.commands(p.Bridge)
+    h.digit(patient.leg, "1")  # a person is there
     assert h.media.last(p.Bridge) == p.Bridge(offer.leg, patient.leg)
     done = h.tasks.get(task.id) if h.recorder.flush(10) else None
     assert (done.state, done.done_leg, done.attempts, done.assigned_to) == ("done", patient.leg, 1, SEC1)
     h.ended(patient.leg)
     assert h.media.last(p.Hangup).leg == offer.leg
     assert phone.state == "wrap_up"
+
+
+def test_a_voicemail_answering_the_patients_phone_is_a_failed_attempt_back_in_line(make):
+    """Her line answers but nobody presses 1 within callback_confirm_s: the answering machine is hung
+    up on, the task is not done, and it is offered again after callback_retry_s."""
+    h = make(agents={}, callback_retry_s=600, callback_confirm_s=15)
+    leg = overflowing_call(h)
+    digits(h, leg, "11")
+    h.finish_playing(leg)
+    [task] = tasks(h)
+    _add_fixed_phone(h, SEC1)
+    offer = h.media.last(p.Dial)
+    h.answered(offer.leg)
+    patient = h.media.last(p.Dial)
+    h.answered(patient.leg)  # the voicemail picks up
+    h.clock.advance(14)
+    assert not h.media.commands(p.Hangup, patient.leg)
+    h.clock.advance(1)
+    assert h.media.last(p.Hangup, patient.leg).leg == patient.leg and not h.media.commands(p.Bridge)
+    assert h.media.prompts(offer.leg)[-1] == "callback_task_no_answer"
+    h.ended(patient.leg)  # the worker reports the leg we hung up
+    h.clock.advance(4)
+    assert h.media.last(p.Hangup).leg == offer.leg
+    h.ended(offer.leg)
+    assert h.recorder.flush(10)
+    stored = h.tasks.get(task.id)
+    assert (stored.state, stored.attempts, stored.done_at) == ("assigned", 1, None)
+    assert h.controller.metrics.callback_tasks.labels("cabinet-dr-martin", "done")._value.get() == 0
+    dials = len(h.media.commands(p.Dial))
+    h.clock.advance(600)
+    assert len(h.media.commands(p.Dial)) == dials + 1  # offered again to the secretary
+    assert h.media.last(p.Dial).uri == SEC1
 
 
 def test_a_patient_who_does_not_answer_is_tried_again_later_then_left_to_the_secretaries(make):
@@ -225,6 +261,7 @@ def test_a_secretary_calls_a_voicemail_task_back_from_her_console(make):
     h.answered(ring.leg)
     patient = h.media.last(p.Dial)
     h.answered(patient.leg)
+    h.digit(patient.leg, "1")
     assert h.media.last(p.Bridge) == p.Bridge(ring.leg, patient.leg)
     assert h.recorder.flush(10)
     assert h.tasks.get("t-voicemail").state == "done"
