@@ -9,6 +9,10 @@ Times: a TZID or UTC time is converted to the practice's zone, a floating time i
 all-day event covers whole local days. A recurring event repeats at the local wall-clock time of
 its first occurrence and keeps its wall-clock length: a 19:00-08:00 weekly shift still ends at
 08:00 on the night the clocks change.
+
+The rota's public-holiday rule (`on_call.holidays`) does not apply to these shifts: they are dated,
+so a feed already says who covers each holiday (a recurring event that should skip one carries an
+EXDATE or a moved instance). Where the feed has no event, the weekly pattern and its rule apply.
 """
 
 from __future__ import annotations

@@ -232,6 +232,7 @@ def test_alias_bomb_is_refused(tmp_path):
     ("974", "974"),
     ('"976"', "976"),
     ("moselle", "57"),
+    ('"975"', "PM"),       # Saint-Pierre-et-Miquelon, an overseas collectivity with its own holidays
 ])
 def test_every_departement_number_is_accepted(tmp_path, written, expected):
     d = load_one(tmp_path, dialplan_text(calendar=f"  subdivision: {written}"))
