@@ -14,7 +14,6 @@ the secretary with `dial(worker_of(caller_leg), ...)`; `pick(legs=2)` finds room
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import sys
@@ -297,8 +296,10 @@ class MediaPool(service.Service):
             logger.info("media worker %s ready: SIP port %s, %s legs", slot.name, event.sip_port, event.cap)
             if self.cap is None:
                 self.cap = event.cap
-                wanted = max(self.settings.workers_min, math.ceil(self.settings.legs_wanted / max(1, event.cap)))
-                self._grow(wanted)
+                shortfall = self.settings.shortfall(event.cap)
+                if shortfall is not None:
+                    logger.error("%s", shortfall)
+                self._grow(self.settings.workers_needed(event.cap))
         elif isinstance(event, p.IncomingCall):
             self._adopt(slot, event.leg)
         elif isinstance(event, p.LegEnded):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -13,6 +14,11 @@ class MediaSettings:
     each worker reports when it starts (4 with the PyPI pjsua2 wheel; a bridged call takes 2).
     Worker i listens for SIP on `sip_port_base + i` (Kamailio's dispatcher sends INVITEs there) and
     takes RTP ports from `rtp_port_base + i * rtp_ports_per_worker`.
+
+    The cap belongs to the installed pjsua2 build and is only known once the first worker starts,
+    so `legs_wanted` beyond `workers_max` workers of that cap cannot be refused at load: the pool
+    then logs an error naming both settings and the numbers, and runs `workers_max` workers. What
+    no cap can serve (more legs than `workers_max` workers have RTP port pairs for) is refused here.
     """
 
     legs_wanted: int = 8
@@ -37,6 +43,11 @@ class MediaSettings:
         out = []
         if self.legs_wanted < 1:
             out.append("legs_wanted must be at least 1")
+        elif self.legs_wanted > self.workers_max * (self.rtp_ports_per_worker // 2):
+            out.append(f"legs_wanted {self.legs_wanted} is more than workers_max {self.workers_max} workers "
+                       f"can ever hold: each has rtp_ports_per_worker {self.rtp_ports_per_worker} ports, "
+                       f"an RTP/RTCP pair per leg, so {self.workers_max * (self.rtp_ports_per_worker // 2)} "
+                       f"legs at most")
         if not 1 <= self.workers_min <= self.workers_max:
             out.append("workers_min must be at least 1 and at most workers_max")
         if not 1 <= self.sip_port_base <= 65535 - self.workers_max:
@@ -52,6 +63,19 @@ class MediaSettings:
         if self.restart_backoff_factor < 1:
             out.append("restart_backoff_factor must be >= 1")
         return out
+
+    def workers_needed(self, cap: int) -> int:
+        """Workers of `cap` legs each that `legs_wanted` asks for (workers_max not applied)."""
+        return max(self.workers_min, math.ceil(self.legs_wanted / max(1, cap)))
+
+    def shortfall(self, cap: int) -> str | None:
+        """Why `legs_wanted` cannot be met with workers of `cap` legs, or None when it can."""
+        needed = self.workers_needed(cap)
+        if needed <= self.workers_max:
+            return None
+        return (f"media.legs_wanted {self.legs_wanted} needs {needed} workers of {cap} legs, above "
+                f"media.workers_max {self.workers_max}: running {self.workers_max} workers "
+                f"({self.workers_max * cap} legs); raise media.workers_max or lower media.legs_wanted")
 
     def sip_port(self, index: int) -> int:
         return self.sip_port_base + index

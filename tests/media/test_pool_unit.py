@@ -176,3 +176,38 @@ def test_settings_problems_are_reported():
     assert len(bad.problems()) == 4
     with pytest.raises(ValueError, match="legs_wanted"):
         MediaPool(bad, Observer(), reactor=FakeReactor())
+
+
+def test_legs_wanted_beyond_workers_max_is_logged_as_an_error_naming_both_settings(caplog):
+    """400 legs of 4-leg workers would need 100 workers: the pool says so loudly, with the numbers,
+    and runs workers_max of them."""
+    reactor = FakeReactor()
+    settings = MediaSettings(legs_wanted=400, workers_min=1, workers_max=3, sip_port_base=6000,
+                             rtp_port_base=30000, rtp_ports_per_worker=400)
+    pool = MediaPool(settings, Observer(), reactor=reactor, python="/usr/bin/python3")
+    pool.startService()
+    with caplog.at_level("ERROR", logger="callrouter.media.pool"):
+        ready(reactor.spawned[0][1], "w0", 6000, cap=4)
+    assert len(reactor.spawned) == 3
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "media.legs_wanted 400 needs 100 workers of 4 legs, above media.workers_max 3: running 3 workers "
+        "(12 legs); raise media.workers_max or lower media.legs_wanted"]
+
+
+def test_legs_wanted_within_workers_max_logs_no_error(setup, caplog):
+    pool, reactor, _ = setup
+    with caplog.at_level("ERROR", logger="callrouter.media.pool"):
+        ready(reactor.spawned[0][1], "w0", 6000, cap=4)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_legs_wanted_no_cap_could_serve_is_refused_at_load():
+    """More legs than workers_max workers have RTP port pairs for: refused when the settings load,
+    the message naming the settings and the numbers."""
+    from callrouter.config import ConfigError, parse_settings
+
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"media": {"legs_wanted": 400, "workers_max": 2, "rtp_ports_per_worker": 100}},
+                       "test.yaml", environ={})
+    assert any("legs_wanted 400 is more than workers_max 2 workers can ever hold" in problem
+               and "100 legs at most" in problem for problem in caught.value.problems), caught.value.problems
