@@ -134,9 +134,9 @@ def test_an_sms_reply_acknowledges_and_stops_the_chain(db, gateway):
     eid = yield start(engine, plan)
     yield engine.settled(eid)
     acks = Acknowledger(EscalationRepository(db), SECRET, engine.acknowledged)
-    assert acks.by_sms("+33699999999", engine.now()) is None  # a stranger acknowledges nothing
-    result = acks.by_sms("+33611111111", engine.now())
-    assert result.accepted and result.escalation.acknowledged_by == "dr-martin"
+    assert acks.by_sms("+33699999999", "OK", engine.now()).action == "ignored"  # a stranger acknowledges nothing
+    result = acks.by_sms("+33611111111", "OK", engine.now())
+    assert result.accepted and EscalationRepository(db).get(eid).acknowledged_by == "dr-martin"
     clock.advance(3600)
     yield engine.settled(eid)
     assert len(gateway.requests) == 1

@@ -168,7 +168,8 @@ def env(db, smsc):
     e.clock = clock_at()
     e.engine, _ = make_engine(db, {"sms": e.channel}, e.clock, e.plan, settings=e.settings)
     e.repo = EscalationRepository(db)
-    connect_inbound(e.channel, e.repo, Acknowledger(e.repo, SECRET, e.engine.acknowledged), e.engine.now, sync)
+    acks = Acknowledger(e.repo, SECRET, e.engine.acknowledged, declined=e.engine.declined, answer=e.engine.answer_sms)
+    connect_inbound(e.channel, e.repo, acks, e.engine.now, sync)
     e.engine.startService()
     yield e
     pytest_twisted.blockon(e.engine.stopService())
@@ -182,7 +183,8 @@ def test_submitted_receipt_stored_and_a_reply_acknowledges(env, smsc):
     yield env.engine.settled(eid)
     assert smsc.binds == [(b"cr", b"secret", 0x34)]
     text, seqs = reassemble(smsc.submits)
-    assert text.startswith("URGENT Cabinet Test : rappeler le patient au 06 12 34 56 78. Accusé de réception : ")
+    assert text.startswith(f"URGENT Cabinet Test : rappeler le patient au 06 12 34 56 78. Répondez OK E{eid} si "
+                           f"vous prenez en charge, NON E{eid} si vous ne pouvez pas. Accusé de réception : ")
     assert len(smsc.submits) == 2 and seqs == [1, 2]  # a link makes it longer than 160: two parts with a UDH
     first = smsc.submits[0]
     assert (first["dst"], first["dst_ton"], first["src"], first["src_ton"]) == (b"33611111111", 1, b"Cabinet", 5)
@@ -199,9 +201,15 @@ def test_submitted_receipt_stored_and_a_reply_acknowledges(env, smsc):
     yield until(lambda: env.repo.get(eid).acknowledged_at is not None)
     view = env.repo.get(eid)
     assert (view.outcome, view.acknowledged_by, view.acknowledged_via) == ("acknowledged", "dr-martin", "sms")
+    yield until(lambda: len(smsc.submits) == 3)  # the answer, over the same bind
+    assert smsc.submits[2]["dst"] == b"33611111111"
+    assert reassemble(smsc.submits[2:])[0] == f"Merci : prise en charge de l'alerte E{eid} enregistrée."
     env.clock.advance(3600)
     yield env.engine.settled(eid)
-    assert len(smsc.submits) == 2  # the chain stopped: the backup got nothing
+    assert len(smsc.submits) == 3  # the chain stopped: the backup got nothing
+    [reply] = env.repo.get(eid).replies
+    assert (reply.via, reply.understood, reply.action, reply.sender) == ("smpp", "yes", "acknowledged",
+                                                                        "+33*******11")
 
 
 @pytest_twisted.inlineCallbacks
@@ -211,8 +219,40 @@ def test_a_ucs2_reply_ok_acknowledges_and_a_receipt_by_tlv_is_read(env, smsc):
     tlvs = struct.pack(">HH", 0x001E, 8) + b"smsc-1\0\0" + struct.pack(">HHB", 0x0427, 1, 2)
     smsc.current.deliver(b"33611111111", 0x04, 0, b"", tlvs)
     yield until(lambda: env.repo.get(eid).steps[0].state == "delivered")
-    smsc.current.deliver(b"33611111111", 0, DC_UCS2, "OK, je m'en charge ç".encode("utf-16-be"))
+    smsc.current.deliver(b"33611111111", 0, DC_UCS2, "Oui ✓".encode("utf-16-be"))
     yield until(lambda: env.repo.get(eid).acknowledged_via == "sms")
+
+
+@pytest_twisted.inlineCallbacks
+def test_over_smpp_a_refusal_declines_and_the_backup_gets_the_sms_at_once(env, smsc):
+    """"NON je ne peux pas, voyez avec Dr B" used to acknowledge the chain: the patient was left
+    with nobody. It is a decline now, read exactly as the webhook reads it."""
+    eid = yield env.engine.start("call-1", env.plan, "urgent", "+33612345678")
+    yield env.engine.settled(eid)
+    parts = len(smsc.submits)
+    smsc.current.deliver(b"33611111111", 0, 0, b"NON je ne peux pas, voyez avec Dr B")
+    yield until(lambda: any(s["dst"] == b"33622222222" for s in smsc.submits))  # no 60 s wait
+    view = env.repo.get(eid)
+    assert view.acknowledged_at is None and view.declined_by == ("dr-martin",)
+    assert [(r.via, r.understood, r.action) for r in view.replies] == [("smpp", "no", "declined")]
+    yield until(lambda: any(s["dst"] == b"33611111111" for s in smsc.submits[parts:]))
+    answer = [s for s in smsc.submits[parts:] if s["dst"] == b"33611111111"]
+    assert reassemble(answer)[0].startswith(f"Refus enregistré pour l'alerte E{eid}")
+
+
+@pytest_twisted.inlineCallbacks
+def test_over_smpp_an_unclear_reply_changes_nothing_and_is_answered_in_french(env, smsc):
+    eid = yield env.engine.start("call-1", env.plan, "urgent", "+33612345678")
+    yield env.engine.settled(eid)
+    parts = len(smsc.submits)
+    smsc.current.deliver(b"33611111111", 0, 0, b"OK je rappelle dans 5 min")
+    yield until(lambda: len(smsc.submits) > parts)
+    assert reassemble(smsc.submits[parts:])[0] == (
+        f"Réponse non comprise. Répondez OK E{eid} pour prendre en charge l'alerte, ou NON E{eid} si vous "
+        "ne pouvez pas.")
+    view = env.repo.get(eid)
+    assert view.acknowledged_at is None and view.state == "active"
+    assert [(r.understood, r.action) for r in view.replies] == [("unclear", "explained")]
 
 
 @pytest_twisted.inlineCallbacks
@@ -332,12 +372,14 @@ def test_the_daemon_wiring_runs_receipts_and_replies_through_the_thread_pool(tmp
             yield parts.engine.ready
             eid = yield parts.engine.start("call-1", plan, "urgent", "+33612345678")
             yield parts.engine.settled(eid)
-            assert len(smsc.submits) == 1
+            assert [s["dst"] for s in smsc.submits] == [b"33611111111"] * 2  # one SMS in two parts
             smsc.current.deliver(b"33611111111", 0x04, 0, b"id:smsc-1 sub:001 dlvrd:001 stat:DELIVRD err:000")
             yield until(lambda: parts.repo.get(eid).steps[0].state == "delivered")
             smsc.current.deliver(b"33611111111", 0, 0, b"OK")
             yield until(lambda: parts.repo.get(eid).outcome == "acknowledged")
-            assert parts.engine.active_ids() == []  # told on the reactor thread: the chain stopped
+            yield until(lambda: parts.engine.active_ids() == [])  # told on the reactor thread: it stopped
+            yield until(lambda: len(smsc.submits) == 3)  # the answer, sent from the reactor thread
+            assert reassemble(smsc.submits[2:])[0].startswith("Merci : prise en charge")
         finally:
             yield parts.engine.stopService()
     assert smsc.unbinds == 1  # stopping the engine unbinds

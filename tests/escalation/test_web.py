@@ -86,7 +86,13 @@ def test_the_inbound_sms_webhook_needs_its_secret_and_acknowledges_a_reply(env):
     status, _, body = yield request(env, "POST", "/api/escalations/inbound-sms",
                                     {"from": "+33611111111", "text": "OK je rappelle"},
                                     headers={"X-Webhook-Secret": WEBHOOK})
-    assert status == 200 and json.loads(body) == {"acknowledged": True, "escalation_id": env.eid}
+    assert status == 200 and json.loads(body) == {"acknowledged": False, "escalation_id": env.eid,
+                                                  "escalation_ids": [env.eid], "understood": "unclear",
+                                                  "action": "explained"}
+    assert EscalationRepository(env.db).get(env.eid).acknowledged_at is None
+    status, _, body = yield request(env, "POST", "/api/escalations/inbound-sms",
+                                    {"from": "+33611111111", "text": "ok"}, headers={"X-Webhook-Secret": WEBHOOK})
+    assert status == 200 and json.loads(body)["acknowledged"] is True
     assert EscalationRepository(env.db).get(env.eid).acknowledged_via == "sms"
 
 
