@@ -186,3 +186,22 @@ def test_the_forecast_does_not_repeat_for_each_holiday_that_the_rota_has_ended(t
     end = start + dt.timedelta(days=30)
     kinds = [w.kind for w in timeline.warnings(plan, timeline.timeline(plan, start, end), start, end)]
     assert "rota_ends" in kinds and "holiday_no_on_call" not in kinds
+
+
+def test_escalation_reaches_the_holiday_cover_of_a_loaded_dialplan(tmp_path):
+    """The live path: a step to `on_call` on 14 July reaches the Sunday practitioner, in Paris time."""
+    from callrouter.domain import escalation
+    from callrouter.domain.model import EscalationStep
+    from tests.factories import dialplan_text, load_one
+
+    text = dialplan_text(extra='on_call:\n  weekly:\n'
+                               '    - {days: mon-fri, hours: "08:00-20:00", who: dr-a}\n'
+                               '    - {days: sun, hours: "08:00-20:00", who: dr-b}')
+    text = text.replace('  - {id: dr-a, name: Dr A, phone: "+33600000001"}',
+                        '  - {id: dr-a, name: Dr A, phone: "+33600000001"}\n'
+                        '  - {id: dr-b, name: Dr B, phone: "+33600000002"}')
+    plan = load_one(tmp_path, text)
+    step = EscalationStep("sms", "on_call")
+    noon_utc = dt.datetime(2027, 7, 14, 10, tzinfo=dt.timezone.utc)  # 12:00 in Paris
+    assert escalation.resolve(step, 0, 0, plan, noon_utc).practitioner == "dr-b"
+    assert escalation.resolve(step, 0, 0, plan, noon_utc - dt.timedelta(days=1)).practitioner == "dr-a"
