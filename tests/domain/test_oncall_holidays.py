@@ -95,6 +95,12 @@ def test_exceptions_and_feed_shifts_win_on_a_holiday_as_written():
     assert oncall.on_call_at(r, D(2027, 7, 14, 13)) == "dr-feed"
     assert oncall.on_call_at(r, D(2027, 7, 14, 15)) == "dr-weekend"   # where the feed is silent
     assert oncall.on_call(r, D(2027, 7, 14, 13)).rule == oncall.FEED
+    # a recurring feed event (every Wednesday evening) is not moved or dropped by the holiday rule
+    from callrouter.domain.model import Recurrence
+    weekly_event = RotaShift(Period(D(2027, 7, 7, 18), D(2027, 7, 7, 20)), "dr-feed", Recurrence("weekly"))
+    r = rota(shifts=(weekly_event,))
+    assert oncall.on_call_at(r, D(2027, 7, 14, 19)) == "dr-feed"
+    assert oncall.on_call_at(r, D(2027, 7, 14, 17)) == "dr-weekend"
 
 
 def test_until_ends_the_holiday_rule_with_the_weekly_pattern():
