@@ -18,3 +18,16 @@ def test_enabled_without_secret_or_channel_is_refused_with_every_problem():
         parse_settings({"escalation": {"enabled": True, "sms_format": "xml"}}, environ={})
     text = str(err.value)
     assert "escalation.ack_secret: required" in text and "sms_format" in text and "no channel" in text
+
+
+def test_the_duty_contact_is_parsed_and_checked():
+    s = parse_settings({"escalation": {"duty_contact": {"sms": "+33612345678", "email": "sup@example.org"}}},
+                       environ={})
+    assert (s.escalation.duty_contact.sms, s.escalation.duty_contact.email) == ("+33612345678", "sup@example.org")
+    with pytest.raises(ConfigError) as err:
+        parse_settings({"escalation": {"duty_contact": {"sms": "06 12", "email": "nobody"}}}, environ={})
+    text = str(err.value)
+    assert "escalation.duty_contact.sms: expected a number" in text
+    assert "escalation.duty_contact.email: expected an e-mail address" in text
+    with pytest.raises(ConfigError, match="escalation.duty_contact.fax: unknown key"):
+        parse_settings({"escalation": {"duty_contact": {"fax": "x"}}}, environ={})

@@ -160,3 +160,20 @@ def test_build_events_off_and_on():
     service, notifier = build_events(MqttSettings(), "n", registry, Clock())
     assert isinstance(service, EventsService) and notifier.publisher is service.publisher
     assert registry.get_sample_value("callrouter_events_broker_connected") == 0
+
+
+def test_an_exhausted_escalation_goes_to_the_supervisors_topic_with_the_number_masked(setup):
+    import datetime as dt
+
+    events, pub = setup
+    events.escalation_exhausted(escalation_id=42, reference="E42", practice="cab", tier="vital", call_id="c1",
+                                caller=CALLER, started_at=dt.datetime(2027, 2, 3, 21, 0, tzinfo=dt.timezone.utc),
+                                steps_sent=4, declined_by=("dr-martin",), duty_alerts=("sms",))
+    [sent] = pub.sent
+    assert sent.topic == "callrouter/node1/escalations/cab/exhausted" and sent.qos == 1 and not sent.retain
+    assert sent.payload["caller"] == "+33*******78" and CALLER not in json.dumps(sent.payload)
+    assert {k: sent.payload[k] for k in ("type", "escalation_id", "reference", "tier", "declined_by",
+                                         "duty_alerts", "steps_sent", "started_at")} == {
+        "type": "escalation_exhausted", "escalation_id": 42, "reference": "E42", "tier": "vital",
+        "declined_by": ["dr-martin"], "duty_alerts": ["sms"], "steps_sent": 4,
+        "started_at": "2027-02-03T21:00:00+00:00"}
