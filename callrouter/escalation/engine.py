@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 from zoneinfo import ZoneInfo
@@ -202,7 +203,8 @@ class EscalationEngine(Service):
         if channel is None:
             logger.warning("no SMS channel: the answer to %s is not sent", mask_number(to))
             return defer.succeed(None)
-        message = Message("sms", to, "", text, f"reply-{int(self._clock.seconds() * 1000)}")
+        # Its own idempotency key: two answers must never look like one to a gateway.
+        message = Message("sms", to, "", text, f"reply-{uuid.uuid4().hex}")
         d = defer.maybeDeferred(channel.send, message)
         d.addCallbacks(lambda _: logger.info("answer sent to %s", mask_number(to)),
                        lambda f: logger.warning("answer to %s not sent: %s", mask_number(to), f.getErrorMessage()))
