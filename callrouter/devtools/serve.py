@@ -70,6 +70,9 @@ class ServeProcess:
     def start(self, ready: Callable[["ServeProcess"], None] | None = None) -> "ServeProcess":
         path = self.root / "callrouter.yaml"
         path.write_text(json.dumps(self.config))  # JSON is YAML
+        # As a user installs it: the schema first (serve refuses a database not at the latest migration).
+        subprocess.run([CLI, "db", "upgrade", "--config", str(path)], cwd=self.root, check=True,
+                       capture_output=True, timeout=120)
         self.proc = subprocess.Popen([CLI, "serve", "--config", str(path)], cwd=self.root,
                                      stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
         workers = self.config["media"]["workers_min"]
