@@ -3,6 +3,11 @@
 pjsua2 hands the worker the whole request as text (`SipRxData.wholeMsg`); the worker reports the
 dialled number, the caller and a few selected headers. Anything unparsable degrades to empty
 strings: a strange INVITE is still a call to report, never a crash.
+
+SIP does not make its headers UTF-8, and SWIG decodes the message's bytes with `surrogateescape`:
+a Latin-1 display name arrives as lone surrogates, which no UTF-8 line can carry. `sip_text` turns
+every byte that is not UTF-8 into U+FFFD, and every other control character but tab and line breaks
+into a space, before anything is read out of the message.
 """
 
 from __future__ import annotations
@@ -34,6 +39,21 @@ class InviteSummary:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def sip_text(raw: str | bytes) -> str:
+    """A received SIP message as safe text: valid UTF-8 kept, any other byte as U+FFFD."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogateescape" if raw.isascii() or _escaped_only(raw) else "replace")
+    return _CONTROL.sub(" ", raw.decode("utf-8", "replace"))
+
+
+def _escaped_only(text: str) -> bool:
+    """True when every surrogate in `text` is one `surrogateescape` made (U+DC80..U+DCFF)."""
+    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
+
+
 def uri_user(value: str) -> str:
     """The user part of the first SIP/tel URI in a header value ('' when there is none)."""
     match = _URI_USER.search(value or "")
@@ -53,7 +73,7 @@ def display_name(value: str) -> str:
 def summarise_invite(text: str, reported: Iterable[str] = DEFAULT_REPORTED) -> InviteSummary:
     """Request URI, From, To, Call-ID, the dialled number (request URI user), the caller (From
     user and display name), and the reported headers (first value of each, bounded)."""
-    head = (text or "").replace("\r\n", "\n").split("\n\n", 1)[0]
+    head = sip_text(text or "").replace("\r\n", "\n").split("\n\n", 1)[0]
     lines = head.split("\n")
     request_line = lines[0].split() if lines else []
     request_uri = request_line[1] if len(request_line) >= 3 else ""

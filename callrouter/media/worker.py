@@ -224,10 +224,13 @@ class Worker:
         self._queue.append(item)
 
     def emit(self, event: p.Event) -> None:
+        self._send(p.encode(event))
+
+    def _send(self, line: bytes) -> None:
         if self._out is None:
             return
         try:
-            self._out.write(p.encode(event))
+            self._out.write(line)
             self._out.flush()
         except (BrokenPipeError, ConnectionResetError):
             logger.warning("controller went away: hanging up and exiting")
@@ -348,14 +351,25 @@ class Worker:
         self._seq += 1
         leg_id = f"{self.name}-{os.getpid()}-{self._seq}"
         leg = _Leg(id=leg_id, call=_Call(self, leg_id, account, call_id), outgoing=False)
+        try:
+            summary = summarise_invite(message)
+            line = p.encode(p.IncomingCall(
+                leg=leg_id, sip_call_id=summary.call_id, from_uri=summary.from_uri, to_uri=summary.to_uri,
+                number=summary.number, caller=summary.caller, caller_name=summary.caller_name,
+                headers=dict(summary.headers)))
+        except Exception:
+            # A call the controller cannot hear about would ring, holding a slot, until the caller
+            # gives up: refuse it now. The leg was never reported, so its end is not either.
+            logger.exception("incoming call %s cannot be reported: refused 500", leg_id)
+            prm = pj.CallOpParam(True)
+            prm.statusCode = 500
+            leg.call.hangup(prm)
+            self._dead.append(leg)
+            return
         self._legs[leg_id] = leg
-        summary = summarise_invite(message)
         logger.info("incoming call %s from %s to %s", leg_id, mask_number(summary.caller),
                     mask_number(summary.number))
-        self.emit(p.IncomingCall(
-            leg=leg_id, sip_call_id=summary.call_id, from_uri=summary.from_uri, to_uri=summary.to_uri,
-            number=summary.number, caller=summary.caller, caller_name=summary.caller_name,
-            headers=dict(summary.headers)))
+        self._send(line)
 
     def _on_state(self, leg_id: str, state: int, code: int, reason: str) -> None:
         leg = self._legs.get(leg_id)

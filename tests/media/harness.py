@@ -209,3 +209,100 @@ class Observer:
             if isinstance(event, kind) and all(getattr(event, k) == v for k, v in match.items()):
                 return worker, event
         return None
+
+
+class RawSipCaller:
+    """A caller over a plain UDP socket, for INVITEs SIPp cannot write: the exact bytes are ours
+    (non-UTF-8 header values). It answers what it gets as a UAC would: ACK, then BYE on command.
+    `target` is where requests go: the worker itself, or the edge (then Record-Route is followed)."""
+
+    def __init__(self, target: tuple[str, int], bind_ip: str = "127.0.0.1") -> None:
+        self.target = target
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((bind_ip, 0))
+        self.local = self.sock.getsockname()
+        self.call_id = "%016x" % random.getrandbits(64)
+        self.tag = "%08x" % random.getrandbits(32)
+        self.branch = ""
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _via(self) -> bytes:
+        self.branch = "z9hG4bK%012x" % random.getrandbits(48)
+        return b"Via: SIP/2.0/UDP %s:%d;branch=%s;rport\r\n" % (self.local[0].encode(), self.local[1],
+                                                                 self.branch.encode())
+
+    def invite(self, number: str, caller: str, display: bytes = b"", extra: bytes = b"",
+               rtp_port: int = 4000) -> None:
+        host = self.target[0].encode()
+        sdp = (b"v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+               b"m=audio %d RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n" % rtp_port)
+        self.request_uri = b"sip:%s@%s:%d" % (number.encode(), host, self.target[1])
+        self.from_header = (b'From: "%s" <sip:%s@%s>;tag=%s\r\n' % (display, caller.encode(),
+                                                                     self.local[0].encode(), self.tag.encode()))
+        self.to_header = b"To: <sip:%s@%s>\r\n" % (number.encode(), host)
+        self._send(b"INVITE %s SIP/2.0\r\n" % self.request_uri + self._via() + b"Max-Forwards: 70\r\n"
+                   + self.from_header + self.to_header
+                   + b"Call-ID: %s\r\nCSeq: 1 INVITE\r\n" % self.call_id.encode()
+                   + b"Contact: <sip:caller@%s:%d>\r\n" % (self.local[0].encode(), self.local[1]) + extra
+                   + b"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n" % len(sdp) + sdp)
+
+    def _send(self, data: bytes) -> None:
+        self.sock.sendto(data, self.target)
+
+    def final(self, timeout: float = WAIT) -> tuple[int, dict[str, list[bytes]]]:
+        """The next final response to the INVITE: (status, {lower-case header: [values]})."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                data, _ = self.sock.recvfrom(65535)
+            except socket.timeout:
+                break
+            if not data.startswith(b"SIP/2.0 "):
+                continue
+            status = int(data[8:11])
+            headers: dict[str, list[bytes]] = {}
+            for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                headers.setdefault(name.strip().decode("latin-1").lower(), []).append(value.strip())
+            if status >= 200 and b"INVITE" in headers.get("cseq", [b""])[0]:
+                return status, headers
+        raise AssertionError(f"no final response to the INVITE within {timeout}s")
+
+    def ack(self, status: int, headers: dict[str, list[bytes]]) -> None:
+        """ACK a final response: a new transaction to the Contact along the route set for a 2xx,
+        the INVITE's own transaction otherwise."""
+        to = b"To: " + headers["to"][0] + b"\r\n"
+        if status >= 300:
+            via = b"Via: SIP/2.0/UDP %s:%d;branch=%s;rport\r\n" % (self.local[0].encode(), self.local[1],
+                                                                    self.branch.encode())
+            self._send(b"ACK %s SIP/2.0\r\n" % self.request_uri + via + b"Max-Forwards: 70\r\n"
+                       + self.from_header + to + b"Call-ID: %s\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+                       % self.call_id.encode())
+            return
+        self._dialog = (headers["contact"][0].strip(b"<>").split(b">")[0], to,
+                        [r for value in reversed(headers.get("record-route", [])) for r in value.split(b",")])
+        self._in_dialog(b"ACK", 1)
+
+    def _in_dialog(self, method: bytes, cseq: int) -> None:
+        contact, to, routes = self._dialog
+        route = b"".join(b"Route: %s\r\n" % r.strip() for r in routes)
+        self._send(b"%s %s SIP/2.0\r\n" % (method, contact) + self._via() + b"Max-Forwards: 70\r\n" + route
+                   + self.from_header + to + b"Call-ID: %s\r\nCSeq: %d %s\r\nContent-Length: 0\r\n\r\n"
+                   % (self.call_id.encode(), cseq, method))
+
+    def bye(self, timeout: float = WAIT) -> int:
+        """Hang up an answered call; the status of the answer to the BYE."""
+        self._in_dialog(b"BYE", 2)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                data, _ = self.sock.recvfrom(65535)
+            except socket.timeout:
+                break
+            if data.startswith(b"SIP/2.0 ") and b" BYE\r\n" in data:
+                return int(data[8:11])
+        raise AssertionError(f"no answer to the BYE within {timeout}s")

@@ -47,3 +47,19 @@ def test_anonymous_and_garbage():
 @given(st.text(max_size=500))
 def test_never_raises(text):
     summarise_invite(text)
+
+
+def test_bytes_that_are_not_utf8_become_replacement_characters_the_event_can_carry():
+    """SWIG hands the worker undecodable bytes as lone surrogates: the summary holds U+FFFD instead,
+    and the incoming_call event built from it encodes."""
+    from callrouter.media import protocol as p
+
+    raw = (b'INVITE sip:+33142000001@127.0.0.1 SIP/2.0\r\nFrom: "Ren\xe9\x01" <sip:+33612345678@h>;tag=1\r\n'
+           b"To: <sip:+33142000001@h>\r\nCall-ID: a\xffb\r\nX-Note: caf\xc3\xa9 \xe9\r\n\r\n")
+    summary = summarise_invite(raw.decode("utf-8", "surrogateescape"))
+    assert (summary.caller_name, summary.call_id, summary.headers["X-Note"]) == (
+        "Ren\ufffd", "a\ufffdb", "caf\u00e9 \ufffd")
+    assert summary.caller == "+33612345678"
+    p.encode(p.IncomingCall(leg="l", sip_call_id=summary.call_id, from_uri=summary.from_uri,
+                            to_uri=summary.to_uri, number=summary.number, caller=summary.caller,
+                            caller_name=summary.caller_name, headers=dict(summary.headers)))
