@@ -24,6 +24,7 @@ from twisted.application import service
 from twisted.internet import defer, error, protocol
 from twisted.python.failure import Failure
 
+from callrouter.domain.masking import mask_numbers_in
 from callrouter.media import protocol as p
 from callrouter.media.settings import MediaSettings
 
@@ -96,12 +97,13 @@ class _WorkerProcess(protocol.ProcessProtocol):
             self._pool._on_event(self._slot, self.transport, event)
 
     def errReceived(self, data: bytes) -> None:
-        # The worker's own log lines (numbers already masked there), passed on line by line.
+        # The worker's log lines, passed on line by line. Its own mask numbers already; pjsua's do
+        # not (at pj_log_level 4 and up it dumps whole SIP messages): every line is masked here.
         self._err += data
         while b"\n" in self._err:
             line, _, rest = bytes(self._err).partition(b"\n")
             self._err = bytearray(rest[-65536:])
-            text = line.decode("utf-8", "replace").rstrip()
+            text = mask_numbers_in(line.decode("utf-8", "replace").rstrip())
             if text.strip():
                 # pjsua's own lines (its start-up banner) start with a bare time: keep them at debug.
                 level = logging.DEBUG if _PJSUA_LINE.match(text) else logging.INFO

@@ -23,12 +23,12 @@ from twisted.internet import defer, error, protocol
 from twisted.internet.interfaces import IReactorProcess, IReactorTime
 from twisted.python.failure import Failure
 
+from callrouter.domain.masking import mask_numbers_in
 from callrouter.sip import kamailio
 from callrouter.sip.settings import SipSettings
 
 logger = logging.getLogger(__name__)
 
-_NUMBER_RE = re.compile(r"\+?\d{7,}")
 _LEVEL_RE = re.compile(r"\b(ALERT|CRITICAL|BUG|ERROR|WARNING|NOTICE|INFO|DEBUG):")
 _LEVELS = {"ALERT": logging.ERROR, "CRITICAL": logging.ERROR, "BUG": logging.ERROR,
            "ERROR": logging.ERROR, "WARNING": logging.WARNING, "NOTICE": logging.INFO,
@@ -61,13 +61,9 @@ class _KamailioProtocol(protocol.ProcessProtocol):
         self._on_ended(reason)
 
 
-def mask_numbers(text: str) -> str:
-    """Every run of 7+ digits (a phone number in a URI Kamailio logged) as 0612****78."""
-    return _NUMBER_RE.sub(lambda m: m.group()[:4] + "****" + m.group()[-2:], text)
-
-
 def _relay(raw: bytes) -> None:
-    line = mask_numbers(raw.decode("utf-8", "replace").rstrip())
+    # Kamailio dumps the SIP messages it cannot parse, numbers included: mask them as we do ours.
+    line = mask_numbers_in(raw.decode("utf-8", "replace").rstrip())
     if not line:
         return
     match = _LEVEL_RE.search(line)

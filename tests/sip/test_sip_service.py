@@ -6,13 +6,14 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor, task, threads
 
 from callrouter.sip.registrations import RegistrationsClient, RegistrationsUnavailable
-from callrouter.sip.service import KamailioService, mask_numbers, restart_delay
+from callrouter.sip.service import KamailioService, restart_delay
 from callrouter.store.testing import fresh_database
 from tests.sip.conftest import REALM, edge_settings
 
@@ -77,10 +78,39 @@ def test_restart_delay_backs_off_and_is_capped():
     assert restart_delay(50) == 60.0
 
 
-def test_kamailio_log_lines_never_carry_a_whole_phone_number():
-    line = "ERROR: tm: no reply for sip:+33612345678@trunk and sip:0891234567@x, pid 4242"
-    assert mask_numbers(line) == \
-        "ERROR: tm: no reply for sip:+336****78@trunk and sip:0891****67@x, pid 4242"
+MALFORMED = (
+    b"INVITE sip:0033612345678@127.0.0.1 SIP/2.0\r\nVia: nonsense +33612345678\r\n\r\n",
+    b"INVITE sip:+33612345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKy\r\n"
+    b"From: <sip:0891234567@127.0.0.1>;tag=1\r\nTo: <sip:06 12 34 56 78@x>\r\nCall-ID: 2\r\n"
+    b"CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+)
+
+
+@pytest_twisted.ensureDeferred
+async def test_kamailio_dumping_malformed_messages_reaches_our_log_with_their_numbers_masked(tmp_path, caplog):
+    """Kamailio logs the messages it cannot parse, whole; what we relay carries each number masked
+    as our own lines do (prefix and last two digits), spaced or not."""
+    caplog.set_level(logging.DEBUG, logger="callrouter.sip.service")
+    with fresh_database("sqlite", tmp_path) as db:
+        sip = edge_settings()
+        svc = KamailioService(sip, realm=REALM, database_url=db.url, config_dir=tmp_path / "k",
+                              reactor=reactor, base=tmp_path, stop_grace=5)
+        svc.startService()
+        try:
+            assert await eventually(lambda: answers(RegistrationsClient(sip.rpc_port, timeout=1.0)))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                for message in MALFORMED:
+                    s.sendto(message, ("127.0.0.1", sip.udp_port))
+            relayed = lambda: [r.getMessage() for r in caplog.records if r.getMessage().startswith("kamailio: ")]  # noqa: E731
+            assert await eventually(lambda: sum("bad header field" in m for m in relayed()) >= 2)
+        finally:
+            await svc.stopService()
+    lines = relayed()
+    text = "\n".join(lines)
+    for clear in ("+33612345678", "0033612345678", "0891234567", "06 12 34 56 78", "3361234", "612345678"):
+        assert clear not in text, (clear, text)
+    for masked in ("sip:00*********78@", "nonsense +33*******78", "sip:06**********78@"):
+        assert masked in text, (masked, text)
 
 
 @pytest_twisted.ensureDeferred
