@@ -17,7 +17,7 @@ from typing import Any
 
 from twisted.application.internet import TCPServer, TimerService
 from twisted.application.service import MultiService, Service
-from twisted.internet import threads
+from twisted.internet import defer, threads
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
@@ -35,6 +35,7 @@ from callrouter.media import protocol as p
 from callrouter.media.pool import MediaPool, NoSuchLeg
 from callrouter.metrics import Metrics
 from callrouter.prompts import Catalogue
+from callrouter.sip.dispatch import activate_workers
 from callrouter.sip.registrations import RegistrationsClient
 from callrouter.sip.service import KamailioService
 from callrouter.sip.settings import aligned_with_media
@@ -337,8 +338,15 @@ def cmd_serve(args) -> int:
     reactor.callWhenRunning(top.startService)
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
 
+    stopping: list[bool] = []
+
+    def stop_once() -> None:  # a second Ctrl-C (or SIGTERM) while stopping: nothing more to do
+        if not stopping:
+            stopping.append(True)
+            reactor.stop()
+
     def stop(*_: Any) -> None:
-        reactor.callFromThread(reactor.stop)
+        reactor.callFromThread(stop_once)
 
     def own_signals() -> None:
         # Ctrl-C must stop us even when started from a script that left SIGINT ignored (then
@@ -348,7 +356,7 @@ def cmd_serve(args) -> int:
         signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(parts["dialplans"].reload))
 
     reactor.callWhenRunning(own_signals)
-    reactor.callWhenRunning(_announce, settings, parts)
+    reactor.callWhenRunning(_when_serving, settings, parts, reactor)
     reactor.run()
     return 0
 
@@ -359,6 +367,20 @@ def _schema_problem(url: str) -> str | None:
         return db.schema_problem()
     finally:
         db.dispose()
+
+
+def _when_serving(settings: Settings, parts: dict[str, Any], reactor: Any) -> None:
+    """Say "running" only once a call can be served: every media worker ready and, with the edge,
+    its dispatcher sending them calls (rather than after its next OPTIONS probe round)."""
+    logger.info("callrouter starting: waiting for the media workers")
+    ready = parts["pool"].when_ready()
+    if settings.sip.enabled:
+        sip = aligned_with_media(settings.sip, settings.media)
+        ready.addCallback(lambda statuses: activate_workers(
+            RegistrationsClient(settings.sip.rpc_port), sip, [s.sip_port for s in statuses if s.state == "ready"],
+            reactor))
+    ready.addCallback(lambda _: _announce(settings, parts))
+    ready.addErrback(lambda failure: failure.trap(defer.CancelledError))  # stopped before ready
 
 
 def _announce(settings: Settings, parts: dict[str, Any]) -> None:

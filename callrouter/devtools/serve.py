@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 CLI = str(Path(sys.executable).with_name("callrouter"))
+RUNNING = "callrouter running:"  # logged once calls can be served (callrouter.app)
 
 
 def free_udp_port(even: bool = False, span: int = 1) -> int:
@@ -77,9 +78,25 @@ class ServeProcess:
                                      stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
         workers = self.config["media"]["workers_min"]
         self.wait_metric("callrouter_media_workers", lambda v: v >= workers, timeout=60)
+        self.wait_log(RUNNING, timeout=60)
         if ready:
             ready(self)
         return self
+
+    def wait_log(self, text: str, timeout: float = 30) -> str:
+        """The first line of the service's output holding `text`, once written."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = next((line for line in self.log_text().splitlines() if text in line), None)
+            if line is not None:
+                return line
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"callrouter serve exited ({self.proc.returncode}); log:\n{self.log_tail()}")
+            time.sleep(0.05)
+        raise AssertionError(f"no {text!r} in the log after {timeout}s; log:\n{self.log_tail()}")
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def metrics(self) -> dict[str, float]:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"

@@ -130,7 +130,8 @@ def aligned_with_media(sip: SipSettings, media) -> SipSettings:
     """`sip` listing every port the media pool may use (`media`: callrouter.media's MediaSettings).
 
     The pool grows and shrinks between workers_min and workers_max; Kamailio lists all
-    workers_max ports, starts them inactive, and its OPTIONS probes activate those that answer.
+    workers_max ports, starts them inactive, and its OPTIONS probes activate those that answer
+    (at start, `callrouter serve` activates the ready ones at once: callrouter.sip.dispatch).
     """
     return replace(sip, worker_host=media.bind, worker_base_port=media.sip_port_base,
                    worker_count=media.workers_max)
