@@ -1,7 +1,7 @@
 """The service tree: the one place that wires everything, children started in order, stopped in
 reverse. `callrouter serve` runs it.
 
-Start order: database (migrate, close the calls a crash left open), call recorder, metrics, MQTT
+Start order: database (checked at the latest migration by `cmd_serve`; close the calls a crash left open), call recorder, metrics, MQTT
 events, dialplans, escalation engine (resumes pending chains), media workers, SIP edge, admin API. Stopping reverses it: the edge stops taking calls
 first, workers hang up theirs, the recorder writes what is queued, the database closes last.
 """
@@ -50,16 +50,16 @@ logger = logging.getLogger(__name__)
 
 
 class StoreService(Service):
-    """Migrates the database and closes the calls a previous run of this node left open."""
+    """Closes the calls a previous run of this node left open. Migrating is an explicit step
+    (`callrouter db upgrade`, the unit's ExecStartPre): `cmd_serve` refuses a database that is not
+    at this version's latest migration, so several nodes never race to migrate one database."""
 
     name = "store"
 
-    def __init__(self, db: Database, calls: CallRepository, reactor: Any, migrate: bool = True):
-        self.db, self.calls, self.reactor, self.migrate = db, calls, reactor, migrate
+    def __init__(self, db: Database, calls: CallRepository, reactor: Any):
+        self.db, self.calls, self.reactor = db, calls, reactor
 
     def startService(self) -> None:
-        if self.migrate:
-            self.db.upgrade()
         closed = self.calls.close_orphans("controller_restart", _now(self.reactor))
         if closed:
             logger.warning("closed %d call(s) left open by the previous run", len(closed))

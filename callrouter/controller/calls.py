@@ -246,7 +246,8 @@ class CallController:
     def _reject(self, s: CallSession, decision: Decision) -> None:
         """Refuse the call with the decision's SIP code, before any 200 (an answered call is billed)."""
         s.decision = decision
-        self.recorder.set_route(s.call_id, decision.route, "; ".join(decision.why), self.now())
+        self.recorder.set_route(s.call_id, decision.route, "; ".join(decision.why), self.now(),
+                                dialplan_version=decision.dialplan_version, why=decision.why)
         self.media.send(s.worker, p.Hangup(s.leg, decision.reject))
         self._end(s, "rejected", hangup=False, cause=decision.status)
 

@@ -292,6 +292,7 @@ def test_an_unknown_number_is_refused_404_unanswered_and_recorded_as_rejected(ha
     rec = h.record(call_id)
     assert (rec.practice, rec.outcome, rec.cause, rec.route) == ("", "rejected", "unknown_number", "none")
     assert "refused unanswered (404)" in rec.reason and rec.ivr_answered_at is None
+    assert any("refused unanswered (404)" in line for line in rec.why.split("\n"))
     assert h.controller.metrics.calls.labels("unknown", "rejected")._value.get() == 1
 
 
