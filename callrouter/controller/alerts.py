@@ -27,6 +27,7 @@ from typing import Any, Callable, Protocol
 from twisted.internet import defer
 
 from callrouter.domain.call import mask_number
+from callrouter.domain.phone import national_digits
 from callrouter.media import protocol as p
 
 logger = logging.getLogger(__name__)
@@ -121,15 +122,6 @@ class Alert:
     outcome: str | None = None
     end_code: int | None = None
     redialled: bool = False
-
-
-def national_digits(number: str | None) -> str:
-    """The digits a French practitioner dials back: +33612345678 -> 0612345678."""
-    if not number:
-        return ""
-    if number.startswith("+33") and len(number) == 12:
-        number = "0" + number[3:]
-    return "".join(c for c in number if c.isdigit())
 
 
 def message_prompts(request: AlertRequest) -> list[str | tuple[str]]:

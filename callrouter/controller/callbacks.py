@@ -78,14 +78,6 @@ class TaskSession:
         return self.dialplan.practice
 
 
-def national(number: str) -> str:
-    """The ten-digit national form read back to the caller: +33612345678 -> 0612345678."""
-    for code in phone.COUNTRY_CODES:
-        if number.startswith("+" + code) and len(number) - 1 - len(code) == 9:
-            return "0" + number[1 + len(code):]
-    return number
-
-
 def callable_number(raw: str | None) -> str | None:
     """The caller's number if we may call it back (French, not premium), else None."""
     if not raw:

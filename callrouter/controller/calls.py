@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 from zoneinfo import ZoneInfo
 
-from callrouter.controller.callbacks import CallbackDesk, TaskSession, TaskStore, callable_number, national
+from callrouter.controller.callbacks import CallbackDesk, TaskSession, TaskStore, callable_number
 from callrouter.controller.queues import Agent, QueueBook, Waiting
 from callrouter.controller.settings import ControllerSettings
 from callrouter.domain import ivr, phone
@@ -853,7 +853,7 @@ class CallController:
     def _callback_read_back(self, s: CallSession, number: str) -> None:
         s.state = State.CALLBACK_CONFIRM
         s.callback_number = number
-        digits = [f"digit_{d}" for d in national(number)]
+        digits = [f"digit_{d}" for d in phone.national_digits(number)]
         self._play(s, ["callback_number_is", *digits, "callback_confirm_or_change"],
                    lambda: self._callback_wait(s, lambda: self._callback_give_up(s)))
 

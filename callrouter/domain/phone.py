@@ -83,3 +83,15 @@ def is_normalised(number: str) -> bool:
         return normalise(number) == number
     except InvalidNumber:
         return False
+
+
+def national_digits(number: str | None) -> str:
+    """The digits dialled from France to reach `number`, as read out digit by digit: a French
+    number (metropolitan or overseas) in its ten-digit national form, +33612345678 -> 0612345678,
+    +262692123456 -> 0692123456; any other number's digits as they are; "" for none."""
+    if not number:
+        return ""
+    for code in COUNTRY_CODES:
+        if number.startswith("+" + code) and len(number) - 1 - len(code) == 9:
+            return "0" + number[1 + len(code):]
+    return "".join(c for c in number if c.isdigit())

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from callrouter.domain import phone
 from callrouter.domain.phone import OVERSEAS, InvalidNumber, is_normalised, normalise
 
 NORMALISED = re.compile(r"\+(33|262|590|594|596)[1-9][0-9]{8}")
@@ -114,3 +115,24 @@ def test_any_text_is_refused_or_gives_a_callable_e164(raw):
         return
     assert NORMALISED.fullmatch(number)
     assert not number.startswith("+3389")
+
+
+@pytest.mark.parametrize("number, digits", [
+    ("+33612345678", "0612345678"),
+    ("+262692123456", "0692123456"),  # overseas: the national form, as the caller typed it
+    ("+590690123456", "0690123456"),
+    ("+4915112345678", "4915112345678"),  # foreign: its digits
+    ("+3361234", "3361234"),  # not nine digits after the code: its digits
+    (None, ""),
+    ("", ""),
+])
+def test_national_digits_read_out_and_dialled_back(number, digits):
+    assert phone.national_digits(number) == digits
+
+
+@given(st.sampled_from(["6", "7", "1", "2", "9"]), st.text("0123456789", min_size=8, max_size=8))
+def test_national_digits_reverse_normalise(first, rest):
+    national = "0" + first + rest
+    if national.startswith("089"):
+        return
+    assert phone.national_digits(phone.normalise(national)) == national
