@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 from callrouter.controller.queues import Agent, Waiting
-from callrouter.domain import phone
+from callrouter.domain.callback_dialogue import callable_number
 from callrouter.domain.call import mask_number
 from callrouter.domain.model import Dialplan
 from callrouter.media import protocol as p
@@ -76,16 +76,6 @@ class TaskSession:
     @property
     def practice(self) -> str:
         return self.dialplan.practice
-
-
-def callable_number(raw: str | None) -> str | None:
-    """The caller's number if we may call it back (French, not premium), else None."""
-    if not raw:
-        return None
-    try:
-        return phone.normalise(raw)
-    except phone.InvalidNumber:
-        return None
 
 
 class CallbackDesk:

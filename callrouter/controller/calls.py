@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 from zoneinfo import ZoneInfo
 
-from callrouter.controller.callbacks import CallbackDesk, TaskSession, TaskStore, callable_number
+from callrouter.controller.callbacks import CallbackDesk, TaskSession, TaskStore
 from callrouter.controller.queues import Agent, QueueBook, Waiting
 from callrouter.controller.settings import ControllerSettings
-from callrouter.domain import ivr, phone
+from callrouter.domain import callback_dialogue, ivr
 from callrouter.domain.call import Call, mask_number
 from callrouter.domain.decision import Decision
 from callrouter.domain.model import (
@@ -105,9 +105,7 @@ class CallSession:
     call_started: dt.datetime | None = None
     outcome: str | None = None  # outcome to close with when the caller leg ends
     queue_name: str | None = None  # the queue the call was sent to (a callback task waits there)
-    callback_digits: str = ""
-    callback_number: str | None = None
-    callback_tries: int = 0
+    dialogue: callback_dialogue.State | None = None  # the callback-number dialogue, once offered
 
     @property
     def practice(self) -> str:
@@ -790,85 +788,42 @@ class CallController:
             self._play(s, ["goodbye"], lambda: self._hangup(s, "voicemail"))
 
     def _callback_offer(self, s: CallSession, announce: str | None) -> None:
-        s.state = State.CALLBACK
         s.outcome = s.outcome or "overflow"
-        self._play(s, [announce or "callback_offer"], lambda: self._callback_wait(s, lambda: self._callback_give_up(s)))
+        s.dialogue, say = callback_dialogue.offer(s.call.caller, announce)
+        self._callback_said(s, say)
 
-    def _callback_wait(self, s: CallSession, on_timeout: Callable[[], None]) -> None:
-        self._timer(s, "callback", self.settings.callback_digit_timeout_s, on_timeout)
+    def _callback_key(self, s: CallSession, ev: p.Digit) -> None:
+        self._callback_step(s, ev.digit)
 
-    def _callback_give_up(self, s: CallSession) -> None:
-        self._play(s, ["goodbye"], lambda: self._hangup(s, s.outcome or "overflow"))
+    def _callback_step(self, s: CallSession, key: str) -> None:
+        """One key (or the digit timer's end) through the callback-number dialogue."""
+        s.dialogue, out = callback_dialogue.step(s.dialogue, key)
+        match out:
+            case callback_dialogue.Say():
+                self._cancel(s, "callback")
+                self._stop_playing(s)
+                self._callback_said(s, out)
+            case callback_dialogue.Listen():
+                self._stop_playing(s)
+                self._timer(s, "callback", self.settings.callback_digit_timeout_s,
+                            lambda: self._callback_step(s, callback_dialogue.TIMEOUT))
+            case callback_dialogue.GiveUp():
+                self._cancel(s, "callback")
+                self._stop_playing(s)
+                self._play(s, ["goodbye"], lambda: self._hangup(s, s.outcome or "overflow"))
+            case callback_dialogue.Confirmed(number=number):
+                self._cancel(s, "callback")
+                self._stop_playing(s)
+                self.callbacks.create_from_call(s, number)
+                s.outcome = "callback_requested"
+                s.state = State.ANNOUNCE
+                self._play(s, ["callback_confirm"], lambda: self._hangup(s, "callback_requested"))
 
-    def _callback_digit(self, s: CallSession, ev: p.Digit) -> None:
-        """1 at the offer: read back the number we would call, or ask for one if hers is hidden
-        or not one we may call (foreign, premium)."""
-        if ev.digit != "1":
-            return
-        self._cancel(s, "callback")
-        self._stop_playing(s)
-        number = callable_number(s.call.caller)
-        if number is None:
-            self._callback_ask_number(s)
-        else:
-            self._callback_read_back(s, number)
-
-    def _callback_ask_number(self, s: CallSession, invalid: bool = False) -> None:
-        s.callback_tries += 1
-        if s.callback_tries > CALLBACK_TRIES:
-            self._callback_give_up(s)
-            return
-        s.state = State.CALLBACK_NUMBER
-        s.callback_digits = ""
-        prompts = (["callback_invalid_number"] if invalid else []) + ["callback_enter_number"]
-        self._play(s, prompts, lambda: self._callback_wait(s, lambda: self._callback_number_done(s)))
-
-    def _callback_number_digit(self, s: CallSession, ev: p.Digit) -> None:
-        self._stop_playing(s)
-        if ev.digit == "#":
-            self._callback_number_done(s)
-            return
-        if ev.digit == "*":  # start again
-            s.callback_tries -= 1
-            self._callback_ask_number(s)
-            return
-        s.callback_digits += ev.digit
-        if len(s.callback_digits) >= 10:
-            self._callback_number_done(s)
-        else:
-            self._callback_wait(s, lambda: self._callback_number_done(s))
-
-    def _callback_number_done(self, s: CallSession) -> None:
-        self._cancel(s, "callback")
-        if not s.callback_digits:
-            self._callback_ask_number(s)
-            return
-        try:
-            number = phone.normalise(s.callback_digits)
-        except phone.InvalidNumber:
-            self._callback_ask_number(s, invalid=True)
-            return
-        self._callback_read_back(s, number)
-
-    def _callback_read_back(self, s: CallSession, number: str) -> None:
-        s.state = State.CALLBACK_CONFIRM
-        s.callback_number = number
-        digits = [f"digit_{d}" for d in phone.national_digits(number)]
-        self._play(s, ["callback_number_is", *digits, "callback_confirm_or_change"],
-                   lambda: self._callback_wait(s, lambda: self._callback_give_up(s)))
-
-    def _callback_confirm_digit(self, s: CallSession, ev: p.Digit) -> None:
-        if ev.digit == "2":
-            self._cancel(s, "callback")
-            self._stop_playing(s)
-            self._callback_ask_number(s)
-        elif ev.digit == "1":
-            self._cancel(s, "callback")
-            self._stop_playing(s)
-            self.callbacks.create_from_call(s, s.callback_number)
-            s.outcome = "callback_requested"
-            s.state = State.ANNOUNCE
-            self._play(s, ["callback_confirm"], lambda: self._hangup(s, "callback_requested"))
+    def _callback_said(self, s: CallSession, say: callback_dialogue.Say) -> None:
+        s.state = _DIALOGUE_STATES[type(s.dialogue)]
+        self._play(s, list(say.prompts), lambda: self._timer(
+            s, "callback", self.settings.callback_digit_timeout_s,
+            lambda: self._callback_step(s, callback_dialogue.TIMEOUT)))
 
     def _forward(self, s: CallSession, destination: str) -> None:
         s.state = State.FORWARDING
@@ -1048,7 +1003,6 @@ class SecretaryStateError(ValueError):
 
 SECRETARY_STATES = ("offline", "available", "ringing", "on_call", "wrap_up", "paused")
 HOLD_BACK_S = 2.0  # before offering again a call our worker could not offer
-CALLBACK_TRIES = 3  # times a caller may type a number to call back
 DEFAULT_HANDLING_S = 180.0  # until a queue has history: a typical medical-secretariat call
 HANDLING_WEIGHT = 0.2
 
@@ -1079,14 +1033,16 @@ class _NoEvents:
 _HANDLERS: dict[tuple[State, type], Callable[[CallController, CallSession, Any], None]] = {
     (State.IVR, p.Digit): CallController._ivr_digit,
     (State.ANNOUNCE, p.Digit): CallController._announce_digit,
-    (State.CALLBACK, p.Digit): CallController._callback_digit,
-    (State.CALLBACK_NUMBER, p.Digit): CallController._callback_number_digit,
-    (State.CALLBACK_CONFIRM, p.Digit): CallController._callback_confirm_digit,
+    (State.CALLBACK, p.Digit): CallController._callback_key,
+    (State.CALLBACK_NUMBER, p.Digit): CallController._callback_key,
+    (State.CALLBACK_CONFIRM, p.Digit): CallController._callback_key,
     (State.VOICEMAIL, p.RecordingFinished): CallController._recording_finished,
     (State.ENDED, p.RecordingFinished): CallController._late_recording,
     (State.ENDED, p.LegEnded): CallController._forget,
     (State.ENDED, p.PlaybackFinished): CallController._ignore,
 }
+_DIALOGUE_STATES = {callback_dialogue.Offered: State.CALLBACK, callback_dialogue.Typing: State.CALLBACK_NUMBER,
+                     callback_dialogue.Confirming: State.CALLBACK_CONFIRM, callback_dialogue.Ended: State.ANNOUNCE}
 _ANY_STATE: dict[type, Callable[[CallController, CallSession, Any], None]] = {
     p.PlaybackFinished: CallController._on_playback_finished,
     p.Error: CallController._media_error,
