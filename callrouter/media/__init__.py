@@ -1,2 +1,2 @@
-"""The media plane: pjsua2 worker processes (worker.py), their RPC (protocol.py), the pool that
+"""The media plane: pjsua2 worker processes (worker/), their RPC (protocol.py), the pool that
 supervises them from the controller (pool.py), and the prompt build command (commands.py)."""
