@@ -1,0 +1,261 @@
+"""The messages of the worker RPC (protocol.py): the commands the controller sends, the events a
+worker reports, each a frozen dataclass that checks its own values (`check`, run when decoded).
+
+Pure: no pjsua2, no Twisted, no I/O."""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field
+from typing import ClassVar, Mapping, Union
+
+DIGITS = frozenset("0123456789*#ABCD")
+LEG_STATES = ("ringing", "early", "confirmed")
+DIGIT_METHODS = ("rfc4733", "info")
+
+
+class ProtocolError(ValueError):
+    """A line that is not a valid message; the reader reports it and goes on with the next line."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands: controller -> worker
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Answer an incoming leg: 200 (connect), or 180/183 (ringing / early media, no connect)."""
+
+    type: ClassVar[str] = "answer"
+    leg: str
+    code: int = 200
+
+    def check(self) -> None:
+        if self.code not in (180, 183, 200):
+            raise ProtocolError(f"answer: code must be 180, 183 or 200, not {self.code}")
+
+
+@dataclass(frozen=True)
+class Play:
+    """Play a WAV file (8 kHz mono 16-bit) to a leg, once or looped, replacing what it played."""
+
+    type: ClassVar[str] = "play"
+    leg: str
+    path: str
+    loop: bool = False
+
+
+@dataclass(frozen=True)
+class StopPlayback:
+    type: ClassVar[str] = "stop_playback"
+    leg: str
+
+
+@dataclass(frozen=True)
+class Record:
+    """Record what the leg says into a WAV file (voicemail).
+
+    Stops at the first of: a digit in `stop_digits`, `silence_seconds` of continuous silence (0
+    disables), `max_seconds`, or the leg ending; then `recording_finished` is reported.
+    """
+
+    type: ClassVar[str] = "record"
+    leg: str
+    path: str
+    max_seconds: float = 120.0
+    silence_seconds: float = 5.0
+    stop_digits: str = "#"
+
+    def check(self) -> None:
+        if not 0 < self.max_seconds <= 3600:
+            raise ProtocolError("record: max_seconds must be in (0, 3600]")
+        if self.silence_seconds < 0:
+            raise ProtocolError("record: silence_seconds must be >= 0")
+        if not set(self.stop_digits) <= DIGITS:
+            raise ProtocolError(f"record: stop_digits {self.stop_digits!r} holds a non-DTMF character")
+
+
+# Codes ending a dialled leg that mean the callee did not take the call: no answer, busy, declined.
+MISSED_CODES = frozenset({408, 480, 486, 487, 600, 603})
+DISPLAY_NAME_MAX = 80
+
+
+def header_safe(text: str) -> str:
+    """Text for a SIP header or display name: printable, no quotes, backslashes or line breaks."""
+    return "".join(c for c in text if c.isprintable() and c not in '"\\\r\n')
+
+
+def display_name(text: str) -> str:
+    return header_safe(text)[:DISPLAY_NAME_MAX]
+
+
+@dataclass(frozen=True)
+class Dial:
+    """Place a new outgoing leg, named `leg` by the controller, to a SIP URI."""
+
+    type: ClassVar[str] = "dial"
+    leg: str
+    uri: str
+    display_name: str = ""
+    from_user: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout_seconds: float = 60.0
+
+    def check(self) -> None:
+        if not self.uri.startswith(("sip:", "sips:")):
+            raise ProtocolError("dial: uri must be a sip: or sips: URI")
+        for name, value in self.headers.items():
+            if not name or any(c in name for c in ":\r\n ") or any(c in value for c in "\r\n"):
+                raise ProtocolError(f"dial: bad header {name!r}")
+        if any(c in self.display_name for c in '"\r\n\\'):
+            raise ProtocolError("dial: display_name may not hold quotes, backslashes or newlines")
+        if not 0 < self.timeout_seconds <= 600:
+            raise ProtocolError("dial: timeout_seconds must be in (0, 600]")
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """Connect the audio of two legs of this worker both ways (stops what they were playing)."""
+
+    type: ClassVar[str] = "bridge"
+    leg: str
+    other: str
+
+    def check(self) -> None:
+        if self.leg == self.other:
+            raise ProtocolError("bridge: a leg cannot be bridged with itself")
+
+
+@dataclass(frozen=True)
+class Unbridge:
+    type: ClassVar[str] = "unbridge"
+    leg: str
+    other: str
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Blind transfer of an answered leg with REFER; the leg ends when the far end takes it."""
+
+    type: ClassVar[str] = "transfer"
+    leg: str
+    uri: str
+
+    def check(self) -> None:
+        if not self.uri.startswith(("sip:", "sips:", "tel:")):
+            raise ProtocolError("transfer: uri must be a sip:, sips: or tel: URI")
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """End a leg. `code` is the SIP status for a leg not yet answered (486, 480, 603...); an answered
+    leg gets a BYE."""
+
+    type: ClassVar[str] = "hangup"
+    leg: str
+    code: int = 603
+
+    def check(self) -> None:
+        if not 400 <= self.code <= 699:
+            raise ProtocolError(f"hangup: code must be a SIP final failure code (400-699), not {self.code}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Events: worker -> controller
+
+
+@dataclass(frozen=True)
+class Ready:
+    """The worker listens; `cap` is how many legs it can hold at once (PJSUA_MAX_CALLS)."""
+
+    type: ClassVar[str] = "ready"
+    worker: str
+    sip_port: int
+    cap: int
+    pid: int
+
+
+@dataclass(frozen=True)
+class IncomingCall:
+    type: ClassVar[str] = "incoming_call"
+    leg: str
+    sip_call_id: str
+    from_uri: str
+    to_uri: str
+    number: str
+    caller: str
+    caller_name: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Digit:
+    type: ClassVar[str] = "digit"
+    leg: str
+    digit: str
+    method: str = "rfc4733"
+
+    def check(self) -> None:
+        if self.digit not in DIGITS:
+            raise ProtocolError(f"digit: {self.digit!r} is not a DTMF digit")
+        if self.method not in DIGIT_METHODS:
+            raise ProtocolError(f"digit: method must be one of {', '.join(DIGIT_METHODS)}")
+
+
+@dataclass(frozen=True)
+class PlaybackFinished:
+    """A `play` that was not looped reached its end (not sent when stopped or replaced)."""
+
+    type: ClassVar[str] = "playback_finished"
+    leg: str
+    path: str
+
+
+@dataclass(frozen=True)
+class LegState:
+    type: ClassVar[str] = "leg_state"
+    leg: str
+    state: str
+
+    def check(self) -> None:
+        if self.state not in LEG_STATES:
+            raise ProtocolError(f"leg_state: state must be one of {', '.join(LEG_STATES)}")
+
+
+@dataclass(frozen=True)
+class LegEnded:
+    """A leg is over. `code`/`reason` are the SIP status that ended it (200 for a normal BYE after
+    answer); `by` says who ended it: "remote", "local" (a hangup command) or "worker"."""
+
+    type: ClassVar[str] = "leg_ended"
+    leg: str
+    code: int
+    reason: str = ""
+    by: str = "remote"
+
+
+@dataclass(frozen=True)
+class RecordingFinished:
+    type: ClassVar[str] = "recording_finished"
+    leg: str
+    path: str
+    duration: float
+    reason: str  # "digit", "silence", "max_duration", "leg_ended", "stopped"
+
+
+@dataclass(frozen=True)
+class Error:
+    """A command that could not be executed, or a line that could not be read."""
+
+    type: ClassVar[str] = "error"
+    message: str
+    command: str = ""
+    leg: str = ""
+
+
+Command = Union[Answer, Play, StopPlayback, Record, Dial, Bridge, Unbridge, Transfer, Hangup]
+Event = Union[Ready, IncomingCall, Digit, PlaybackFinished, LegState, LegEnded, RecordingFinished, Error]
+Message = Union[Command, Event]
+
+COMMANDS: Mapping[str, type] = {c.type: c for c in typing.get_args(Command)}
+EVENTS: Mapping[str, type] = {e.type: e for e in typing.get_args(Event)}
