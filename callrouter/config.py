@@ -95,10 +95,12 @@ class Settings:
         out += self.sip.problems()
         out += self.escalation.problems()
         out += self.mqtt.problems()
-        for key, entries in self.controller.agents.items():
+        if self.controller.agents:
+            out.append("controller.agents: the old name of controller.secretaries; give only secretaries")
+        for key, entries in self.controller.secretaries.items():
             for entry in entries:
                 if not entry.startswith(("sip:", "sips:")) and not self.sip.enabled:
-                    out.append(f"controller.agents.{key}: {entry!r} is a username, reached through the SIP edge, "
+                    out.append(f"controller.secretaries.{key}: {entry!r} is a username, reached through the SIP edge, "
                                f"but sip.enabled is false; give a sip: URI or enable the edge")
         return out
 

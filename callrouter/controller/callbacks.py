@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
-from callrouter.controller.queues import Agent, Waiting
+from callrouter.controller.queues import Secretary, Waiting
 from callrouter.domain.callback_dialogue import callable_number
 from callrouter.domain.call import mask_number
 from callrouter.domain.model import Dialplan
@@ -66,11 +66,11 @@ class TaskSession:
     attempts: int = 0
     state: str = "queued"  # queued | ringing | calling | confirming | bridged | waiting_retry | ended
     worker: str | None = None
-    agent: Agent | None = None
+    secretary: Secretary | None = None
     secretary_leg: str | None = None
     patient_leg: str | None = None
     waiting: Waiting | None = None
-    tried_agents: set[str] = field(default_factory=set)
+    tried: set[str] = field(default_factory=set)
     timers: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -167,10 +167,10 @@ class CallbackDesk:
     def owns(self, leg: str) -> bool:
         return leg in self._legs
 
-    def offer(self, w: Waiting, agent: Agent) -> None:
+    def offer(self, w: Waiting, secretary: Secretary) -> None:
         t: TaskSession = w.session
         self.c.queues.remove(t)
-        if not self._ring(t, agent):  # no media capacity now: back in line shortly, same place
+        if not self._ring(t, secretary):  # no media capacity now: back in line shortly, same place
             t.state = "waiting_retry"
             self._timer(t, "retry", 5.0, lambda: self._back_in_line(t))
 
@@ -181,11 +181,11 @@ class CallbackDesk:
         from callrouter.controller.calls import SecretaryStateError
 
         c = self.c
-        agent = c.secretary(who)
-        if agent.busy:
-            raise SecretaryStateError(f"{agent.id} is {agent.state}: finish the current call first")
-        if agent.username is not None and not agent.registered:
-            raise SecretaryStateError(f"{agent.id}'s softphone is not registered")
+        secretary = c.secretary(who)
+        if secretary.busy:
+            raise SecretaryStateError(f"{secretary.id} is {secretary.state}: finish the current call first")
+        if secretary.username is not None and not secretary.registered:
+            raise SecretaryStateError(f"{secretary.id}'s softphone is not registered")
         t = self.tasks.get(view.id)
         if t is None:
             dialplan = c._router().dialplans.get(view.practice)
@@ -198,26 +198,26 @@ class CallbackDesk:
             raise SecretaryStateError(f"task {view.id} is being called already")
         c.queues.remove(t)
         self._cancel(t, "retry")
-        if not self._ring(t, agent):
+        if not self._ring(t, secretary):
             raise SecretaryStateError("no media capacity to place the call now; try again in a moment")
         return t
 
-    def _ring(self, t: TaskSession, agent: Agent) -> bool:
+    def _ring(self, t: TaskSession, secretary: Secretary) -> bool:
         c = self.c
         worker = c.media.pick(2)
         if worker is None:
             return False
-        t.worker, t.state, t.agent = worker, "ringing", agent
-        agent.activity = "ringing"
-        t.tried_agents.add(agent.uri)
+        t.worker, t.state, t.secretary = worker, "ringing", secretary
+        secretary.activity = "ringing"
+        t.tried.add(secretary.uri)
         leg = f"t{t.task_id[:11]}-s{next(self._seq)}"
         t.secretary_leg = leg
         self._legs[leg] = t
         console = f"{c.settings.console_url}/practices/{t.practice}?task={t.task_id}"
         pop = dict(dialplan=t.dialplan, call_id=t.call_id or t.task_id, caller=t.number, calls_today=0, site=None,
                    queue=t.queue, reason="rappel demandé", tier=None, ivr_answers=[], console_url=console)
-        c._offer_pop(agent, pop)
-        c.media.send(worker, p.Dial(leg, agent.uri, display_name=p.display_name(f"Rappel - {t.dialplan.name}"),
+        c._offer_pop(secretary, pop)
+        c.media.send(worker, p.Dial(leg, secretary.uri, display_name=p.display_name(f"Rappel - {t.dialplan.name}"),
                                     headers={"X-Callrouter-Task-Id": t.task_id, "X-Callrouter-Practice": t.practice,
                                              "X-Callrouter-Reason": "rappel",
                                              "Call-Info": f"<{console}>;purpose=info"},
@@ -238,16 +238,16 @@ class CallbackDesk:
         self._cancel(t, "ring")
         self._legs.pop(t.secretary_leg or "", None)
         t.secretary_leg = None
-        agent, t.agent = t.agent, None
-        if agent is not None:
+        secretary, t.secretary = t.secretary, None
+        if secretary is not None:
             if hold_back:
-                t.tried_agents.discard(agent.uri)
+                t.tried.discard(secretary.uri)
             if missed:
-                c._missed(agent)
-            c._free_agent(agent, wrap_up=0)
-        covering = c.queues.agents_for(t.practice, t.queue, t.waiting.line if t.waiting else None)
-        if all(a.uri in t.tried_agents for a in covering):
-            t.tried_agents.clear()
+                c._missed(secretary)
+            c._free_secretary(secretary, wrap_up=0)
+        covering = c.queues.covering(t.practice, t.queue, t.waiting.line if t.waiting else None)
+        if all(a.uri in t.tried for a in covering):
+            t.tried.clear()
         if hold_back:
             t.state = "waiting_retry"
             self._timer(t, "retry", 2.0, lambda: self._back_in_line(t))
@@ -292,12 +292,12 @@ class CallbackDesk:
     def _secretary_answered(self, t: TaskSession) -> None:
         c = self.c
         self._cancel(t, "ring")
-        agent = t.agent
-        t.tried_agents.clear()  # taken: a later attempt starts a fresh round
-        agent.missed = 0
-        agent.activity = "on_call"
-        agent.count_answer(t.task_id, c.now())
-        c.events.call_answered(t.call_id or t.task_id, t.practice, agent.id)
+        secretary = t.secretary
+        t.tried.clear()  # taken: a later attempt starts a fresh round
+        secretary.missed = 0
+        secretary.activity = "on_call"
+        secretary.count_answer(t.task_id, c.now())
+        c.events.call_answered(t.call_id or t.task_id, t.practice, secretary.id)
         c._count_secretaries()
         t.state = "calling"
         t.attempts += 1
@@ -308,8 +308,8 @@ class CallbackDesk:
         c.media.send(t.worker, p.Dial(leg, f"sip:{t.number}@{c.settings.outbound_trunk}",  # no internal header
                                       display_name=p.display_name(t.dialplan.name),
                                       timeout_seconds=c.settings.callback_patient_ring_s))
-        self._write("start_attempt", t.task_id, agent.id, leg, c.now())
-        logger.info("callback task %s: %s calls %s back", t.task_id, agent.id, mask_number(t.number))
+        self._write("start_attempt", t.task_id, secretary.id, leg, c.now())
+        logger.info("callback task %s: %s calls %s back", t.task_id, secretary.id, mask_number(t.number))
 
     def _patient_answered(self, t: TaskSession) -> None:
         """Her line answered: a person, or her voicemail. Only a person presses 1."""
@@ -367,10 +367,10 @@ class CallbackDesk:
                 c.media.send(t.worker, p.Hangup(other, 487))
                 self._legs.pop(other, None)
             t.state = "ended"
-            agent, t.agent = t.agent, None
+            secretary, t.secretary = t.secretary, None
             for name in list(t.timers):
                 self._cancel(t, name)
-            c._free_agent(agent, wrap_up=t.dialplan.queues[t.queue].wrap_up_s)
+            c._free_secretary(secretary, wrap_up=t.dialplan.queues[t.queue].wrap_up_s)
 
     def _patient_not_reached(self, t: TaskSession, leg: str) -> None:
         """The attempt on `leg` reached nobody: recorded, the secretary told, then hung up."""
@@ -390,8 +390,8 @@ class CallbackDesk:
 
     def _after_failed_attempt(self, t: TaskSession) -> None:
         c = self.c
-        agent, t.agent = t.agent, None
-        c._free_agent(agent, wrap_up=0)
+        secretary, t.secretary = t.secretary, None
+        c._free_secretary(secretary, wrap_up=0)
         if t.attempts >= c.settings.callback_attempts:
             logger.info("callback task %s: %d attempts, left to the secretaries", t.task_id, t.attempts)
             self._forget(t)

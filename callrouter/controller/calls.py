@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Protocol
 from zoneinfo import ZoneInfo
 
 from callrouter.controller.callbacks import CallbackDesk, TaskSession, TaskStore
-from callrouter.controller.queues import Agent, QueueBook, Waiting
+from callrouter.controller.queues import Secretary, QueueBook, Waiting
 from callrouter.controller.settings import ControllerSettings
 from callrouter.domain import callback_dialogue, ivr
 from callrouter.domain.call import Call, mask_number
@@ -92,10 +92,10 @@ class CallSession:
     after_play: Callable[[], None] | None = None
     timers: dict[str, Any] = field(default_factory=dict)
     waiting: Waiting | None = None
-    agent: Agent | None = None
+    secretary: Secretary | None = None
     other_leg: str | None = None  # the secretary's (once answered) or the forward's leg
-    offers: dict[str, Agent] = field(default_factory=dict)  # legs ringing secretaries -> who
-    tried_agents: set[str] = field(default_factory=set)
+    offers: dict[str, Secretary] = field(default_factory=dict)  # legs ringing secretaries -> who
+    tried: set[str] = field(default_factory=set)
     overflowed: bool = False
     tier_started: str | None = None
     bridged_at: float | None = None
@@ -127,7 +127,7 @@ class CallController:
         self._escalate = escalate or (lambda s, tier: None)
         self.events = events if events is not None else _NoEvents()
         self._calls_today: dict[tuple[str, str], dict[str, dt.datetime]] = {}  # (practice, caller) -> call id -> arrival
-        self.queues = QueueBook(settings.agents, settings.secretary_domain, settings.levels, settings.login_required)
+        self.queues = QueueBook(settings.secretaries, settings.secretary_domain, settings.levels, settings.login_required)
         self._restore_secretaries()
         self.callbacks = CallbackDesk(self, tasks)
         self.sessions: dict[str, CallSession] = {}  # caller leg -> session
@@ -200,18 +200,18 @@ class CallController:
     def registrations_changed(self, usernames: frozenset[str]) -> None:
         """The usernames registered at the edge now (polled): only they are offered calls."""
         self.metrics.secretaries_registered.set(len(usernames))
-        before = {a.uri: a.registered for a in self.queues.agents() if a.username}
+        before = {a.uri: a.registered for a in self.queues.secretaries() if a.username}
         came = self.queues.set_registered(usernames)
-        for agent in came:
+        for secretary in came:
             # After missed offers, turning her softphone off and on is how she says "I am back"; a
             # pause she chose stays until she resumes (a network blip re-registers too).
-            if agent.paused is not None and agent.auto_paused:
-                agent.paused, agent.missed, agent.auto_paused = None, 0, False
-        for agent in self.queues.agents():
-            if agent.username and before.get(agent.uri) and not agent.registered:
-                self.events.secretary_changed(agent.username, "offline", reason="softphone not registered")
-            elif agent in came and not agent.busy:
-                self._secretary_changed(agent)
+            if secretary.paused is not None and secretary.auto_paused:
+                secretary.paused, secretary.missed, secretary.auto_paused = None, 0, False
+        for secretary in self.queues.secretaries():
+            if secretary.username and before.get(secretary.uri) and not secretary.registered:
+                self.events.secretary_changed(secretary.username, "offline", reason="softphone not registered")
+            elif secretary in came and not secretary.busy:
+                self._secretary_changed(secretary)
         self._count_secretaries()
         if came:
             self._save_secretaries()
@@ -263,9 +263,9 @@ class CallController:
             arrived = _aware(a.arrived_at)
             if a.practice and a.caller:
                 self._count_call(a.call_id, a.practice, a.caller, arrived)
-            agent = self.queues.find(a.secretary) if a.secretary and a.answered_at else None
-            if agent is not None:
-                agent.answers.setdefault(a.call_id, _aware(a.answered_at))
+            secretary = self.queues.find(a.secretary) if a.secretary and a.answered_at else None
+            if secretary is not None:
+                secretary.answers.setdefault(a.call_id, _aware(a.answered_at))
             n += 1
         logger.info("calls today seeded from %d call record(s)", n)
 
@@ -439,7 +439,7 @@ class CallController:
         s.queue_name = queue
         line = q.line or f"{dialplan.practice}/{queue}"
         if not s.overflowed:
-            if not any(a.reachable for a in self.queues.agents_for(dialplan.practice, queue, line)):
+            if not any(a.reachable for a in self.queues.covering(dialplan.practice, queue, line)):
                 self._overflow(s, "nobody")  # nobody covering the practice is logged in and registered
                 return
             if overflow is not None and self.queues.length(line) >= overflow.queue_max:
@@ -473,8 +473,8 @@ class CallController:
         shared among the secretaries covering the queue who take calls now (logged in, softphone
         registered, not paused; on a call or not): the configured ones who are away answer none."""
         handling = self._handling.get(w.line, DEFAULT_HANDLING_S)
-        agents = max(1, sum(1 for a in self.queues.agents_for(w.practice, w.queue, w.line) if a.reachable))
-        return position * handling / agents
+        secretaries = max(1, sum(1 for a in self.queues.covering(w.practice, w.queue, w.line) if a.reachable))
+        return position * handling / secretaries
 
     def _handled(self, s: CallSession) -> None:
         """Feed the handling-time average with a call that a secretary just finished."""
@@ -499,17 +499,17 @@ class CallController:
             self._offer(*pair)
 
     def _excluded(self) -> dict[Any, set[str]]:
-        return {w.session: w.session.tried_agents for w in self.queues.waiting()}
+        return {w.session: w.session.tried for w in self.queues.waiting()}
 
     def _today(self) -> dt.date:
         return self.now().astimezone(LOCAL_DAY_ZONE).date()
 
-    def _offer(self, w: Waiting, agents: list[Agent]) -> None:
-        """Ring `agents` (one, or all for ring_all) for the call `w`: screen-pop first, then the
+    def _offer(self, w: Waiting, secretaries: list[Secretary]) -> None:
+        """Ring `secretaries` (one, or all for ring_all) for the call `w`: screen-pop first, then the
         phone, each with the practice's diary context in its headers."""
         s = w.session
         if isinstance(s, TaskSession):  # a callback task: one secretary at a time
-            self.callbacks.offer(w, agents[0])
+            self.callbacks.offer(w, secretaries[0])
             return
         self.queues.remove(s)
         s.state = State.RINGING
@@ -526,20 +526,20 @@ class CallController:
         caller = s.call.caller
         calls_today = self.calls_today(s.practice, caller)
         self._queue_changed(w.practice, w.queue)
-        for agent in agents:
-            agent.activity = "ringing"
-            s.tried_agents.add(agent.uri)
+        for secretary in secretaries:
+            secretary.activity = "ringing"
+            s.tried.add(secretary.uri)
             leg = f"{s.call_id[:12]}-s{next(self._seq)}"
-            s.offers[leg] = agent
+            s.offers[leg] = secretary
             self._other_legs[leg] = s
             pop = dict(dialplan=s.dialplan, call_id=s.call_id, caller=caller, calls_today=calls_today,
                        site=d.site if d else None, queue=w.queue, reason=d.reason if d else None,
                        tier=d.tier if d else None, ivr_answers=list(s.ivr_answers), console_url=console)
-            self._offer_pop(agent, pop)  # the screen-pop goes out before her phone rings
-            self.media.send(s.worker, p.Dial(leg, agent.uri, display_name=p.display_name(f"{s.dialplan.name} - {label}"),
+            self._offer_pop(secretary, pop)  # the screen-pop goes out before her phone rings
+            self.media.send(s.worker, p.Dial(leg, secretary.uri, display_name=p.display_name(f"{s.dialplan.name} - {label}"),
                                              headers=headers, timeout_seconds=self.settings.ring_timeout_s + 5))
-            self.recorder.offered(s.call_id, agent.uri, self.now())
-            self.recorder.leg_started(s.call_id, leg, "secretary", agent.uri, self.now())
+            self.recorder.offered(s.call_id, secretary.uri, self.now())
+            self.recorder.leg_started(s.call_id, leg, "secretary", secretary.uri, self.now())
         self._count_secretaries()
         self._loop(s, self.settings.ringback_prompt)
         self._timer(s, "ring", self.settings.ring_timeout_s, lambda: self._ring_timeout(s))
@@ -561,15 +561,15 @@ class CallController:
         declined): after `max_missed_offers` in a row she is paused, with the reason. When no phone
         rings for it any more, the call goes back to its place in line (after HOLD_BACK_S when
         `hold_back`: the media worker could not place the offer)."""
-        agent = s.offers.pop(leg, None)
+        secretary = s.offers.pop(leg, None)
         self._other_legs.pop(leg, None)
         self.recorder.leg_ended(leg, cause, self.now())
-        if agent is not None:
+        if secretary is not None:
             if hold_back:
-                s.tried_agents.discard(agent.uri)
+                s.tried.discard(secretary.uri)
             if missed:
-                self._missed(agent)
-            self._free_agent(agent, wrap_up=0)
+                self._missed(secretary)
+            self._free_secretary(secretary, wrap_up=0)
         if s.offers or s.state is not State.RINGING:
             return
         self._cancel(s, "ring")
@@ -586,43 +586,43 @@ class CallController:
         self.queues.requeue(s.waiting)
         self.events.call_queued(s.call_id, s.practice, s.waiting.queue)
         self._queue_changed(s.waiting.practice, s.waiting.queue)
-        covering = self.queues.agents_for(s.waiting.practice, s.waiting.queue, s.waiting.line)
-        if all(a.uri in s.tried_agents for a in covering):
-            s.tried_agents.clear()  # everyone was tried: start a new round
+        covering = self.queues.covering(s.waiting.practice, s.waiting.queue, s.waiting.line)
+        if all(a.uri in s.tried for a in covering):
+            s.tried.clear()  # everyone was tried: start a new round
         self._loop(s, self.settings.hold_prompt)
         self._dispatch()
 
-    def _missed(self, agent: Agent) -> None:
-        agent.missed += 1
+    def _missed(self, secretary: Secretary) -> None:
+        secretary.missed += 1
         limit = self.settings.max_missed_offers
-        if limit and agent.missed >= limit and agent.paused is None:
-            agent.paused = "1 appel manqué" if agent.missed == 1 else f"{agent.missed} appels manqués d'affilée"
-            agent.auto_paused = True
-            logger.warning("secretary %s paused after %d missed offers", agent.id, agent.missed)
+        if limit and secretary.missed >= limit and secretary.paused is None:
+            secretary.paused = "1 appel manqué" if secretary.missed == 1 else f"{secretary.missed} appels manqués d'affilée"
+            secretary.auto_paused = True
+            logger.warning("secretary %s paused after %d missed offers", secretary.id, secretary.missed)
             self._save_secretaries()
-            self._secretary_changed(agent)
+            self._secretary_changed(secretary)
 
-    def _free_agent(self, agent: Agent | None, wrap_up: float) -> None:
-        if agent is None:
+    def _free_secretary(self, secretary: Secretary | None, wrap_up: float) -> None:
+        if secretary is None:
             return
         if wrap_up > 0:
-            agent.activity = "wrap_up"
-            self._secretary_changed(agent)
-            self.reactor.callLater(wrap_up, self._agent_ready, agent)
+            secretary.activity = "wrap_up"
+            self._secretary_changed(secretary)
+            self.reactor.callLater(wrap_up, self._secretary_ready, secretary)
         else:
-            self._agent_ready(agent)
+            self._secretary_ready(secretary)
 
-    def _offer_pop(self, agent: Agent, pop: dict) -> None:
+    def _offer_pop(self, secretary: Secretary, pop: dict) -> None:
         """Build her screen-pop once: kept for her console (API) and published on MQTT."""
-        agent.offer = card.screen_pop(pop["dialplan"], at=self.now(), secretary=topics.secretary_id(agent.id),
+        secretary.offer = card.screen_pop(pop["dialplan"], at=self.now(), secretary=topics.secretary_id(secretary.id),
                                       **{k: v for k, v in pop.items() if k != "dialplan"})
-        self.events.offer_made(agent.offer)
+        self.events.offer_made(secretary.offer)
 
-    def _agent_ready(self, agent: Agent) -> None:
-        agent.activity = "idle"
-        agent.offer = None
-        agent.idle_since = self.reactor.seconds()
-        self._secretary_changed(agent)
+    def _secretary_ready(self, secretary: Secretary) -> None:
+        secretary.activity = "idle"
+        secretary.offer = None
+        secretary.idle_since = self.reactor.seconds()
+        self._secretary_changed(secretary)
         self._dispatch()
 
     def _connected(self, s: CallSession, leg: str) -> None:
@@ -632,18 +632,18 @@ class CallController:
         s.play_queue, s.after_play = [], None
         answered_offer = s.state is State.RINGING
         if answered_offer:
-            s.agent = s.offers.pop(leg)
+            s.secretary = s.offers.pop(leg)
             s.other_leg = leg
         self.media.send(s.worker, p.Bridge(s.leg, s.other_leg))
         if answered_offer:
-            agent = s.agent
-            agent.missed = 0
-            agent.activity = "on_call"
-            agent.count_answer(s.call_id, self.now())
+            secretary = s.secretary
+            secretary.missed = 0
+            secretary.activity = "on_call"
+            secretary.count_answer(s.call_id, self.now())
             waited = self.reactor.seconds() - s.waiting.enqueued_at
             self.metrics.queue_wait.labels(s.practice, s.waiting.queue).observe(waited)
-            self.recorder.answered(s.call_id, agent.uri, self.now())
-            self.events.call_answered(s.call_id, s.practice, agent.id, waited_s=waited)
+            self.recorder.answered(s.call_id, secretary.uri, self.now())
+            self.events.call_answered(s.call_id, s.practice, secretary.id, waited_s=waited)
             self._count_secretaries()
         s.state = State.BRIDGED
         s.bridged_at = self.reactor.seconds()
@@ -654,67 +654,67 @@ class CallController:
 
     # --- secretaries: login, pause, state ---------------------------------------------------------
 
-    def secretary(self, who: str) -> Agent:
-        agent = self.queues.find(who)
-        if agent is None:
+    def secretary(self, who: str) -> Secretary:
+        secretary = self.queues.find(who)
+        if secretary is None:
             raise UnknownSecretary(who)
-        return agent
+        return secretary
 
-    def login(self, who: str) -> Agent:
+    def login(self, who: str) -> Secretary:
         """She starts her shift: offered calls from now on while her softphone is registered."""
-        agent = self.secretary(who)
-        if not agent.logged_in:
-            agent.logged_in, agent.missed = True, 0
-            agent.idle_since = self.reactor.seconds()
-            logger.info("secretary %s logged in", agent.id)
+        secretary = self.secretary(who)
+        if not secretary.logged_in:
+            secretary.logged_in, secretary.missed = True, 0
+            secretary.idle_since = self.reactor.seconds()
+            logger.info("secretary %s logged in", secretary.id)
             self._save_secretaries()
-            self._secretary_changed(agent)
+            self._secretary_changed(secretary)
             self._dispatch()
-        return agent
+        return secretary
 
-    def logout(self, who: str) -> Agent:
+    def logout(self, who: str) -> Secretary:
         """End of her shift: no new offer (a call she is on goes on). A fixed phone cannot log out:
         pause it instead."""
-        agent = self.secretary(who)
-        if agent.username is None:
-            raise SecretaryStateError(f"{agent.id} is a fixed phone: pause it instead of logging it out")
-        if agent.logged_in:
-            agent.logged_in = False
-            logger.info("secretary %s logged out", agent.id)
+        secretary = self.secretary(who)
+        if secretary.username is None:
+            raise SecretaryStateError(f"{secretary.id} is a fixed phone: pause it instead of logging it out")
+        if secretary.logged_in:
+            secretary.logged_in = False
+            logger.info("secretary %s logged out", secretary.id)
             self._save_secretaries()
-            self._secretary_changed(agent)
-        return agent
+            self._secretary_changed(secretary)
+        return secretary
 
-    def pause(self, who: str, reason: str) -> Agent:
-        agent = self.secretary(who)
-        agent.paused, agent.auto_paused = reason or "pause", False
-        logger.info("secretary %s paused", agent.id)
+    def pause(self, who: str, reason: str) -> Secretary:
+        secretary = self.secretary(who)
+        secretary.paused, secretary.auto_paused = reason or "pause", False
+        logger.info("secretary %s paused", secretary.id)
         self._save_secretaries()
-        self._secretary_changed(agent)
-        return agent
+        self._secretary_changed(secretary)
+        return secretary
 
-    def resume(self, agent: Agent | str) -> Agent:
+    def resume(self, secretary: Secretary | str) -> Secretary:
         """Back from a pause (hers, or the automatic one after missed offers): offered calls again."""
-        agent = self.secretary(agent) if isinstance(agent, str) else agent
-        agent.paused, agent.missed, agent.auto_paused = None, 0, False
+        secretary = self.secretary(secretary) if isinstance(secretary, str) else secretary
+        secretary.paused, secretary.missed, secretary.auto_paused = None, 0, False
         self._save_secretaries()
-        self._secretary_changed(agent)
+        self._secretary_changed(secretary)
         self._dispatch()
-        return agent
+        return secretary
 
-    def secretary_view(self, agent: Agent) -> dict[str, Any]:
-        return {"id": agent.id, "username": agent.username, "phone": agent.uri, "state": agent.state,
-                "logged_in": agent.logged_in, "registered": agent.registered if agent.username else None,
-                "paused": agent.paused, "missed_in_a_row": agent.missed,
-                "calls_today": agent.calls_on(self._today(), LOCAL_DAY_ZONE), "levels": dict(agent.levels)}
+    def secretary_view(self, secretary: Secretary) -> dict[str, Any]:
+        return {"id": secretary.id, "username": secretary.username, "phone": secretary.uri, "state": secretary.state,
+                "logged_in": secretary.logged_in, "registered": secretary.registered if secretary.username else None,
+                "paused": secretary.paused, "missed_in_a_row": secretary.missed,
+                "calls_today": secretary.calls_on(self._today(), LOCAL_DAY_ZONE), "levels": dict(secretary.levels)}
 
-    def _secretary_changed(self, agent: Agent) -> None:
-        self.events.secretary_changed(agent.id, agent.state, reason=agent.paused if agent.state == "paused" else None)
+    def _secretary_changed(self, secretary: Secretary) -> None:
+        self.events.secretary_changed(secretary.id, secretary.state, reason=secretary.paused if secretary.state == "paused" else None)
         self._count_secretaries()
 
     def _count_secretaries(self) -> None:
         counts = dict.fromkeys(SECRETARY_STATES, 0)
-        for a in self.queues.agents():
+        for a in self.queues.secretaries():
             counts[a.state] = counts.get(a.state, 0) + 1
         for state, n in counts.items():
             self.metrics.secretaries.labels(state).set(n)
@@ -725,7 +725,7 @@ class CallController:
         if path is None:
             return
         state = {a.id: {"logged_in": a.logged_in, "paused": a.paused, "auto_paused": a.auto_paused}
-                 for a in self.queues.agents()}
+                 for a in self.queues.secretaries()}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
@@ -744,14 +744,14 @@ class CallController:
             logger.error("ignoring unreadable secretaries' state %s: %s", path, exc)
             return
         for who, saved in state.items():
-            agent = self.queues.find(who)
-            if agent is None or not isinstance(saved, dict):
+            secretary = self.queues.find(who)
+            if secretary is None or not isinstance(saved, dict):
                 continue
-            if agent.username is not None:
-                agent.logged_in = bool(saved.get("logged_in", agent.logged_in))
+            if secretary.username is not None:
+                secretary.logged_in = bool(saved.get("logged_in", secretary.logged_in))
             paused = saved.get("paused")
-            agent.paused = paused if isinstance(paused, str) and paused else None
-            agent.auto_paused = agent.paused is not None and saved.get("auto_paused") is True
+            secretary.paused = paused if isinstance(paused, str) and paused else None
+            secretary.auto_paused = secretary.paused is not None and saved.get("auto_paused") is True
 
     def _overflow(self, s: CallSession, cause: str) -> None:
         if s.state is State.RINGING and s.offers:
@@ -853,8 +853,8 @@ class CallController:
             self.recorder.leg_ended(leg, f"{ev.code} {ev.reason}".strip(), self.now())
             s.other_leg = None
             wrap_up = s.dialplan.queues[s.waiting.queue].wrap_up_s if s.waiting else 0
-            self._free_agent(s.agent, wrap_up)
-            s.agent = None
+            self._free_secretary(s.secretary, wrap_up)
+            s.secretary = None
             self._hangup(s, "answered")
         elif s.state is State.FORWARDING:
             self._other_legs.pop(leg, None)
@@ -894,16 +894,16 @@ class CallController:
             self.media.send(s.worker, p.Hangup(leg, 487))
             self._other_legs.pop(leg, None)
             self.recorder.leg_ended(leg, cause or "caller_ended", self.now())
-        for agent in s.offers.values():
-            self._free_agent(agent, wrap_up=0)
+        for secretary in s.offers.values():
+            self._free_secretary(secretary, wrap_up=0)
         s.offers.clear()
         s.other_leg = None
         if state_before is State.BRIDGED:
             self._handled(s)
-        if s.agent is not None:
+        if s.secretary is not None:
             wrap_up = s.dialplan.queues[s.waiting.queue].wrap_up_s if (s.waiting and state_before is State.BRIDGED) else 0
-            self._free_agent(s.agent, wrap_up)
-            s.agent = None
+            self._free_secretary(s.secretary, wrap_up)
+            s.secretary = None
         if hangup:
             self.media.send(s.worker, p.Hangup(s.leg, 480))
         self.recorder.close_call(s.call_id, outcome, self.now(), cause)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class ControllerSettings:
-    # Secretaries per queue: keys "practice/queue", "practice/*" or "*"; values SIP URIs (a phone
-    # always offered calls) or usernames (a softphone registered at the edge, offered calls only
-    # while registered), tried in order of idleness.
+    # Secretaries per queue: keys "practice/queue", "practice/*", "line:<name>" or "*"; values SIP
+    # URIs (a phone always offered calls) or usernames (a softphone registered at the edge, offered
+    # calls only while registered), tried in order of idleness.
+    secretaries: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The old name of `secretaries`, still read (with a warning at load) when `secretaries` is not given.
     agents: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Skill levels for the `skill` strategy: secretary (username or URI) -> practice (or "*") -> level
     # (higher is offered first; 1 when not given).
@@ -41,3 +46,9 @@ class ControllerSettings:
     ringback_prompt: str = "ringback"
     beep_prompt: str = "beep"
     console_url: str = "http://127.0.0.1:8080/console"
+
+    def __post_init__(self) -> None:
+        if self.agents and not self.secretaries:  # both given: a problem at load (callrouter.config)
+            logger.warning("controller.agents is deprecated: rename it controller.secretaries (same entries)")
+            object.__setattr__(self, "secretaries", self.agents)
+            object.__setattr__(self, "agents", {})

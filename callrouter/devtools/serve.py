@@ -244,7 +244,7 @@ def base_config(root: Path, dialplans: Path, prompts: Path, workers: int = 2, ag
                   "legs_wanted": workers * 4, "workers_min": workers, "workers_max": workers,
                   "restart_delay_seconds": 0.2},
         # Registered softphones take calls without an API login (tests of logins set it back).
-        "controller": {"agents": agents or {}, "ring_timeout_s": 8.0, "voicemail_dir": str(root / "voicemail"),
+        "controller": {"secretaries": agents or {}, "ring_timeout_s": 8.0, "voicemail_dir": str(root / "voicemail"),
                        "login_required": False},
         "sip": sip or {"enabled": False},
         "var_dir": str(root / "var"),

@@ -31,7 +31,7 @@ class SecretaryApi:
 
     def team(self, ctx: Context):
         def views() -> list[dict]:
-            return [self.controller.secretary_view(a) for a in self.controller.queues.agents()]
+            return [self.controller.secretary_view(a) for a in self.controller.queues.secretaries()]
         return {"secretaries": sorted(self.in_reactor(views), key=lambda v: v["id"])}
 
     def me(self, ctx: Context):
@@ -88,8 +88,8 @@ class SecretaryApi:
         from callrouter.controller.calls import SecretaryStateError
 
         def apply() -> dict:
-            agent = getattr(self.controller, action)(who, *args)
-            return self.controller.secretary_view(agent)
+            secretary = getattr(self.controller, action)(who, *args)
+            return self.controller.secretary_view(secretary)
 
         try:
             view = self.in_reactor(apply)

@@ -107,7 +107,7 @@ def prompt_folder(path) -> str:
     return str(path)
 
 
-def make_harness(tmp_path, agents=None, prompt_dir=None, dialplans=None, **settings) -> tuple[Harness, Any]:
+def make_harness(tmp_path, secretaries=None, prompt_dir=None, dialplans=None, **settings) -> tuple[Harness, Any]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     prompt_dir = prompt_dir or prompt_folder(tmp_path / "prompts")
     settings.setdefault("login_required", False)  # tests/controller/test_secretaries.py covers logins
@@ -124,7 +124,7 @@ def make_harness(tmp_path, agents=None, prompt_dir=None, dialplans=None, **setti
     escalations: list = []
     controller = CallController(
         clock, media, recorder, lambda: router, lambda name, practice: f"{prompt_dir}/{name}.wav",
-        ControllerSettings(agents=agents if agents is not None else {"*": ("sip:sec1@127.0.0.1:5090",)},
+        ControllerSettings(secretaries=secretaries if secretaries is not None else {"*": ("sip:sec1@127.0.0.1:5090",)},
                            voicemail_dir=tmp_path / "voicemail", **settings),
         Metrics(), escalate=lambda s, tier: escalations.append((s.call_id, tier)),
         events=EventNotifier(published, "n1", clock), tasks=TaskRepository(db))

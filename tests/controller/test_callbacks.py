@@ -32,7 +32,7 @@ def digits(h, leg, keys):
 
 
 def test_the_caller_confirms_her_own_number_and_a_task_is_created(make):
-    h = make(agents={})
+    h = make(secretaries={})
     leg = overflowing_call(h)
     call_id = h.call_id(leg)
     h.digit(leg, "1")
@@ -50,7 +50,7 @@ def test_the_caller_confirms_her_own_number_and_a_task_is_created(make):
 
 
 def test_a_hidden_number_is_typed_checked_read_back_and_can_be_changed(make):
-    h = make(agents={})
+    h = make(secretaries={})
     leg = overflowing_call(h, caller="anonymous")
     h.digit(leg, "1")
     assert h.media.prompts(leg)[-1] == "callback_enter_number"
@@ -69,7 +69,7 @@ def test_a_hidden_number_is_typed_checked_read_back_and_can_be_changed(make):
 
 
 def test_a_caller_who_never_confirms_creates_no_task(make):
-    h = make(agents={})
+    h = make(secretaries={})
     leg = overflowing_call(h)
     call_id = h.call_id(leg)
     h.digit(leg, "1")
@@ -81,7 +81,7 @@ def test_a_caller_who_never_confirms_creates_no_task(make):
 
 
 def test_the_task_keeps_the_callers_place_ahead_of_later_calls(make):
-    h = make(agents={"*": (SEC1,)})
+    h = make(secretaries={"*": (SEC1,)})
     secretary = busy_secretary(h)
     first = queued_call(h)  # t0
     h.clock.advance(30)
@@ -100,7 +100,7 @@ def test_the_task_keeps_the_callers_place_ahead_of_later_calls(make):
 
 
 def test_secretary_then_patient_then_bridge_and_the_task_is_done(make):
-    h = make(agents={})
+    h = make(secretaries={})
     leg = overflowing_call(h)
     digits(h, leg, "11")
     h.finish_playing(leg)
@@ -131,7 +131,7 @@ def test_secretary_then_patient_then_bridge_and_the_task_is_done(make):
 def test_a_voicemail_answering_the_patients_phone_is_a_failed_attempt_back_in_line(make):
     """Her line answers but nobody presses 1 within callback_confirm_s: the answering machine is hung
     up on, the task is not done, and it is offered again after callback_retry_s."""
-    h = make(agents={}, callback_retry_s=600, callback_confirm_s=15)
+    h = make(secretaries={}, callback_retry_s=600, callback_confirm_s=15)
     leg = overflowing_call(h)
     digits(h, leg, "11")
     h.finish_playing(leg)
@@ -161,7 +161,7 @@ def test_a_voicemail_answering_the_patients_phone_is_a_failed_attempt_back_in_li
 
 
 def test_a_patient_who_does_not_answer_is_tried_again_later_then_left_to_the_secretaries(make):
-    h = make(agents={"*": (SEC1,)}, callback_attempts=2, callback_retry_s=600)
+    h = make(secretaries={"*": (SEC1,)}, callback_attempts=2, callback_retry_s=600)
     secretary = busy_secretary(h)
     leg = queued_call(h)
     h.clock.advance(90)
@@ -189,7 +189,7 @@ def test_a_patient_who_does_not_answer_is_tried_again_later_then_left_to_the_sec
 
 
 def test_a_task_offer_not_answered_goes_to_the_next_secretary_keeping_its_place(make):
-    h = make(agents={})
+    h = make(secretaries={})
     leg = overflowing_call(h)
     digits(h, leg, "11")
     h.finish_playing(leg)
@@ -203,7 +203,7 @@ def test_a_task_offer_not_answered_goes_to_the_next_secretary_keeping_its_place(
 
 
 def test_a_task_nobody_takes_expires_at_its_deadline(make):
-    h = make(agents={}, callback_expiry_s=3600)
+    h = make(secretaries={}, callback_expiry_s=3600)
     leg = overflowing_call(h)
     digits(h, leg, "11")
     h.finish_playing(leg)
@@ -216,7 +216,7 @@ def test_a_task_nobody_takes_expires_at_its_deadline(make):
 
 
 def test_pending_tasks_are_back_in_line_after_a_restart(make, tmp_path):
-    h = make(agents={"*": (SEC1,)})
+    h = make(secretaries={"*": (SEC1,)})
     now = h.controller.now()
     h.tasks.create("cabinet-dr-martin", "0612345678", "overflow", now - dt.timedelta(minutes=5),
                    now + dt.timedelta(hours=1), task_id="t-restored", queue="general",
@@ -231,16 +231,16 @@ def test_pending_tasks_are_back_in_line_after_a_restart(make, tmp_path):
 
 def _add_fixed_phone(h, uri):
     """A fixed phone joins every queue (as if the settings had it), and calls are dispatched."""
-    from callrouter.controller.queues import Agent
+    from callrouter.controller.queues import Secretary
 
     c = h.controller
-    agent = c.queues.find(uri) or Agent(uri)
-    c.queues._agents.setdefault(uri, agent)
+    secretary = c.queues.find(uri) or Secretary(uri)
+    c.queues._secretaries.setdefault(uri, secretary)
     c.queues._by_key.setdefault("*", [])
-    if agent not in c.queues._by_key["*"]:
-        c.queues._by_key["*"].append(agent)
+    if secretary not in c.queues._by_key["*"]:
+        c.queues._by_key["*"].append(secretary)
     c._dispatch()
-    return agent
+    return secretary
 
 
 def test_a_secretary_calls_a_voicemail_task_back_from_her_console(make):
@@ -248,7 +248,7 @@ def test_a_secretary_calls_a_voicemail_task_back_from_her_console(make):
 
     from callrouter.controller.calls import SecretaryStateError
 
-    h = make(agents={"*": (SEC1, SEC2)})
+    h = make(secretaries={"*": (SEC1, SEC2)})
     now = h.controller.now()
     view = h.tasks.create("cabinet-dr-martin", "06 12 34 56 78", "voicemail", now, now + dt.timedelta(hours=2),
                           task_id="t-voicemail")
@@ -285,7 +285,7 @@ def test_a_voicemail_message_becomes_a_task_for_the_secretaries_not_a_place_in_l
 
 def test_an_empty_message_or_a_hidden_number_makes_no_task(make):
     for caller, seconds in (("anonymous", 7.5), (PATIENT, 0.4)):
-        h = make(agents={})
+        h = make(secretaries={})
         h.clock.advance(12 * 3600)
         leg = h.incoming(caller=caller)
         h.finish_playing(leg)

@@ -120,7 +120,7 @@ def test_vital_choice_announces_15_and_starts_the_vital_tier(harness):
 
 
 def test_ring_timeout_moves_to_the_next_secretary(make):
-    h = make(agents={"cabinet-dr-martin/general": (SEC1, SEC2)})
+    h = make(secretaries={"cabinet-dr-martin/general": (SEC1, SEC2)})
     leg = h.incoming()
     to_menu(h, leg)
     h.digit(leg, "3")
@@ -135,7 +135,7 @@ def test_ring_timeout_moves_to_the_next_secretary(make):
 
 
 def test_busy_secretary_is_skipped(make):
-    h = make(agents={"*": (SEC1, SEC2)})
+    h = make(secretaries={"*": (SEC1, SEC2)})
     leg = h.incoming()
     to_menu(h, leg)
     h.digit(leg, "3")
@@ -145,7 +145,7 @@ def test_busy_secretary_is_skipped(make):
 
 
 def test_nobody_to_answer_overflows_to_callback_offer_and_1_requests_a_callback(make):
-    h = make(agents={})
+    h = make(secretaries={})
     leg = h.incoming()
     call_id = h.call_id(leg)
     to_menu(h, leg)
@@ -165,7 +165,7 @@ def test_nobody_to_answer_overflows_to_callback_offer_and_1_requests_a_callback(
 
 
 def test_waiting_too_long_overflows(make):
-    h = make(agents={"*": (SEC1,)})
+    h = make(secretaries={"*": (SEC1,)})
     busy_secretary(h)
     second = queued_call(h)
     assert h.media.last(p.Play, second).loop  # on hold
@@ -178,7 +178,7 @@ def test_waiting_too_long_overflows(make):
 def test_position_is_announced_while_waiting(make):
     """After the queue's announce interval (45 s) the caller hears her place and the estimated
     wait, then the music on hold again."""
-    h = make(agents={"*": (SEC1,)})
+    h = make(secretaries={"*": (SEC1,)})
     busy_secretary(h)
     second = queued_call(h)
     h.clock.advance(45)
@@ -190,7 +190,7 @@ def test_position_is_announced_while_waiting(make):
 
 
 def test_caller_hanging_up_in_queue_is_abandoned_and_leaves_the_queue(make):
-    h = make(agents={"*": (SEC1,)})
+    h = make(secretaries={"*": (SEC1,)})
     busy_secretary(h)
     second = queued_call(h)
     call_id = h.call_id(second)
@@ -200,7 +200,7 @@ def test_caller_hanging_up_in_queue_is_abandoned_and_leaves_the_queue(make):
 
 
 def test_secretary_freed_after_wrap_up_takes_the_next_call(make):
-    h = make(agents={"*": (SEC1,)})
+    h = make(secretaries={"*": (SEC1,)})
     first_secretary_leg = busy_secretary(h)
     d1 = h.media.last(p.Dial)
     queued_call(h)
@@ -211,7 +211,7 @@ def test_secretary_freed_after_wrap_up_takes_the_next_call(make):
 
 
 def test_urgent_calls_jump_ahead_of_appointments(make):
-    h = make(agents={"*": (SEC1,)})
+    h = make(secretaries={"*": (SEC1,)})
     secretary_leg = busy_secretary(h)
     appointment = queued_call(h)
     h.clock.advance(5)
@@ -268,7 +268,7 @@ def test_caller_hanging_up_during_voicemail_keeps_the_message(harness):
 
 def test_legs_lost_with_their_worker_close_their_calls_only(make):
     """The pool reports each leg of a dead worker as lost (no leg_ended will come)."""
-    h = make(agents={"*": (SEC1, SEC2)})
+    h = make(secretaries={"*": (SEC1, SEC2)})
     a = queued_call(h, worker="w0")
     secretary_leg = h.media.last(p.Dial).leg
     b = h.incoming(worker="w1")
@@ -276,7 +276,7 @@ def test_legs_lost_with_their_worker_close_their_calls_only(make):
     h.controller.leg_lost("w0", a, "worker_lost")
     h.controller.leg_lost("w0", secretary_leg, "worker_lost")
     assert a not in h.controller.sessions and b in h.controller.sessions
-    assert not any(agent.busy for agent in h.controller.queues.agents())  # the secretary is free again
+    assert not any(secretary.busy for secretary in h.controller.queues.secretaries())  # the secretary is free again
     rec = h.record(id_a)
     assert (rec.outcome, rec.cause) == ("failed", "worker_lost")
     assert h.record(id_b).ended_at is None
@@ -336,7 +336,7 @@ def test_position_and_estimated_wait_are_announced(make, tmp_path):
     prompts.mkdir()
     for name in ("queue_position", "queue_position_1", "queue_position_2", "wait_1", "wait_2", "wait_5", "wait_10"):
         (prompts / f"{name}.wav").write_bytes(b"RIFF")
-    h = make(agents={"*": (SEC1,)}, prompt_dir=str(prompts))
+    h = make(secretaries={"*": (SEC1,)}, prompt_dir=str(prompts))
     secretary_leg = busy_secretary(h)
     h.clock.advance(120)
     h.ended(secretary_leg)  # one handled call: 120 s talk + 15 s wrap-up feeds the average
@@ -358,7 +358,7 @@ def test_wait_prompt_buckets():
 
 
 def test_a_secretary_is_offered_calls_only_while_her_softphone_is_registered(make):
-    h = make(agents={"*": ("alice",)}, secretary_domain="127.0.0.1:5060")
+    h = make(secretaries={"*": ("alice",)}, secretary_domain="127.0.0.1:5060")
     leg = queued_call(h)
     assert h.media.prompts(leg)[-1] == "callback_offer"  # nobody registered: overflow at once
     h.controller.registrations_changed(frozenset({"alice"}))
@@ -368,7 +368,7 @@ def test_a_secretary_is_offered_calls_only_while_her_softphone_is_registered(mak
 
 
 def test_a_waiting_call_goes_to_a_secretary_as_soon_as_she_registers(make):
-    h = make(agents={"*": ("alice", "bob")}, secretary_domain="127.0.0.1:5060")
+    h = make(secretaries={"*": ("alice", "bob")}, secretary_domain="127.0.0.1:5060")
     h.controller.registrations_changed(frozenset({"alice"}))
     busy_secretary(h)  # alice takes the first call
     second = queued_call(h)
@@ -376,7 +376,7 @@ def test_a_waiting_call_goes_to_a_secretary_as_soon_as_she_registers(make):
     h.controller.registrations_changed(frozenset({"alice", "bob"}))
     assert h.media.last(p.Dial).uri == "sip:bob@127.0.0.1:5060"
     h.controller.registrations_changed(frozenset({"alice"}))  # bob's phone goes away
-    assert not h.controller.queues.agents_for("cabinet-dr-martin", "general")[1].reachable
+    assert not h.controller.queues.covering("cabinet-dr-martin", "general")[1].reachable
 
 
 def test_a_username_without_an_edge_is_a_configuration_error(tmp_path):
@@ -417,9 +417,9 @@ def test_a_caller_who_calls_again_today_is_counted_on_the_screen_pop(harness):
 
 
 def test_a_secretary_who_misses_three_offers_in_a_row_is_paused_until_her_softphone_comes_back(make):
-    h = make(agents={"*": ("alice",)}, secretary_domain="edge:5060")
+    h = make(secretaries={"*": ("alice",)}, secretary_domain="edge:5060")
     h.controller.registrations_changed(frozenset({"alice"}))
-    alice = h.controller.queues.agents()[0]
+    alice = h.controller.queues.secretaries()[0]
     queued_call(h)
     for _ in range(3):  # she never picks up
         h.clock.advance(20)
@@ -435,9 +435,9 @@ def test_a_secretary_who_misses_three_offers_in_a_row_is_paused_until_her_softph
 
 
 def test_an_answered_offer_resets_the_missed_count(make):
-    h = make(agents={"*": ("alice",)}, secretary_domain="edge:5060")
+    h = make(secretaries={"*": ("alice",)}, secretary_domain="edge:5060")
     h.controller.registrations_changed(frozenset({"alice"}))
-    alice = h.controller.queues.agents()[0]
+    alice = h.controller.queues.secretaries()[0]
     queued_call(h)
     h.clock.advance(20)
     h.clock.advance(20)
@@ -477,7 +477,7 @@ def test_an_urgent_choice_after_closing_time_is_queued_as_the_open_menu_said(har
 def test_the_estimated_wait_counts_only_the_secretaries_taking_calls(make):
     """Three secretaries configured, but bob and carol are not registered: the one at work shares the
     queue alone (1 x 180 s: "moins de cinq minutes", not 180 / 3 s)."""
-    h = make(agents={"*": (SEC1, "bob", "carol")}, secretary_domain="edge:5060")
+    h = make(secretaries={"*": (SEC1, "bob", "carol")}, secretary_domain="edge:5060")
     busy_secretary(h)
     second = queued_call(h)
     assert h.controller.estimated_wait(h.controller.sessions[second].waiting, 1) == 180.0
@@ -487,7 +487,7 @@ def test_the_estimated_wait_counts_only_the_secretaries_taking_calls(make):
 
 
 def test_a_place_beyond_the_fifth_is_announced_as_more_than_five(make):
-    h = make(agents={"*": (SEC1,)})
+    h = make(secretaries={"*": (SEC1,)})
     busy_secretary(h)
     legs = [queued_call(h) for _ in range(6)]
     h.clock.advance(45)

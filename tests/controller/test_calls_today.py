@@ -77,7 +77,7 @@ def test_fewest_calls_counts_what_she_answered_before_a_restart(make):
     d = plans["cabinet-dr-martin"]
     plans[d.practice] = dataclasses.replace(
         d, queues={**d.queues, "general": dataclasses.replace(d.queues["general"], strategy="fewest_calls")})
-    h = make(agents={"*": (A, B)}, dialplans=list(plans.values()))
+    h = make(secretaries={"*": (A, B)}, dialplans=list(plans.values()))
     answered_by = []
     for _ in range(3):  # a, b, then a again (tied, a idle longer)
         leg = queued_call(h)
@@ -88,8 +88,8 @@ def test_fewest_calls_counts_what_she_answered_before_a_restart(make):
         answered_by.append(dial.uri)
     assert answered_by == [A, B, A]
     again = restarted(h)
-    for agent in again.controller.queues.agents():
-        agent.idle_since = 0.0 if agent.uri == A else h.clock.seconds()  # a idle far longer
+    for secretary in again.controller.queues.secretaries():
+        secretary.idle_since = 0.0 if secretary.uri == A else h.clock.seconds()  # a idle far longer
     queued_call(again)
     assert again.media.last(p.Dial).uri == B  # 1 call today against a's 2, whatever the idleness
     assert again.controller.secretary(A).calls_on(dt.date(2026, 11, 23), again.controller.zone("cabinet-dr-martin")) == 2

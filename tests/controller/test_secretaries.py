@@ -37,7 +37,7 @@ def dialled(h):
 # --- logging in and out -----------------------------------------------------------------------------
 
 def test_a_registered_secretary_is_offered_calls_only_once_logged_in(make):
-    h = make(agents={"*": ("alice",)}, secretary_domain=EDGE, login_required=True)
+    h = make(secretaries={"*": ("alice",)}, secretary_domain=EDGE, login_required=True)
     h.controller.registrations_changed(frozenset({"alice"}))
     alice = h.controller.secretary("alice")
     assert alice.state == "offline" and not alice.reachable
@@ -50,7 +50,7 @@ def test_a_registered_secretary_is_offered_calls_only_once_logged_in(make):
 
 
 def test_logging_in_picks_up_a_call_already_waiting_and_logging_out_stops_new_offers(make):
-    h = make(agents={"*": ("alice", "bob")}, secretary_domain=EDGE, login_required=True)
+    h = make(secretaries={"*": ("alice", "bob")}, secretary_domain=EDGE, login_required=True)
     h.controller.registrations_changed(frozenset({"alice", "bob"}))
     h.controller.login("bob")
     busy = busy_secretary(h)  # bob takes a first call
@@ -69,7 +69,7 @@ def test_logging_in_picks_up_a_call_already_waiting_and_logging_out_stops_new_of
 
 
 def test_a_logged_in_secretary_whose_softphone_is_off_is_offline(make):
-    h = make(agents={"*": ("alice",)}, secretary_domain=EDGE, login_required=True)
+    h = make(secretaries={"*": ("alice",)}, secretary_domain=EDGE, login_required=True)
     h.controller.login("alice")
     assert h.controller.secretary("alice").state == "offline"
     h.controller.registrations_changed(frozenset({"alice"}))
@@ -77,7 +77,7 @@ def test_a_logged_in_secretary_whose_softphone_is_off_is_offline(make):
 
 
 def test_unknown_secretaries_and_fixed_phones_cannot_log_out(make):
-    h = make(agents={"*": ("sip:accueil@192.0.2.10",)})
+    h = make(secretaries={"*": ("sip:accueil@192.0.2.10",)})
     with pytest.raises(UnknownSecretary):
         h.controller.login("mallory")
     with pytest.raises(SecretaryStateError):
@@ -87,7 +87,7 @@ def test_unknown_secretaries_and_fixed_phones_cannot_log_out(make):
 # --- pauses ----------------------------------------------------------------------------------------
 
 def test_a_paused_secretary_is_skipped_and_says_why_until_she_resumes(make):
-    h = make(agents={"*": ("alice", "bob")}, secretary_domain=EDGE)
+    h = make(secretaries={"*": ("alice", "bob")}, secretary_domain=EDGE)
     h.controller.registrations_changed(frozenset({"alice", "bob"}))
     h.controller.pause("alice", "pause déjeuner")
     paused = [m.payload for m in h.published.on("/secretaries/alice/state")][-1]
@@ -101,22 +101,22 @@ def test_a_paused_secretary_is_skipped_and_says_why_until_she_resumes(make):
 
 def test_a_fixed_phone_missing_offers_is_paused_and_resumed_through_the_controller(make):
     phone = "sip:accueil@192.0.2.10"
-    h = make(agents={"*": (phone,)}, max_missed_offers=2)
+    h = make(secretaries={"*": (phone,)}, max_missed_offers=2)
     queued_call(h)
     h.clock.advance(20)
     h.clock.advance(20)
-    agent = h.controller.secretary(phone)
-    assert agent.state == "paused" and agent.paused == "2 appels manqués d'affilée"
+    secretary = h.controller.secretary(phone)
+    assert secretary.state == "paused" and secretary.paused == "2 appels manqués d'affilée"
     dials = len(dialled(h))
     h.clock.advance(30)  # the call still waits (overflow after 90 s): the phone is not rung again
     assert len(dialled(h)) == dials
     h.controller.resume(phone)
-    assert len(dialled(h)) == dials + 1 and agent.missed == 0
+    assert len(dialled(h)) == dials + 1 and secretary.missed == 0
 
 
 def test_logins_and_pauses_survive_a_restart(make, tmp_path):
     state = tmp_path / "secretaries.json"
-    h = make(agents={"*": ("alice", "bob", "sip:accueil@192.0.2.10")}, secretary_domain=EDGE,
+    h = make(secretaries={"*": ("alice", "bob", "sip:accueil@192.0.2.10")}, secretary_domain=EDGE,
              login_required=True, state_file=state)
     h.controller.login("alice")
     h.controller.login("bob")
@@ -124,7 +124,7 @@ def test_logins_and_pauses_survive_a_restart(make, tmp_path):
     h.controller.pause("sip:accueil@192.0.2.10", "poste en panne")
     saved = json.loads(state.read_text())
     assert saved["alice"] == {"logged_in": True, "paused": None, "auto_paused": False}
-    again = make(agents={"*": ("alice", "bob", "sip:accueil@192.0.2.10")}, secretary_domain=EDGE,
+    again = make(secretaries={"*": ("alice", "bob", "sip:accueil@192.0.2.10")}, secretary_domain=EDGE,
                  login_required=True, state_file=state)
     c = again.controller
     assert (c.secretary("alice").logged_in, c.secretary("alice").paused) == (True, None)
@@ -135,7 +135,7 @@ def test_logins_and_pauses_survive_a_restart(make, tmp_path):
 def test_an_unreadable_state_file_is_ignored_not_fatal(make, tmp_path):
     state = tmp_path / "secretaries.json"
     state.write_text("{not json")
-    h = make(agents={"*": ("alice",)}, secretary_domain=EDGE, login_required=True, state_file=state)
+    h = make(secretaries={"*": ("alice",)}, secretary_domain=EDGE, login_required=True, state_file=state)
     assert not h.controller.secretary("alice").logged_in
 
 
@@ -150,7 +150,7 @@ def answer_and_finish(h, leg):
 
 
 def test_fewest_calls_today_goes_to_who_answered_the_fewest(make):
-    h = make(agents={"*": ("sip:a@192.0.2.1", "sip:b@192.0.2.2")}, dialplans=tuned(strategy="fewest_calls"))
+    h = make(secretaries={"*": ("sip:a@192.0.2.1", "sip:b@192.0.2.2")}, dialplans=tuned(strategy="fewest_calls"))
     # a takes two calls while b is idle the longest... by longest idle b would be next: not here.
     first = queued_call(h)
     assert answer_and_finish(h, first) == "sip:a@192.0.2.1"
@@ -165,7 +165,7 @@ def test_fewest_calls_today_goes_to_who_answered_the_fewest(make):
 
 
 def test_skill_sends_the_call_to_the_highest_level_for_the_practice(make):
-    h = make(agents={"*": ("sip:a@192.0.2.1", "sip:b@192.0.2.2", "sip:c@192.0.2.3")},
+    h = make(secretaries={"*": ("sip:a@192.0.2.1", "sip:b@192.0.2.2", "sip:c@192.0.2.3")},
              levels={"sip:c@192.0.2.3": {MARTIN: 3}, "sip:b@192.0.2.2": {"*": 2}},
              dialplans=tuned(strategy="skill"))
     queued_call(h)
@@ -176,7 +176,7 @@ def test_skill_sends_the_call_to_the_highest_level_for_the_practice(make):
 
 def test_ring_all_rings_every_free_secretary_and_the_first_to_answer_takes_it(make):
     team = ("sip:a@192.0.2.1", "sip:b@192.0.2.2", "sip:c@192.0.2.3")
-    h = make(agents={"*": team}, dialplans=tuned(strategy="ring_all"))
+    h = make(secretaries={"*": team}, dialplans=tuned(strategy="ring_all"))
     leg = queued_call(h)
     dials = h.media.commands(p.Dial)
     assert sorted(d.uri for d in dials) == sorted(team)
@@ -192,7 +192,7 @@ def test_ring_all_rings_every_free_secretary_and_the_first_to_answer_takes_it(ma
 
 def test_ring_all_nobody_answering_puts_the_call_back_and_rings_again(make):
     team = ("sip:a@192.0.2.1", "sip:b@192.0.2.2")
-    h = make(agents={"*": team}, dialplans=tuned(strategy="ring_all"))
+    h = make(secretaries={"*": team}, dialplans=tuned(strategy="ring_all"))
     leg = queued_call(h)
     h.ended(h.media.commands(p.Dial)[0].leg, code=486)  # a declines: b still rings
     assert h.controller.sessions[leg].state.value == "ringing"
@@ -203,7 +203,7 @@ def test_ring_all_nobody_answering_puts_the_call_back_and_rings_again(make):
 
 def test_caller_hanging_up_while_ring_all_stops_every_phone(make):
     team = ("sip:a@192.0.2.1", "sip:b@192.0.2.2")
-    h = make(agents={"*": team}, dialplans=tuned(strategy="ring_all"))
+    h = make(secretaries={"*": team}, dialplans=tuned(strategy="ring_all"))
     leg = queued_call(h)
     call_id = h.call_id(leg)
     h.ended(leg)
@@ -222,7 +222,7 @@ def shared_plans():
 
 
 def test_a_shared_line_serves_two_practices_in_arrival_order_with_one_team(make):
-    h = make(agents={"line:nord": ("sip:pool@192.0.2.9",)}, dialplans=shared_plans())
+    h = make(secretaries={"line:nord": ("sip:pool@192.0.2.9",)}, dialplans=shared_plans())
     secretary = busy_secretary(h)  # a first Martin call keeps the pool busy
     martin = queued_call(h)
     h.clock.advance(5)
@@ -242,7 +242,7 @@ def test_a_shared_line_serves_two_practices_in_arrival_order_with_one_team(make)
 
 
 def test_the_team_by_state_and_the_waiting_calls_are_metrics_without_numbers(make):
-    h = make(agents={"*": ("alice", "bob")}, secretary_domain=EDGE)
+    h = make(secretaries={"*": ("alice", "bob")}, secretary_domain=EDGE)
     h.controller.registrations_changed(frozenset({"alice", "bob"}))
     h.controller.pause("bob", "réunion")
     busy_secretary(h)
@@ -255,21 +255,21 @@ def test_the_team_by_state_and_the_waiting_calls_are_metrics_without_numbers(mak
 
 
 def test_an_offer_our_worker_cannot_place_is_not_her_miss_and_is_retried_shortly(make):
-    h = make(agents={"*": ("sip:a@192.0.2.1",)}, max_missed_offers=1)
+    h = make(secretaries={"*": ("sip:a@192.0.2.1",)}, max_missed_offers=1)
     leg = queued_call(h)
     first = h.media.last(p.Dial)
     h.controller.handle("w0", p.LegEnded(first.leg, 486, "dial failed: too many calls", "worker"))
-    agent = h.controller.secretary("sip:a@192.0.2.1")
-    assert agent.missed == 0 and agent.paused is None and agent.state == "available"
+    secretary = h.controller.secretary("sip:a@192.0.2.1")
+    assert secretary.missed == 0 and secretary.paused is None and secretary.state == "available"
     assert len(h.media.commands(p.Dial)) == 1  # no instant redial loop on a full worker
     h.clock.advance(2)
     assert len(h.media.commands(p.Dial)) == 2 and h.controller.sessions[leg].state.value == "ringing"
     h.ended(h.media.last(p.Dial).leg, code=486)  # her phone busy: that one is hers
-    assert agent.paused == "1 appel manqué"
+    assert secretary.paused == "1 appel manqué"
 
 
 def test_a_pause_she_chose_survives_her_softphone_re_registering(make):
-    h = make(agents={"*": ("alice",)}, secretary_domain=EDGE, max_missed_offers=1)
+    h = make(secretaries={"*": ("alice",)}, secretary_domain=EDGE, max_missed_offers=1)
     c = h.controller
     c.registrations_changed(frozenset({"alice"}))
     c.pause("alice", "pause déjeuner")

@@ -26,7 +26,7 @@ PHONE = "sip:accueil@192.0.2.10"
 def team(env, tmp_path):
     """The API of `env`, with a call controller whose queues hold `sec`, `extsec` and a fixed phone."""
     martin = examples()["cabinet-dr-martin"]  # as practice cab-a, which `sec` covers
-    h, ctx = make_harness(tmp_path / "controller", agents={"*": ("sec", "extsec", PHONE)},
+    h, ctx = make_harness(tmp_path / "controller", secretaries={"*": ("sec", "extsec", PHONE)},
                           secretary_domain="edge:5060", login_required=True,
                           dialplans=[dataclasses.replace(martin, practice="cab-a")])
     h.controller.registrations_changed(frozenset({"sec", "extsec"}))
