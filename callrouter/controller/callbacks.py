@@ -28,16 +28,14 @@ import itertools
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Protocol
+from typing import Any, Iterable, Protocol
 
-from callrouter.controller.queues import Secretary, Waiting
+from callrouter.controller.queues import SecretaryStateError
 from callrouter.domain.callback_dialogue import callable_number
 from callrouter.domain.call import mask_number
 from callrouter.domain.model import Dialplan
+from callrouter.domain.serving import Secretary, Waiting
 from callrouter.media import protocol as p
-
-if TYPE_CHECKING:
-    from callrouter.controller.calls import CallController
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +77,8 @@ class TaskSession:
 
 
 class CallbackDesk:
-    def __init__(self, controller: "CallController", store: TaskStore | None):
+    def __init__(self, controller: Any, store: TaskStore | None):
+        """`controller`: the call controller whose line, secretaries and media the tasks share."""
         self.c = controller
         self.store = store
         self.tasks: dict[str, TaskSession] = {}
@@ -178,8 +177,6 @@ class CallbackDesk:
         """A secretary calls a task back now from her console (any task, e.g. one from a voicemail
         or typed by a colleague): her phone rings first, then the patient's. Raises
         SecretaryStateError when she or the task cannot (on a call, softphone off, task under way)."""
-        from callrouter.controller.calls import SecretaryStateError
-
         c = self.c
         secretary = c.secretary(who)
         if secretary.busy:

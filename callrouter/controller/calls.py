@@ -30,9 +30,10 @@ from typing import Any, Callable, Iterable, Protocol
 from zoneinfo import ZoneInfo
 
 from callrouter.controller.callbacks import CallbackDesk, TaskSession, TaskStore
-from callrouter.controller.queues import Secretary, QueueBook, Waiting
+from callrouter.controller.queues import QueueBook, SecretaryStateError, UnknownSecretary
 from callrouter.controller.settings import ControllerSettings
 from callrouter.domain import callback_dialogue, ivr
+from callrouter.domain.serving import SECRETARY_STATES, Secretary, Waiting
 from callrouter.domain.call import Call, mask_number
 from callrouter.domain.decision import Decision
 from callrouter.domain.model import (
@@ -993,15 +994,6 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
 
 
-class UnknownSecretary(LookupError):
-    """No secretary or phone by that name in any queue."""
-
-
-class SecretaryStateError(ValueError):
-    """A change of state that does not apply (e.g. logging out a fixed phone)."""
-
-
-SECRETARY_STATES = ("offline", "available", "ringing", "on_call", "wrap_up", "paused")
 HOLD_BACK_S = 2.0  # before offering again a call our worker could not offer
 DEFAULT_HANDLING_S = 180.0  # until a queue has history: a typical medical-secretariat call
 HANDLING_WEIGHT = 0.2

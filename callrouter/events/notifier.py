@@ -16,11 +16,11 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from callrouter.domain.call import mask_number
 from callrouter.domain.model import Dialplan
+from callrouter.domain.serving import SECRETARY_STATES
 from callrouter.events import card, topics
 
 logger = logging.getLogger(__name__)
 
-SECRETARY_STATES = ("offline", "available", "ringing", "on_call", "wrap_up", "paused")
 CALL_STATES = ("arrived", "ivr", "queued", "offered", "answered", "ended")
 
 

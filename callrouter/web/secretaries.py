@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from callrouter.controller.queues import SecretaryStateError
 from callrouter.store.audit import append
 from callrouter.store.db import Database
 from callrouter.web.http import ApiError, Field, parse_body
@@ -85,8 +86,6 @@ class SecretaryApi:
         return self.in_reactor(lambda: self.controller.secretary_view(self.controller.secretary(who)))
 
     def _change(self, ctx: Context, who: str, action: str, *args: Any) -> dict:
-        from callrouter.controller.calls import SecretaryStateError
-
         def apply() -> dict:
             secretary = getattr(self.controller, action)(who, *args)
             return self.controller.secretary_view(secretary)

@@ -231,7 +231,7 @@ def test_pending_tasks_are_back_in_line_after_a_restart(make, tmp_path):
 
 def _add_fixed_phone(h, uri):
     """A fixed phone joins every queue (as if the settings had it), and calls are dispatched."""
-    from callrouter.controller.queues import Secretary
+    from callrouter.domain.serving import Secretary
 
     c = h.controller
     secretary = c.queues.find(uri) or Secretary(uri)
@@ -246,7 +246,7 @@ def _add_fixed_phone(h, uri):
 def test_a_secretary_calls_a_voicemail_task_back_from_her_console(make):
     import pytest
 
-    from callrouter.controller.calls import SecretaryStateError
+    from callrouter.controller.queues import SecretaryStateError
 
     h = make(secretaries={"*": (SEC1, SEC2)})
     now = h.controller.now()

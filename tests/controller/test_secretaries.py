@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from callrouter.controller.calls import SecretaryStateError, UnknownSecretary
+from callrouter.controller.queues import SecretaryStateError, UnknownSecretary
 from callrouter.media import protocol as p
 from tests.controller.test_calls import busy_secretary, queued_call
 from tests.factories import examples
