@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+
+from callrouter.auth.permissions import UserAttrs
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
 
 # Outcomes a closed call record can carry.
 # "announced": the caller got a message only (closed, dial 15) and the call ended.
@@ -78,6 +83,71 @@ class DialplanStatusSource(Protocol):
     def dialplan_status(self) -> Mapping[str, DialplanStatus]: ...
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, and from where (an IP address, "cli", "scheduler"...): what the audit trail keeps."""
+
+    name: str
+    source: str
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A console/API user as the store returns it and the API checks permissions against."""
+
+    id: int
+    username: str
+    display_name: str
+    role: str
+    external: bool
+    enabled: bool
+    practices: tuple[str, ...]
+    grants: tuple[str, ...]
+    has_sip_credential: bool
+    created_at: dt.datetime
+    disabled_at: dt.datetime | None
+
+    @property
+    def attrs(self) -> UserAttrs:
+        return UserAttrs(enabled=self.enabled, external=self.external,
+                         grants=frozenset(tuple(g.split(":", 1)) for g in self.grants),
+                         practices=frozenset(self.practices))
+
+    def to_json(self) -> dict:
+        return {
+            "username": self.username, "display_name": self.display_name, "role": self.role,
+            "external": self.external, "enabled": self.enabled, "practices": list(self.practices),
+            "grants": list(self.grants), "has_sip_credential": self.has_sip_credential,
+            "created_at": self.created_at.isoformat(),
+            "disabled_at": None if self.disabled_at is None else self.disabled_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class NewUser:
+    """A user just created, with her TOTP secret: shown once, never again."""
+
+    user: UserView
+    totp_secret: str
+    totp_uri: str
+
+
+@dataclass(frozen=True)
+class CallQuery:
+    """Filters for reading call records; `practices=None` means every practice."""
+
+    practices: frozenset[str] | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    outcome: str | None = None
+    limit: int = 100
+
+
+# Runs fn(*args) off the reactor thread (deferToThreadPool in the daemon, `defer.maybeDeferred` in
+# tests) and returns a Deferred of its result: how services call the blocking store.
+RunBlocking = Callable[..., "Deferred[Any]"]
+
+
 class Clock(Protocol):
     """Anything with `seconds()`, e.g. the reactor or twisted.internet.task.Clock."""
 
@@ -90,6 +160,6 @@ def utc_from_clock(clock: Clock) -> dt.datetime:
 
 
 __all__: Sequence[str] = (
-    "OUTCOMES", "LEG_KINDS", "CallStore", "DialplanStatus", "DialplanStatusSource", "Clock",
-    "utc_from_clock",
+    "OUTCOMES", "LEG_KINDS", "CallStore", "DialplanStatus", "DialplanStatusSource", "Actor", "UserView",
+    "NewUser", "CallQuery", "RunBlocking", "Clock", "utc_from_clock",
 )

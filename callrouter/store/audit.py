@@ -24,20 +24,13 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from callrouter.ports import Actor
 from callrouter.store.db import Database
 from callrouter.store.models import AuditEntry, AuditHead
 
 logger = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts, and from where (an IP address, "cli", "scheduler"...)."""
-
-    name: str
-    source: str
 
 
 SYSTEM = Actor("system", "scheduler")

@@ -18,26 +18,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from callrouter.domain.call import mask_number
-from callrouter.ports import LEG_KINDS, OUTCOMES
+from callrouter.domain.errors import UnknownCall
+from callrouter.ports import LEG_KINDS, OUTCOMES, CallQuery
 from callrouter.store.db import Database
 from callrouter.store.models import CallLeg, CallRecord, IvrAnswer, Recording
 
 logger = logging.getLogger(__name__)
-
-
-class UnknownCall(LookupError):
-    pass
-
-
-@dataclass(frozen=True)
-class CallQuery:
-    """Filters for reading call records; `practices=None` means every practice."""
-
-    practices: frozenset[str] | None = None
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
-    outcome: str | None = None
-    limit: int = 100
 
 
 class CallRepository:

@@ -9,16 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Callable
-
 from sqlalchemy import delete
 from twisted.application.service import Service
 from twisted.internet import defer, task
 
 from callrouter.config import RetentionSettings
-from callrouter.ports import Clock, utc_from_clock
+from callrouter.ports import Actor, Clock, RunBlocking, utc_from_clock
 from callrouter.store import audit
-from callrouter.store.audit import Actor
 from callrouter.store.db import Database
 from callrouter.store.models import ApiToken, CallRecord, Escalation, Recording
 from callrouter.store.tasks import purge_closed
@@ -95,7 +92,7 @@ class PurgeService(Service):
     name = "retention-purge"
 
     def __init__(self, purger: RetentionPurger, clock: Clock, interval: float,
-                 run_blocking: Callable[..., defer.Deferred]) -> None:
+                 run_blocking: RunBlocking) -> None:
         self._purger = purger
         self._clock = clock
         self._interval = interval

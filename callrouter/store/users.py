@@ -17,15 +17,16 @@ import datetime as dt
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from callrouter.auth import passwords, totp
-from callrouter.auth.permissions import UserAttrs, can_grant, check_role
-from callrouter.store.audit import Actor, append
+from callrouter.auth.permissions import can_grant, check_role
+from callrouter.domain.errors import AuthFailed, UnknownUser, UserError, UserExists
+from callrouter.ports import Actor, NewUser, UserView
+from callrouter.store.audit import append
 from callrouter.store.db import Database
 from callrouter.store.models import ApiToken, AuditEntry, Grant, User, UserPractice
 
@@ -34,59 +35,6 @@ PRACTICE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 # After MAX_FAILURES failed logins within LOCKOUT_WINDOW, a name is refused until the window slides.
 MAX_FAILURES = 5
 LOCKOUT_WINDOW = dt.timedelta(minutes=15)
-
-
-class UserError(ValueError):
-    """A refused user operation; the message says why."""
-
-
-class UnknownUser(UserError):
-    pass
-
-
-class UserExists(UserError):
-    pass
-
-
-class AuthFailed(Exception):
-    """Login refused. The message is deliberately the same whatever was wrong."""
-
-
-@dataclass(frozen=True)
-class UserView:
-    id: int
-    username: str
-    display_name: str
-    role: str
-    external: bool
-    enabled: bool
-    practices: tuple[str, ...]
-    grants: tuple[str, ...]
-    has_sip_credential: bool
-    created_at: dt.datetime
-    disabled_at: dt.datetime | None
-
-    @property
-    def attrs(self) -> UserAttrs:
-        return UserAttrs(enabled=self.enabled, external=self.external,
-                         grants=frozenset(tuple(g.split(":", 1)) for g in self.grants),
-                         practices=frozenset(self.practices))
-
-    def to_json(self) -> dict:
-        return {
-            "username": self.username, "display_name": self.display_name, "role": self.role,
-            "external": self.external, "enabled": self.enabled, "practices": list(self.practices),
-            "grants": list(self.grants), "has_sip_credential": self.has_sip_credential,
-            "created_at": self.created_at.isoformat(),
-            "disabled_at": None if self.disabled_at is None else self.disabled_at.isoformat(),
-        }
-
-
-@dataclass(frozen=True)
-class NewUser:
-    user: UserView
-    totp_secret: str
-    totp_uri: str
 
 
 def sip_digests(username: str, realm: str, password: str) -> tuple[str, str]:

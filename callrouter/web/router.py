@@ -20,8 +20,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import unquote
 
 from callrouter.auth.permissions import allowed, practice_scope
-from callrouter.store.audit import Actor
-from callrouter.store.users import UserView
+from callrouter.ports import Actor, UserView
 from callrouter.web.http import (
     ApiError, BodySpec, HttpRequest, HttpResponse, QuerySpec, error_response, json_response,
 )

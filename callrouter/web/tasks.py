@@ -21,9 +21,8 @@ from callrouter.domain.phone import InvalidNumber, normalise
 from callrouter.store.audit import append
 from callrouter.store.calls import CallRepository, UnknownCall
 from callrouter.store.db import Database
-from callrouter.store.tasks import (
-    ACTIVE, STATES, TaskQuery, TaskRepository, TaskStateError, TaskView, UnknownTask,
-)
+from callrouter.domain.tasks import ACTIVE, STATES, TaskQuery, TaskStateError, TaskView, UnknownTask
+from callrouter.store.tasks import TaskRepository
 from callrouter.store.users import UnknownUser, UserRepository
 from callrouter.web.http import ApiError, BodySpec, Field, int_between, parse_body, parse_query
 from callrouter.web.router import Context, Route, check_practice, check_visible, guarded
