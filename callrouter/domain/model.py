@@ -6,53 +6,15 @@ practice's time zone. Nothing here does I/O.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 from dataclasses import dataclass, field
 from typing import Mapping, Union
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-MINUTES_PER_DAY = 24 * 60
-
-
-@dataclass(frozen=True)
-class TimeRange:
-    """A daily range [start, end) in minutes since midnight; end <= start means it crosses midnight."""
-
-    start: int
-    end: int
-
-    @property
-    def crosses_midnight(self) -> bool:
-        return self.end <= self.start
-
-    def __str__(self) -> str:
-        return f"{_hhmm(self.start)}-{_hhmm(self.end)}"
-
-
-def _hhmm(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-@dataclass(frozen=True)
-class Period:
-    """A dated local period [start, end), naive local wall-clock times."""
-
-    start: dt.datetime
-    end: dt.datetime
-
-    def contains(self, local: dt.datetime) -> bool:
-        return self.start <= local < self.end
-
-
-@dataclass(frozen=True)
-class WeeklyHours:
-    """Ranges per weekday, Monday first (index = datetime.weekday())."""
-
-    days: tuple[tuple[TimeRange, ...], ...] = ((),) * 7
-
-    def is_empty(self) -> bool:
-        return not any(self.days)
+# The values of times.py and rota.py are part of this model: every name stays importable from here.
+from callrouter.domain.rota import (  # noqa: F401
+    SUNDAY, HolidayCover, HolidayEntry, OnCallRota, Recurrence, RotaEntry, RotaException, RotaFeed, RotaShift,
+)
+from callrouter.domain.times import MINUTES_PER_DAY, WEEKDAYS, Period, TimeRange, WeeklyHours  # noqa: F401
 
 
 # --- route actions: what to do with a call -----------------------------------------------------
@@ -208,89 +170,6 @@ class Practitioner:
     phone: str | None = None
     email: str | None = None
     sites: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RotaEntry:
-    days: tuple[int, ...]
-    hours: TimeRange
-    who: str
-
-
-@dataclass(frozen=True)
-class RotaException:
-    period: Period
-    who: str | None  # None: nobody on call in that period (declared hole)
-
-
-@dataclass(frozen=True)
-class Recurrence:
-    """A shift repeating every `interval` days (daily) or weeks (weekly, on `days`), at the local
-    wall-clock time of its first occurrence; `until` is the last possible start."""
-
-    freq: str  # daily | weekly
-    interval: int = 1
-    days: tuple[int, ...] = ()  # weekly: weekdays (0 = Monday); empty: the first occurrence's
-    until: dt.datetime | None = None
-    week_start: int = 0
-    exdates: frozenset[dt.datetime] = frozenset()  # starts left out
-
-
-@dataclass(frozen=True)
-class RotaShift:
-    """A dated on-call shift (from an iCalendar feed): `period` is its first occurrence."""
-
-    period: Period
-    who: str | None  # None: nobody on call (a declared hole)
-    recurrence: Recurrence | None = None
-
-
-@dataclass(frozen=True)
-class RotaFeed:
-    """Where a rota's shifts come from: an iCalendar file next to the dialplan, or a URL the daemon
-    fetches every `refresh_s` into a cache. `names`: name in the feed -> practitioner id or None."""
-
-    url: str | None
-    file: str | None
-    names: Mapping[str, str | None]
-    refresh_s: float = 900.0
-
-
-SUNDAY = 6
-
-
-@dataclass(frozen=True)
-class HolidayEntry:
-    """A range of the rota's own public-holiday pattern (starting on the holiday, like a weekly one)."""
-
-    hours: TimeRange
-    who: str
-
-
-@dataclass(frozen=True)
-class HolidayCover:
-    """What the weekly pattern does on a public holiday: the ranges of weekday `like` (default
-    Sunday; None: the weekday the holiday falls on), or, when `entries` is given, those instead."""
-
-    like: int | None = SUNDAY
-    entries: tuple[HolidayEntry, ...] = ()
-
-
-@dataclass(frozen=True)
-class OnCallRota:
-    """Who is on call: dated exceptions first, then the feed's shifts, then the weekly pattern.
-
-    `holiday_calendar` is the (country, subdivision) whose public holidays `holidays` applies on:
-    the practice's calendar (None: no holidays, the weekly pattern applies every day as written)."""
-
-    weekly: tuple[RotaEntry, ...] = ()
-    exceptions: tuple[RotaException, ...] = ()
-    backup: str | None = None
-    until: dt.date | None = None
-    shifts: tuple[RotaShift, ...] = ()
-    feed: RotaFeed | None = None
-    holidays: HolidayCover = HolidayCover()
-    holiday_calendar: tuple[str, str | None] | None = None
 
 
 ESCALATION_CHANNELS = ("sms", "call", "email")
