@@ -152,14 +152,3 @@ class AuditLog:
                 return ChainReport(False, checked, f"entries after {prev_seq} are missing "
                                    f"(head is {head.last_seq})", prev_seq + 1)
             return ChainReport(True, checked, head_seq=head.last_seq, head_hash=head.last_hash)
-
-
-def serialise_entry(e: AuditEntry) -> dict:
-    return {
-        "seq": e.seq, "at": e.at.isoformat(), "actor": e.actor, "source": e.source,
-        "action": e.action, "target": e.target,
-        "before": None if e.before is None else json.loads(e.before),
-        "after": None if e.after is None else json.loads(e.after),
-        "details": None if e.details is None else json.loads(e.details),
-        "hash": e.hash,
-    }

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
@@ -207,64 +206,6 @@ def _close(s: Session, call: CallRecord, outcome: str, cause: str | None, now: d
         call.queue_wait_seconds = max(0.0, (waited_until - call.queued_at).total_seconds())
     s.execute(update(CallLeg).where(CallLeg.call_id == call.id, CallLeg.ended_at.is_(None))
               .values(ended_at=now, end_cause=cause or outcome))
-
-
-def serialise_call(call: CallRecord) -> dict:
-    """A call record as plain JSON-able data (the API and the CSV export use it)."""
-    return {
-        "id": call.id, "practice": call.practice, "number": call.number, "caller": call.caller,
-        "arrived_at": _iso(call.arrived_at), "ivr_answered_at": _iso(call.ivr_answered_at),
-        "routed_at": _iso(call.routed_at), "route": call.route, "reason": call.reason,
-        "dialplan_version": call.dialplan_version, "why": why_lines(call.why),
-        "queue": call.queue, "queued_at": _iso(call.queued_at), "offered_at": _iso(call.offered_at),
-        "answered_at": _iso(call.answered_at), "secretary": call.secretary,
-        "ended_at": _iso(call.ended_at), "queue_wait_seconds": call.queue_wait_seconds,
-        "outcome": call.outcome, "cause": call.cause,
-        "ivr_answers": [{"menu": a.menu, "digit": a.digit, "at": _iso(a.at)}
-                        for a in call.ivr_answers],
-        "legs": [{"kind": leg.kind, "party": leg.party, "started_at": _iso(leg.started_at),
-                  "ended_at": _iso(leg.ended_at), "end_cause": leg.end_cause}
-                 for leg in call.legs],
-    }
-
-
-CSV_COLUMNS: Sequence[str] = (
-    "id", "practice", "number", "caller", "arrived_at", "ivr_answered_at", "routed_at", "route",
-    "reason", "dialplan_version", "why", "queue", "queued_at", "offered_at", "answered_at", "secretary", "ended_at",
-    "queue_wait_seconds", "outcome", "cause", "ivr_digits",
-)
-
-
-def csv_rows(calls: Iterable[CallRecord]) -> Iterable[list[str]]:
-    for call in calls:
-        data = serialise_call(call)
-        data["ivr_digits"] = "".join(a["digit"] for a in data["ivr_answers"])
-        data["why"] = " | ".join(data["why"])
-        yield [csv_safe("" if data[c] is None else str(data[c])) for c in CSV_COLUMNS]
-
-
-_PLAIN_NUMBER = re.compile(r"[+-]?[0-9][0-9 .]*")
-
-
-def csv_safe(value: str) -> str:
-    """Defuse spreadsheet formulas (CSV injection): call ids come from SIP, i.e. from anyone.
-
-    A leading = @ tab or CR, or + - not followed by a plain number, gets a quote prefix; phone
-    numbers such as +33612345678 stay as they are.
-    """
-    if not value:
-        return value
-    if value[0] in "=@\t\r" or (value[0] in "+-" and not _PLAIN_NUMBER.fullmatch(value)):
-        return "'" + value
-    return value
-
-
-def why_lines(stored: str | None) -> list[str]:
-    return stored.split("\n") if stored else []
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 # --- "calls today", for the controller at start-up -------------------------------------------

@@ -13,16 +13,15 @@ from callrouter.auth.permissions import (
     MODULES, ROLES, describe_roles, practice_scope,
 )
 from callrouter.ports import OUTCOMES, DialplanStatusSource
-from callrouter.store.audit import AuditLog, append, serialise_entry
-from callrouter.store.calls import (
-    CSV_COLUMNS, CallQuery, CallRepository, UnknownCall, csv_rows, serialise_call,
-)
+from callrouter.store.audit import AuditLog, append
+from callrouter.store.calls import CallQuery, CallRepository, UnknownCall
 from callrouter.store.db import Database
 from callrouter.store.users import AuthFailed, UnknownUser, UserError, UserExists, UserRepository
 from callrouter.web.http import (
     ApiError, Field, HttpResponse, int_between, iso_datetime, one_of, parse_body, parse_query, text,
 )
 from callrouter.web.escalations import escalation_routes
+from callrouter.web.serialise import CSV_COLUMNS, csv_rows, serialise_call, serialise_entry
 from callrouter.web.secretaries import SecretaryApi, secretary_routes
 from callrouter.web.tasks import TaskApi, task_routes
 from callrouter.web.router import Context, Route, Router, check_practice, check_visible

@@ -6,7 +6,7 @@ real SQLite store.
 
 from __future__ import annotations
 
-from callrouter.store.calls import serialise_call
+from callrouter.web.serialise import serialise_call
 from tests.factories import examples
 
 

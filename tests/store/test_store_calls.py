@@ -6,7 +6,8 @@ import logging
 import pytest
 
 from callrouter.ports import CallStore
-from callrouter.store.calls import CSV_COLUMNS, CallQuery, CallRepository, UnknownCall, csv_rows, serialise_call
+from callrouter.store.calls import CallQuery, CallRepository, UnknownCall
+from callrouter.web.serialise import CSV_COLUMNS, csv_rows, serialise_call
 
 T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.timezone.utc)
 
@@ -189,7 +190,7 @@ def test_repository_signatures_match_the_port():
     ("", ""),
 ])
 def test_csv_cells_cannot_carry_spreadsheet_formulas(value, expected):
-    from callrouter.store.calls import csv_safe
+    from callrouter.web.serialise import csv_safe
 
     assert csv_safe(value) == expected
 
