@@ -331,7 +331,7 @@ def test_a_callback_task_from_the_callers_digits_is_offered_then_the_patient_cal
 def called_back_patient(directory, name: str, steps: list[tuple]):
     """The patient's phone behind the trunk: rings, answers with media at [$rtp_port], runs `steps`
     (("pause", ms), ("digit", "1") as RFC 4733 events the workers read), then hangs up."""
-    contact, reply = scen._uas_reply("patient")
+    contact, reply = scen.uas_reply("patient")
     body = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="{name}">
@@ -350,8 +350,8 @@ def called_back_patient(directory, name: str, steps: list[tuple]):
     ]]>
   </send>
 """
-    body += scen._uas_answer("patient", reply, 500) + scen._media_steps(directory, steps, scen.WORKER_EVENT_PT)
-    body += scen._uas_bye("patient", contact) + '  <Reference variables="caller_from,caller_contact"/>\n</scenario>\n'
+    body += scen.uas_answer("patient", reply, 500) + scen.media_steps(directory, steps, scen.WORKER_EVENT_PT)
+    body += scen.uas_bye("patient", contact) + '  <Reference variables="caller_from,caller_contact"/>\n</scenario>\n'
     path = directory / f"{name}.xml"
     path.write_text(body)
     return path

@@ -93,7 +93,7 @@ def test_a_caller_who_heard_the_open_menu_and_presses_3_after_closing_time_reach
         assert svc.stop() == []
 
 
-REFUSED = scen._HEAD.format(name="unknown") + scen._INVITE.split('  <recv response="200"')[0] + """\
+REFUSED = scen.HEAD.format(name="unknown") + scen.INVITE.split('  <recv response="200"')[0] + """\
   <recv response="404"/>
   <send>
     <![CDATA[
