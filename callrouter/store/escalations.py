@@ -19,7 +19,6 @@ import csv
 import datetime as dt
 import io
 import logging
-import statistics
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -27,138 +26,17 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from callrouter.domain import escalation as chain
-from callrouter.domain.sms_reply import reference
+from callrouter.domain.escalation_views import (  # the views are the store's answers: re-exported
+    ACTIVE, DECLINED, DONE, STEP_STATES, AckResult, EscalationView, ReplyView, StepView, UnknownEscalation, iso_or_none,
+)
 from callrouter.store.audit import Actor, append
 from callrouter.store.db import Database
+from callrouter.store.escalation_reports import CSV_COLUMNS, csv_rows, report
 from callrouter.store.models import Escalation, EscalationReply, EscalationStepRecord
 
 logger = logging.getLogger(__name__)
 
-ACTIVE, DONE = "active", "done"
-STEP_STATES = ("pending", "sending", "sent", "delivered", "failed", "skipped", "unknown")
-_RESULT = {"sent": chain.SENT, "delivered": chain.SENT, "failed": chain.FAILED,
-           "skipped": chain.SKIPPED, "unknown": chain.UNKNOWN, "sending": chain.UNKNOWN}
 DUTY_ROUND = -1  # the duty contact's alerts when a chain is exhausted: step 0 SMS, step 1 e-mail
-DECLINED = "declined"  # the action of a reply read as a refusal
-CSV_COLUMNS = ("id", "call_id", "practice", "tier", "started_at", "outcome", "acknowledged_by",
-               "acknowledged_via", "acknowledged_at", "ack_delay_seconds", "steps_sent",
-               "steps_failed", "reference", "declined_by", "replies", "duty_alerts")
-
-
-class UnknownEscalation(LookupError):
-    pass
-
-
-@dataclass(frozen=True)
-class StepView:
-    round: int
-    step: int
-    channel: str
-    practitioner: str | None
-    destination: str | None
-    state: str
-    attempts: int
-    provider_id: str | None
-    created_at: dt.datetime
-    sent_at: dt.datetime | None
-    error: str | None
-    outcome: str | None = None  # what the channel reported beyond "it left" (alert calls)
-
-    def to_json(self) -> dict:
-        return {"round": self.round, "step": self.step, "channel": self.channel,
-                "practitioner": self.practitioner, "state": self.state, "attempts": self.attempts,
-                "created_at": self.created_at.isoformat(), "sent_at": _iso(self.sent_at),
-                "error": self.error, "outcome": self.outcome}
-
-
-@dataclass(frozen=True)
-class ReplyView:
-    """One SMS reply as logged: the sender masked, the text not kept."""
-
-    at: dt.datetime
-    sender: str
-    practitioner: str | None
-    via: str
-    understood: str
-    reference: str | None
-    action: str
-
-    def to_json(self) -> dict:
-        return {"at": self.at.isoformat(), "sender": self.sender, "practitioner": self.practitioner,
-                "via": self.via, "understood": self.understood, "reference": self.reference,
-                "action": self.action}
-
-
-@dataclass(frozen=True)
-class EscalationView:
-    id: int
-    call_id: str | None
-    practice: str
-    tier: str
-    caller: str | None
-    started_at: dt.datetime
-    state: str
-    outcome: str | None
-    ended_at: dt.datetime | None
-    acknowledged_by: str | None
-    acknowledged_via: str | None
-    acknowledged_at: dt.datetime | None
-    dialplan_version: str | None
-    steps: tuple[StepView, ...]
-    triggered_by: str | None = None  # "user:<name>" when started from the console, None: the IVR
-    note: str | None = None          # the secretary's short note (e-mail only, never SMS)
-    replies: tuple[ReplyView, ...] = ()
-    duty_alerts: tuple[StepView, ...] = ()  # to the duty contact, once the chain was exhausted
-
-    @property
-    def reference(self) -> str:
-        return reference(self.id)
-
-    @property
-    def declined_by(self) -> tuple[str, ...]:
-        """Practitioners who answered that they cannot take this case, in order."""
-        out: list[str] = []
-        for r in self.replies:
-            if r.action == DECLINED and r.practitioner and r.practitioner not in out:
-                out.append(r.practitioner)
-        return tuple(out)
-
-    @property
-    def ack_delay_s(self) -> float | None:
-        if self.acknowledged_at is None:
-            return None
-        return (self.acknowledged_at - self.started_at).total_seconds()
-
-    def chain_state(self) -> chain.ChainState:
-        """The pure chain state this row stands for (what `next_step` reads)."""
-        records = tuple(chain.StepRecord(s.round, s.step, _RESULT[s.state], s.sent_at or s.created_at,
-                                         s.practitioner)
-                        for s in self.steps)
-        return chain.ChainState(self.started_at, records, acknowledged=self.acknowledged_at is not None,
-                                cancelled=self.outcome == chain.CANCELLED,
-                                declined=frozenset(self.declined_by))
-
-    def to_json(self, with_caller: bool = True) -> dict:
-        return {
-            "id": self.id, "call_id": self.call_id, "practice": self.practice, "tier": self.tier,
-            "caller": self.caller if with_caller else None,
-            "started_at": self.started_at.isoformat(), "state": self.state, "outcome": self.outcome,
-            "ended_at": _iso(self.ended_at), "acknowledged_by": self.acknowledged_by,
-            "acknowledged_via": self.acknowledged_via, "acknowledged_at": _iso(self.acknowledged_at),
-            "ack_delay_seconds": self.ack_delay_s, "dialplan_version": self.dialplan_version,
-            "triggered_by": self.triggered_by, "note": self.note, "reference": self.reference,
-            "steps": [s.to_json() for s in self.steps],
-            "declined_by": list(self.declined_by),
-            "replies": [r.to_json() for r in self.replies],
-            "duty_alerts": [{"channel": s.channel, "state": s.state, "created_at": s.created_at.isoformat(),
-                             "sent_at": _iso(s.sent_at), "error": s.error} for s in self.duty_alerts],
-        }
-
-
-@dataclass(frozen=True)
-class AckResult:
-    accepted: bool  # False: someone acknowledged first (or no such chain)
-    escalation: EscalationView
 
 
 @dataclass(frozen=True)
@@ -171,7 +49,7 @@ class EscalationQuery:
     limit: int = 100
 
 
-def _iso(value: dt.datetime | None) -> str | None:
+def iso_or_none(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
@@ -193,7 +71,9 @@ def _view(e: Escalation) -> EscalationView:
 
 
 class EscalationRepository:
-    """Blocking: every method is one short transaction (run it from a thread pool)."""
+    """Blocking: every method is one short transaction (run it from a thread pool).
+
+    Implements callrouter.escalation.ports.ChainStore and AckStore."""
 
     def __init__(self, db: Database, node: str = "local") -> None:
         self._db = db
@@ -392,7 +272,7 @@ class EscalationRepository:
         for row in csv_rows(rows):
             writer.writerow(row)
         filters = {"practices": None if q.practices is None else sorted(q.practices),
-                   "since": _iso(q.since), "until": _iso(q.until), "tier": q.tier,
+                   "since": iso_or_none(q.since), "until": iso_or_none(q.until), "tier": q.tier,
                    "outcome": q.outcome, "limit": q.limit}
         with self._db.transaction() as s:
             append(s, actor, "escalations.export", "escalations", now,
@@ -405,39 +285,7 @@ class EscalationRepository:
         return report(practice, since, until, views)
 
 
-def report(practice: str, since: dt.datetime, until: dt.datetime,
-           views: Iterable[EscalationView]) -> dict:
-    tiers: dict[str, dict] = {}
-    for v in views:
-        t = tiers.setdefault(v.tier, {"escalations": 0, "acknowledged": 0, "unacknowledged": 0,
-                                      "active": 0, "delays": []})
-        t["escalations"] += 1
-        if v.acknowledged_at is not None:
-            t["acknowledged"] += 1
-            t["delays"].append(v.ack_delay_s)
-        elif v.state == ACTIVE:
-            t["active"] += 1
-        else:
-            t["unacknowledged"] += 1
-    out = {}
-    for name, t in sorted(tiers.items()):
-        delays = t.pop("delays")
-        t["ack_delay_p50_seconds"] = statistics.median(delays) if delays else None
-        t["ack_delay_worst_seconds"] = max(delays) if delays else None
-        out[name] = t
-    return {"practice": practice, "since": since.isoformat(), "until": until.isoformat(), "tiers": out,
-            "escalations": sum(t["escalations"] for t in out.values()),
-            "unacknowledged": sum(t["unacknowledged"] for t in out.values())}
-
-
-def csv_rows(views: Iterable[EscalationView]) -> Iterable[list]:
-    for v in views:
-        sent = sum(1 for s in v.steps if s.state in ("sent", "delivered", "unknown"))
-        failed = sum(1 for s in v.steps if s.state in ("failed", "skipped"))
-        yield [v.id, v.call_id or "", v.practice, v.tier, v.started_at.isoformat(), v.outcome or "",
-               v.acknowledged_by or "", v.acknowledged_via or "", _iso(v.acknowledged_at) or "",
-               "" if v.ack_delay_s is None else f"{v.ack_delay_s:.0f}", sent, failed, v.reference,
-               " ".join(v.declined_by),
-               " | ".join(f"{r.at.isoformat()} {r.sender} {r.practitioner or '-'} {r.understood}: {r.action}"
-                          for r in v.replies),
-               " ".join(f"{a.channel}:{a.state}" for a in v.duty_alerts)]
+__all__ = [
+    "ACTIVE", "DONE", "DUTY_ROUND", "DECLINED", "STEP_STATES", "AckResult", "EscalationQuery",
+    "EscalationRepository", "EscalationView", "ReplyView", "StepView", "UnknownEscalation",
+]
