@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 from twisted.application import service
+from twisted.application.internet import backoffPolicy
 from twisted.internet import defer, error, protocol
 from twisted.python.failure import Failure
 
@@ -131,6 +132,10 @@ class MediaPool(service.Service):
         self._owner: dict[str, WorkerSlot] = {}
         self._ready_waiters: list[defer.Deferred] = []
         self.cap: int | None = None
+        # Restart delays: restart_delay_seconds after a first quick death, times the factor after
+        # each further one, at most restart_delay_max_seconds; no jitter (one process per slot).
+        self._restart_delay = backoffPolicy(settings.restart_delay_seconds, settings.restart_delay_max_seconds,
+                                            settings.restart_backoff_factor, jitter=lambda: 0.0)
 
     # -- service -----------------------------------------------------------------------------
 
@@ -272,9 +277,7 @@ class MediaPool(service.Service):
                 ended.callback(None)
             return
         slot.failures = 0 if was_stable else slot.failures + 1
-        s = self.settings
-        delay = min(s.restart_delay_max_seconds,
-                    s.restart_delay_seconds * s.restart_backoff_factor ** max(0, slot.failures - 1))
+        delay = self._restart_delay(max(0, slot.failures - 1))
         logger.info("restarting media worker %s in %.1fs", slot.name, delay)
         slot.timer = self._reactor.callLater(delay, self._restart, slot)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from twisted.application import service
+from twisted.application.internet import backoffPolicy
 from twisted.internet import defer, error, protocol
 from twisted.internet.interfaces import IReactorProcess, IReactorTime
 from twisted.python.failure import Failure
@@ -35,10 +36,13 @@ _LEVELS = {"ALERT": logging.ERROR, "CRITICAL": logging.ERROR, "BUG": logging.ERR
            "INFO": logging.DEBUG, "DEBUG": logging.DEBUG}
 
 
-def restart_delay(failures: int, initial: float = 1.0, factor: float = 2.0,
-                  maximum: float = 60.0) -> float:
-    """Seconds before restart after `failures` quick deaths in a row (1, 2, 4 ... 60)."""
-    return min(maximum, initial * factor ** max(0, failures - 1))
+_BACKOFF = backoffPolicy(initialDelay=1.0, maxDelay=60.0, factor=2.0, jitter=lambda: 0.0)
+
+
+def restart_delay(failures: int) -> float:
+    """Seconds before restart after `failures` quick deaths in a row (1, 2, 4 ... 60): Twisted's
+    backoff policy, without jitter (one process to restart, no herd to spread)."""
+    return _BACKOFF(max(0, failures - 1))
 
 
 class _KamailioProtocol(protocol.ProcessProtocol):

@@ -109,6 +109,19 @@ def test_legs_are_tracked_commands_routed_and_the_least_loaded_worker_picked(set
         pool.send(p.Hangup(leg="sec-1"))
 
 
+def test_a_worker_dying_at_start_a_thousand_times_is_still_restarted_at_the_longest_delay(setup):
+    """The restart delay is Twisted's backoff policy: capped, never a float overflow however many
+    quick deaths in a row."""
+    pool, reactor, _ = setup
+    for deaths in range(1, 1101):
+        reactor.spawned[-1][1].exit(1)
+        reactor.advance(7.9)
+        assert len(reactor.spawned) == deaths + (deaths < 4)  # 1, 2, 4 s, then the 8 s cap
+        reactor.advance(0.1)
+        assert len(reactor.spawned) == deaths + 1
+    assert pool.status()[0].state == "starting"
+
+
 def test_a_dead_worker_loses_its_legs_only_and_restarts_with_backoff(setup):
     pool, reactor, observer = setup
     _, t0 = reactor.spawned[0]

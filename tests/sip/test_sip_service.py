@@ -78,6 +78,11 @@ def test_restart_delay_backs_off_and_is_capped():
     assert restart_delay(50) == 60.0
 
 
+def test_restart_delay_stays_capped_after_any_number_of_deaths():
+    """Twisted's backoff policy: no float overflow after a thousand quick deaths in a row."""
+    assert restart_delay(5000) == 60.0
+
+
 MALFORMED = (
     b"INVITE sip:0033612345678@127.0.0.1 SIP/2.0\r\nVia: nonsense +33612345678\r\n\r\n",
     b"INVITE sip:+33612345678@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKy\r\n"
