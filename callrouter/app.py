@@ -22,12 +22,12 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from callrouter.config import ConfigError, Settings, settings_for_cli
+from callrouter.controller.alerts import AlertCalls, AlertSettings
 from callrouter.controller.calls import CallController
 from callrouter.controller.recorder import CallRecorder
 from callrouter.dialplan.feeds import RotaFeedService
 from callrouter.dialplan.registry import DialplanRegistry
-from callrouter.escalation.service import build_escalation
-from callrouter.escalation.voice import attach_alerts, build_voice
+from callrouter.escalation.service import build_escalation, build_voice
 from callrouter.events.build import build_events
 from callrouter.events.card import practice_card
 from callrouter.events.notifier import EventNotifier
@@ -41,6 +41,7 @@ from callrouter.sip.service import KamailioService
 from callrouter.sip.settings import aligned_with_media
 from callrouter.store.calls import CallRepository, arrivals_since
 from callrouter.store.db import Database
+from callrouter.store.escalations import EscalationRepository
 from callrouter.store.tasks import TaskRepository
 from callrouter.web.escalations import EscalationApi
 from callrouter.web.service import admin_service
@@ -256,12 +257,7 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     # On-call rotas published at a URL: fetched into var/ical/, which the registry watches.
     RotaFeedService(lambda: registry.dialplans, settings.var_dir / "ical", reactor).setServiceParent(top)
 
-    # Escalation after the dialplans (resumed chains need them), before the calls that start chains.
-    voice = build_voice(settings.escalation, settings.var_dir, catalogue, reactor)  # `call` steps
-    escalation = build_escalation(settings.escalation, db, lambda practice: registry.dialplans.get(practice),
-                                  reactor, metrics.registry, node=settings.node, voice=voice, events=events)
-    if settings.escalation.enabled:
-        escalation.engine.setServiceParent(top)
+    escalation_repo = EscalationRepository(db, settings.node)
 
     media = PoolMedia()
     controller_settings = settings.controller
@@ -273,14 +269,27 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     controller = CallController(reactor, media, recorder, lambda: registry.router,
                                 lambda name, practice: str(catalogue.wav_path(name, practice)),
                                 controller_settings, metrics, events=events,
-                                escalate=escalation.engine.escalate if settings.escalation.enabled else None,
+                                # the engine is built below, on the alert calls that need this controller
+                                escalate=(lambda session, tier: escalation.engine.escalate(session, tier))
+                                if settings.escalation.enabled else None,
                                 tasks=TaskRepository(db))
     pool = MediaPool(settings.media, controller, reactor)
     media.pool = pool
-    if voice is not None:  # alert calls dial through the pool; the controller hands them their events
-        controller.alerts = attach_alerts(voice, settings.escalation, controller_settings.outbound_trunk, reactor,
-                                          pool, lambda name, practice: str(catalogue.wav_path(name, practice)),
-                                          controller)
+    # Alert calls (the escalation's `call` steps) dial through the pool and ask the controller
+    # about the patient's call.
+    esc = settings.escalation
+    alerts = AlertCalls(reactor, pool, lambda name, practice: str(catalogue.wav_path(name, practice)),
+                        AlertSettings(controller_settings.outbound_trunk, ring_timeout_s=esc.call_ring_timeout_seconds,
+                                      digit_timeout_s=esc.call_digit_timeout_seconds, repeats=esc.call_repeats),
+                        controller)
+    voice = build_voice(esc, escalation_repo, alerts, settings.var_dir, catalogue, reactor)  # None: SMS instead
+    # Escalation after the dialplans (resumed chains need them), before the calls that start chains.
+    escalation = build_escalation(esc, escalation_repo, lambda practice: registry.dialplans.get(practice),
+                                  reactor, metrics.registry, voice=voice, events=events)
+    if esc.enabled:
+        escalation.engine.setServiceParent(top)
+    if voice is not None:  # the controller hands the alert calls the events of their legs
+        controller.alerts = alerts
     pool.setServiceParent(top)
     PoolMetrics(pool, metrics, recorder).setServiceParent(top)
     CallbackTasksService(TaskRepository(db), controller, registry, reactor).setServiceParent(top)

@@ -20,8 +20,9 @@ from typing import Callable
 from callrouter.domain import sms_reply
 from callrouter.domain.call import mask_number
 from callrouter.domain.escalation import CANCELLED
+from callrouter.domain.escalation_views import DECLINED, AckResult, UnknownEscalation
 from callrouter.escalation import tokens
-from callrouter.store.escalations import DECLINED, AckResult, EscalationRepository, UnknownEscalation
+from callrouter.escalation.ports import AckStore
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class ReplyResult:
 
 
 class Acknowledger:
-    def __init__(self, repo: EscalationRepository, secret: str,
+    def __init__(self, repo: AckStore, secret: str,
                  notify: Callable[[object], None],
                  declined: Callable[[int], None] = lambda escalation_id: None,
                  answer: Callable[[str, str], None] = lambda number, text: None) -> None:

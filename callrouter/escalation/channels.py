@@ -1,5 +1,6 @@
 """Channels carry one message each: `send(message)` fires with the provider's message id, or fails
-with ChannelError. Implemented: a generic HTTP SMS gateway, SMTP e-mail, a local file outbox.
+with ChannelError (both in callrouter.escalation.ports). Implemented here: a generic HTTP SMS
+gateway, SMTP e-mail, a local file outbox; SMPP is callrouter.escalation.smpp.
 
 The voice channel (callrouter.escalation.voice) fits the same Protocol: `send` places the call and
 fires once its outcome is known; the acknowledgement is the practitioner pressing 1 (or 2, to be
@@ -11,7 +12,6 @@ is hung up without a key, is NOT an acknowledgement: the chain goes on. It is bu
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import email.message
 import email.utils
 import io
@@ -21,7 +21,7 @@ import smtplib
 import ssl
 import urllib.parse
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any
 
 from twisted.internet import defer
 from twisted.web.client import Agent, FileBodyProducer, PartialDownloadError, readBody
@@ -29,34 +29,12 @@ from twisted.web.http_headers import Headers
 
 from callrouter.domain.call import mask_number
 from callrouter.escalation.messages import Message
+from callrouter.escalation.ports import Channel, ChannelError
 from callrouter.escalation.settings import EscalationSettings
+from callrouter.escalation.smpp import SmppChannel
+from callrouter.ports import RunBlocking, utc_from_clock
 
 logger = logging.getLogger(__name__)
-
-
-class ChannelError(Exception):
-    """The message did not leave (gateway refused, unreachable, timed out...)."""
-
-
-class Channel(Protocol):
-    def send(self, message: Message) -> "defer.Deferred[str | None]": ...
-
-
-class ProviderId(str):
-    """A provider id with what the channel saw happen (an alert call): `outcome` is stored on the
-    step (`no_key_pressed`, `acknowledged`...), and `delivered` says the person was reached (a key
-    was pressed): the engine then marks the step `delivered` rather than `sent`."""
-
-    outcome: str | None
-    delivered: bool
-
-    def __new__(cls, value: str, outcome: str | None = None, delivered: bool = False) -> "ProviderId":
-        made = super().__new__(cls, value)
-        made.outcome, made.delivered = outcome, delivered
-        return made
-
-
-RunBlocking = Callable[..., "defer.Deferred[Any]"]
 
 
 class HttpSmsChannel:
@@ -182,7 +160,7 @@ class OutboxFileChannel:
     def send(self, message: Message) -> "defer.Deferred[str | None]":
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            at = dt.datetime.fromtimestamp(self._clock.seconds(), dt.timezone.utc).isoformat()
+            at = utc_from_clock(self._clock).isoformat()
             line = json.dumps({"at": at, "channel": message.channel, "to": message.to,
                                "subject": message.subject, "text": message.text, "key": message.key},
                               ensure_ascii=False)
@@ -205,8 +183,6 @@ def build_channels(settings: EscalationSettings, reactor: Any, run_blocking: Run
         return {"sms": outbox, "email": outbox, **calls}
     out: dict[str, Channel] = dict(calls)
     if settings.sms_gateway == "smpp":
-        from callrouter.escalation.smpp import SmppChannel  # imports this module: not at the top
-
         out["sms"] = SmppChannel(settings, reactor)
     elif settings.sms_url:
         out["sms"] = HttpSmsChannel(settings, reactor)

@@ -17,7 +17,12 @@ one already claimed). The engine also counts it (`callrouter_escalations_exhaust
 publishes it (MQTT `escalations/{practice}/exhausted`) and logs it.
 
 A practitioner's SMS refusal (callrouter.escalation.ack) calls `declined()`: the chain is read
-again at once and moves on without them.
+again at once and moves on without them. A key pressed in an alert call is recorded by the voice
+channel, which reports the accepted acknowledgement with the step's outcome: the chain stops as
+for any other acknowledgement.
+
+The engine knows the store and the channels only through callrouter.escalation.ports (a
+`ChainStore`, channels by name); callrouter.app hands it the real ones.
 
 Time comes from the injected clock; blocking store calls go through `run_blocking` (the reactor's
 thread pool in the daemon, a synchronous call in tests).
@@ -33,23 +38,23 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 from zoneinfo import ZoneInfo
 
 from twisted.application.service import Service
-from twisted.internet import defer, threads
+from twisted.internet import defer
 
 from callrouter.domain import escalation as chain
 from callrouter.domain.call import mask_number
+from callrouter.domain.escalation_views import EscalationView, StepView, UnknownEscalation
 from callrouter.domain.model import Dialplan, EscalationTier
-from callrouter.escalation import tokens
 from callrouter.domain.sms_reply import reference
-from callrouter.escalation.channels import Channel, ChannelError, ProviderId
+from callrouter.escalation import tokens
 from callrouter.escalation.messages import Message, compose, compose_duty_alert
 from callrouter.escalation.metrics import EscalationMetrics
+from callrouter.escalation.ports import ChainStore, Channel, ChannelError, ProviderId
 from callrouter.escalation.settings import EscalationSettings
 from callrouter.escalation.voice import call_message
-from callrouter.store.escalations import EscalationRepository, EscalationView, StepView, UnknownEscalation
+from callrouter.ports import RunBlocking, utc_from_clock
 
 logger = logging.getLogger(__name__)
 
-RunBlocking = Callable[..., "defer.Deferred[Any]"]
 # Channel used when a step's own channel is not configured: without `escalation.voice_calls` (or
 # a media plane) a `call` step goes out as an SMS to the same phone.
 FALLBACKS = {"call": "sms"}
@@ -77,9 +82,9 @@ class _Chain:
 class EscalationEngine(Service):
     name = "escalation"
 
-    def __init__(self, repo: EscalationRepository, channels: Mapping[str, Channel],
+    def __init__(self, repo: ChainStore, channels: Mapping[str, Channel],
                  dialplan_for: Callable[[str], Dialplan | None], settings: EscalationSettings,
-                 clock: Any, metrics: EscalationMetrics, run_blocking: RunBlocking | None = None,
+                 clock: Any, metrics: EscalationMetrics, run_blocking: RunBlocking,
                  events: EscalationEvents | None = None) -> None:
         self._repo = repo
         self._channels = dict(channels)
@@ -87,8 +92,7 @@ class EscalationEngine(Service):
         self._settings = settings
         self._clock = clock
         self._metrics = metrics
-        self._run = run_blocking or (lambda f, *a: threads.deferToThreadPool(
-            clock, clock.getThreadPool(), f, *a))
+        self._run = run_blocking
         self._chains: dict[int, _Chain] = {}
         self._events = events
 
@@ -140,7 +144,7 @@ class EscalationEngine(Service):
         return self._now()
 
     def _now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self._clock.seconds(), dt.timezone.utc)
+        return utc_from_clock(self._clock)
 
     def start(self, call_id: str | None, dialplan: Dialplan, tier_name: str,
               caller: str | None, triggered_by: str | None = None,
@@ -311,6 +315,8 @@ class EscalationEngine(Service):
                            mask_number(step.destination), exc)
             yield self._run(self._repo.mark_failed, c.id, step.round, step.index, str(exc), self._now())
             return
+        if isinstance(provider_id, ProviderId) and provider_id.acknowledged is not None:
+            self.acknowledged(provider_id.acknowledged)  # a key pressed in an alert call, stored
         outcome = provider_id.outcome if isinstance(provider_id, ProviderId) else None
         logger.info("escalation %s round %s step %s: %s sent to %s (%s)%s", c.id, step.round, step.index,
                     kind, step.practitioner, mask_number(step.destination), f": {outcome}" if outcome else "")

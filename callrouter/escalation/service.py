@@ -1,8 +1,14 @@
-"""Builds the escalation engine and its web handlers from the settings: what app.py wires in."""
+"""Builds the escalation engine and its web handlers from the settings: what app.py wires in.
+
+What it needs from the other rooms comes in through ports, built by app.py before it: the chain
+store (callrouter.store.escalations.EscalationRepository, a ChainStore) and, for voice calls, the
+controller's alert calls (an AlertPlacer) and the prompt catalogue.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry
@@ -13,37 +19,56 @@ from callrouter.escalation.ack import Acknowledger
 from callrouter.escalation.channels import build_channels
 from callrouter.escalation.engine import EscalationEngine, EscalationEvents
 from callrouter.escalation.metrics import EscalationMetrics
+from callrouter.escalation.ports import AlertPlacer, ChainStore
 from callrouter.escalation.settings import EscalationSettings
 from callrouter.escalation.smpp import SmppChannel, connect_inbound
-from callrouter.escalation.voice import VoiceChannel
-from callrouter.store.db import Database
-from callrouter.store.escalations import EscalationRepository
+from callrouter.escalation.voice import PRACTICE_NAME_PROMPT, PracticeNames, VoiceChannel
+from callrouter.ports import RunBlocking
 
 
 @dataclass(frozen=True)
 class EscalationParts:
     engine: EscalationEngine      # a Service: add it to the tree after the store and the dialplans
     acknowledger: Acknowledger
-    repo: EscalationRepository
+    repo: ChainStore
     # Blocking, for the API's threads: start a chain on the reactor thread and return its id.
     start_from_thread: Callable[..., "int | None"]
 
 
-def build_escalation(settings: EscalationSettings, db: Database, dialplan_for: Callable[[str], Dialplan | None],
-                     reactor: Any, registry: CollectorRegistry, node: str = "local",
-                     voice: VoiceChannel | None = None, events: EscalationEvents | None = None) -> EscalationParts:
-    """The engine on `reactor` (clock, network and thread pool), its acknowledger and repository.
-    `voice`: the alert-call channel for `call` steps (its acknowledgements go through `repo`).
-    `events`: where an exhausted chain is published (the EventNotifier)."""
+def in_thread_pool(reactor: Any) -> RunBlocking:
+    """Blocking calls on the reactor's thread pool (the store's transactions, smtplib, espeak-ng)."""
     def run_blocking(f, *args):
         return threads.deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
 
-    repo = EscalationRepository(db, node)
+    return run_blocking
+
+
+def build_voice(settings: EscalationSettings, repo: ChainStore, alerts: AlertPlacer, var_dir: Path,
+                catalogue: Any, reactor: Any) -> VoiceChannel | None:
+    """The voice channel on the controller's alert calls when `escalation.voice_calls` is on (else
+    None: `call` steps go as SMS). A key pressed is recorded through `repo`."""
+    if not (settings.enabled and settings.voice_calls):
+        return None
+    run_blocking = in_thread_pool(reactor)
+
+    def existing(practice: str) -> Path | None:
+        path = catalogue.wav_path(PRACTICE_NAME_PROMPT, practice)
+        return path if path.exists() else None
+
+    names = PracticeNames(Path(var_dir) / "prompts", existing, run_blocking)
+    return VoiceChannel(reactor, run_blocking, alerts, repo, names)
+
+
+def build_escalation(settings: EscalationSettings, repo: ChainStore, dialplan_for: Callable[[str], Dialplan | None],
+                     reactor: Any, registry: CollectorRegistry, voice: VoiceChannel | None = None,
+                     events: EscalationEvents | None = None) -> EscalationParts:
+    """The engine on `reactor` (clock, network and thread pool) and `repo`, and its acknowledger.
+    `voice`: the alert-call channel for `call` steps (see build_voice).
+    `events`: where an exhausted chain is published (the EventNotifier)."""
+    run_blocking = in_thread_pool(reactor)
     channels = build_channels(settings, reactor, run_blocking, voice)
     engine = EscalationEngine(repo, channels, dialplan_for, settings,
                               reactor, EscalationMetrics(registry), run_blocking, events)
-    if voice is not None:
-        voice.bind(repo, engine.acknowledged)  # on the reactor thread already
     acknowledger = Acknowledger(repo, settings.ack_secret or "",
                                 lambda view: reactor.callFromThread(engine.acknowledged, view),
                                 declined=lambda eid: reactor.callFromThread(engine.declined, eid),

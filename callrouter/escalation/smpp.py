@@ -28,16 +28,18 @@ from twisted.internet import defer, protocol, task
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 
 from callrouter.domain.call import mask_number
-from callrouter.escalation.channels import ChannelError, RunBlocking
 from callrouter.escalation.messages import Message
+from callrouter.escalation.ports import ChannelError
 from callrouter.escalation.settings import EscalationSettings
 from callrouter.escalation.smpp_codec import (
     BIND_TRANSCEIVER, DELIVER_SM, DELIVER_SM_RESP, ENQUIRE_LINK, ENQUIRE_LINK_RESP, ESM_UDHI, ESME_RINVCMDID,
     ESME_ROK, ESME_RSYSERR, GENERIC_NACK, SUBMIT_SM, TLV_MESSAGE_PAYLOAD, UNBIND, UNBIND_RESP, Pdu, PduReader,
     ShortMessage, bind_body, e164, encode_parts, parse_sm, read_cstring, receipt, sm_body, whole,
 )
+from callrouter.ports import RunBlocking
 
 logger = logging.getLogger(__name__)
+
 
 class SmppClientProtocol(protocol.Protocol):
     """One bind: requests out with their sequence numbers, PDUs in dispatched by command."""

@@ -1,7 +1,8 @@
 """The voice channel: a `call` step of an escalation chain is a phone call to the practitioner.
 
-`VoiceChannel.send()` places the call through the controller's alert calls
-(callrouter.controller.alerts) and fires once its outcome is known: as soon as a key is pressed, or
+`VoiceChannel.send()` places the call through the controller's alert calls (an `AlertPlacer`,
+callrouter.escalation.ports, implemented by callrouter.controller.alerts and given by
+callrouter.app) and fires once its outcome is known: as soon as a key is pressed, or
 when the call ends unanswered or without a key. The provider id it returns names the outcome
 (`esc-7-0-1/no_answer`) and is stored as the step's `outcome`. A call where a key was pressed is
 `delivered`; every other one, including a call answered without a key (`no_key_pressed`: a
@@ -9,7 +10,9 @@ voicemail answers like a person), is only `sent`. Either way the step's wait the
 chain goes on: only a key acknowledges. A call that cannot be placed at all is a ChannelError (next step at once).
 
 Pressing 1 or 2 records the acknowledgement through the store, as the link, SMS and console ways
-do, with via "call" and the step's practitioner as who; the engine is then told to stop.
+do, with via "call" and the step's practitioner as who; the outcome is reported only once it is
+stored, carrying the accepted acknowledgement (`ProviderId.acknowledged`) for the engine to stop
+the chain.
 
 The practice's name is said from a WAV made at run time with espeak-ng into var/prompts/<practice>/
 (named by a hash of the text, so a renamed practice gets a new file at its next alert): the name
@@ -21,24 +24,24 @@ or a dialplan text `practice_name` built by `prompts build` wins when present.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from twisted.internet import defer
 
-from callrouter.controller.alerts import PERSON_REACHED, AlertNotPlaced, AlertRequest
+from callrouter.domain.alert_call import PERSON_REACHED, AlertNotPlaced, AlertRequest
 from callrouter.domain.call import mask_number
-from callrouter.escalation.channels import ChannelError, ProviderId
+from callrouter.domain.escalation_views import EscalationView
 from callrouter.escalation.messages import Message
+from callrouter.escalation.ports import AckStore, AlertPlacer, ChannelError, ProviderId
+from callrouter.ports import RunBlocking, utc_from_clock
 
 logger = logging.getLogger(__name__)
 
 PRACTICE_NAME_PROMPT = "practice_name"
-RunBlocking = Callable[..., "defer.Deferred[Any]"]
 
 
 @dataclass(frozen=True)
@@ -59,12 +62,6 @@ def call_message(base: Message, escalation_id: int, practitioner: str | None, pr
     return CallMessage(**dataclasses.asdict(base), escalation_id=escalation_id, practitioner=practitioner,
                        practice=practice, practice_name=practice_name, tier=tier, caller=caller,
                        call_id=call_id)
-
-
-class AlertPlacer(Protocol):
-    """callrouter.controller.alerts.AlertCalls"""
-
-    def place(self, request: AlertRequest, acknowledge: Callable[[str], None]) -> "defer.Deferred[str]": ...
 
 
 class PracticeNames:
@@ -103,26 +100,22 @@ class PracticeNames:
 
 
 class VoiceChannel:
-    """The `call` channel. `alerts` is set once the media plane exists (see callrouter.app);
-    `bind()` gives it the store path acknowledgements take."""
+    """The `call` channel: alert calls placed through `alerts` (None: no media plane, every call
+    step fails at once), a key pressed recorded through `store`."""
 
-    def __init__(self, clock: Any, run_blocking: RunBlocking, names: PracticeNames | None = None) -> None:
+    def __init__(self, clock: Any, run_blocking: RunBlocking, alerts: AlertPlacer | None, store: AckStore,
+                 names: PracticeNames | None = None) -> None:
         self._clock = clock
         self._run = run_blocking
+        self._alerts = alerts
+        self._store = store
         self._names = names
-        self.alerts: AlertPlacer | None = None
-        self._repo: Any = None
-        self._notify: Callable[[Any], None] = lambda view: None
         self._calls: dict[int, str] = {}  # escalation id -> key of its alert call under way
-
-    def bind(self, repo: Any, notify: Callable[[Any], None]) -> None:
-        """`repo`: the EscalationRepository; `notify(view)`: the engine's `acknowledged`."""
-        self._repo, self._notify = repo, notify
 
     def send(self, message: Message) -> "defer.Deferred[str | None]":
         if not isinstance(message, CallMessage):
             return defer.fail(ChannelError("the voice channel needs a call message"))
-        if self.alerts is None:
+        if self._alerts is None:
             return defer.fail(ChannelError("no media plane for alert calls"))
         if self._names is not None:
             d = self._names.path_for(message.practice, message.practice_name)
@@ -135,7 +128,7 @@ class VoiceChannel:
         request = AlertRequest(key=m.key, destination=m.to, practice=m.practice, practice_name=m.practice_name,
                                tier=m.tier, caller=m.caller, call_id=m.call_id, practice_prompt=practice_prompt)
         recording: list[defer.Deferred] = []  # the acknowledgement being stored, once a key is pressed
-        d = self.alerts.place(request, lambda digit: recording.append(self._acknowledge(m, digit)))
+        d = self._alerts.place(request, lambda digit: recording.append(self._acknowledge(m, digit)))
         self._calls[m.escalation_id] = m.key
 
         def over(result: Any) -> Any:
@@ -147,10 +140,11 @@ class VoiceChannel:
 
         def outcome(result: str) -> Any:
             provider_id = f"{m.key}/{result}"
-            sent = ProviderId(provider_id, result, delivered=result in PERSON_REACHED)
+            delivered = result in PERSON_REACHED
             if recording:  # the engine reads the chain next: the acknowledgement must be stored first
-                return recording[0].addCallback(lambda _: sent)
-            return sent
+                return recording[0].addCallback(
+                    lambda accepted: ProviderId(provider_id, result, delivered, acknowledged=accepted))
+            return ProviderId(provider_id, result, delivered)
 
         def not_placed(failure):
             failure.trap(AlertNotPlaced)
@@ -162,62 +156,23 @@ class VoiceChannel:
         """Told by the engine that a chain was acknowledged: its alert call, if one is under way,
         stops (a practitioner is not called about a case someone already took)."""
         key = self._calls.get(escalation_id)
-        cancel = getattr(self.alerts, "cancel", None)
-        if key is not None and cancel is not None:
-            cancel(key)
+        if key is not None and self._alerts is not None:
+            self._alerts.cancel(key)
 
-    def _acknowledge(self, m: CallMessage, digit: str) -> "defer.Deferred[None]":
-        """The practitioner pressed 1 or 2: recorded in the store, then the chain stops. Fires once
-        stored (or its failure logged)."""
-        if self._repo is None:
-            logger.error("escalation %s: key %s pressed but acknowledgements are not wired", m.escalation_id, digit)
-            return defer.succeed(None)
-        now = dt.datetime.fromtimestamp(self._clock.seconds(), dt.timezone.utc)
-        d = self._run(self._repo.acknowledge, m.escalation_id, m.practitioner, "call", now)
+    def _acknowledge(self, m: CallMessage, digit: str) -> "defer.Deferred[EscalationView | None]":
+        """The practitioner pressed 1 or 2: recorded in the store. Fires once stored with the chain
+        if the store accepted it (None: acknowledged before, or its failure logged)."""
+        d = self._run(self._store.acknowledge, m.escalation_id, m.practitioner, "call", utc_from_clock(self._clock))
 
-        def recorded(result) -> None:
+        def recorded(result) -> EscalationView | None:
             if result.accepted:
-                self._notify(result.escalation)
-            else:
-                logger.info("escalation %s: acknowledged by call from %s, but it was already acknowledged",
-                            m.escalation_id, mask_number(m.to))
+                return result.escalation
+            logger.info("escalation %s: acknowledged by call from %s, but it was already acknowledged",
+                        m.escalation_id, mask_number(m.to))
+            return None
 
         def failed(failure) -> None:
             logger.error("escalation %s: the acknowledgement by call could not be recorded: %s",
                          m.escalation_id, failure.getErrorMessage())
 
         return d.addCallbacks(recorded, failed)
-
-
-# --- wiring (callrouter.app) ---------------------------------------------------------------------
-
-
-def build_voice(settings: Any, var_dir: Path, catalogue: Any, reactor: Any) -> VoiceChannel | None:
-    """The voice channel when `escalation.voice_calls` is on (else None: `call` steps go as SMS)."""
-    if not (settings.enabled and settings.voice_calls):
-        return None
-
-    def run_blocking(f, *args):
-        from twisted.internet import threads
-
-        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
-
-    def existing(practice: str) -> Path | None:
-        path = catalogue.wav_path(PRACTICE_NAME_PROMPT, practice)
-        return path if path.exists() else None
-
-    return VoiceChannel(reactor, run_blocking, PracticeNames(Path(var_dir) / "prompts", existing, run_blocking))
-
-
-def attach_alerts(voice: VoiceChannel, settings: Any, outbound_trunk: str, reactor: Any, media: Any,
-                  prompt_path: Callable[[str, str | None], str], patients: Any) -> Any:
-    """The alert calls on the media pool, with the controller for live patients; returns them for
-    the controller's hook (`controller.alerts`)."""
-    from callrouter.controller.alerts import AlertCalls, AlertSettings
-
-    alerts = AlertCalls(reactor, media, prompt_path,
-                        AlertSettings(outbound_trunk, ring_timeout_s=settings.call_ring_timeout_seconds,
-                                      digit_timeout_s=settings.call_digit_timeout_seconds,
-                                      repeats=settings.call_repeats), patients)
-    voice.alerts = alerts
-    return alerts

@@ -12,6 +12,7 @@ from twisted.internet import reactor
 from callrouter.domain.model import EscalationStep, EscalationTier
 from callrouter.escalation.service import build_escalation
 from callrouter.store.db import Database
+from callrouter.store.escalations import EscalationRepository
 from tests.escalation.support import SETTINGS, dialplan, replace
 
 TIER = EscalationTier("urgent", (EscalationStep("sms", "dr-martin", wait_s=1),
@@ -23,7 +24,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     db_url, gateway, mode = sys.argv[1:4]
     settings = replace(SETTINGS, sms_url=gateway, http_timeout_seconds=600.0)
-    parts = build_escalation(settings, Database.from_url(db_url), lambda practice: PLAN, reactor,
+    parts = build_escalation(settings, EscalationRepository(Database.from_url(db_url)), lambda practice: PLAN, reactor,
                              CollectorRegistry())
 
     def run() -> None:

@@ -8,9 +8,9 @@ from prometheus_client import CollectorRegistry
 from twisted.internet import defer, task
 
 from callrouter.domain.model import EscalationStep, EscalationTier
-from callrouter.escalation.channels import ChannelError
 from callrouter.escalation.engine import EscalationEngine
 from callrouter.escalation.metrics import EscalationMetrics
+from callrouter.escalation.ports import ChannelError
 from callrouter.escalation.settings import EscalationSettings
 from callrouter.store.escalations import EscalationRepository
 from tests.domain.test_escalation import T0, dialplan as base_dialplan
@@ -33,7 +33,7 @@ def sync(f, *a):
 
 
 class FakeChannel:
-    """Implements callrouter.escalation.channels.Channel; records messages, fails on demand."""
+    """Implements callrouter.escalation.ports.Channel; records messages, fails on demand."""
 
     def __init__(self):
         self.sent = []

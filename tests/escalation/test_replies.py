@@ -21,6 +21,7 @@ from callrouter.events.notifier import EventNotifier
 from callrouter.events.testing import RecordingPublisher
 from callrouter.store.audit import AuditLog
 from callrouter.store.calls import CallRepository
+from callrouter.store.escalations import EscalationRepository
 from callrouter.store.testing import fresh_database
 from callrouter.store.users import UserRepository
 from callrouter.web.api import Api
@@ -58,7 +59,7 @@ def build(tmp_path, gateway, tier, **settings):
     e.settings = replace(SETTINGS, sms_url=gateway.url, inbound_sms_secret=WEBHOOK, **settings)
     e.dbs = fresh_database("sqlite", tmp_path)
     e.db = e.dbs.__enter__()
-    e.parts = build_escalation(e.settings, e.db, lambda practice: e.plan, reactor, e.registry,
+    e.parts = build_escalation(e.settings, EscalationRepository(e.db), lambda practice: e.plan, reactor, e.registry,
                                events=EventNotifier(e.publisher, "node-1", reactor))
     e.parts.engine.startService()
     users = UserRepository(e.db)

@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry
 from twisted.internet import reactor
 
 from callrouter.escalation.service import build_escalation
+from callrouter.store.escalations import EscalationRepository
 from callrouter.store.testing import fresh_database
 from callrouter.domain.model import EscalationStep, EscalationTier
 from tests.escalation.support import SETTINGS, dialplan as base_dialplan, replace
@@ -25,7 +26,7 @@ def test_the_development_outbox_file_receives_each_message(tmp_path):
     settings = replace(SETTINGS, outbox_file=outbox)
     registry = CollectorRegistry()
     with fresh_database("sqlite", tmp_path) as db:
-        parts = build_escalation(settings, db, lambda practice: dialplan(), reactor, registry)
+        parts = build_escalation(settings, EscalationRepository(db), lambda practice: dialplan(), reactor, registry)
         parts.engine.startService()
         yield parts.engine.ready
         eid = yield parts.engine.start("call-1", dialplan(), "urgent", "+33612345678")

@@ -366,7 +366,7 @@ def test_the_daemon_wiring_runs_receipts_and_replies_through_the_thread_pool(tmp
     named = EscalationTier("urgent", (EscalationStep("sms", "dr-martin", wait_s=600),))
     plan = dialplan(escalation={"urgent": named})
     with fresh_database("sqlite", tmp_path) as database:
-        parts = build_escalation(smpp_settings(smsc), database, lambda practice: plan, reactor, CollectorRegistry())
+        parts = build_escalation(smpp_settings(smsc), EscalationRepository(database), lambda practice: plan, reactor, CollectorRegistry())
         parts.engine.startService()
         try:
             yield parts.engine.ready

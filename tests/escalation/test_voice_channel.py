@@ -27,7 +27,7 @@ def db(request, tmp_path):
 
 
 class FakeAlerts:
-    """Implements voice.AlertPlacer like controller.alerts.AlertCalls: the test decides outcomes."""
+    """Implements escalation.ports.AlertPlacer like controller.alerts.AlertCalls: the test decides outcomes."""
 
     def __init__(self):
         self.placed: list[tuple[al.AlertRequest, object, defer.Deferred]] = []
@@ -52,15 +52,13 @@ def test_the_fake_matches_the_alert_calls():
 
 
 class Setup:
-    def __init__(self, db, clock=None, alerts=None):
+    def __init__(self, db, clock=None, alerts=None, media_plane=True):
         self.db = db
         self.clock = clock or clock_at()
         self.sms = FakeChannel()
         self.alerts = alerts or FakeAlerts()
-        self.voice = VoiceChannel(self.clock, sync)
-        self.voice.alerts = self.alerts
+        self.voice = VoiceChannel(self.clock, sync, self.alerts if media_plane else None, EscalationRepository(db))
         self.engine, self.registry = make_engine(db, {"sms": self.sms, "call": self.voice}, self.clock, PLAN)
-        self.voice.bind(EscalationRepository(db), self.engine.acknowledged)
         self.engine.startService()
 
     def start(self, call_id="call-1", caller="+33612345678"):
@@ -130,8 +128,7 @@ def test_a_call_that_cannot_be_placed_is_a_channel_failure_and_the_next_step_goe
 
 
 def test_without_alert_calls_wired_the_step_fails_rather_than_hangs(db):
-    s = Setup(db)
-    s.voice.alerts = None
+    s = Setup(db, media_plane=False)
     eid = s.start()
     assert s.view(eid).steps[0].state == "failed"
     assert len(s.sms.sent) == 1
@@ -168,11 +165,10 @@ def test_no_phone_number_in_metric_labels(db):
     assert "33611111111" not in text and "33612345678" not in text
 
 
-def test_the_voice_channel_refuses_a_plain_message():
+def test_the_voice_channel_refuses_a_plain_message(db):
     from callrouter.escalation.messages import Message
 
-    voice = VoiceChannel(clock_at(), sync)
-    voice.alerts = FakeAlerts()
+    voice = VoiceChannel(clock_at(), sync, FakeAlerts(), EscalationRepository(db))
     failures = []
     voice.send(Message("call", "+33611111111", "s", "t", "k")).addErrback(failures.append)
     assert failures and "call message" in failures[0].getErrorMessage()
@@ -209,8 +205,8 @@ def test_a_name_that_cannot_be_spoken_is_left_out(tmp_path):
     assert got == [None]
 
 
-def test_the_voice_channel_serves_call_steps_only_when_voice_calls_are_on(tmp_path):
-    voice = VoiceChannel(clock_at(), sync)
+def test_the_voice_channel_serves_call_steps_only_when_voice_calls_are_on(tmp_path, db):
+    voice = VoiceChannel(clock_at(), sync, FakeAlerts(), EscalationRepository(db))
     on = replace(SETTINGS, voice_calls=True, outbox_file=tmp_path / "outbox.jsonl")
     assert build_channels(on, clock_at(), sync, voice)["call"] is voice
     assert isinstance(build_channels(on, clock_at(), sync, voice)["sms"], OutboxFileChannel)
@@ -245,10 +241,8 @@ def test_the_next_step_is_never_sent_before_the_key_is_stored(db):
         return sync(f, *a)
 
     sms, alerts = FakeChannel(), FakeAlerts()
-    voice = v.VoiceChannel(clock, slow)
-    voice.alerts = alerts
+    voice = v.VoiceChannel(clock, slow, alerts, EscalationRepository(db))
     engine, _ = make_engine(db, {"sms": sms, "call": voice}, clock, plan)
-    voice.bind(EscalationRepository(db), engine.acknowledged)
     engine.startService()
     results = []
     engine.start("call-1", plan, "urgent", "+33612345678").addCallback(results.append)
