@@ -28,5 +28,5 @@ def build_events(settings: MqttSettings, node: str, registry: CollectorRegistry,
     if not settings.enabled:
         logger.info("MQTT events are off (mqtt.enabled: false)")
         return None, EventNotifier(NoPublisher(), node, reactor)
-    publisher = MqttPublisher(settings, node, registry, clock=reactor.seconds)
+    publisher = MqttPublisher(settings, node, registry, clock=reactor)
     return EventsService(publisher, reactor), EventNotifier(publisher, node, reactor)

@@ -18,6 +18,7 @@ from callrouter.domain.call import mask_number
 from callrouter.domain.model import Dialplan
 from callrouter.domain.serving import SECRETARY_STATES
 from callrouter.events import card, topics
+from callrouter.ports import Clock, utc_from_clock
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +27,6 @@ CALL_STATES = ("arrived", "ivr", "queued", "offered", "answered", "ended")
 
 class Publishes(Protocol):
     def publish(self, topic: str, payload: Mapping[str, Any] | None, retain: bool = False, qos: int = 0) -> None: ...
-
-
-class Clock(Protocol):
-    def seconds(self) -> float: ...
 
 
 def _never_raises(method: Callable) -> Callable:
@@ -50,7 +47,7 @@ class EventNotifier:
         self._cards: dict[str, str] = {}  # practice -> dialplan version of the card published
 
     def _at(self) -> str:
-        return dt.datetime.fromtimestamp(self.clock.seconds(), dt.timezone.utc).isoformat(timespec="seconds")
+        return utc_from_clock(self.clock).isoformat(timespec="seconds")
 
     # --- practices ------------------------------------------------------------------------------
 
@@ -100,7 +97,7 @@ class EventNotifier:
         """The offer, before the secretary's phone rings: screen-pop first (QoS 1), then her state
         (ringing) and the call's (offered)."""
         secretary = topics.secretary_id(secretary_uri)
-        at = dt.datetime.fromtimestamp(self.clock.seconds(), dt.timezone.utc)
+        at = utc_from_clock(self.clock)
         self.offer_made(card.screen_pop(dialplan, call_id=call_id, at=at, secretary=secretary, caller=caller,
                                         calls_today=calls_today, site=site, queue=queue, reason=reason, tier=tier,
                                         ivr_answers=ivr_answers, console_url=console_url))

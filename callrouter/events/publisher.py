@@ -18,7 +18,6 @@ middle re-sends it after reconnecting (at least once: consumers key on `call_id`
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import itertools
 import json
 import logging
@@ -27,7 +26,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import aiomqtt
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -35,6 +34,7 @@ from twisted.application.internet import backoffPolicy
 
 from callrouter.events import topics
 from callrouter.events.settings import MqttSettings
+from callrouter.ports import Clock, utc_from_clock
 
 logger = logging.getLogger(__name__)
 
@@ -65,17 +65,24 @@ def encode(payload: Mapping[str, Any] | None) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
 
 
+class _SystemClock:
+    """The wall clock, for a publisher run without a reactor (the daemon gives it the reactor)."""
+
+    def seconds(self) -> float:
+        return time.time()
+
+
 class MqttPublisher:
     """Publishes for one node; `start()` on a running asyncio loop, `stop()` to leave cleanly."""
 
     def __init__(self, settings: MqttSettings, node: str, registry: CollectorRegistry | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Clock | None = None):
         self.settings = settings
         self.node = node
         self.client_id = settings.client_id or f"callrouter-{topics.segment(node)}"
         self.status_topic = topics.status(node)
         self.metrics = PublisherMetrics(registry)
-        self._clock = clock
+        self._clock = clock if clock is not None else _SystemClock()
         self._pending: OrderedDict[tuple[str, Any], Message] = OrderedDict()
         self._retained: dict[str, Message] = {}  # last value of every retained topic
         self._nonretained = 0
@@ -308,5 +315,5 @@ class MqttPublisher:
         if reason:
             out["reason"] = reason
         if stamped:
-            out["at"] = dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc).isoformat(timespec="seconds")
+            out["at"] = utc_from_clock(self._clock).isoformat(timespec="seconds")
         return out

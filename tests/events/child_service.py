@@ -23,7 +23,7 @@ def main(host: str, port: int, node: str) -> None:
     from callrouter.events.settings import MqttSettings
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    publisher = MqttPublisher(MqttSettings(host=host, port=port, keepalive_s=5), node, clock=reactor.seconds)
+    publisher = MqttPublisher(MqttSettings(host=host, port=port, keepalive_s=5), node, clock=reactor)
     service = EventsService(publisher, reactor)
 
     def offer() -> None:

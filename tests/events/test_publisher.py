@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from prometheus_client import CollectorRegistry
+from twisted.internet.task import Clock
 
 from callrouter.events import topics
 from callrouter.events.publisher import MqttPublisher
@@ -26,6 +27,25 @@ def make_publisher(host: str, port: int, node: str, **overrides) -> tuple[MqttPu
 
 def sample(registry: CollectorRegistry, name: str, **labels) -> float:
     return registry.get_sample_value(name, labels) or 0.0
+
+
+def test_the_status_is_stamped_with_the_injected_clock(shared_broker, node):
+    """The node's status says when, read from the clock it was given (the reactor in the daemon)."""
+    host, port = shared_broker
+    clock = Clock()
+    clock.advance(1_780_000_000)
+
+    async def scenario():
+        settings = MqttSettings(host=host, port=port, reconnect_min_s=0.2, reconnect_max_s=1.0)
+        publisher = MqttPublisher(settings, node, CollectorRegistry(), clock=clock)
+        async with Subscriber(host, port, topics.status(node)) as live:
+            publisher.start()
+            online = await live.wait_for(lambda m: body(m)["status"] == "online", "status online")
+            assert body(online)["at"] == "2026-05-28T20:26:40+00:00"
+        await publisher.stop()
+        await clear_retained(host, port, [topics.status(node)])
+
+    run_async(scenario())
 
 
 def test_screen_pop_and_retained_state_reach_subscribers_and_a_late_one_gets_the_state(shared_broker, node):
