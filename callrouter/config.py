@@ -7,11 +7,12 @@ overrides `database_url`, so secrets such as a PostgreSQL password need not sit 
 
 from __future__ import annotations
 
+import collections.abc
+import dataclasses
 import os
+import types
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-import collections.abc
-import types
 from typing import Any, Mapping, Union, get_args, get_origin, get_type_hints
 
 import yaml
@@ -20,7 +21,7 @@ from callrouter.controller.settings import ControllerSettings
 from callrouter.escalation.settings import EscalationSettings
 from callrouter.events.settings import MqttSettings
 from callrouter.media.settings import MediaSettings
-from callrouter.sip.settings import SipSettings
+from callrouter.sip.settings import SipSettings, aligned_with_media
 
 DEFAULT_DATABASE_URL = "sqlite:///var/callrouter.db"
 DATABASE_URL_ENV = "CALLROUTER_DATABASE_URL"
@@ -104,6 +105,26 @@ class Settings:
                                f"but sip.enabled is false; give a sip: URI or enable the edge")
         return out
 
+    # --- settings derived from several sections: computed here, once, not where they are used --------
+
+    @property
+    def edge(self) -> SipSettings:
+        """The SIP edge as Kamailio runs it: `sip` listing every port the media pool may use."""
+        return aligned_with_media(self.sip, self.media)
+
+    @property
+    def served_controller(self) -> ControllerSettings:
+        """The controller as the daemon runs it: secretaries' usernames are reached at the edge's
+        address (unless `secretary_domain` says otherwise), their states saved under `var_dir`
+        (unless `state_file` says otherwise)."""
+        controller = self.controller
+        if self.sip.enabled and controller.secretary_domain is None:
+            controller = dataclasses.replace(
+                controller, secretary_domain=f"{self.sip.listen_address}:{self.sip.udp_port}")
+        if controller.state_file is None:
+            controller = dataclasses.replace(controller, state_file=self.var_dir / "secretaries.json")
+        return controller
+
 
 def parse_settings(data: Any, source: str = "<settings>",
                    environ: Mapping[str, str] | None = None) -> Settings:
@@ -152,8 +173,6 @@ def settings_for_cli(path: str | Path | None) -> Settings:
 
 
 def _replace(settings: Settings, **changes: Any) -> Settings:
-    import dataclasses
-
     return dataclasses.replace(settings, **changes)
 
 
