@@ -31,7 +31,7 @@ from callrouter.domain.call import mask_number
 from callrouter.escalation.messages import Message
 from callrouter.escalation.ports import Channel, ChannelError
 from callrouter.escalation.settings import EscalationSettings
-from callrouter.escalation.smpp import SmppChannel
+from callrouter.escalation.smpp import SmppChannel, SmppInbound
 from callrouter.ports import RunBlocking, utc_from_clock
 
 logger = logging.getLogger(__name__)
@@ -173,17 +173,17 @@ class OutboxFileChannel:
 
 
 def build_channels(settings: EscalationSettings, reactor: Any, run_blocking: RunBlocking,
-                   voice: Channel | None = None) -> dict[str, Channel]:
+                   voice: Channel | None = None, inbound: SmppInbound | None = None) -> dict[str, Channel]:
     """channel name -> Channel from the settings; the outbox file, when set, replaces SMS and
     e-mail. `voice` (the alert calls, when the service has a media plane) serves `call` steps if
-    `voice_calls` is on."""
+    `voice_calls` is on. `inbound`: where an SMPP bind hands its receipts and replies."""
     calls: dict[str, Channel] = {"call": voice} if voice is not None and settings.voice_calls else {}
     if settings.outbox_file is not None:
         outbox = OutboxFileChannel(settings.outbox_file, reactor)
         return {"sms": outbox, "email": outbox, **calls}
     out: dict[str, Channel] = dict(calls)
     if settings.sms_gateway == "smpp":
-        out["sms"] = SmppChannel(settings, reactor)
+        out["sms"] = SmppChannel(settings, reactor, inbound=inbound)
     elif settings.sms_url:
         out["sms"] = HttpSmsChannel(settings, reactor)
     if settings.smtp_host:

@@ -21,7 +21,7 @@ from callrouter.escalation.engine import EscalationEngine, EscalationEvents
 from callrouter.escalation.metrics import EscalationMetrics
 from callrouter.escalation.ports import AlertPlacer, ChainStore
 from callrouter.escalation.settings import EscalationSettings
-from callrouter.escalation.smpp import SmppChannel, connect_inbound
+from callrouter.escalation.smpp import SmppInbound
 from callrouter.escalation.voice import PRACTICE_NAME_PROMPT, PracticeNames, VoiceChannel
 from callrouter.ports import RunBlocking
 
@@ -66,16 +66,17 @@ def build_escalation(settings: EscalationSettings, repo: ChainStore, dialplan_fo
     `voice`: the alert-call channel for `call` steps (see build_voice).
     `events`: where an exhausted chain is published (the EventNotifier)."""
     run_blocking = in_thread_pool(reactor)
-    channels = build_channels(settings, reactor, run_blocking, voice)
-    engine = EscalationEngine(repo, channels, dialplan_for, settings,
-                              reactor, EscalationMetrics(registry), run_blocking, events)
+    # The acknowledgement paths stop the engine's chains, and the engine's SMPP bind feeds them: the
+    # engine, built last, is reached through the reactor thread once the service runs.
     acknowledger = Acknowledger(repo, settings.ack_secret or "",
                                 lambda view: reactor.callFromThread(engine.acknowledged, view),
                                 declined=lambda eid: reactor.callFromThread(engine.declined, eid),
                                 answer=lambda to, text: reactor.callFromThread(engine.answer_sms, to, text))
-    sms = channels.get("sms")
-    if isinstance(sms, SmppChannel):  # receipts and replies arrive on the bind, not on the webhooks
-        connect_inbound(sms, repo, acknowledger, engine.now, run_blocking)
+    # Receipts and replies on an SMPP bind take the webhooks' paths.
+    inbound = SmppInbound(repo, acknowledger, reactor, run_blocking)
+    channels = build_channels(settings, reactor, run_blocking, voice, inbound)
+    engine = EscalationEngine(repo, channels, dialplan_for, settings,
+                              reactor, EscalationMetrics(registry), run_blocking, events)
 
     def start_from_thread(call_id, dialplan, tier, caller, triggered_by, note):
         return threads.blockingCallFromThread(reactor, engine.start, call_id, dialplan, tier, caller,

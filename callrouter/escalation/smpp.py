@@ -18,25 +18,25 @@ would need a thread per bind plus their own reconnection; the protocol subset we
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import logging
-from typing import Any, Callable
+from typing import Any
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import defer, protocol, task
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 
 from callrouter.domain.call import mask_number
+from callrouter.escalation.ack import Acknowledger
 from callrouter.escalation.messages import Message
-from callrouter.escalation.ports import ChannelError
+from callrouter.escalation.ports import AckStore, ChannelError
 from callrouter.escalation.settings import EscalationSettings
 from callrouter.escalation.smpp_codec import (
     BIND_TRANSCEIVER, DELIVER_SM, DELIVER_SM_RESP, ENQUIRE_LINK, ENQUIRE_LINK_RESP, ESM_UDHI, ESME_RINVCMDID,
     ESME_ROK, ESME_RSYSERR, GENERIC_NACK, SUBMIT_SM, TLV_MESSAGE_PAYLOAD, UNBIND, UNBIND_RESP, Pdu, PduReader,
     ShortMessage, bind_body, e164, encode_parts, parse_sm, read_cstring, receipt, sm_body, whole,
 )
-from callrouter.ports import RunBlocking
+from callrouter.ports import Clock, RunBlocking, utc_from_clock
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,9 @@ class SmppClientProtocol(protocol.Protocol):
 class SmppChannel:
     """The `sms` channel on an SMPP transceiver bind; start/stop it with the service tree."""
 
-    def __init__(self, settings: EscalationSettings, reactor: Any, endpoint: Any = None) -> None:
+    def __init__(self, settings: EscalationSettings, reactor: Any, endpoint: Any = None,
+                 inbound: SmppInbound | None = None) -> None:
+        """`inbound`: where receipts and replies go (None: logged only)."""
         if not settings.smpp_host:
             raise ValueError("SmppChannel needs escalation.smpp_host")
         self.settings = settings
@@ -171,8 +173,7 @@ class SmppChannel:
         self._protocol: SmppClientProtocol | None = None
         self._waiters: list[defer.Deferred] = []
         self._references = itertools.count(1)
-        self.on_receipt: Callable[[str, str], Any] | None = None  # (message id, state)
-        self.on_reply: Callable[[str, str], Any] | None = None    # (sender +33..., text)
+        self._inbound = inbound
         factory = protocol.Factory.forProtocol(lambda: SmppClientProtocol(self))
         self._service = ClientService(endpoint or self._endpoint(), factory,
                                       retryPolicy=backoffPolicy(initialDelay=settings.smpp_reconnect_seconds,
@@ -259,34 +260,37 @@ class SmppChannel:
         if found is not None:
             message_id, state = found
             logger.info("SMSC receipt for %s: %s", message_id, state)
-            if self.on_receipt is not None:
-                self.on_receipt(message_id, state)
+            if self._inbound is not None:
+                self._inbound.receipt(message_id, state)
             return
         sender = e164(sm.source_ton, sm.source)
         logger.info("SMS reply from %s", mask_number(sender))
-        if self.on_reply is not None:
-            self.on_reply(sender, sm.text)
+        if self._inbound is not None:
+            self._inbound.reply(sender, sm.text)
 
 
-def connect_inbound(channel: SmppChannel, repo: Any, acknowledger: Any, now: Callable[[], dt.datetime],
-                    run_blocking: RunBlocking) -> None:
-    """Receipts and replies take the webhooks' paths: `repo.mark_delivered` for a DELIVRD receipt,
+class SmppInbound:
+    """Receipts and replies take the webhooks' paths: `store.mark_delivered` for a DELIVRD receipt,
     `acknowledger.by_sms` for a reply (read there: yes acknowledges, a refusal declines, anything
-    else is answered with how to reply)."""
+    else is answered with how to reply); both blocking, run through `run_blocking`."""
 
-    def receipt_(message_id: str, state: str):
+    def __init__(self, store: AckStore, acknowledger: Acknowledger, clock: Clock, run_blocking: RunBlocking) -> None:
+        self._store = store
+        self._acknowledger = acknowledger
+        self._clock = clock
+        self._run = run_blocking
+
+    def receipt(self, message_id: str, state: str) -> "defer.Deferred[Any] | None":
         if state != "DELIVRD":
             return None
-        d = run_blocking(repo.mark_delivered, message_id)
+        d = self._run(self._store.mark_delivered, message_id)
         d.addErrback(lambda f: logger.error("delivery receipt not stored: %s", f.getErrorMessage()))
         return d
 
-    def reply(sender: str, text: str):
-        d = run_blocking(acknowledger.by_sms, sender, text, now(), "smpp")
+    def reply(self, sender: str, text: str) -> "defer.Deferred[Any]":
+        d = self._run(self._acknowledger.by_sms, sender, text, utc_from_clock(self._clock), "smpp")
         d.addErrback(lambda f: logger.error("SMS reply not processed: %s", f.getErrorMessage()))
         return d
 
-    channel.on_receipt, channel.on_reply = receipt_, reply
 
-
-__all__ = ["SmppChannel", "SmppClientProtocol", "connect_inbound"]
+__all__ = ["SmppChannel", "SmppClientProtocol", "SmppInbound"]

@@ -17,7 +17,7 @@ from callrouter.escalation.channels import build_channels
 from callrouter.escalation.messages import Message
 from callrouter.escalation.service import build_escalation
 from callrouter.escalation.settings import EscalationSettings
-from callrouter.escalation.smpp import SmppChannel, connect_inbound
+from callrouter.escalation.smpp import SmppChannel, SmppInbound
 from callrouter.escalation.smpp_codec import (
     DC_GSM, DC_UCS2, PduReader, Pdu, ShortMessage, e164, encode_parts, gsm_decode,
     receipt,
@@ -162,14 +162,14 @@ def env(db, smsc):
     e = Env()
     # A long public address: with the signed link, the SMS needs two parts.
     e.settings = smpp_settings(smsc, public_url="https://telesecretariat.example.org/cabinets/alertes")
-    e.channel = build_channels(e.settings, reactor, sync)["sms"]
+    e.repo = EscalationRepository(db)
+    acks = Acknowledger(e.repo, SECRET, lambda view: e.engine.acknowledged(view),
+                        declined=lambda eid: e.engine.declined(eid), answer=lambda to, text: e.engine.answer_sms(to, text))
+    e.clock = clock_at()
+    e.channel = build_channels(e.settings, reactor, sync, inbound=SmppInbound(e.repo, acks, e.clock, sync))["sms"]
     assert isinstance(e.channel, SmppChannel)
     e.plan = dialplan(escalation={"urgent": SMS_ONLY})
-    e.clock = clock_at()
     e.engine, _ = make_engine(db, {"sms": e.channel}, e.clock, e.plan, settings=e.settings)
-    e.repo = EscalationRepository(db)
-    acks = Acknowledger(e.repo, SECRET, e.engine.acknowledged, declined=e.engine.declined, answer=e.engine.answer_sms)
-    connect_inbound(e.channel, e.repo, acks, e.engine.now, sync)
     e.engine.startService()
     yield e
     pytest_twisted.blockon(e.engine.stopService())
