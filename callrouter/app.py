@@ -39,11 +39,16 @@ from callrouter.sip.dispatch import activate_workers
 from callrouter.sip.registrations import RegistrationsClient
 from callrouter.sip.service import KamailioService
 from callrouter.sip.settings import aligned_with_media
+from callrouter.store.audit import AuditLog
 from callrouter.store.calls import CallRepository, arrivals_since
 from callrouter.store.db import Database
 from callrouter.store.escalations import EscalationRepository
+from callrouter.store.retention import PurgeService, RetentionPurger
 from callrouter.store.tasks import TaskRepository
+from callrouter.store.users import UserRepository
+from callrouter.web.api import Api
 from callrouter.web.escalations import EscalationApi
+from callrouter.web.secretaries import SecretaryApi
 from callrouter.web.service import admin_service
 from callrouter.web.tasks import TaskApi
 
@@ -302,20 +307,25 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
         edge.setServiceParent(top)
         RegistrationsPoller(RegistrationsClient(settings.sip.rpc_port), controller, reactor).setServiceParent(top)
 
-    escalation_api = (EscalationApi(db, escalation.repo, escalation.acknowledger, settings.escalation.inbound_sms_secret,
+    audit, users = AuditLog(db), UserRepository(db, settings.auth.totp_issuer, settings.auth.sip_realm)
+    escalation_api = (EscalationApi(audit, escalation.repo, escalation.acknowledger, settings.escalation.inbound_sms_secret,
                                     escalation.start_from_thread, lambda practice: registry.dialplans.get(practice), calls)
                       if settings.escalation.enabled else None)
     def card_of(practice: str) -> dict | None:
         dialplan = registry.dialplans.get(practice)
         return practice_card(dialplan) if dialplan is not None else None
 
-    task_api = TaskApi(db, TaskRepository(db),
+    task_api = TaskApi(audit, TaskRepository(db), users=users, calls=calls,
                        default_expiry=dt.timedelta(seconds=controller_settings.callback_expiry_s),
                        known_practice=lambda practice: practice in registry.dialplans,
                        call_now=lambda view, who: threads.blockingCallFromThread(
                            reactor, controller.callbacks.call_now, view, who))
-    admin_service(settings, db, registry, reactor, escalation_api, card_of,
-                  controller=controller, tasks=task_api).setServiceParent(top)
+    api = Api(users, calls, audit, registry, dt.timedelta(minutes=settings.auth.token_ttl_minutes), escalation_api,
+              card_of, SecretaryApi(audit, controller, lambda f, *a: threads.blockingCallFromThread(reactor, f, *a)),
+              task_api)
+    purge = PurgeService(RetentionPurger(db, settings.retention), reactor, settings.retention.purge_interval_hours * 3600.0,
+                         lambda f, *a: threads.deferToThreadPool(reactor, reactor.getThreadPool(), f, *a))
+    admin_service(settings.http, api, reactor, purge).setServiceParent(top)
     parts = {"db": db, "calls": calls, "recorder": recorder, "registry": registry, "dialplans": dialplans,
              "controller": controller, "pool": pool, "metrics": metrics, "escalation": escalation.engine}
     return top, parts

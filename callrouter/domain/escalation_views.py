@@ -26,6 +26,18 @@ class UnknownEscalation(LookupError):
 
 
 @dataclass(frozen=True)
+class EscalationQuery:
+    """Filters for reading chains (the API's lists and exports, the weekly report)."""
+
+    practices: frozenset[str] | None = None  # None: every practice
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    tier: str | None = None
+    outcome: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
 class StepView:
     round: int
     step: int

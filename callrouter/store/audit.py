@@ -84,6 +84,14 @@ def append(session: Session, actor: Actor, action: str, target: str, now: dt.dat
     return entry
 
 
+def trace_read(session: Session, actor: Actor, action: str, target: str, now: dt.datetime,
+               records: int, filters: Any = None) -> AuditEntry:
+    """Trace a read of patient data inside the reading transaction: who read what, with which
+    filters (`None`: a single record asked by id), and how many records it returned."""
+    details = {"records": records} if filters is None else {"filters": filters, "records": records}
+    return append(session, actor, action, target, now, details=details)
+
+
 def purge_before(session: Session, cutoff: dt.datetime) -> int:
     """Delete the oldest entries up to the newest one older than `cutoff`; move the anchor there.
 
@@ -113,16 +121,30 @@ class AuditLog:
               actor: str | None = None, action: str | None = None,
               limit: int = 100) -> list[AuditEntry]:
         with self._db.transaction() as s:
-            stmt = select(AuditEntry)
-            if since is not None:
-                stmt = stmt.where(AuditEntry.at >= since)
-            if until is not None:
-                stmt = stmt.where(AuditEntry.at < until)
-            if actor is not None:
-                stmt = stmt.where(AuditEntry.actor == actor)
-            if action is not None:
-                stmt = stmt.where(AuditEntry.action == action)
-            return list(s.scalars(stmt.order_by(AuditEntry.seq.desc()).limit(limit)))
+            return self._query(s, since, until, actor, action, limit)
+
+    def read(self, reader: Actor, now: dt.datetime, filters: Any, since: dt.datetime | None = None,
+             until: dt.datetime | None = None, actor: str | None = None, action: str | None = None,
+             limit: int = 100) -> list[AuditEntry]:
+        """`query`, traced as an "audit.read" by `reader` in the same transaction."""
+        with self._db.transaction() as s:
+            entries = self._query(s, since, until, actor, action, limit)
+            trace_read(s, reader, "audit.read", "audit", now, len(entries), filters)
+            return entries
+
+    @staticmethod
+    def _query(s: Session, since: dt.datetime | None, until: dt.datetime | None, actor: str | None,
+               action: str | None, limit: int) -> list[AuditEntry]:
+        stmt = select(AuditEntry)
+        if since is not None:
+            stmt = stmt.where(AuditEntry.at >= since)
+        if until is not None:
+            stmt = stmt.where(AuditEntry.at < until)
+        if actor is not None:
+            stmt = stmt.where(AuditEntry.actor == actor)
+        if action is not None:
+            stmt = stmt.where(AuditEntry.action == action)
+        return list(s.scalars(stmt.order_by(AuditEntry.seq.desc()).limit(limit)))
 
     def verify(self, batch: int = 1000) -> ChainReport:
         """Recompute the chain from the anchor to the head; report the first broken entry."""

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from callrouter.domain.call import mask_number
 from callrouter.domain.errors import UnknownCall
-from callrouter.ports import LEG_KINDS, OUTCOMES, CallQuery
+from callrouter.ports import LEG_KINDS, OUTCOMES, Actor, CallQuery
+from callrouter.store.audit import trace_read
 from callrouter.store.db import Database
 from callrouter.store.models import CallLeg, CallRecord, IvrAnswer, Recording
 
@@ -133,27 +134,39 @@ class CallRepository:
 
     def get(self, call_id: str) -> CallRecord:
         with self._db.transaction() as s:
-            call = s.scalars(select(CallRecord).where(CallRecord.id == call_id)
-                             .options(selectinload(CallRecord.legs),
-                                      selectinload(CallRecord.ivr_answers))).one_or_none()
-            if call is None:
-                raise UnknownCall(call_id)
-            return call
+            return self._full(s, call_id)
 
     def query(self, q: CallQuery) -> list[CallRecord]:
         with self._db.transaction() as s:
-            stmt = select(CallRecord).options(selectinload(CallRecord.legs),
-                                              selectinload(CallRecord.ivr_answers))
-            if q.practices is not None:
-                stmt = stmt.where(CallRecord.practice.in_(sorted(q.practices)))
-            if q.since is not None:
-                stmt = stmt.where(CallRecord.arrived_at >= q.since)
-            if q.until is not None:
-                stmt = stmt.where(CallRecord.arrived_at < q.until)
-            if q.outcome is not None:
-                stmt = stmt.where(CallRecord.outcome == q.outcome)
-            stmt = stmt.order_by(CallRecord.arrived_at.desc(), CallRecord.id).limit(q.limit)
-            return list(s.scalars(stmt))
+            return self._query(s, q)
+
+    # --- reads traced in the audit trail, for the API: the read and its entry in one transaction ---
+
+    def read(self, q: CallQuery, reader: Actor, now: dt.datetime, filters: dict) -> list[CallRecord]:
+        """`query`, traced as a "calls.read" with the API's `filters`."""
+        return self._traced(q, reader, now, "calls.read", filters)
+
+    def export(self, q: CallQuery, reader: Actor, now: dt.datetime, filters: dict) -> list[CallRecord]:
+        """`query` for an export, traced as a "calls.export": no export leaves without its entry."""
+        return self._traced(q, reader, now, "calls.export", filters)
+
+    def read_one(self, call_id: str, practices: frozenset[str] | None, reader: Actor,
+                 now: dt.datetime) -> CallRecord:
+        """One record, traced; UnknownCall (and no entry) for a call of a practice outside
+        `practices` (None: every practice), as for a missing one."""
+        with self._db.transaction() as s:
+            call = self._full(s, call_id)
+            if practices is not None and call.practice not in practices:
+                raise UnknownCall(call_id)
+            trace_read(s, reader, "calls.read", f"call:{call.id}", now, 1, {})
+            return call
+
+    def _traced(self, q: CallQuery, reader: Actor, now: dt.datetime, action: str,
+                filters: dict) -> list[CallRecord]:
+        with self._db.transaction() as s:
+            calls = self._query(s, q)
+            trace_read(s, reader, action, "calls", now, len(calls), filters)
+            return calls
 
     def open_calls(self) -> list[CallRecord]:
         with self._db.transaction() as s:
@@ -167,6 +180,31 @@ class CallRepository:
             call = self._get(s, call_id)
             for key, value in values.items():
                 setattr(call, key, value)
+
+    @staticmethod
+    def _full(s: Session, call_id: str) -> CallRecord:
+        """The record with its legs and IVR answers loaded (it is read after the session ends)."""
+        call = s.scalars(select(CallRecord).where(CallRecord.id == call_id)
+                         .options(selectinload(CallRecord.legs),
+                                  selectinload(CallRecord.ivr_answers))).one_or_none()
+        if call is None:
+            raise UnknownCall(call_id)
+        return call
+
+    @staticmethod
+    def _query(s: Session, q: CallQuery) -> list[CallRecord]:
+        stmt = select(CallRecord).options(selectinload(CallRecord.legs),
+                                          selectinload(CallRecord.ivr_answers))
+        if q.practices is not None:
+            stmt = stmt.where(CallRecord.practice.in_(sorted(q.practices)))
+        if q.since is not None:
+            stmt = stmt.where(CallRecord.arrived_at >= q.since)
+        if q.until is not None:
+            stmt = stmt.where(CallRecord.arrived_at < q.until)
+        if q.outcome is not None:
+            stmt = stmt.where(CallRecord.outcome == q.outcome)
+        stmt = stmt.order_by(CallRecord.arrived_at.desc(), CallRecord.id).limit(q.limit)
+        return list(s.scalars(stmt))
 
     @staticmethod
     def _get(s: Session, call_id: str) -> CallRecord:

@@ -19,7 +19,6 @@ import csv
 import datetime as dt
 import io
 import logging
-from dataclasses import dataclass
 from typing import Iterable
 
 from sqlalchemy import select, update
@@ -27,7 +26,8 @@ from sqlalchemy.exc import IntegrityError
 
 from callrouter.domain import escalation as chain
 from callrouter.domain.escalation_views import (  # the views are the store's answers: re-exported
-    ACTIVE, DECLINED, DONE, STEP_STATES, AckResult, EscalationView, ReplyView, StepView, UnknownEscalation, iso_or_none,
+    ACTIVE, DECLINED, DONE, STEP_STATES, AckResult, EscalationQuery, EscalationView, ReplyView, StepView,
+    UnknownEscalation, iso_or_none,
 )
 from callrouter.store.audit import Actor, append
 from callrouter.store.db import Database
@@ -37,20 +37,6 @@ from callrouter.store.models import Escalation, EscalationReply, EscalationStepR
 logger = logging.getLogger(__name__)
 
 DUTY_ROUND = -1  # the duty contact's alerts when a chain is exhausted: step 0 SMS, step 1 e-mail
-
-
-@dataclass(frozen=True)
-class EscalationQuery:
-    practices: frozenset[str] | None = None  # None: every practice
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
-    tier: str | None = None
-    outcome: str | None = None
-    limit: int = 100
-
-
-def iso_or_none(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def _step(s: EscalationStepRecord) -> StepView:

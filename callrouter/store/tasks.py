@@ -36,7 +36,7 @@ from callrouter.domain.tasks import (
     TaskView, UnknownTask,
 )
 from callrouter.ports import Actor
-from callrouter.store.audit import append
+from callrouter.store.audit import append, trace_read
 from callrouter.store.db import Database
 from callrouter.store.models import CallbackTask
 
@@ -240,13 +240,35 @@ class TaskRepository:
     def list(self, q: TaskQuery) -> list[TaskView]:
         """Tasks in line order: by `place_at` (the original call's enqueue time), then id."""
         with self._db.transaction() as s:
-            stmt = select(CallbackTask)
-            if q.practices is not None:
-                stmt = stmt.where(CallbackTask.practice.in_(sorted(q.practices)))
-            if q.states is not None:
-                stmt = stmt.where(CallbackTask.state.in_(sorted(q.states)))
-            rows = s.scalars(stmt.order_by(CallbackTask.place_at, CallbackTask.id).limit(q.limit))
-            return [_view(t) for t in rows]
+            return self._list(s, q)
+
+    def read(self, task_id: str, practices: frozenset[str] | None, reader: Actor,
+             now: dt.datetime) -> TaskView:
+        """One task, traced as a "tasks.read"; UnknownTask (and no entry) for a task of a practice
+        outside `practices` (None: every practice), as for a missing one."""
+        with self._db.transaction() as s:
+            task = self._get(s, task_id)
+            if practices is not None and task.practice not in practices:
+                raise UnknownTask(task_id)
+            trace_read(s, reader, "tasks.read", f"task:{task_id}", now, 1)
+            return _view(task)
+
+    def read_list(self, q: TaskQuery, reader: Actor, now: dt.datetime, filters: dict) -> list[TaskView]:
+        """`list`, traced as a "tasks.read" with the API's `filters`, in the same transaction."""
+        with self._db.transaction() as s:
+            views = self._list(s, q)
+            trace_read(s, reader, "tasks.read", "tasks", now, len(views), filters)
+            return views
+
+    @staticmethod
+    def _list(s: Session, q: TaskQuery) -> list[TaskView]:
+        stmt = select(CallbackTask)
+        if q.practices is not None:
+            stmt = stmt.where(CallbackTask.practice.in_(sorted(q.practices)))
+        if q.states is not None:
+            stmt = stmt.where(CallbackTask.state.in_(sorted(q.states)))
+        rows = s.scalars(stmt.order_by(CallbackTask.place_at, CallbackTask.id).limit(q.limit))
+        return [_view(t) for t in rows]
 
     def pending(self, now: dt.datetime) -> list[TaskView]:
         """The tasks waiting in line (open or assigned, deadline not reached), in line order: what

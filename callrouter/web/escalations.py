@@ -21,18 +21,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 from callrouter.auth.permissions import practice_scope
+from callrouter.domain.errors import UnknownCall
+from callrouter.domain.escalation_views import EscalationQuery, EscalationView, UnknownEscalation
 from callrouter.domain.model import Dialplan
-from callrouter.escalation.ack import Acknowledger
-from callrouter.store.audit import append
-from callrouter.store.calls import CallRepository, UnknownCall
-from callrouter.store.db import Database
-from callrouter.store.escalations import (
-    EscalationQuery, EscalationRepository, EscalationView, UnknownEscalation,
-)
 from callrouter.web.http import (
     ApiError, Field, HttpResponse, int_between, iso_datetime, one_of, parse_body, parse_query, text,
 )
-from callrouter.web.router import Context, Route, check_practice, check_visible, guarded
+from callrouter.web.ports import Acknowledgements, AuditTrail, CallRecords, EscalationRecords
+from callrouter.web.router import Context, Route, check_practice, check_visible, filters, guarded
 
 OUTCOMES = ("acknowledged", "exhausted", "cancelled")
 LIST_QUERY = {"practice": text, "since": iso_datetime, "until": iso_datetime, "tier": text,
@@ -69,15 +65,15 @@ def page(status: int, title: str, body: str, form: str = "") -> HttpResponse:
                         {"Referrer-Policy": "no-referrer"})
 
 
-@dataclass
+@dataclass(frozen=True)
 class EscalationApi:
-    db: Database
-    repo: EscalationRepository
-    acks: Acknowledger
+    audit: AuditTrail
+    repo: EscalationRecords
+    acks: Acknowledgements
     inbound_sms_secret: str | None
     start_chain: StartChain | None = None  # None: chains cannot be started from the console
     dialplan_for: Callable[[str], Dialplan | None] | None = None
-    calls: CallRepository | None = None
+    calls: CallRecords | None = None
 
     # --- practitioners ---------------------------------------------------------------------------
 
@@ -136,9 +132,8 @@ class EscalationApi:
     def acknowledge(self, ctx: Context):
         view = self._visible(ctx)
         result = self.acks.by_user(view.id, ctx.user.username, ctx.now)
-        with self.db.transaction() as s:
-            append(s, ctx.actor, "escalation.ack", f"escalation:{view.id}", ctx.now,
-                   details={"accepted": result.accepted})
+        self.audit.record(ctx.actor, "escalation.ack", f"escalation:{view.id}", ctx.now,
+                          details={"accepted": result.accepted})
         return {"accepted": result.accepted, "escalation": result.escalation.to_json()}
 
     def escalate_call(self, ctx: Context):
@@ -180,10 +175,9 @@ class EscalationApi:
         escalation_id = self.start_chain(call_id, dialplan, tier, number, by, note or None)
         if escalation_id is None:
             raise ApiError(503, "unavailable", "the escalation could not start; see the server log")
-        with self.db.transaction() as s:
-            append(s, ctx.actor, "escalation.start", f"escalation:{escalation_id}", ctx.now,
-                   details={"call_id": call_id, "practice": practice, "tier": tier,
-                            "note_chars": len(note or "")})
+        self.audit.record(ctx.actor, "escalation.start", f"escalation:{escalation_id}", ctx.now,
+                          details={"call_id": call_id, "practice": practice, "tier": tier,
+                                   "note_chars": len(note or "")})
         return {"escalation": self.repo.get(escalation_id).to_json()}
 
     def export(self, ctx: Context):
@@ -221,9 +215,7 @@ class EscalationApi:
                                q.get("outcome"), limit)
 
     def _audit(self, ctx: Context, action: str, target: str, q: dict, count: int) -> None:
-        filters = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in q.items()}
-        with self.db.transaction() as s:
-            append(s, ctx.actor, action, target, ctx.now, details={"filters": filters, "records": count})
+        self.audit.record(ctx.actor, action, target, ctx.now, details={"filters": filters(q), "records": count})
 
 
 def escalation_routes(api: EscalationApi | None) -> list[Route]:

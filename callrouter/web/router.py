@@ -59,6 +59,11 @@ def check_practice(ctx: Context, practice: str) -> None:
                        reason="practice not covered by this user")
 
 
+def filters(q: Mapping[str, Any]) -> dict[str, Any]:
+    """A parsed query string as the audit trail keeps it (date-times in ISO 8601)."""
+    return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in q.items()}
+
+
 def check_visible(ctx: Context, practice: str, what: str) -> None:
     """404 "no such <what>" for a record of a practice the user does not cover: the same answer as a
     missing record, so other practices' records are not revealed to exist."""

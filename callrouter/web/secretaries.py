@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from callrouter.controller.queues import SecretaryStateError
-from callrouter.store.audit import append
-from callrouter.store.db import Database
 from callrouter.web.http import ApiError, Field, parse_body
+from callrouter.web.ports import AuditTrail
 from callrouter.web.router import Context, Route, guarded
 
 PAUSE_BODY = {"reason": Field(str, required=False, max_length=80)}
@@ -24,9 +23,9 @@ DEFAULT_PAUSE_REASON = "pause"
 InReactor = Callable[..., Any]
 
 
-@dataclass
+@dataclass(frozen=True)
 class SecretaryApi:
-    db: Database
+    audit: AuditTrail
     controller: Any  # callrouter.controller.calls.CallController
     in_reactor: InReactor
 
@@ -94,9 +93,8 @@ class SecretaryApi:
             view = self.in_reactor(apply)
         except SecretaryStateError as exc:
             raise ApiError(409, "conflict", str(exc), reason=str(exc)) from None
-        with self.db.transaction() as s:
-            append(s, ctx.actor, f"secretary.{action}", f"secretary:{view['id']}", ctx.now,
-                   details={"reason": args[0]} if args else None)
+        self.audit.record(ctx.actor, f"secretary.{action}", f"secretary:{view['id']}", ctx.now,
+                          details={"reason": args[0]} if args else None)
         return view
 
 

@@ -3,7 +3,8 @@ secretary, taken, marked done or cancelled.
 
 Scoped like every practice route: a secretary or practitioner sees only the practices she covers
 (another practice's list is refused, another practice's task is "not found"). Reads and changes
-are audited; a change and its entry share one transaction (see callrouter.store.tasks).
+are audited by the store: a change and its entry, a read and its trace, share one transaction
+(see callrouter.store.tasks).
 """
 
 from __future__ import annotations
@@ -18,13 +19,10 @@ from typing import Any, Callable, Iterator
 from callrouter.auth.permissions import allowed, practice_scope
 from callrouter.domain.call import mask_number
 from callrouter.domain.phone import InvalidNumber, normalise
-from callrouter.store.audit import append
-from callrouter.store.calls import CallRepository, UnknownCall
-from callrouter.store.db import Database
+from callrouter.domain.errors import UnknownCall, UnknownUser
 from callrouter.domain.tasks import ACTIVE, STATES, TaskQuery, TaskStateError, TaskView, UnknownTask
-from callrouter.store.tasks import TaskRepository
-from callrouter.store.users import UnknownUser, UserRepository
 from callrouter.web.http import ApiError, BodySpec, Field, int_between, parse_body, parse_query
+from callrouter.web.ports import AuditTrail, CallRecords, TaskBoard, UserDirectory
 from callrouter.web.router import Context, Route, check_practice, check_visible, guarded
 
 logger = logging.getLogger(__name__)
@@ -62,17 +60,17 @@ def _no_op(task: TaskView) -> None:
     return None
 
 
-@dataclass
+@dataclass(frozen=True)
 class TaskApi:
-    db: Database
-    repo: TaskRepository
+    audit: AuditTrail
+    repo: TaskBoard
     # Told of each task created through the API, after it is stored; called from an API thread
     # (the controller hops to the reactor itself). An error there is logged: the task stays stored
     # and a restarted controller finds it with TaskRepository.pending.
     on_created: Callable[[TaskView], None] = _no_op
     default_expiry: dt.timedelta = DEFAULT_EXPIRY
-    users: UserRepository | None = None  # to check whom a task is given to; None: any name
-    calls: CallRepository | None = None  # to check the call a task is closed with; None: any id
+    users: UserDirectory | None = None  # to check whom a task is given to; None: any name
+    calls: CallRecords | None = None  # to check the call a task is closed with; None: any id
     known_practice: Callable[[str], bool] | None = None  # None: any practice name
     call_now: CallNow | None = None  # None: POST /api/tasks/{id}/call answers 503
 
@@ -81,10 +79,9 @@ class TaskApi:
         check_practice(ctx, practice)
         q = parse_query(ctx.request, LIST_QUERY)
         wanted = q.get("state", ACTIVE)
-        views = self.repo.list(TaskQuery(frozenset({practice}), frozenset(wanted), q.get("limit", 100)))
-        self._audit(ctx, "tasks.read", "tasks", details={
-            "filters": {"practice": practice, "state": list(wanted), "limit": q.get("limit")},
-            "records": len(views)})
+        views = self.repo.read_list(TaskQuery(frozenset({practice}), frozenset(wanted), q.get("limit", 100)),
+                                    ctx.actor, ctx.now,
+                                    {"practice": practice, "state": list(wanted), "limit": q.get("limit")})
         return {"tasks": [v.to_json() for v in views]}
 
     def create(self, ctx: Context):
@@ -109,8 +106,12 @@ class TaskApi:
         return view.to_json()
 
     def get(self, ctx: Context):
-        view = self._visible(ctx)
-        self._audit(ctx, "tasks.read", f"task:{view.id}", details={"records": 1})
+        """Another practice's task is "no such task", as a missing one."""
+        try:
+            view = self.repo.read(ctx.params["task_id"], practice_scope(ctx.user.role, ctx.user.attrs),
+                                  ctx.actor, ctx.now)
+        except UnknownTask:
+            raise ApiError(404, "not_found", "no such task") from None
         return view.to_json()
 
     def assign(self, ctx: Context):
@@ -153,7 +154,7 @@ class TaskApi:
             raise ApiError(404, "not_found", f"{who} is not a secretary of any queue") from None
         except ValueError as exc:
             raise ApiError(409, "conflict", str(exc), reason=str(exc)) from None
-        self._audit(ctx, "task.call", f"task:{task.id}", details={"secretary": who})
+        self.audit.record(ctx.actor, "task.call", f"task:{task.id}", ctx.now, details={"secretary": who})
         return {"task": task.to_json(), "calling": who}
 
     def cancel(self, ctx: Context):
@@ -194,10 +195,6 @@ class TaskApi:
         if scope is not None and practice not in scope:
             raise ApiError(422, "refused", f"{who} does not cover practice {practice}",
                            reason="practice not covered by the assignee")
-
-    def _audit(self, ctx: Context, action: str, target: str, details: dict) -> None:
-        with self.db.transaction() as s:
-            append(s, ctx.actor, action, target, ctx.now, details=details)
 
 
 def _number(raw: str) -> str:

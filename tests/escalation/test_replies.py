@@ -64,8 +64,8 @@ def build(tmp_path, gateway, tier, **settings):
     e.parts.engine.startService()
     users = UserRepository(e.db)
     e.tokens = sign_in(users, dt.datetime.now(dt.timezone.utc))
-    api = Api(e.db, users, CallRepository(e.db), AuditLog(e.db), None, dt.timedelta(hours=1),
-              EscalationApi(e.db, e.parts.repo, e.parts.acknowledger, WEBHOOK))
+    api = Api(users, CallRepository(e.db), AuditLog(e.db), None, dt.timedelta(hours=1),
+              EscalationApi(AuditLog(e.db), e.parts.repo, e.parts.acknowledger, WEBHOOK))
     e.port_object, e.port = listen(api)
     e.gateway = gateway
     return e

@@ -38,8 +38,8 @@ def env(tmp_path):
         users = UserRepository(db)
         t = dt.datetime.now(dt.timezone.utc)
         e.tokens = sign_in(users, t)
-        api = Api(db, users, CallRepository(db), AuditLog(db), None, dt.timedelta(hours=1),
-                  EscalationApi(db, repo, acks, WEBHOOK))
+        api = Api(users, CallRepository(db), AuditLog(db), None, dt.timedelta(hours=1),
+                  EscalationApi(AuditLog(db), repo, acks, WEBHOOK))
         port, e.port = listen(api)
         results = []
         e.engine.start("call-1", dialplan(), "urgent", "+33612345678").addCallback(results.append)

@@ -53,8 +53,8 @@ def env(tmp_path):
             return threads.blockingCallFromThread(reactor, e.engine.start, *args)
 
         dialplans = {"cab": plan}
-        api = Api(db, users, calls, AuditLog(db), None, dt.timedelta(hours=1),
-                  EscalationApi(db, repo, acks, "hook", start_chain, dialplans.get, calls))
+        api = Api(users, calls, AuditLog(db), None, dt.timedelta(hours=1),
+                  EscalationApi(AuditLog(db), repo, acks, "hook", start_chain, dialplans.get, calls))
         port, e.port = listen(api)
         try:
             yield e

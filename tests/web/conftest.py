@@ -39,7 +39,7 @@ def env(request, tmp_path):
                             practices=practices)
             tokens[name], _ = users.login(name, PASSWORD, code_at(new.totp_secret, t), t,
                                           "127.0.0.1", dt.timedelta(hours=1))
-        api = Api(db, users, calls, audit, dialplans, dt.timedelta(hours=1), practice_cards=practice_cards)
+        api = Api(users, calls, audit, dialplans, dt.timedelta(hours=1), practice_cards=practice_cards)
         site = build_site(api.router(), reactor, reactor.getThreadPool(), reactor, MAX_BODY)
         port = reactor.listenTCP(0, site, interface="127.0.0.1")
         try:

@@ -33,9 +33,9 @@ def team(env, tmp_path):
     h.controller.pause(PHONE, "poste fermé")  # the front-desk phone is off unless a test resumes it
     a = env.api
     in_reactor = lambda f, *args: threads.blockingCallFromThread(reactor, f, *args)  # noqa: E731
-    api = Api(a.db, a.users, a.calls, a.audit, a.dialplans, a.token_ttl,
-              secretary_states=SecretaryApi(env.db, h.controller, in_reactor),
-              tasks=TaskApi(env.db, TaskRepository(env.db), users=a.users, calls=a.calls,
+    api = Api(a.users, a.calls, a.audit, a.dialplans, a.token_ttl,
+              secretary_states=SecretaryApi(a.audit, h.controller, in_reactor),
+              tasks=TaskApi(a.audit, TaskRepository(env.db), users=a.users, calls=a.calls,
                             call_now=lambda view, who: in_reactor(h.controller.callbacks.call_now, view, who)))
     port = reactor.listenTCP(0, build_site(api.router(), reactor, reactor.getThreadPool(), reactor, MAX_BODY),
                              interface="127.0.0.1")

@@ -21,8 +21,8 @@ NUMBER = "+33612345678"
 
 
 class Tasks:
-    def __init__(self, env, client, api, created):
-        self.env, self.client, self.api, self.created = env, client, api, created
+    def __init__(self, env, client, api, created, told):
+        self.env, self.client, self.api, self.created, self.told = env, client, api, created, told
         self.repo = api.repo
 
     def call(self, method, path, body=None, who="sec"):
@@ -40,14 +40,15 @@ def tasks(env):
     """The API of `env` with the task routes wired in; `created` collects what on_created got."""
     repo = TaskRepository(env.db)
     created = []
+    told = {"hook": created.append}  # what the controller's on_created does; a test may swap it
     a = env.api
-    task_api = TaskApi(env.db, repo, created.append, users=env.users, calls=env.calls,
+    task_api = TaskApi(env.audit, repo, lambda view: told["hook"](view), users=env.users, calls=env.calls,
                        known_practice=lambda p: p in ("cab-a", "cab-b"))
-    api = Api(a.db, a.users, a.calls, a.audit, a.dialplans, a.token_ttl, tasks=task_api)
+    api = Api(a.users, a.calls, a.audit, a.dialplans, a.token_ttl, tasks=task_api)
     port = reactor.listenTCP(0, build_site(api.router(), reactor, reactor.getThreadPool(), reactor, MAX_BODY),
                              interface="127.0.0.1")
     try:
-        yield Tasks(env, Client(port.getHost().port), task_api, created)
+        yield Tasks(env, Client(port.getHost().port), task_api, created, told)
     finally:
         pytest_twisted.blockon(port.stopListening())
 
@@ -225,7 +226,7 @@ def test_a_failing_controller_hook_does_not_lose_the_task(tasks, caplog):
     def broken(view):
         raise RuntimeError("controller gone")
 
-    tasks.api.on_created = broken
+    tasks.told["hook"] = broken
     r = yield tasks.call("POST", "/api/practices/cab-a/tasks", {"number": NUMBER})
     assert r.status == 201
     assert [t.id for t in tasks.repo.pending(now())] == [r.json()["id"]]
@@ -239,14 +240,13 @@ def test_without_tasks_wired_in_the_routes_answer_503(env):
 
 
 @pytest_twisted.inlineCallbacks
-def test_admin_service_serves_the_task_routes_and_checks_assignees_with_its_own_stores(env):
-    import dataclasses as dc
-
-    from callrouter.config import HttpSettings, parse_settings
+def test_admin_service_serves_the_task_routes_and_checks_assignees_with_the_users_store(env):
+    from callrouter.config import HttpSettings
     from callrouter.web.service import admin_service
 
-    settings = dc.replace(parse_settings({}, environ={}), http=HttpSettings(host="127.0.0.1", port=0))
-    service = admin_service(settings, env.db, env.dialplans, reactor, tasks=TaskApi(env.db, TaskRepository(env.db)))
+    tasks = TaskApi(env.audit, TaskRepository(env.db), users=env.users, calls=env.calls)
+    api = Api(env.users, env.calls, env.audit, env.dialplans, dt.timedelta(hours=1), tasks=tasks)
+    service = admin_service(HttpSettings(host="127.0.0.1", port=0), api, reactor)
     service.startService()
     try:
         client = Client(service.getServiceNamed("admin-http")._port.getHost().port)

@@ -182,8 +182,9 @@ def escalation_env(db_env, tmp_path):
     token, _ = users.login("admin", PASSWORD, code_at(new.totp_secret, t), t, "127.0.0.1",
                            dt.timedelta(hours=1))
     repo = EscalationRepository(db_env)
-    api = Api(db_env, users, CallRepository(db_env), AuditLog(db_env), FakeDialplans(),
-              dt.timedelta(hours=1), EscalationApi(db_env, repo, Acknowledger(repo, "s", lambda v: None),
+    audit = AuditLog(db_env)
+    api = Api(users, CallRepository(db_env), audit, FakeDialplans(),
+              dt.timedelta(hours=1), EscalationApi(audit, repo, Acknowledger(repo, "s", lambda v: None),
                                                    None))
     port = reactor.listenTCP(0, build_site(api.router(), reactor, reactor.getThreadPool(), reactor,
                                            MAX_BODY), interface="127.0.0.1")

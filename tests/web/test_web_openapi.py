@@ -20,7 +20,7 @@ def spec():
 
 @pytest.fixture(scope="module")
 def routes():
-    api = Api(None, None, None, None, None, dt.timedelta(hours=1))
+    api = Api(None, None, None, None, dt.timedelta(hours=1))
     return {(r.method.lower(), r.pattern): r for r in api.routes()}
 
 

@@ -1,6 +1,6 @@
 """The admin service starts the API on its configured address and runs the purge at start."""
 
-import dataclasses
+import datetime as dt
 import http.client
 import json
 
@@ -9,6 +9,10 @@ from twisted.internet import reactor, task, threads
 
 from callrouter.config import HttpSettings, parse_settings
 from callrouter.store.audit import AuditLog
+from callrouter.store.calls import CallRepository
+from callrouter.store.retention import PurgeService, RetentionPurger
+from callrouter.store.users import UserRepository
+from callrouter.web.api import Api
 from callrouter.web.service import admin_service
 from web_support import FakeDialplans
 
@@ -25,9 +29,11 @@ def _get(port, path):
 
 @pytest_twisted.inlineCallbacks
 def test_admin_service_serves_the_api_and_purges(db_env):
-    settings = dataclasses.replace(parse_settings({}, environ={}),
-                                   http=HttpSettings(host="127.0.0.1", port=0))
-    service = admin_service(settings, db_env, FakeDialplans(), reactor)
+    retention = parse_settings({}, environ={}).retention
+    api = Api(UserRepository(db_env), CallRepository(db_env), AuditLog(db_env), FakeDialplans(), dt.timedelta(hours=1))
+    purge = PurgeService(RetentionPurger(db_env, retention), reactor, retention.purge_interval_hours * 3600.0,
+                         lambda f, *a: threads.deferToThreadPool(reactor, reactor.getThreadPool(), f, *a))
+    service = admin_service(HttpSettings(host="127.0.0.1", port=0), api, reactor, purge)
     service.startService()
     try:
         port = service.getServiceNamed("admin-http")._port.getHost().port
