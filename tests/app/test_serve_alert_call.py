@@ -151,7 +151,9 @@ def test_an_alert_call_hung_up_without_a_key_is_no_acknowledgement_and_the_sms_f
     sipp_ok(doctor)
     view = escalation(svc, lambda v: len(v.steps) == 2)
     assert view.acknowledged_at is None
-    assert [(s.channel, s.state) for s in view.steps] == [("call", "delivered"), ("sms", "sent")]
+    # Answered and hung up without a key: it left, but no person was known to be reached.
+    assert [(s.channel, s.state) for s in view.steps] == [("call", "sent"), ("sms", "sent")]
+    assert view.steps[0].outcome == "no_key_pressed"
     [sms] = outbox(svc)
     assert sms["channel"] == "sms" and sms["to"] == DOCTOR and "06 33 44 55 66" in sms["text"]
     gap = (view.steps[1].created_at - view.steps[0].sent_at).total_seconds()
