@@ -24,6 +24,8 @@ from twisted.web.server import Site
 from callrouter.config import ConfigError, Settings, settings_for_cli
 from callrouter.controller.alerts import AlertCalls, AlertSettings
 from callrouter.controller.calls import CallController
+from callrouter.controller.desk import Desk
+from callrouter.controller.legs import LegRouter
 from callrouter.controller.recorder import CallRecorder
 from callrouter.dialplan.feeds import RotaFeedService
 from callrouter.dialplan.registry import DialplanRegistry
@@ -31,9 +33,9 @@ from callrouter.escalation.service import build_escalation, build_voice
 from callrouter.events.build import build_events
 from callrouter.events.card import practice_card
 from callrouter.events.notifier import EventNotifier
-from callrouter.media import protocol as p
-from callrouter.media.pool import MediaPool, NoSuchLeg
+from callrouter.media.pool import MediaPool
 from callrouter.metrics import Metrics
+from callrouter.ports import SecretaryDesk
 from callrouter.prompts import Catalogue
 from callrouter.sip.dispatch import activate_workers
 from callrouter.sip.registrations import RegistrationsClient
@@ -117,26 +119,6 @@ class DialplanService(TimerService):
         self.events.practices_loaded(self.registry.dialplans)  # the practice cards, retained
 
 
-class PoolMedia:
-    """The controller's MediaControl on the worker pool: dials go to a named worker, every other
-    command to the worker holding its leg."""
-
-    def __init__(self) -> None:
-        self.pool: MediaPool | None = None
-
-    def send(self, worker: str, command: Any) -> None:
-        try:
-            if isinstance(command, p.Dial):
-                self.pool.dial(worker, command)
-            else:
-                self.pool.send(command)
-        except (NoSuchLeg, ValueError) as exc:
-            logger.info("media command %s not sent: %s", command.type, exc)
-
-    def pick(self, legs: int = 1) -> str | None:
-        return self.pool.pick(legs) if self.pool is not None else None
-
-
 class CallbackTasksService(TimerService):
     """Puts the callback tasks pending in the store back in line at start (after a restart, a
     task being called is back in line too: no call survives one), then expires overdue tasks
@@ -173,8 +155,8 @@ class CallCountsService(Service):
 
     def startService(self) -> None:
         super().startService()
-        d = threads.deferToThread(arrivals_since, self._db, self._controller.counts_since())
-        d.addCallback(self._controller.restore_counts)
+        d = threads.deferToThread(arrivals_since, self._db, self._controller.counts.since())
+        d.addCallback(self._controller.counts.restore)
         d.addErrback(lambda f: logger.error("calls today not seeded from the records: %s", f.getErrorMessage()))
 
 
@@ -201,10 +183,10 @@ class PoolMetrics(TimerService):
 
 
 class RegistrationsPoller(TimerService):
-    """Tells the controller which secretaries' softphones are registered at the edge, every 2 s."""
+    """Tells the secretary desk which secretaries' softphones are registered at the edge, every 2 s."""
 
-    def __init__(self, client: RegistrationsClient, controller: CallController, reactor: Any, interval: float = 2.0):
-        self.client, self.controller, self.reactor = client, controller, reactor
+    def __init__(self, client: RegistrationsClient, desk: SecretaryDesk, reactor: Any, interval: float = 2.0):
+        self.client, self.desk, self.reactor = client, desk, reactor
         self._unavailable = False
         super().__init__(interval, self.poll)
         self.setName("registrations")
@@ -218,7 +200,7 @@ class RegistrationsPoller(TimerService):
         if self._unavailable:
             logger.info("edge registrations readable again")
         self._unavailable = False
-        self.controller.registrations_changed(usernames)
+        self.desk.registrations_changed(usernames)
 
     def _failed(self, failure) -> None:
         if not self._unavailable:  # the edge restarting: keep what we knew, say it once
@@ -264,37 +246,35 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
 
     escalation_repo = EscalationRepository(db, settings.node)
 
-    media = PoolMedia()
     controller_settings = settings.controller
     if settings.sip.enabled and controller_settings.secretary_domain is None:
         controller_settings = dataclasses.replace(
             controller_settings, secretary_domain=f"{settings.sip.listen_address}:{settings.sip.udp_port}")
     if controller_settings.state_file is None:
         controller_settings = dataclasses.replace(controller_settings, state_file=settings.var_dir / "secretaries.json")
-    controller = CallController(reactor, media, recorder, lambda: registry.router,
+    legs = LegRouter()  # the pool's observer: each leg's events to its call, callback task or alert call
+    pool = MediaPool(settings.media, legs, reactor)
+    desk = Desk(controller_settings, reactor, metrics, events)  # with the logins and pauses saved in var/
+    controller = CallController(reactor, pool, recorder, lambda: registry.router,
                                 lambda name, practice: str(catalogue.wav_path(name, practice)),
-                                controller_settings, metrics, events=events,
+                                controller_settings, desk, legs, metrics, events=events,
                                 # the engine is built below, on the alert calls that need this controller
                                 escalate=(lambda session, tier: escalation.engine.escalate(session, tier))
                                 if settings.escalation.enabled else None,
                                 tasks=TaskRepository(db))
-    pool = MediaPool(settings.media, controller, reactor)
-    media.pool = pool
     # Alert calls (the escalation's `call` steps) dial through the pool and ask the controller
     # about the patient's call.
     esc = settings.escalation
     alerts = AlertCalls(reactor, pool, lambda name, practice: str(catalogue.wav_path(name, practice)),
                         AlertSettings(controller_settings.outbound_trunk, ring_timeout_s=esc.call_ring_timeout_seconds,
                                       digit_timeout_s=esc.call_digit_timeout_seconds, repeats=esc.call_repeats),
-                        controller)
+                        controller, legs)
     voice = build_voice(esc, escalation_repo, alerts, settings.var_dir, catalogue, reactor)  # None: SMS instead
     # Escalation after the dialplans (resumed chains need them), before the calls that start chains.
     escalation = build_escalation(esc, escalation_repo, lambda practice: registry.dialplans.get(practice),
                                   reactor, metrics.registry, voice=voice, events=events)
     if esc.enabled:
         escalation.engine.setServiceParent(top)
-    if voice is not None:  # the controller hands the alert calls the events of their legs
-        controller.alerts = alerts
     pool.setServiceParent(top)
     PoolMetrics(pool, metrics, recorder).setServiceParent(top)
     CallbackTasksService(TaskRepository(db), controller, registry, reactor).setServiceParent(top)
@@ -305,7 +285,7 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
                                database_url=settings.database_url, config_dir=settings.var_dir / "kamailio",
                                reactor=reactor)
         edge.setServiceParent(top)
-        RegistrationsPoller(RegistrationsClient(settings.sip.rpc_port), controller, reactor).setServiceParent(top)
+        RegistrationsPoller(RegistrationsClient(settings.sip.rpc_port), desk, reactor).setServiceParent(top)
 
     audit, users = AuditLog(db), UserRepository(db, settings.auth.totp_issuer, settings.auth.sip_realm)
     escalation_api = (EscalationApi(audit, escalation.repo, escalation.acknowledger, settings.escalation.inbound_sms_secret,
@@ -321,13 +301,13 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
                        call_now=lambda view, who: threads.blockingCallFromThread(
                            reactor, controller.callbacks.call_now, view, who))
     api = Api(users, calls, audit, registry, dt.timedelta(minutes=settings.auth.token_ttl_minutes), escalation_api,
-              card_of, SecretaryApi(audit, controller, lambda f, *a: threads.blockingCallFromThread(reactor, f, *a)),
+              card_of, SecretaryApi(audit, desk, lambda f, *a: threads.blockingCallFromThread(reactor, f, *a)),
               task_api)
     purge = PurgeService(RetentionPurger(db, settings.retention), reactor, settings.retention.purge_interval_hours * 3600.0,
                          lambda f, *a: threads.deferToThreadPool(reactor, reactor.getThreadPool(), f, *a))
     admin_service(settings.http, api, reactor, purge).setServiceParent(top)
     parts = {"db": db, "calls": calls, "recorder": recorder, "registry": registry, "dialplans": dialplans,
-             "controller": controller, "pool": pool, "metrics": metrics, "escalation": escalation.engine}
+             "controller": controller, "desk": desk, "pool": pool, "metrics": metrics, "escalation": escalation.engine}
     return top, parts
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 from callrouter.auth.permissions import UserAttrs
+from callrouter.domain.serving import Secretary
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
@@ -143,6 +144,66 @@ class CallQuery:
     limit: int = 100
 
 
+class MediaControl(Protocol):
+    """The media plane as calls, callback tasks and alert calls drive it (implemented by
+    callrouter.media.pool.MediaPool). Commands are callrouter.media.protocol values. Both `dial`
+    and `send` raise LookupError when the worker or the leg is gone, ValueError for a command the
+    worker would refuse."""
+
+    def pick(self, legs: int = 1) -> str | None:
+        """A worker with room for `legs` more legs, for calls we place ourselves (None: none has)."""
+
+    def dial(self, worker: str, command: Any) -> None:
+        """Place a new leg (a `Dial`) on `worker`."""
+
+    def send(self, command: Any) -> None:
+        """Send a command to the worker holding its leg."""
+
+
+class UnknownSecretary(LookupError):
+    """No secretary or phone by that name in any queue."""
+
+
+class SecretaryStateError(ValueError):
+    """A change of state that does not apply (e.g. logging out a fixed phone)."""
+
+
+class SecretaryDesk(Protocol):
+    """The secretaries' live states: logins, pauses, softphone registrations, offers ringing and
+    missed, calls answered today (implemented in memory by callrouter.controller.desk.Desk; a
+    console or a store shared by several nodes are other implementations). Runs on the reactor
+    thread. A secretary is named by her username or her phone's URI; an unknown name raises
+    UnknownSecretary, a change that does not apply SecretaryStateError."""
+
+    # --- the team, as the API and the console see it ---------------------------------------------
+    def known(self, who: str) -> bool: ...
+    def views(self) -> list[dict[str, Any]]: ...
+    def view(self, who: str) -> dict[str, Any]: ...
+    def current_offer(self, who: str) -> dict[str, Any] | None:
+        """The screen-pop of the call ringing her or that she is on (None when none)."""
+    def login(self, who: str) -> dict[str, Any]: ...
+    def logout(self, who: str) -> dict[str, Any]: ...
+    def pause(self, who: str, reason: str) -> dict[str, Any]: ...
+    def resume(self, who: str) -> dict[str, Any]: ...
+    def registrations_changed(self, usernames: frozenset[str]) -> None:
+        """The usernames registered at the edge now: only their softphones are offered calls."""
+
+    # --- the call side: offers ringing, answered, missed ---------------------------------------------
+    def secretary(self, who: str) -> Secretary: ...
+    def when_available(self, listener: Callable[[], None]) -> None:
+        """Call `listener` whenever a secretary may take a call again (logged in, resumed, softphone
+        back, wrap-up over): waiting calls are offered then."""
+    def ringing(self, secretary: Secretary, pop: Mapping[str, Any]) -> None:
+        """Her phone is about to ring for an offer: her screen-pop is built and published first."""
+    def answered(self, secretary: Secretary, call_id: str) -> None: ...
+    def missed(self, secretary: Secretary) -> None:
+        """An offer that was hers to take rang out, was busy or declined."""
+    def free(self, secretary: Secretary | None, wrap_up: float) -> None:
+        """Her call or offer is over: idle again, after `wrap_up` seconds of wrap-up."""
+    def seed_answer(self, who: str, call_id: str, at: dt.datetime) -> None:
+        """A call she answered before a restart (from the call records), for her calls today."""
+
+
 # Runs fn(*args) off the reactor thread (deferToThreadPool in the daemon, `defer.maybeDeferred` in
 # tests) and returns a Deferred of its result: how services call the blocking store.
 RunBlocking = Callable[..., "Deferred[Any]"]
@@ -161,5 +222,6 @@ def utc_from_clock(clock: Clock) -> dt.datetime:
 
 __all__: Sequence[str] = (
     "OUTCOMES", "LEG_KINDS", "CallStore", "DialplanStatus", "DialplanStatusSource", "Actor", "UserView",
-    "NewUser", "CallQuery", "RunBlocking", "Clock", "utc_from_clock",
+    "NewUser", "CallQuery", "MediaControl", "UnknownSecretary", "SecretaryStateError",
+    "SecretaryDesk", "RunBlocking", "Clock", "utc_from_clock",
 )

@@ -1,7 +1,7 @@
 """One alert call's session: its states, what it holds, what the practitioner hears, how it dials.
 
 The machine that drives it is callrouter.controller.alerts (`_HANDLERS[(state, event type)]`);
-this module is its data and its ports: the media plane (`AlertMedia`) and the call controller
+this module is its data and its ports: the media plane (`AlertMedia`, callrouter.ports.MediaControl) and the call controller
 (`LivePatients`), both Protocols so that tests use fakes checked against the real ones.
 """
 
@@ -17,6 +17,7 @@ from callrouter.controller.player import PromptPlayer, SessionTimers
 from callrouter.domain.alert_call import AlertRequest
 from callrouter.domain.phone import national_digits
 from callrouter.media import protocol as p
+from callrouter.ports import MediaControl
 
 BUSY_CODES = frozenset({486, 600, 603})
 NO_ANSWER_CODES = frozenset({408, 480, 487})
@@ -24,14 +25,7 @@ TIER_PROMPTS = {"vital": "alert_tier_vital", "urgent": "alert_tier_urgent"}
 DIGIT_PROMPTS = {d: f"digit_{d}" for d in "0123456789"}
 
 
-class AlertMedia(Protocol):
-    """What alerts need from the media plane (implemented by callrouter.media.pool.MediaPool)."""
-
-    def pick(self, legs: int = 1) -> str | None: ...
-
-    def dial(self, worker: str, command: p.Dial) -> None: ...
-
-    def send(self, command: p.Command) -> None: ...
+AlertMedia = MediaControl  # the one media port, shared with calls and callback tasks
 
 
 class LivePatients(Protocol):

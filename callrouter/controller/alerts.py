@@ -25,7 +25,7 @@ callrouter.domain.alert_call, re-exported here.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, MutableMapping
 
 from twisted.internet import defer
 
@@ -33,6 +33,7 @@ from callrouter.controller.alert_session import (
     BUSY_CODES, NO_ANSWER_CODES, Alert, AlertMedia, AlertSettings, AlertState, LivePatients, dial_command,
     message_prompts,
 )
+from callrouter.controller.legs import LegRouter
 from callrouter.controller.player import PromptPlayer, SessionTimers
 from callrouter.domain.alert_call import (  # the vocabulary the escalation's voice channel shares
     ACKNOWLEDGED, ANSWERED, ANSWERED_NO_KEY, BUSY, CANCELLED, CONNECTED, FAILED, NO_ANSWER, PERSON_REACHED,
@@ -57,14 +58,15 @@ class AlertCalls:
     ACK_DIGIT, CONNECT_DIGIT = "1", "2"
 
     def __init__(self, reactor: Any, media: AlertMedia, prompt_path: Callable[[str, str | None], str],
-                 settings: AlertSettings, patients: LivePatients | None = None) -> None:
+                 settings: AlertSettings, patients: LivePatients | None = None, legs: LegRouter | None = None) -> None:
+        """`legs`: the leg router the alerts' legs are registered with (None: events come to `handle`)."""
         self.reactor = reactor
         self.media = media
         self._prompt_path = prompt_path
         self.settings = settings
         self.patients = patients
-        self._alerts: dict[str, Alert] = {}   # practitioner's leg -> alert
-        self._patients: dict[str, Alert] = {}  # patient's called-back leg -> alert
+        self._alerts: MutableMapping[str, Alert] = legs.owned_by(self) if legs else {}   # practitioner's leg -> alert
+        self._patients: MutableMapping[str, Alert] = legs.owned_by(self) if legs else {}  # patient's called-back leg -> alert
 
     # --- placing ---------------------------------------------------------------------------------
 
@@ -126,7 +128,7 @@ class AlertCalls:
         logger.info("alert %s: the chain was acknowledged meanwhile: call stopped", key)
         return True
 
-    # --- events (the controller's hook passes what is not its own) --------------------------------
+    # --- events (from the leg router) ---------------------------------------------------------------
 
     def handle(self, worker: str, event: Any) -> bool:
         """One media event; True if it was about one of our legs."""

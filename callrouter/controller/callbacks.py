@@ -19,6 +19,10 @@ outbound leg (a secretary who reached her another way marks it done through the 
 
 Store writes go through the recorder's ordered, retried background queue; the task's id is made
 here, so nothing waits for the database. Tasks pending in the store are put back in line at start.
+
+The desk shares with calls the line (callrouter.controller.line: it offers the tasks it serves),
+the secretaries (the SecretaryDesk port) and the media plane (through the leg router: it owns the
+legs it dials); it prompts and times through PromptPlayer and SessionTimers.
 """
 
 from __future__ import annotations
@@ -27,78 +31,59 @@ import datetime as dt
 import itertools
 import logging
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol
+from typing import Any, Callable, Iterable, Mapping
 
-from callrouter.controller.queues import SecretaryStateError
+from callrouter.controller.context import CallContext
+from callrouter.controller.counts import aware as _aware
+from callrouter.controller.legs import LegRouter
+from callrouter.controller.line import Line
+from callrouter.controller.player import PromptPlayer, SessionTimers
+from callrouter.controller.task_session import TaskSession, TaskStore
 from callrouter.domain.callback_dialogue import callable_number
 from callrouter.domain.call import mask_number
 from callrouter.domain.model import Dialplan
 from callrouter.domain.serving import Secretary, Waiting
 from callrouter.media import protocol as p
+from callrouter.ports import SecretaryDesk, SecretaryStateError
 
 logger = logging.getLogger(__name__)
 
-class TaskStore(Protocol):
-    """What the controller needs of the callback-task store (callrouter.store.tasks); blocking,
-    called on the recorder's thread."""
-
-    def create(self, practice: str, number: str, source: str, now: dt.datetime, expires_at: dt.datetime,
-               **fields: Any) -> Any: ...
-    def start_attempt(self, task_id: str, who: str, leg: str, now: dt.datetime) -> Any: ...
-    def attempt_failed(self, task_id: str, now: dt.datetime) -> Any: ...
-    def done(self, task_id: str, call_id: str | None, leg: str, now: dt.datetime) -> Any: ...
-    def expire_due(self, now: dt.datetime) -> Any: ...
-
-
-@dataclass(eq=False)
-class TaskSession:
-    """A callback task while the controller holds it (in line, ringing, calling the patient)."""
-
-    task_id: str
-    dialplan: Dialplan
-    queue: str
-    number: str  # E.164
-    call_id: str | None  # the call it came from
-    expires_at: dt.datetime
-    attempts: int = 0
-    state: str = "queued"  # queued | ringing | calling | confirming | bridged | waiting_retry | ended
-    worker: str | None = None
-    secretary: Secretary | None = None
-    secretary_leg: str | None = None
-    patient_leg: str | None = None
-    waiting: Waiting | None = None
-    tried: set[str] = field(default_factory=set)
-    timers: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def practice(self) -> str:
-        return self.dialplan.practice
+__all__ = ["CallbackDesk", "TaskSession", "TaskStore"]
 
 
 class CallbackDesk:
-    def __init__(self, controller: Any, store: TaskStore | None):
-        """`controller`: the call controller whose line, secretaries and media the tasks share."""
-        self.c = controller
+    def __init__(self, ctx: CallContext, desk: SecretaryDesk, line: Line, legs: LegRouter,
+                 zone: Callable[[str], dt.tzinfo], dialplans: Callable[[], Mapping[str, Dialplan]],
+                 store: TaskStore | None) -> None:
+        """`zone(practice)`: the practice's time zone; `dialplans()`: those in force now."""
+        self._ctx, self._desk, self._line = ctx, desk, line
+        self._zone, self._dialplans = zone, dialplans
         self.store = store
         self.tasks: dict[str, TaskSession] = {}
-        self._legs: dict[str, TaskSession] = {}
+        self._legs = legs.owned_by(self)
         self._seq = itertools.count(1)
+        line.serve(TaskSession, self.offer)
+
+    def _task(self, task_id: str, dialplan: Dialplan, queue: str, number: str, call_id: str | None,
+              expires_at: dt.datetime, attempts: int = 0) -> TaskSession:
+        send = lambda command: self._ctx.send(None, command)  # noqa: E731 - its legs are known to the pool
+        return TaskSession(task_id, dialplan, queue, number, call_id, expires_at, SessionTimers(self._ctx.reactor),
+                           PromptPlayer(send, ""), PromptPlayer(send, ""), attempts=attempts)
 
     # --- creating and queueing -----------------------------------------------------------------------
 
     def create_from_call(self, s: Any, number: str) -> TaskSession:
         """The caller confirmed `number`: a task keeping her place (the time she joined the line)."""
-        c = self.c
-        now = c.now()
+        ctx = self._ctx
+        now = ctx.now()
         queue = s.queue_name or next(iter(s.dialplan.queues), "")
-        place = s.waiting.enqueued_at if s.waiting is not None else c.reactor.seconds()
-        expires = now + dt.timedelta(seconds=c.settings.callback_expiry_s)
-        t = TaskSession(uuid.uuid4().hex, s.dialplan, queue, number, s.call_id, expires)
+        place = s.waiting.enqueued_at if s.waiting is not None else ctx.seconds()
+        expires = now + dt.timedelta(seconds=ctx.settings.callback_expiry_s)
+        t = self._task(uuid.uuid4().hex, s.dialplan, queue, number, s.call_id, expires)
         self._write("create", t.practice, number, "overflow", now, expires, task_id=t.task_id,
                     place_at=_utc(place), queue=queue, call_id=s.call_id)
         logger.info("call %s: callback task %s for %s", s.call_id, t.task_id, mask_number(number))
-        c.metrics.callback_tasks.labels(t.practice, "created_overflow").inc()
+        ctx.metrics.callback_tasks.labels(t.practice, "created_overflow").inc()
         self.enqueue(t, place)
         return t
 
@@ -109,13 +94,13 @@ class CallbackDesk:
         number = callable_number(s.call.caller)
         if number is None or duration < MIN_MESSAGE_S or s.dialplan is None:
             return None
-        c = self.c
-        now = c.now()
+        ctx = self._ctx
+        now = ctx.now()
         task_id = uuid.uuid4().hex
         self._write("create", s.practice, number, "voicemail", now,
-                    now + dt.timedelta(seconds=c.settings.callback_expiry_s), task_id=task_id,
+                    now + dt.timedelta(seconds=ctx.settings.callback_expiry_s), task_id=task_id,
                     place_at=s.call_started or now, queue=s.queue_name, call_id=s.call_id)
-        c.metrics.callback_tasks.labels(s.practice, "created_voicemail").inc()
+        ctx.metrics.callback_tasks.labels(s.practice, "created_voicemail").inc()
         return task_id
 
     def restore(self, tasks: Iterable[Any], dialplans: dict[str, Dialplan]) -> int:
@@ -125,114 +110,107 @@ class CallbackDesk:
             dialplan = dialplans.get(view.practice)
             if view.id in self.tasks or dialplan is None or view.source != "overflow":
                 continue
-            if view.attempts >= self.c.settings.callback_attempts:
+            if view.attempts >= self._ctx.settings.callback_attempts:
                 continue  # left to the secretaries through the API
             queue = view.queue if view.queue in dialplan.queues else next(iter(dialplan.queues), None)
             if queue is None:
                 continue
-            t = TaskSession(view.id, dialplan, queue, view.number, view.call_id, _aware(view.expires_at),
-                            attempts=view.attempts)
+            t = self._task(view.id, dialplan, queue, view.number, view.call_id, _aware(view.expires_at),
+                           attempts=view.attempts)
             self.enqueue(t, _aware(view.place_at).timestamp())
             n += 1
         if n:
             logger.info("%d callback task(s) back in line", n)
-            self.c._dispatch()
+            self._line.dispatch()
         return n
 
     def enqueue(self, t: TaskSession, place: float) -> None:
-        c = self.c
         q = t.dialplan.queues[t.queue]
         self.tasks[t.task_id] = t
         t.state = "queued"
-        t.waiting = c.queues.enqueue(t, t.practice, t.queue, q.priority, place,
-                                     line=q.line or f"{t.practice}/{t.queue}", strategy=q.strategy,
-                                     zone=c.zone(t.practice))
-        delay = (t.expires_at - c.now()).total_seconds()
-        self._timer(t, "expiry", max(0.0, delay), lambda: self._expire(t))
-        c._queue_changed(t.practice, t.queue)
+        t.waiting = self._line.queues.enqueue(t, t.practice, t.queue, q.priority, place,
+                                              line=q.line or f"{t.practice}/{t.queue}", strategy=q.strategy,
+                                              zone=self._zone(t.practice))
+        delay = (t.expires_at - self._ctx.now()).total_seconds()
+        t.timers.start("expiry", max(0.0, delay), lambda: self._expire(t))
+        self._line.changed(t.practice, t.queue)
 
     def _expire(self, t: TaskSession) -> None:
         if t.state not in ("queued", "waiting_retry"):
             return  # being called now: let it finish
-        self.c.queues.remove(t)
+        self._line.queues.remove(t)
         self._forget(t)
-        self._write("expire_due", self.c.now())
-        self.c.metrics.callback_tasks.labels(t.practice, "expired").inc()
+        self._write("expire_due", self._ctx.now())
+        self._ctx.metrics.callback_tasks.labels(t.practice, "expired").inc()
         logger.info("callback task %s expired", t.task_id)
-        self.c._queue_changed(t.practice, t.queue)
+        self._line.changed(t.practice, t.queue)
 
     # --- offering it to a secretary --------------------------------------------------------------------
 
-    def owns(self, leg: str) -> bool:
-        return leg in self._legs
-
-    def offer(self, w: Waiting, secretary: Secretary) -> None:
+    def offer(self, w: Waiting, secretaries: list[Secretary]) -> None:
+        """Its turn in line: one secretary at a time is rung for a task."""
         t: TaskSession = w.session
-        self.c.queues.remove(t)
-        if not self._ring(t, secretary):  # no media capacity now: back in line shortly, same place
+        self._line.queues.remove(t)
+        if not self._ring(t, secretaries[0]):  # no media capacity now: back in line shortly, same place
             t.state = "waiting_retry"
-            self._timer(t, "retry", 5.0, lambda: self._back_in_line(t))
+            t.timers.start("retry", 5.0, lambda: self._back_in_line(t))
 
     def call_now(self, view: Any, who: str) -> TaskSession:
         """A secretary calls a task back now from her console (any task, e.g. one from a voicemail
         or typed by a colleague): her phone rings first, then the patient's. Raises
         SecretaryStateError when she or the task cannot (on a call, softphone off, task under way)."""
-        c = self.c
-        secretary = c.secretary(who)
+        secretary = self._desk.secretary(who)
         if secretary.busy:
             raise SecretaryStateError(f"{secretary.id} is {secretary.state}: finish the current call first")
         if secretary.username is not None and not secretary.registered:
             raise SecretaryStateError(f"{secretary.id}'s softphone is not registered")
         t = self.tasks.get(view.id)
         if t is None:
-            dialplan = c._router().dialplans.get(view.practice)
+            dialplan = self._dialplans().get(view.practice)
             if dialplan is None or not dialplan.queues:
                 raise SecretaryStateError(f"practice {view.practice} has no dialplan loaded")
             queue = view.queue if view.queue in dialplan.queues else next(iter(dialplan.queues))
-            t = TaskSession(view.id, dialplan, queue, view.number, view.call_id, _aware(view.expires_at),
-                            attempts=view.attempts)
+            t = self._task(view.id, dialplan, queue, view.number, view.call_id, _aware(view.expires_at),
+                           attempts=view.attempts)
         elif t.state not in ("queued", "waiting_retry"):
             raise SecretaryStateError(f"task {view.id} is being called already")
-        c.queues.remove(t)
-        self._cancel(t, "retry")
+        self._line.queues.remove(t)
+        t.timers.cancel("retry")
         if not self._ring(t, secretary):
             raise SecretaryStateError("no media capacity to place the call now; try again in a moment")
         return t
 
     def _ring(self, t: TaskSession, secretary: Secretary) -> bool:
-        c = self.c
-        worker = c.media.pick(2)
+        ctx = self._ctx
+        worker = ctx.media.pick(2)
         if worker is None:
             return False
         t.worker, t.state, t.secretary = worker, "ringing", secretary
-        secretary.activity = "ringing"
         t.tried.add(secretary.uri)
         leg = f"t{t.task_id[:11]}-s{next(self._seq)}"
-        t.secretary_leg = leg
+        t.secretary_leg = t.player.leg = leg
         self._legs[leg] = t
-        console = f"{c.settings.console_url}/practices/{t.practice}?task={t.task_id}"
+        console = f"{ctx.settings.console_url}/practices/{t.practice}?task={t.task_id}"
         pop = dict(dialplan=t.dialplan, call_id=t.call_id or t.task_id, caller=t.number, calls_today=0, site=None,
                    queue=t.queue, reason="rappel demandé", tier=None, ivr_answers=[], console_url=console)
-        c._offer_pop(secretary, pop)
-        c.media.send(worker, p.Dial(leg, secretary.uri, display_name=p.display_name(f"Rappel - {t.dialplan.name}"),
+        self._desk.ringing(secretary, pop)
+        ctx.send(worker, p.Dial(leg, secretary.uri, display_name=p.display_name(f"Rappel - {t.dialplan.name}"),
                                     headers={"X-Callrouter-Task-Id": t.task_id, "X-Callrouter-Practice": t.practice,
                                              "X-Callrouter-Reason": "rappel",
                                              "Call-Info": f"<{console}>;purpose=info"},
-                                    timeout_seconds=c.settings.ring_timeout_s + 5))
-        c._queue_changed(t.practice, t.queue)
-        self._timer(t, "ring", c.settings.ring_timeout_s, lambda: self._ring_timeout(t))
-        c.metrics.callback_tasks.labels(t.practice, "offered").inc()
-        c._count_secretaries()
+                                    timeout_seconds=ctx.settings.ring_timeout_s + 5))
+        self._line.changed(t.practice, t.queue)
+        t.timers.start("ring", ctx.settings.ring_timeout_s, lambda: self._ring_timeout(t))
+        ctx.metrics.callback_tasks.labels(t.practice, "offered").inc()
         return True
 
     def _ring_timeout(self, t: TaskSession) -> None:
         if t.state == "ringing" and t.secretary_leg:
-            self.c.media.send(t.worker, p.Hangup(t.secretary_leg, 487))
+            self._ctx.send(t.worker, p.Hangup(t.secretary_leg, 487))
             self._offer_failed(t, missed=True)
 
     def _offer_failed(self, t: TaskSession, missed: bool, hold_back: bool = False) -> None:
-        c = self.c
-        self._cancel(t, "ring")
+        t.timers.cancel("ring")
         self._legs.pop(t.secretary_leg or "", None)
         t.secretary_leg = None
         secretary, t.secretary = t.secretary, None
@@ -240,14 +218,14 @@ class CallbackDesk:
             if hold_back:
                 t.tried.discard(secretary.uri)
             if missed:
-                c._missed(secretary)
-            c._free_secretary(secretary, wrap_up=0)
-        covering = c.queues.covering(t.practice, t.queue, t.waiting.line if t.waiting else None)
+                self._desk.missed(secretary)
+            self._desk.free(secretary, wrap_up=0)
+        covering = self._line.queues.covering(t.practice, t.queue, t.waiting.line if t.waiting else None)
         if all(a.uri in t.tried for a in covering):
             t.tried.clear()
         if hold_back:
             t.state = "waiting_retry"
-            self._timer(t, "retry", 2.0, lambda: self._back_in_line(t))
+            t.timers.start("retry", 2.0, lambda: self._back_in_line(t))
             return
         self._back_in_line(t)
 
@@ -258,13 +236,15 @@ class CallbackDesk:
         if t.task_id not in self.tasks:
             return
         t.state = "queued"
-        self.c.queues.requeue(t.waiting)
-        self.c._queue_changed(t.practice, t.queue)
-        self.c._dispatch()
+        self._line.queues.requeue(t.waiting)
+        self._line.changed(t.practice, t.queue)
+        self._line.dispatch()
 
     # --- legs ---------------------------------------------------------------------------------------
 
-    def leg_event(self, leg: str, ev: Any) -> None:
+    def handle(self, worker: str, ev: Any) -> None:
+        """An event of one of its legs (from the leg router)."""
+        leg = ev.leg
         t = self._legs.get(leg)
         if t is None:
             return
@@ -277,43 +257,38 @@ class CallbackDesk:
             if ev.digit == CONFIRM_DIGIT:
                 self._patient_confirmed(t)
         elif isinstance(ev, p.PlaybackFinished) and leg == t.secretary_leg and t.state in ("calling", "confirming"):
-            self.c.media.send(t.worker, p.Play(leg, self.c._prompt_path(self.c.settings.ringback_prompt, t.practice),
-                                               loop=True))
+            t.player.loop(self._ctx.path(self._ctx.settings.ringback_prompt, t.practice))
         elif isinstance(ev, p.LegEnded):
             self._leg_ended(t, leg, ev.code, ev.by)
 
-    def leg_lost(self, leg: str) -> None:
+    def leg_lost(self, worker: str, leg: str, cause: str) -> None:
         if leg in self._legs:
             self._leg_ended(self._legs[leg], leg, 500)
 
     def _secretary_answered(self, t: TaskSession) -> None:
-        c = self.c
-        self._cancel(t, "ring")
+        ctx = self._ctx
+        t.timers.cancel("ring")
         secretary = t.secretary
         t.tried.clear()  # taken: a later attempt starts a fresh round
-        secretary.missed = 0
-        secretary.activity = "on_call"
-        secretary.count_answer(t.task_id, c.now())
-        c.events.call_answered(t.call_id or t.task_id, t.practice, secretary.id)
-        c._count_secretaries()
+        self._desk.answered(secretary, t.task_id)
+        ctx.events.call_answered(t.call_id or t.task_id, t.practice, secretary.id)
         t.state = "calling"
         t.attempts += 1
         leg = f"t{t.task_id[:11]}-p{next(self._seq)}"
-        t.patient_leg = leg
+        t.patient_leg = t.patient_player.leg = leg
         self._legs[leg] = t
-        c.media.send(t.worker, p.Play(t.secretary_leg, c._prompt_path("callback_task_intro", t.practice)))
-        c.media.send(t.worker, p.Dial(leg, f"sip:{t.number}@{c.settings.outbound_trunk}",  # no internal header
-                                      display_name=p.display_name(t.dialplan.name),
-                                      timeout_seconds=c.settings.callback_patient_ring_s))
-        self._write("start_attempt", t.task_id, secretary.id, leg, c.now())
+        t.player.play([ctx.path("callback_task_intro", t.practice)])
+        ctx.send(t.worker, p.Dial(leg, f"sip:{t.number}@{ctx.settings.outbound_trunk}",  # no internal header
+                                  display_name=p.display_name(t.dialplan.name),
+                                  timeout_seconds=ctx.settings.callback_patient_ring_s))
+        self._write("start_attempt", t.task_id, secretary.id, leg, ctx.now())
         logger.info("callback task %s: %s calls %s back", t.task_id, secretary.id, mask_number(t.number))
 
     def _patient_answered(self, t: TaskSession) -> None:
         """Her line answered: a person, or her voicemail. Only a person presses 1."""
-        c = self.c
         t.state = "confirming"
-        c.media.send(t.worker, p.Play(t.patient_leg, c._prompt_path(CONFIRM_PROMPT, t.practice), loop=True))
-        self._timer(t, "confirm", c.settings.callback_confirm_s, lambda: self._not_confirmed(t))
+        t.patient_player.loop(self._ctx.path(CONFIRM_PROMPT, t.practice))
+        t.timers.start("confirm", self._ctx.settings.callback_confirm_s, lambda: self._not_confirmed(t))
 
     def _not_confirmed(self, t: TaskSession) -> None:
         """No 1 in time: an answering machine. Hang up on it; a failed attempt (retried later)."""
@@ -321,105 +296,91 @@ class CallbackDesk:
             return
         leg = t.patient_leg
         logger.info("callback task %s: nobody pressed 1 (voicemail?): attempt failed", t.task_id)
-        self.c.media.send(t.worker, p.Hangup(leg, 480))
+        self._ctx.send(t.worker, p.Hangup(leg, 480))
         self._legs.pop(leg, None)
         t.state = "calling"
         self._patient_not_reached(t, leg)
 
     def _patient_confirmed(self, t: TaskSession) -> None:
-        c = self.c
-        self._cancel(t, "confirm")
+        ctx = self._ctx
+        t.timers.cancel("confirm")
         t.state = "bridged"
-        c.media.send(t.worker, p.Bridge(t.secretary_leg, t.patient_leg))
-        self._write("done", t.task_id, t.call_id, t.patient_leg, c.now())
-        c.metrics.callback_tasks.labels(t.practice, "done").inc()
+        t.player.forget()
+        t.patient_player.forget()
+        ctx.send(t.worker, p.Bridge(t.secretary_leg, t.patient_leg))
+        self._write("done", t.task_id, t.call_id, t.patient_leg, ctx.now())
+        ctx.metrics.callback_tasks.labels(t.practice, "done").inc()
         self.tasks.pop(t.task_id, None)
-        self._cancel(t, "expiry")
+        t.timers.cancel("expiry")
         logger.info("callback task %s done", t.task_id)
 
     def _leg_ended(self, t: TaskSession, leg: str, code: int, by: str = "remote") -> None:
-        c = self.c
+        ctx = self._ctx
         self._legs.pop(leg, None)
         if t.state == "ringing" and leg == t.secretary_leg:
             ours = by == "worker"  # our worker could not place it: not her miss, retry shortly
             self._offer_failed(t, missed=code in p.MISSED_CODES and not ours, hold_back=ours)
             return
         if t.state in ("calling", "confirming"):
-            self._cancel(t, "confirm")
+            t.timers.cancel("confirm")
             other = t.patient_leg if leg == t.secretary_leg else t.secretary_leg
             if leg == t.patient_leg and t.secretary_leg:  # no answer, busy, hung up without 1
                 t.state = "calling"
                 self._patient_not_reached(t, leg)
             else:  # she hung up while it rang
                 if other:
-                    c.media.send(t.worker, p.Hangup(other, 487))
+                    ctx.send(t.worker, p.Hangup(other, 487))
                     self._legs.pop(other, None)
                 t.patient_leg = t.secretary_leg = None
-                self._write("attempt_failed", t.task_id, c.now())
+                self._write("attempt_failed", t.task_id, ctx.now())
                 self._after_failed_attempt(t)
             return
         if t.state == "bridged":
             other = t.patient_leg if leg == t.secretary_leg else t.secretary_leg
             if other:
-                c.media.send(t.worker, p.Hangup(other, 487))
+                ctx.send(t.worker, p.Hangup(other, 487))
                 self._legs.pop(other, None)
             t.state = "ended"
             secretary, t.secretary = t.secretary, None
-            for name in list(t.timers):
-                self._cancel(t, name)
-            c._free_secretary(secretary, wrap_up=t.dialplan.queues[t.queue].wrap_up_s)
+            t.timers.close()
+            self._desk.free(secretary, wrap_up=t.dialplan.queues[t.queue].wrap_up_s)
 
     def _patient_not_reached(self, t: TaskSession, leg: str) -> None:
         """The attempt on `leg` reached nobody: recorded, the secretary told, then hung up."""
-        c = self.c
+        ctx = self._ctx
         t.patient_leg = None
-        self._write("attempt_failed", t.task_id, c.now(), leg=leg)
-        c.metrics.callback_tasks.labels(t.practice, "no_answer").inc()
-        c.media.send(t.worker, p.Play(t.secretary_leg, c._prompt_path("callback_task_no_answer", t.practice)))
-        self._timer(t, "notice", NOTICE_S, lambda: self._hang_up_secretary(t))
+        self._write("attempt_failed", t.task_id, ctx.now(), leg=leg)
+        ctx.metrics.callback_tasks.labels(t.practice, "no_answer").inc()
+        t.player.play([ctx.path("callback_task_no_answer", t.practice)])
+        t.timers.start("notice", NOTICE_S, lambda: self._hang_up_secretary(t))
 
     def _hang_up_secretary(self, t: TaskSession) -> None:
         if t.secretary_leg:
-            self.c.media.send(t.worker, p.Hangup(t.secretary_leg, 480))
+            self._ctx.send(t.worker, p.Hangup(t.secretary_leg, 480))
             self._legs.pop(t.secretary_leg, None)
             t.secretary_leg = None
         self._after_failed_attempt(t)
 
     def _after_failed_attempt(self, t: TaskSession) -> None:
-        c = self.c
         secretary, t.secretary = t.secretary, None
-        c._free_secretary(secretary, wrap_up=0)
-        if t.attempts >= c.settings.callback_attempts:
+        self._desk.free(secretary, wrap_up=0)
+        if t.attempts >= self._ctx.settings.callback_attempts:
             logger.info("callback task %s: %d attempts, left to the secretaries", t.task_id, t.attempts)
             self._forget(t)
             return
         t.state = "waiting_retry"
-        self._timer(t, "retry", c.settings.callback_retry_s, lambda: self._back_in_line(t))
+        t.timers.start("retry", self._ctx.settings.callback_retry_s, lambda: self._back_in_line(t))
 
     # --- helpers ------------------------------------------------------------------------------------
 
     def _forget(self, t: TaskSession) -> None:
         t.state = "ended"
-        for name in list(t.timers):
-            self._cancel(t, name)
+        t.timers.close()
         self.tasks.pop(t.task_id, None)
 
     def _write(self, method: str, *args: Any, **kwargs: Any) -> None:
         if self.store is not None:
-            self.c.recorder.submit(getattr(self.store, method), *args, **kwargs)
-
-    def _timer(self, t: TaskSession, name: str, seconds: float, fn: Any) -> None:
-        self._cancel(t, name)
-        t.timers[name] = self.c.reactor.callLater(seconds, self._fire, t, name, fn)
-
-    def _fire(self, t: TaskSession, name: str, fn: Any) -> None:
-        t.timers.pop(name, None)
-        fn()
-
-    def _cancel(self, t: TaskSession, name: str) -> None:
-        timer = t.timers.pop(name, None)
-        if timer is not None and timer.active():
-            timer.cancel()
+            self._ctx.recorder.submit(getattr(self.store, method), *args, **kwargs)
 
 
 CONFIRM_PROMPT = "callback_task_press_1"  # « tapez 1 pour être mis en relation »
@@ -430,7 +391,3 @@ NOTICE_S = 4.0  # how long the secretary hears "le patient ne répond pas" befor
 
 def _utc(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)

@@ -14,14 +14,6 @@ from callrouter.domain import serving
 from callrouter.domain.serving import Secretary, Waiting
 
 
-class UnknownSecretary(LookupError):
-    """No secretary or phone by that name in any queue."""
-
-
-class SecretaryStateError(ValueError):
-    """A change of state that does not apply (e.g. logging out a fixed phone)."""
-
-
 class QueueBook:
     def __init__(self, secretaries: Mapping[str, Iterable[str]], secretary_domain: str | None = None,
                  levels: Mapping[str, Mapping[str, int]] | None = None, login_required: bool = False):

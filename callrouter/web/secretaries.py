@@ -1,9 +1,9 @@
 """Secretaries' live states through the API: she logs in, pauses and resumes herself; a supervisor
 sees the team and may pause, resume or log out anyone (e.g. a phone left ringing at lunch).
 
-The states live in the call controller, on the reactor thread; the API's handlers run in a thread
-pool, so every call into the controller goes through `in_reactor` (blockingCallFromThread in the
-daemon). Every change is audited.
+The states live in the secretary desk (the SecretaryDesk port, callrouter.controller.desk in the
+daemon), on the reactor thread; the API's handlers run in a thread pool, so every call into the
+desk goes through `in_reactor` (blockingCallFromThread in the daemon). Every change is audited.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from callrouter.controller.queues import SecretaryStateError
+from callrouter.ports import SecretaryDesk, SecretaryStateError
 from callrouter.web.http import ApiError, Field, parse_body
 from callrouter.web.ports import AuditTrail
 from callrouter.web.router import Context, Route, guarded
@@ -26,13 +26,11 @@ InReactor = Callable[..., Any]
 @dataclass(frozen=True)
 class SecretaryApi:
     audit: AuditTrail
-    controller: Any  # callrouter.controller.calls.CallController
+    desk: SecretaryDesk
     in_reactor: InReactor
 
     def team(self, ctx: Context):
-        def views() -> list[dict]:
-            return [self.controller.secretary_view(a) for a in self.controller.queues.secretaries()]
-        return {"secretaries": sorted(self.in_reactor(views), key=lambda v: v["id"])}
+        return {"secretaries": sorted(self.in_reactor(self.desk.views), key=lambda v: v["id"])}
 
     def me(self, ctx: Context):
         return self._view(self._mine(ctx))
@@ -41,7 +39,7 @@ class SecretaryApi:
         """The screen-pop of the call ringing her or that she is on (null when none): the same as
         the MQTT screen-pop, for consoles that poll."""
         who = self._mine(ctx)
-        return {"call": self.in_reactor(lambda: self.controller.secretary(who).offer)}
+        return {"call": self.in_reactor(self.desk.current_offer, who)}
 
     def login(self, ctx: Context):
         return self._change(ctx, self._mine(ctx), "login")
@@ -71,7 +69,7 @@ class SecretaryApi:
         return self._known(ctx.user.username, mine=True)
 
     def _known(self, who: str, mine: bool = False) -> str:
-        if self.in_reactor(self.controller.queues.find, who) is None:
+        if not self.in_reactor(self.desk.known, who):
             what = "you are not a secretary of any queue" if mine else f"no secretary or phone {who!r} in any queue"
             raise ApiError(404, "not_found", what)
         return who
@@ -82,15 +80,11 @@ class SecretaryApi:
         return " ".join((body.get("reason") or DEFAULT_PAUSE_REASON).split()) or DEFAULT_PAUSE_REASON
 
     def _view(self, who: str) -> dict:
-        return self.in_reactor(lambda: self.controller.secretary_view(self.controller.secretary(who)))
+        return self.in_reactor(self.desk.view, who)
 
     def _change(self, ctx: Context, who: str, action: str, *args: Any) -> dict:
-        def apply() -> dict:
-            secretary = getattr(self.controller, action)(who, *args)
-            return self.controller.secretary_view(secretary)
-
         try:
-            view = self.in_reactor(apply)
+            view = self.in_reactor(getattr(self.desk, action), who, *args)
         except SecretaryStateError as exc:
             raise ApiError(409, "conflict", str(exc), reason=str(exc)) from None
         self.audit.record(ctx.actor, f"secretary.{action}", f"secretary:{view['id']}", ctx.now,
@@ -99,7 +93,7 @@ class SecretaryApi:
 
 
 def secretary_routes(api: SecretaryApi | None) -> list[Route]:
-    """Routes answer 503 when the server runs no call controller."""
+    """Routes answer 503 when the server runs no secretary desk."""
 
     h = guarded(api, "no call controller runs on this server")
 

@@ -1,5 +1,6 @@
 """A controller wired to a real call store (SQLite) through the real recorder, a fake media plane
-(the commands it would send to workers) and a Clock."""
+(the commands it would send to workers) and a Clock; events reach it through the real leg router,
+as the worker pool delivers them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 from twisted.internet.task import Clock
 
 from callrouter.controller.calls import CallController
+from callrouter.controller.desk import Desk
+from callrouter.controller.legs import LegRouter
 from callrouter.controller.recorder import CallRecorder
 from callrouter.controller.settings import ControllerSettings
 from callrouter.domain.routing import Router
@@ -29,22 +32,32 @@ MARTIN = "+33143550101"
 
 
 class FakeMedia:
-    """Stands in for the worker pool: records what would be sent to each worker (and how many
-    events had been published by then, to check what a secretary's screen shows before she rings)."""
+    """Stands in for the worker pool (callrouter.ports.MediaControl): records what would be sent
+    to each worker (and how many events had been published by then, to check what a secretary's
+    screen shows before she rings). A command the worker would refuse fails the test."""
 
     def __init__(self, events: RecordingPublisher):
-        self.sent: list[tuple[str, Any]] = []
+        self.sent: list[tuple[str | None, Any]] = []
         self.events = events
         self.events_before: list[int] = []
 
-    def send(self, worker: str, command: Any) -> None:
-        if hasattr(command, "check"):
-            command.check()  # what the worker would refuse (e.g. a hang-up code that is not a failure)
-        self.sent.append((worker, command))
-        self.events_before.append(len(self.events.sent))
-
     def pick(self, legs: int = 1) -> str | None:
         return "w0"
+
+    def dial(self, worker: str, command: p.Dial) -> None:
+        self._record(worker, command)
+
+    def send(self, command: p.Command) -> None:
+        self._record(None, command)  # to the worker holding its leg
+
+    def _record(self, worker: str | None, command: Any) -> None:
+        try:
+            if hasattr(command, "check"):
+                command.check()  # what the worker would refuse (e.g. a hang-up code that is not a failure)
+        except ValueError as exc:
+            raise AssertionError(f"the worker would refuse {command!r}: {exc}") from None
+        self.sent.append((worker, command))
+        self.events_before.append(len(self.events.sent))
 
     def commands(self, kind=None, leg=None) -> list[Any]:
         return [c for _, c in self.sent if (kind is None or isinstance(c, kind)) and (leg is None or c.leg == leg)]
@@ -61,6 +74,8 @@ class FakeMedia:
 @dataclass
 class Harness:
     controller: CallController
+    desk: Desk
+    legs: LegRouter
     media: FakeMedia
     clock: Clock
     recorder: CallRecorder
@@ -73,22 +88,22 @@ class Harness:
     def incoming(self, number: str = MARTIN, caller: str = "+33612345678", worker: str = "w0") -> str:
         self._n += 1
         leg = f"{worker}-{self._n}"
-        self.controller.handle(worker, p.IncomingCall(leg, f"sipcall{self._n}", f"sip:{caller}@trunk",
+        self.legs.media_event(worker, p.IncomingCall(leg, f"sipcall{self._n}", f"sip:{caller}@trunk",
                                                       f"sip:{number}@edge", number, caller))
         return leg
 
     def finish_playing(self, leg: str, times: int = 1, worker: str = "w0") -> None:
         for _ in range(times):
-            self.controller.handle(worker, p.PlaybackFinished(leg, self.media.last(p.Play, leg).path))
+            self.legs.media_event(worker, p.PlaybackFinished(leg, self.media.last(p.Play, leg).path))
 
     def digit(self, leg: str, d: str, worker: str = "w0") -> None:
-        self.controller.handle(worker, p.Digit(leg, d))
+        self.legs.media_event(worker, p.Digit(leg, d))
 
     def ended(self, leg: str, code: int = 200, worker: str = "w0") -> None:
-        self.controller.handle(worker, p.LegEnded(leg, code, "", "remote"))
+        self.legs.media_event(worker, p.LegEnded(leg, code, "", "remote"))
 
     def answered(self, leg: str, worker: str = "w0") -> None:
-        self.controller.handle(worker, p.LegState(leg, "confirmed"))
+        self.legs.media_event(worker, p.LegState(leg, "confirmed"))
 
     def call_id(self, leg: str) -> str:
         return self.controller.sessions[leg].call_id
@@ -122,13 +137,16 @@ def make_harness(tmp_path, secretaries=None, prompt_dir=None, dialplans=None, **
     media = FakeMedia(published)
     router = Router(dialplans if dialplans is not None else examples().values())
     escalations: list = []
+    controller_settings = ControllerSettings(
+        secretaries=secretaries if secretaries is not None else {"*": ("sip:sec1@127.0.0.1:5090",)},
+        voicemail_dir=tmp_path / "voicemail", **settings)
+    metrics, events, legs = Metrics(), EventNotifier(published, "n1", clock), LegRouter()
+    desk = Desk(controller_settings, clock, metrics, events)
     controller = CallController(
         clock, media, recorder, lambda: router, lambda name, practice: f"{prompt_dir}/{name}.wav",
-        ControllerSettings(secretaries=secretaries if secretaries is not None else {"*": ("sip:sec1@127.0.0.1:5090",)},
-                           voicemail_dir=tmp_path / "voicemail", **settings),
-        Metrics(), escalate=lambda s, tier: escalations.append((s.call_id, tier)),
-        events=EventNotifier(published, "n1", clock), tasks=TaskRepository(db))
-    h = Harness(controller, media, clock, recorder, calls, escalations, published, TaskRepository(db))
+        controller_settings, desk, legs, metrics, escalate=lambda s, tier: escalations.append((s.call_id, tier)),
+        events=events, tasks=TaskRepository(db))
+    h = Harness(controller, desk, legs, media, clock, recorder, calls, escalations, published, TaskRepository(db))
     return h, ctx
 
 

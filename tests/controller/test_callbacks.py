@@ -199,7 +199,7 @@ def test_a_task_offer_not_answered_goes_to_the_next_secretary_keeping_its_place(
     h.clock.advance(20)  # ring timeout
     assert h.media.last(p.Hangup).leg == first.leg
     assert h.media.last(p.Dial).uri == SEC2
-    assert h.controller.secretary(SEC1).missed == 1
+    assert h.desk.secretary(SEC1).missed == 1
 
 
 def test_a_task_nobody_takes_expires_at_its_deadline(make):
@@ -233,20 +233,20 @@ def _add_fixed_phone(h, uri):
     """A fixed phone joins every queue (as if the settings had it), and calls are dispatched."""
     from callrouter.domain.serving import Secretary
 
-    c = h.controller
-    secretary = c.queues.find(uri) or Secretary(uri)
-    c.queues._secretaries.setdefault(uri, secretary)
-    c.queues._by_key.setdefault("*", [])
-    if secretary not in c.queues._by_key["*"]:
-        c.queues._by_key["*"].append(secretary)
-    c._dispatch()
+    queues = h.desk.queues
+    secretary = queues.find(uri) or Secretary(uri)
+    queues._secretaries.setdefault(uri, secretary)
+    queues._by_key.setdefault("*", [])
+    if secretary not in queues._by_key["*"]:
+        queues._by_key["*"].append(secretary)
+    h.controller.line.dispatch()
     return secretary
 
 
 def test_a_secretary_calls_a_voicemail_task_back_from_her_console(make):
     import pytest
 
-    from callrouter.controller.queues import SecretaryStateError
+    from callrouter.ports import SecretaryStateError
 
     h = make(secretaries={"*": (SEC1, SEC2)})
     now = h.controller.now()
@@ -277,10 +277,10 @@ def test_a_voicemail_message_becomes_a_task_for_the_secretaries_not_a_place_in_l
     h.digit(leg, "3")
     h.finish_playing(leg, 2)
     record = h.media.last(p.Record)
-    h.controller.handle("w0", p.RecordingFinished(leg, record.path, 7.5, "digit"))
+    h.legs.media_event("w0", p.RecordingFinished(leg, record.path, 7.5, "digit"))
     [task] = tasks(h)
     assert (task.source, task.number, task.call_id, task.state) == ("voicemail", PATIENT, call_id, "open")
-    assert h.controller.queues.waiting() == []  # they listen to the message first
+    assert h.desk.queues.waiting() == []  # they listen to the message first
 
 
 def test_an_empty_message_or_a_hidden_number_makes_no_task(make):
@@ -292,5 +292,5 @@ def test_an_empty_message_or_a_hidden_number_makes_no_task(make):
         h.digit(leg, "3")
         h.finish_playing(leg, 2)
         h.ended(leg)
-        h.controller.handle("w0", p.RecordingFinished(leg, h.media.last(p.Record).path, seconds, "leg_ended"))
+        h.legs.media_event("w0", p.RecordingFinished(leg, h.media.last(p.Record).path, seconds, "leg_ended"))
         assert tasks(h) == []

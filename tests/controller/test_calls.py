@@ -195,7 +195,7 @@ def test_caller_hanging_up_in_queue_is_abandoned_and_leaves_the_queue(make):
     second = queued_call(h)
     call_id = h.call_id(second)
     h.ended(second)
-    assert h.controller.queues.waiting() == []
+    assert h.desk.queues.waiting() == []
     assert h.record(call_id).outcome == "abandoned"
 
 
@@ -235,7 +235,7 @@ def test_voicemail_records_and_stores_the_message(harness, tmp_path):
     h.finish_playing(leg)
     rec_cmd = h.media.last(p.Record)
     assert rec_cmd.stop_digits == "#" and rec_cmd.path.endswith(f"{call_id}.wav")
-    h.controller.handle("w0", p.RecordingFinished(leg, rec_cmd.path, 7.5, "digit"))
+    h.legs.media_event("w0", p.RecordingFinished(leg, rec_cmd.path, 7.5, "digit"))
     h.finish_playing(leg)  # goodbye
     h.ended(leg)
     rec = h.record(call_id)
@@ -260,7 +260,7 @@ def test_caller_hanging_up_during_voicemail_keeps_the_message(harness):
     h.finish_playing(leg, 2)
     path = h.media.last(p.Record).path
     h.ended(leg)
-    h.controller.handle("w0", p.RecordingFinished(leg, path, 12.0, "leg_ended"))
+    h.legs.media_event("w0", p.RecordingFinished(leg, path, 12.0, "leg_ended"))
     assert leg not in h.controller.sessions
     assert h.record(call_id).outcome == "voicemail"
     assert recordings(h, call_id) == [(path, 12.0)]
@@ -273,10 +273,10 @@ def test_legs_lost_with_their_worker_close_their_calls_only(make):
     secretary_leg = h.media.last(p.Dial).leg
     b = h.incoming(worker="w1")
     id_a, id_b = h.call_id(a), h.call_id(b)
-    h.controller.leg_lost("w0", a, "worker_lost")
-    h.controller.leg_lost("w0", secretary_leg, "worker_lost")
+    h.legs.leg_lost("w0", a, "worker_lost")
+    h.legs.leg_lost("w0", secretary_leg, "worker_lost")
     assert a not in h.controller.sessions and b in h.controller.sessions
-    assert not any(secretary.busy for secretary in h.controller.queues.secretaries())  # the secretary is free again
+    assert not any(secretary.busy for secretary in h.desk.queues.secretaries())  # the secretary is free again
     rec = h.record(id_a)
     assert (rec.outcome, rec.cause) == ("failed", "worker_lost")
     assert h.record(id_b).ended_at is None
@@ -287,7 +287,7 @@ def test_an_unknown_number_is_refused_404_unanswered_and_recorded_as_rejected(ha
     leg = h.incoming(number="+33999999999")
     call_id = h.controller.sessions[leg].call_id
     assert h.media.commands(leg=leg) == [p.Hangup(leg, 404)]  # no Answer, no prompt: nothing billed
-    h.controller.handle("w0", p.LegEnded(leg, 404, "Not Found", "local"))
+    h.legs.media_event("w0", p.LegEnded(leg, 404, "Not Found", "local"))
     assert leg not in h.controller.sessions
     rec = h.record(call_id)
     assert (rec.practice, rec.outcome, rec.cause, rec.route) == ("", "rejected", "unknown_number", "none")
@@ -327,7 +327,7 @@ def test_a_digit_during_a_closing_message_is_ignored(harness):
 def test_a_prompt_that_cannot_be_played_does_not_leave_the_caller_stuck(harness):
     h = harness
     leg = h.incoming()
-    h.controller.handle("w0", p.Error("no prompt file /x/welcome.wav", "play", leg))
+    h.legs.media_event("w0", p.Error("no prompt file /x/welcome.wav", "play", leg))
     assert h.media.prompts(leg) == ["welcome", "triage_menu"]
 
 
@@ -349,11 +349,11 @@ def test_position_and_estimated_wait_are_announced(make, tmp_path):
     assert h.media.prompts(first)[-2:] == ["queue_position_1", "wait_5"]  # 1 x (180 + 0.2 x (135 - 180)) s
     assert h.media.prompts(second)[-2:] == ["queue_position_2", "wait_10"]  # 2 x 171 s
     waiting = h.controller.sessions[second].waiting
-    assert h.controller.estimated_wait(waiting, 2) == 2 * 171.0
+    assert h.controller.offers.estimated_wait(waiting, 2) == 2 * 171.0
 
 
 def test_wait_prompt_buckets():
-    from callrouter.controller.calls import wait_prompt
+    from callrouter.controller.offers import wait_prompt
     assert [wait_prompt(s) for s in (30, 61, 119, 300, 599, 601)] == ["wait_1", "wait_2", "wait_2", "wait_5", "wait_10", "wait_long"]
 
 
@@ -361,7 +361,7 @@ def test_a_secretary_is_offered_calls_only_while_her_softphone_is_registered(mak
     h = make(secretaries={"*": ("alice",)}, secretary_domain="127.0.0.1:5060")
     leg = queued_call(h)
     assert h.media.prompts(leg)[-1] == "callback_offer"  # nobody registered: overflow at once
-    h.controller.registrations_changed(frozenset({"alice"}))
+    h.desk.registrations_changed(frozenset({"alice"}))
     waiting = queued_call(h)
     dial = h.media.last(p.Dial)
     assert dial.uri == "sip:alice@127.0.0.1:5060" and h.controller.sessions[waiting].state.value == "ringing"
@@ -369,14 +369,14 @@ def test_a_secretary_is_offered_calls_only_while_her_softphone_is_registered(mak
 
 def test_a_waiting_call_goes_to_a_secretary_as_soon_as_she_registers(make):
     h = make(secretaries={"*": ("alice", "bob")}, secretary_domain="127.0.0.1:5060")
-    h.controller.registrations_changed(frozenset({"alice"}))
+    h.desk.registrations_changed(frozenset({"alice"}))
     busy_secretary(h)  # alice takes the first call
     second = queued_call(h)
     assert h.controller.sessions[second].state.value == "queued"
-    h.controller.registrations_changed(frozenset({"alice", "bob"}))
+    h.desk.registrations_changed(frozenset({"alice", "bob"}))
     assert h.media.last(p.Dial).uri == "sip:bob@127.0.0.1:5060"
-    h.controller.registrations_changed(frozenset({"alice"}))  # bob's phone goes away
-    assert not h.controller.queues.covering("cabinet-dr-martin", "general")[1].reachable
+    h.desk.registrations_changed(frozenset({"alice"}))  # bob's phone goes away
+    assert not h.desk.queues.covering("cabinet-dr-martin", "general")[1].reachable
 
 
 def test_a_username_without_an_edge_is_a_configuration_error(tmp_path):
@@ -418,8 +418,8 @@ def test_a_caller_who_calls_again_today_is_counted_on_the_screen_pop(harness):
 
 def test_a_secretary_who_misses_three_offers_in_a_row_is_paused_until_her_softphone_comes_back(make):
     h = make(secretaries={"*": ("alice",)}, secretary_domain="edge:5060")
-    h.controller.registrations_changed(frozenset({"alice"}))
-    alice = h.controller.queues.secretaries()[0]
+    h.desk.registrations_changed(frozenset({"alice"}))
+    alice = h.desk.queues.secretaries()[0]
     queued_call(h)
     for _ in range(3):  # she never picks up
         h.clock.advance(20)
@@ -429,15 +429,15 @@ def test_a_secretary_who_misses_three_offers_in_a_row_is_paused_until_her_softph
     dials = len(h.media.commands(p.Dial))
     h.clock.advance(20)  # the call keeps waiting: she is not rung again
     assert len(h.media.commands(p.Dial)) == dials
-    h.controller.registrations_changed(frozenset())  # her softphone goes off...
-    h.controller.registrations_changed(frozenset({"alice"}))  # ...and on again
+    h.desk.registrations_changed(frozenset())  # her softphone goes off...
+    h.desk.registrations_changed(frozenset({"alice"}))  # ...and on again
     assert alice.reachable and len(h.media.commands(p.Dial)) == dials + 1
 
 
 def test_an_answered_offer_resets_the_missed_count(make):
     h = make(secretaries={"*": ("alice",)}, secretary_domain="edge:5060")
-    h.controller.registrations_changed(frozenset({"alice"}))
-    alice = h.controller.queues.secretaries()[0]
+    h.desk.registrations_changed(frozenset({"alice"}))
+    alice = h.desk.queues.secretaries()[0]
     queued_call(h)
     h.clock.advance(20)
     h.clock.advance(20)
@@ -480,7 +480,7 @@ def test_the_estimated_wait_counts_only_the_secretaries_taking_calls(make):
     h = make(secretaries={"*": (SEC1, "bob", "carol")}, secretary_domain="edge:5060")
     busy_secretary(h)
     second = queued_call(h)
-    assert h.controller.estimated_wait(h.controller.sessions[second].waiting, 1) == 180.0
+    assert h.controller.offers.estimated_wait(h.controller.sessions[second].waiting, 1) == 180.0
     h.clock.advance(45)
     h.finish_playing(second)
     assert h.media.prompts(second)[-2:] == ["queue_position_1", "wait_5"]
@@ -496,7 +496,7 @@ def test_a_place_beyond_the_fifth_is_announced_as_more_than_five(make):
 
 
 def test_every_position_and_wait_prompt_has_a_french_text():
-    from callrouter.controller.calls import position_prompt, wait_prompt
+    from callrouter.controller.offers import position_prompt, wait_prompt
     from callrouter.prompts import Catalogue
     names = {position_prompt(n) for n in range(0, 12)} | {wait_prompt(s) for s in range(0, 2000, 30)}
     assert names <= set(Catalogue.load().texts)

@@ -7,6 +7,8 @@ import dataclasses
 import datetime as dt
 
 from callrouter.controller.calls import CallController
+from callrouter.controller.desk import Desk
+from callrouter.controller.legs import LegRouter
 from callrouter.events.notifier import EventNotifier
 from callrouter.events.testing import RecordingPublisher
 from callrouter.media import protocol as p
@@ -30,11 +32,13 @@ def restarted(h) -> Harness:
     published = RecordingPublisher()
     media = FakeMedia(published)
     old = h.controller
-    c = CallController(h.clock, media, h.recorder, old._router, old._prompt_path, old.settings, Metrics(),
-                       events=EventNotifier(published, "n1", h.clock))
+    metrics, events, legs = Metrics(), EventNotifier(published, "n1", h.clock), LegRouter()
+    desk = Desk(old.ctx.settings, h.clock, metrics, events)
+    c = CallController(h.clock, media, h.recorder, old._router, old.ctx.prompt_path, old.ctx.settings, desk, legs,
+                       metrics, events=events)
     assert h.recorder.flush(10)
-    c.restore_counts(arrivals_since(h.calls._db, c.counts_since()))
-    return Harness(c, media, h.clock, h.recorder, h.calls, published=published)
+    c.counts.restore(arrivals_since(h.calls._db, c.counts.since()))
+    return Harness(c, desk, legs, media, h.clock, h.recorder, h.calls, published=published)
 
 
 def pop_count(h) -> int:
@@ -58,7 +62,7 @@ def test_a_call_the_previous_local_evening_is_not_today(harness):
     h.ended(h.incoming(number=PEDIA, caller=CALLER))
     at_utc(h, dt.datetime(2026, 11, 23, 20, 30, tzinfo=dt.timezone.utc))
     h.ended(h.incoming(number=PEDIA, caller=CALLER))
-    assert h.controller.calls_today("pediatrie-saint-denis", CALLER) == 1
+    assert h.controller.counts.calls_today("pediatrie-saint-denis", CALLER) == 1
 
 
 def test_a_restart_keeps_the_callers_calls_today(harness):
@@ -88,16 +92,16 @@ def test_fewest_calls_counts_what_she_answered_before_a_restart(make):
         answered_by.append(dial.uri)
     assert answered_by == [A, B, A]
     again = restarted(h)
-    for secretary in again.controller.queues.secretaries():
+    for secretary in again.desk.queues.secretaries():
         secretary.idle_since = 0.0 if secretary.uri == A else h.clock.seconds()  # a idle far longer
     queued_call(again)
     assert again.media.last(p.Dial).uri == B  # 1 call today against a's 2, whatever the idleness
-    assert again.controller.secretary(A).calls_on(dt.date(2026, 11, 23), again.controller.zone("cabinet-dr-martin")) == 2
+    assert again.desk.secretary(A).calls_on(dt.date(2026, 11, 23), again.controller.counts.zone("cabinet-dr-martin")) == 2
 
 
 def test_a_call_counted_live_and_found_in_the_records_counts_once(harness):
     h = harness
     h.ended(h.incoming(caller=CALLER))
     assert h.recorder.flush(10)
-    h.controller.restore_counts(arrivals_since(h.calls._db, h.controller.counts_since()))
-    assert h.controller.calls_today("cabinet-dr-martin", CALLER) == 1
+    h.controller.counts.restore(arrivals_since(h.calls._db, h.controller.counts.since()))
+    assert h.controller.counts.calls_today("cabinet-dr-martin", CALLER) == 1

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from callrouter.controller.queues import SecretaryStateError, UnknownSecretary
+from callrouter.ports import SecretaryStateError, UnknownSecretary
 from callrouter.media import protocol as p
 from tests.controller.test_calls import busy_secretary, queued_call
 from tests.factories import examples
@@ -38,12 +38,12 @@ def dialled(h):
 
 def test_a_registered_secretary_is_offered_calls_only_once_logged_in(make):
     h = make(secretaries={"*": ("alice",)}, secretary_domain=EDGE, login_required=True)
-    h.controller.registrations_changed(frozenset({"alice"}))
-    alice = h.controller.secretary("alice")
+    h.desk.registrations_changed(frozenset({"alice"}))
+    alice = h.desk.secretary("alice")
     assert alice.state == "offline" and not alice.reachable
     first = queued_call(h)
     assert h.media.prompts(first)[-1] == "callback_offer"  # nobody logged in: overflow at once
-    h.controller.login("alice")
+    h.desk.login("alice")
     assert alice.state == "available" and states(h, "alice")[-1] == "available"
     queued_call(h)
     assert dialled(h) == ["alice"]
@@ -51,51 +51,51 @@ def test_a_registered_secretary_is_offered_calls_only_once_logged_in(make):
 
 def test_logging_in_picks_up_a_call_already_waiting_and_logging_out_stops_new_offers(make):
     h = make(secretaries={"*": ("alice", "bob")}, secretary_domain=EDGE, login_required=True)
-    h.controller.registrations_changed(frozenset({"alice", "bob"}))
-    h.controller.login("bob")
+    h.desk.registrations_changed(frozenset({"alice", "bob"}))
+    h.desk.login("bob")
     busy = busy_secretary(h)  # bob takes a first call
     waiting = queued_call(h)
     assert h.controller.sessions[waiting].state.value == "queued"
-    h.controller.login("alice")
+    h.desk.login("alice")
     assert h.controller.sessions[waiting].state.value == "ringing" and dialled(h) == ["bob", "alice"]
     h.answered(h.media.last(p.Dial).leg)
-    h.controller.logout("bob")  # on a call: it goes on, but nothing new after it
-    assert h.controller.secretary("bob").state == "on_call"
+    h.desk.logout("bob")  # on a call: it goes on, but nothing new after it
+    assert h.desk.secretary("bob").state == "on_call"
     h.ended(busy)
     h.clock.advance(60)
-    assert h.controller.secretary("bob").state == "offline"
+    assert h.desk.secretary("bob").state == "offline"
     queued_call(h)
     assert dialled(h) == ["bob", "alice"]  # alice is on a call, bob logged out: the call waits
 
 
 def test_a_logged_in_secretary_whose_softphone_is_off_is_offline(make):
     h = make(secretaries={"*": ("alice",)}, secretary_domain=EDGE, login_required=True)
-    h.controller.login("alice")
-    assert h.controller.secretary("alice").state == "offline"
-    h.controller.registrations_changed(frozenset({"alice"}))
-    assert h.controller.secretary("alice").state == "available"
+    h.desk.login("alice")
+    assert h.desk.secretary("alice").state == "offline"
+    h.desk.registrations_changed(frozenset({"alice"}))
+    assert h.desk.secretary("alice").state == "available"
 
 
 def test_unknown_secretaries_and_fixed_phones_cannot_log_out(make):
     h = make(secretaries={"*": ("sip:accueil@192.0.2.10",)})
     with pytest.raises(UnknownSecretary):
-        h.controller.login("mallory")
+        h.desk.login("mallory")
     with pytest.raises(SecretaryStateError):
-        h.controller.logout("sip:accueil@192.0.2.10")
+        h.desk.logout("sip:accueil@192.0.2.10")
 
 
 # --- pauses ----------------------------------------------------------------------------------------
 
 def test_a_paused_secretary_is_skipped_and_says_why_until_she_resumes(make):
     h = make(secretaries={"*": ("alice", "bob")}, secretary_domain=EDGE)
-    h.controller.registrations_changed(frozenset({"alice", "bob"}))
-    h.controller.pause("alice", "pause déjeuner")
+    h.desk.registrations_changed(frozenset({"alice", "bob"}))
+    h.desk.pause("alice", "pause déjeuner")
     paused = [m.payload for m in h.published.on("/secretaries/alice/state")][-1]
     assert paused["state"] == "paused" and paused["reason"] == "pause déjeuner"
     queued_call(h)
     queued_call(h)
     assert dialled(h) == ["bob"]  # the second call waits for bob rather than ringing alice
-    h.controller.resume("alice")
+    h.desk.resume("alice")
     assert dialled(h) == ["bob", "alice"]
 
 
@@ -105,12 +105,12 @@ def test_a_fixed_phone_missing_offers_is_paused_and_resumed_through_the_controll
     queued_call(h)
     h.clock.advance(20)
     h.clock.advance(20)
-    secretary = h.controller.secretary(phone)
+    secretary = h.desk.secretary(phone)
     assert secretary.state == "paused" and secretary.paused == "2 appels manqués d'affilée"
     dials = len(dialled(h))
     h.clock.advance(30)  # the call still waits (overflow after 90 s): the phone is not rung again
     assert len(dialled(h)) == dials
-    h.controller.resume(phone)
+    h.desk.resume(phone)
     assert len(dialled(h)) == dials + 1 and secretary.missed == 0
 
 
@@ -118,15 +118,15 @@ def test_logins_and_pauses_survive_a_restart(make, tmp_path):
     state = tmp_path / "secretaries.json"
     h = make(secretaries={"*": ("alice", "bob", "sip:accueil@192.0.2.10")}, secretary_domain=EDGE,
              login_required=True, state_file=state)
-    h.controller.login("alice")
-    h.controller.login("bob")
-    h.controller.pause("bob", "réunion")
-    h.controller.pause("sip:accueil@192.0.2.10", "poste en panne")
+    h.desk.login("alice")
+    h.desk.login("bob")
+    h.desk.pause("bob", "réunion")
+    h.desk.pause("sip:accueil@192.0.2.10", "poste en panne")
     saved = json.loads(state.read_text())
     assert saved["alice"] == {"logged_in": True, "paused": None, "auto_paused": False}
     again = make(secretaries={"*": ("alice", "bob", "sip:accueil@192.0.2.10")}, secretary_domain=EDGE,
                  login_required=True, state_file=state)
-    c = again.controller
+    c = again.desk
     assert (c.secretary("alice").logged_in, c.secretary("alice").paused) == (True, None)
     assert (c.secretary("bob").logged_in, c.secretary("bob").paused) == (True, "réunion")
     assert c.secretary("sip:accueil@192.0.2.10").paused == "poste en panne"
@@ -136,7 +136,7 @@ def test_an_unreadable_state_file_is_ignored_not_fatal(make, tmp_path):
     state = tmp_path / "secretaries.json"
     state.write_text("{not json")
     h = make(secretaries={"*": ("alice",)}, secretary_domain=EDGE, login_required=True, state_file=state)
-    assert not h.controller.secretary("alice").logged_in
+    assert not h.desk.secretary("alice").logged_in
 
 
 # --- strategies -----------------------------------------------------------------------------------
@@ -158,7 +158,7 @@ def test_fewest_calls_today_goes_to_who_answered_the_fewest(make):
     assert answer_and_finish(h, second) == "sip:b@192.0.2.2"
     third = queued_call(h)
     assert answer_and_finish(h, third) == "sip:a@192.0.2.1"
-    h.controller.secretary("sip:a@192.0.2.1").idle_since = h.clock.seconds() - 3600  # a idle far longer
+    h.desk.secretary("sip:a@192.0.2.1").idle_since = h.clock.seconds() - 3600  # a idle far longer
     fourth = queued_call(h)
     assert h.media.last(p.Dial).uri == "sip:b@192.0.2.2"  # 1 call today against a's 2
     assert answer_and_finish(h, fourth) == "sip:b@192.0.2.2"
@@ -185,7 +185,7 @@ def test_ring_all_rings_every_free_secretary_and_the_first_to_answer_takes_it(ma
     assert h.media.last(p.Bridge) == p.Bridge(leg, winner.leg)
     hung_up = {c.leg for c in h.media.commands(p.Hangup)}
     assert hung_up == {d.leg for d in dials if d is not winner}
-    a, b, c = (h.controller.secretary(u) for u in team)
+    a, b, c = (h.desk.secretary(u) for u in team)
     assert (a.state, b.state, c.state) == ("available", "on_call", "available")
     assert a.missed == c.missed == 0  # someone else answered: not a missed offer
 
@@ -198,7 +198,7 @@ def test_ring_all_nobody_answering_puts_the_call_back_and_rings_again(make):
     assert h.controller.sessions[leg].state.value == "ringing"
     h.clock.advance(20)  # b does not answer either
     assert len(h.media.commands(p.Dial)) == 4  # a new round rings both again
-    assert h.controller.secretary(team[0]).missed == 1 and h.controller.secretary(team[1]).missed == 1
+    assert h.desk.secretary(team[0]).missed == 1 and h.desk.secretary(team[1]).missed == 1
 
 
 def test_caller_hanging_up_while_ring_all_stops_every_phone(make):
@@ -208,7 +208,7 @@ def test_caller_hanging_up_while_ring_all_stops_every_phone(make):
     call_id = h.call_id(leg)
     h.ended(leg)
     assert {c.leg for c in h.media.commands(p.Hangup)} >= {d.leg for d in h.media.commands(p.Dial)}
-    assert all(h.controller.secretary(u).state == "available" for u in team)
+    assert all(h.desk.secretary(u).state == "available" for u in team)
     assert h.record(call_id).outcome == "abandoned"
 
 
@@ -230,7 +230,7 @@ def test_a_shared_line_serves_two_practices_in_arrival_order_with_one_team(make)
     h.clock.advance(5)
     martin_again = queued_call(h)
     c = h.controller
-    assert [c.queues.position(c.sessions[x]) for x in (martin, msp, martin_again)] == [1, 2, 3]
+    assert [h.desk.queues.position(c.sessions[x]) for x in (martin, msp, martin_again)] == [1, 2, 3]
     h.ended(secretary)
     h.clock.advance(15)
     assert c.sessions[martin].state.value == "ringing"
@@ -243,8 +243,8 @@ def test_a_shared_line_serves_two_practices_in_arrival_order_with_one_team(make)
 
 def test_the_team_by_state_and_the_waiting_calls_are_metrics_without_numbers(make):
     h = make(secretaries={"*": ("alice", "bob")}, secretary_domain=EDGE)
-    h.controller.registrations_changed(frozenset({"alice", "bob"}))
-    h.controller.pause("bob", "réunion")
+    h.desk.registrations_changed(frozenset({"alice", "bob"}))
+    h.desk.pause("bob", "réunion")
     busy_secretary(h)
     queued_call(h, caller="+33655555555")
     m = h.controller.metrics
@@ -258,8 +258,8 @@ def test_an_offer_our_worker_cannot_place_is_not_her_miss_and_is_retried_shortly
     h = make(secretaries={"*": ("sip:a@192.0.2.1",)}, max_missed_offers=1)
     leg = queued_call(h)
     first = h.media.last(p.Dial)
-    h.controller.handle("w0", p.LegEnded(first.leg, 486, "dial failed: too many calls", "worker"))
-    secretary = h.controller.secretary("sip:a@192.0.2.1")
+    h.legs.media_event("w0", p.LegEnded(first.leg, 486, "dial failed: too many calls", "worker"))
+    secretary = h.desk.secretary("sip:a@192.0.2.1")
     assert secretary.missed == 0 and secretary.paused is None and secretary.state == "available"
     assert len(h.media.commands(p.Dial)) == 1  # no instant redial loop on a full worker
     h.clock.advance(2)
@@ -270,7 +270,7 @@ def test_an_offer_our_worker_cannot_place_is_not_her_miss_and_is_retried_shortly
 
 def test_a_pause_she_chose_survives_her_softphone_re_registering(make):
     h = make(secretaries={"*": ("alice",)}, secretary_domain=EDGE, max_missed_offers=1)
-    c = h.controller
+    c = h.desk
     c.registrations_changed(frozenset({"alice"}))
     c.pause("alice", "pause déjeuner")
     c.registrations_changed(frozenset())  # a network blip...

@@ -18,17 +18,16 @@ class PoolOnHarness:
         return "w0"
 
     def dial(self, worker, command):
-        self.media.send(worker, command)
+        self.media.dial(worker, command)
 
     def send(self, command):
-        self.media.send("?", command)
+        self.media.send(command)
 
 
 def harness_with_alerts(tmp_path):
     h, ctx = make_harness(tmp_path)
     alerts = al.AlertCalls(h.clock, PoolOnHarness(h.media), lambda name, practice: f"/p/{name}.wav",
-                           al.AlertSettings("127.0.0.1:5080"), h.controller)
-    h.controller.alerts = alerts
+                           al.AlertSettings("127.0.0.1:5080"), h.controller, h.legs)
     return h, ctx, alerts
 
 
@@ -44,12 +43,12 @@ def test_events_of_an_alert_leg_reach_the_alert_calls_through_the_controller(tmp
     h, ctx, alerts = harness_with_alerts(tmp_path)
     try:
         dial, results, _ = place(h, alerts, None)
-        h.answered(dial.leg)  # through CallController.handle
+        h.answered(dial.leg)  # through the leg router
         assert h.media.last(p.Play).path == "/p/alert_intro.wav"
         h.ended(dial.leg)
         assert results == [al.ANSWERED_NO_KEY]
         dial, results, _ = place(h, alerts, None)
-        h.controller.leg_lost("w0", dial.leg, "worker_lost")
+        h.legs.leg_lost("w0", dial.leg, "worker_lost")
         assert results[0].check(al.AlertNotPlaced)
     finally:
         h.recorder.stop()
@@ -70,7 +69,7 @@ def test_pressing_2_bridges_the_practitioner_with_the_waiting_patient(tmp_path):
         h.answered(dial.leg)
         h.digit(dial.leg, "2")
         assert acks == ["2"] and results == [al.CONNECTED]
-        h.controller.handle("w0", p.PlaybackFinished(dial.leg, "/p/alert_connecting.wav"))
+        h.legs.media_event("w0", p.PlaybackFinished(dial.leg, "/p/alert_connecting.wav"))
         assert h.media.last(p.Bridge) == p.Bridge(leg, dial.leg)
         assert p.Hangup(offer.leg, 487) in h.media.commands(p.Hangup)  # the secretary stops ringing
         assert h.controller.patient_worker(call_id) is None  # talking to the practitioner now

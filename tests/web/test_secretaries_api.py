@@ -29,12 +29,12 @@ def team(env, tmp_path):
     h, ctx = make_harness(tmp_path / "controller", secretaries={"*": ("sec", "extsec", PHONE)},
                           secretary_domain="edge:5060", login_required=True,
                           dialplans=[dataclasses.replace(martin, practice="cab-a")])
-    h.controller.registrations_changed(frozenset({"sec", "extsec"}))
-    h.controller.pause(PHONE, "poste fermé")  # the front-desk phone is off unless a test resumes it
+    h.desk.registrations_changed(frozenset({"sec", "extsec"}))
+    h.desk.pause(PHONE, "poste fermé")  # the front-desk phone is off unless a test resumes it
     a = env.api
     in_reactor = lambda f, *args: threads.blockingCallFromThread(reactor, f, *args)  # noqa: E731
     api = Api(a.users, a.calls, a.audit, a.dialplans, a.token_ttl,
-              secretary_states=SecretaryApi(a.audit, h.controller, in_reactor),
+              secretary_states=SecretaryApi(a.audit, h.desk, in_reactor),
               tasks=TaskApi(a.audit, TaskRepository(env.db), users=a.users, calls=a.calls,
                             call_now=lambda view, who: in_reactor(h.controller.callbacks.call_now, view, who)))
     port = reactor.listenTCP(0, build_site(api.router(), reactor, reactor.getThreadPool(), reactor, MAX_BODY),
@@ -99,7 +99,7 @@ def test_a_secretary_cannot_manage_colleagues_and_strangers_are_not_secretaries(
     assert r.status == 404 and "not a secretary" in r.json()["message"]
     r = yield client.call("POST", "/api/secretaries/nobody/resume", token=env.tokens["super"])
     assert r.status == 404
-    assert not h.controller.secretary("extsec").paused
+    assert not h.desk.secretary("extsec").paused
 
 
 @pytest_twisted.inlineCallbacks
@@ -129,10 +129,10 @@ def test_a_secretary_calls_a_task_back_from_her_console(env, team):
     r = yield client.call("POST", "/api/practices/cab-a/tasks", {"number": "06 12 34 56 78"}, token=token)
     assert r.status == 201, r.body
     task = r.json()
-    h.controller.registrations_changed(frozenset({"extsec"}))  # her softphone went off
+    h.desk.registrations_changed(frozenset({"extsec"}))  # her softphone went off
     r = yield client.call("POST", f"/api/tasks/{task['id']}/call", token=token)
     assert r.status == 409 and "not registered" in r.json()["message"]
-    h.controller.registrations_changed(frozenset({"sec", "extsec"}))
+    h.desk.registrations_changed(frozenset({"sec", "extsec"}))
     r = yield client.call("POST", f"/api/tasks/{task['id']}/call", token=token)
     assert r.status == 200 and r.json()["calling"] == "sec"
     ring = h.media.last(p.Dial)
