@@ -1,17 +1,106 @@
-"""CLI: `callrouter serve` (the service tree lives in callrouter.app)."""
+"""CLI: `callrouter serve`: the service tree of callrouter.app, run on the reactor until a signal.
+
+It refuses a database behind this version's migrations, says "running" only once calls can be
+served, stops on SIGINT/SIGTERM (a second one while stopping does nothing more) and reloads the
+dialplans on SIGHUP.
+"""
 
 from __future__ import annotations
 
-from callrouter.config import add_config_argument
+import logging
+import signal
+import sys
+from typing import Any
+
+from callrouter.config import ConfigError, Settings, add_config_argument, settings_for_cli
+
+logger = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
     s = sub.add_parser("serve", help="run the service: SIP edge, media workers, controller, admin API")
     add_config_argument(s)
-    s.set_defaults(func=_serve)
+    s.set_defaults(func=cmd_serve)
 
 
-def _serve(args) -> int:
-    from callrouter.app import cmd_serve
+def cmd_serve(args) -> int:
+    from twisted.internet import asyncioreactor
 
-    return cmd_serve(args)
+    if "twisted.internet.reactor" not in sys.modules:
+        asyncioreactor.install()
+    from twisted.internet import reactor
+
+    from callrouter.app import build
+
+    try:
+        settings = settings_for_cli(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return 1
+    if (problem := _schema_problem(settings.database_url)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    top, parts = build(settings, reactor)
+    reactor.callWhenRunning(top.startService)
+    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+
+    stopping: list[bool] = []
+
+    def stop_once() -> None:  # a second Ctrl-C (or SIGTERM) while stopping: nothing more to do
+        if not stopping:
+            stopping.append(True)
+            reactor.stop()
+
+    def stop(*_: Any) -> None:
+        reactor.callFromThread(stop_once)
+
+    def own_signals() -> None:
+        # Ctrl-C must stop us even when started from a script that left SIGINT ignored (then
+        # Twisted would not install its own handler); SIGHUP reloads the dialplans.
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(parts["dialplans"].reload))
+
+    reactor.callWhenRunning(own_signals)
+    reactor.callWhenRunning(_when_serving, settings, parts, reactor)
+    reactor.run()
+    return 0
+
+
+def _schema_problem(url: str) -> str | None:
+    from callrouter.store.db import Database
+
+    db = Database.from_url(url)
+    try:
+        return db.schema_problem()
+    finally:
+        db.dispose()
+
+
+def _when_serving(settings: Settings, parts: dict[str, Any], reactor: Any) -> None:
+    """Say "running" only once a call can be served: every media worker ready and, with the edge,
+    its dispatcher sending them calls (rather than after its next OPTIONS probe round)."""
+    from twisted.internet import defer
+
+    from callrouter.sip.dispatch import activate_workers
+    from callrouter.sip.registrations import RegistrationsClient
+
+    logger.info("callrouter starting: waiting for the media workers")
+    ready = parts["pool"].when_ready()
+    if settings.sip.enabled:
+        ready.addCallback(lambda statuses: activate_workers(
+            RegistrationsClient(settings.sip.rpc_port), settings.edge,
+            [s.sip_port for s in statuses if s.state == "ready"], reactor))
+    ready.addCallback(lambda _: _announce(settings, parts))
+    ready.addErrback(lambda failure: failure.trap(defer.CancelledError))  # stopped before ready
+
+
+def _announce(settings: Settings, parts: dict[str, Any]) -> None:
+    registry = parts["registry"]
+    logger.info("callrouter running: %d practice(s) loaded; admin API on %s:%s; metrics on %s:%s/metrics",
+                len(registry.dialplans), settings.http.host, settings.http.port,
+                settings.metrics.host, settings.metrics.port)
+    if settings.sip.enabled:
+        logger.info("SIP edge (Kamailio) on %s: UDP %s, TCP %s, TLS %s", settings.sip.listen_address,
+                    settings.sip.udp_port, settings.sip.tcp_port, settings.sip.tls_port)

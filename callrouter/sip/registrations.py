@@ -2,7 +2,8 @@
 
 Kamailio keeps registrations in memory (usrloc db_mode 0) and answers `ul.dump` on its loopback
 RPC port (jsonrpcs over xhttp; see event_route[xhttp:request] in deploy/kamailio/kamailio.cfg).
-`fetch()` blocks (urllib); from the Twisted controller call it with `deferToThread`.
+`fetch()` blocks (urllib); `RegistrationsPoller` calls it on the reactor's thread pool every 2 s
+and tells the secretary desk who is registered.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import logging
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
+
+from twisted.application.internet import TimerService
+from twisted.internet import threads
 
 logger = logging.getLogger(__name__)
 
@@ -84,3 +88,35 @@ class RegistrationsClient:
 
     def registered_usernames(self) -> frozenset[str]:
         return frozenset(self.fetch())
+
+
+class RegistrationsObserver(Protocol):
+    """Who hears which usernames are registered (the secretary desk)."""
+
+    def registrations_changed(self, usernames: frozenset[str]) -> None: ...
+
+
+class RegistrationsPoller(TimerService):
+    """Tells the secretary desk which secretaries' softphones are registered at the edge, every 2 s."""
+
+    def __init__(self, client: RegistrationsClient, desk: RegistrationsObserver, reactor: Any, interval: float = 2.0):
+        self.client, self.desk, self.reactor = client, desk, reactor
+        self._unavailable = False
+        super().__init__(interval, self.poll)
+        self.setName("registrations")
+
+    def poll(self):
+        d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), self.client.registered_usernames)
+        d.addCallbacks(self._got, self._failed)
+        return d
+
+    def _got(self, usernames: frozenset[str]) -> None:
+        if self._unavailable:
+            logger.info("edge registrations readable again")
+        self._unavailable = False
+        self.desk.registrations_changed(usernames)
+
+    def _failed(self, failure) -> None:
+        if not self._unavailable:  # the edge restarting: keep what we knew, say it once
+            logger.warning("cannot read registrations from the edge: %s", failure.getErrorMessage())
+        self._unavailable = True
