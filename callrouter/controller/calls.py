@@ -75,10 +75,7 @@ class CallController:
     # --- events (from the leg router) -------------------------------------------------------------
 
     def handle(self, worker: str, event: Any) -> None:
-        """One event of a leg of ours (or a new call)."""
-        if isinstance(event, p.IncomingCall):
-            self._incoming(worker, event)
-            return
+        """One event of a leg of ours (the leg router hands new calls to `_incoming`)."""
         leg = getattr(event, "leg", "")
         s = self.sessions.get(leg)
         if s is not None:
