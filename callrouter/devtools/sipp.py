@@ -11,7 +11,7 @@ from pathlib import Path
 
 from callrouter.devtools.rtp import alaw, dtmf_pcap, linear, rtp_payloads, tone_packets, tone_pcap  # noqa: F401
 from callrouter.devtools.sipp_alert import (  # noqa: F401
-    WORKER_EVENT_PT, media_steps, practitioner_and_patient_phones, practitioner_phone,
+    WORKER_EVENT_PT, called_back_patient_phone, media_steps, practitioner_and_patient_phones, practitioner_phone,
 )
 from callrouter.devtools.sipp_xml import (  # noqa: F401
     BYE, HEAD, INVITE, PCAPS, WAIT_BYE, pause, play, sdp, uas_answer, uas_bye, uas_ok, uas_reply,

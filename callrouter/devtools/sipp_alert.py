@@ -29,17 +29,20 @@ def media_steps(directory: Path, steps: list[tuple], event_pt: int) -> str:
     return body
 
 
-def _alert_invite(name: str, reply: str, extra_ereg: str = "") -> str:
-    """The head of a phone behind the trunk that an alert call reaches: the INVITE (which must
-    carry X-Callrouter-Alert), then 180."""
+_ALERT_EREG = ('      <ereg regexp="esc-[0-9]+-[0-9]+-[0-9]+" search_in="hdr" header="X-Callrouter-Alert:" '
+               'check_it="true" assign_to="alert"/>\n')
+
+
+def _alert_invite(name: str, reply: str, extra_ereg: str = "", alert: bool = True) -> str:
+    """The head of a phone behind the trunk that one of our calls reaches: the INVITE (with
+    `alert`, it must carry X-Callrouter-Alert), then 180."""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="{name}">
   <Global variables="rtp_port"/>
   <recv request="INVITE" crlf="true" rrs="true">
     <action>
-      <ereg regexp="esc-[0-9]+-[0-9]+-[0-9]+" search_in="hdr" header="X-Callrouter-Alert:" check_it="true" assign_to="alert"/>
-      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller_from"/>
+{_ALERT_EREG if alert else ""}      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller_from"/>
       <ereg regexp="sips?:[^>;]*" search_in="hdr" header="Contact:" assign_to="caller_contact"/>
 {extra_ereg}    </action>
   </recv>
@@ -80,6 +83,18 @@ def practitioner_phone(directory: Path, name: str, steps: list[tuple], answer: b
         body += uas_bye("practitioner", contact) if end == "bye" else WAIT_BYE.format(timeout_ms=wait_bye_ms)
     path = directory / f"{name}.xml"
     path.write_text(body + "</scenario>\n")
+    return path
+
+
+def called_back_patient_phone(directory: Path, name: str, steps: list[tuple], answer_after_ms: int = 500,
+                              event_pt: int = WORKER_EVENT_PT) -> Path:
+    """The patient's phone behind the trunk that a callback task dials: rings, answers with media
+    at [$rtp_port], runs `steps` (see media_steps: ("digit", "1") is her « tapez 1 »), then hangs up."""
+    contact, reply = uas_reply("patient")
+    body = _alert_invite(name, reply, alert=False) + uas_answer("patient", reply, answer_after_ms)
+    body += media_steps(directory, steps, event_pt) + uas_bye("patient", contact)
+    path = directory / f"{name}.xml"
+    path.write_text(body + '  <Reference variables="caller_from,caller_contact"/>\n</scenario>\n')
     return path
 
 

@@ -311,7 +311,7 @@ def test_a_callback_task_from_the_callers_digits_is_offered_then_the_patient_cal
         workdir = acd.root / "trunk"
         workdir.mkdir()
         steps = [("pause", 1500), ("digit", "1"), ("pause", 2000)]  # her 1 once she heard the notice
-        called_back = MediaSipp(str(called_back_patient(workdir, "called-back", steps)),
+        called_back = MediaSipp(str(scen.called_back_patient_phone(workdir, "called-back", steps)),
                                 variables={"rtp_port": str(RtpSink().port)}, workdir=workdir, timeout_s=90,
                                 extra=["-p", str(TRUNK_PORT)])
         acd.started.append(called_back)
@@ -326,35 +326,6 @@ def test_a_callback_task_from_the_callers_digits_is_offered_then_the_patient_cal
         assert f"X-Callrouter-Task-Id: {task.id}" in invites and "Rappel - Cabinet acd-callback" in invites
     finally:
         db.dispose()
-
-
-def called_back_patient(directory, name: str, steps: list[tuple]):
-    """The patient's phone behind the trunk: rings, answers with media at [$rtp_port], runs `steps`
-    (("pause", ms), ("digit", "1") as RFC 4733 events the workers read), then hangs up."""
-    contact, reply = scen.uas_reply("patient")
-    body = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="{name}">
-  <Global variables="rtp_port"/>
-  <recv request="INVITE" crlf="true" rrs="true">
-    <action>
-      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller_from"/>
-      <ereg regexp="sips?:[^>;]*" search_in="hdr" header="Contact:" assign_to="caller_contact"/>
-    </action>
-  </recv>
-  <send>
-    <![CDATA[
-      SIP/2.0 180 Ringing
-{reply}      Content-Length: 0
-
-    ]]>
-  </send>
-"""
-    body += scen.uas_answer("patient", reply, 500) + scen.media_steps(directory, steps, scen.WORKER_EVENT_PT)
-    body += scen.uas_bye("patient", contact) + '  <Reference variables="caller_from,caller_contact"/>\n</scenario>\n'
-    path = directory / f"{name}.xml"
-    path.write_text(body)
-    return path
 
 
 def wait_for_task(tasks, task_id, state, timeout=20):
