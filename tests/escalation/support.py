@@ -3,9 +3,11 @@
 import dataclasses
 import datetime as dt
 import inspect
+import json
 
 from prometheus_client import CollectorRegistry
 from twisted.internet import defer, task
+from twisted.web import resource
 
 from callrouter.domain.model import EscalationStep, EscalationTier
 from callrouter.escalation.engine import EscalationEngine
@@ -125,3 +127,22 @@ def http_request(port, method, path, body=None, token=None, headers=None):
         finally:
             conn.close()
     return threads.deferToThread(blocking)
+
+
+class Gateway(resource.Resource):
+    """A fake SMS provider over real HTTP: records each request, answers with a message id."""
+
+    isLeaf = True
+
+    def __init__(self):
+        super().__init__()
+        self.requests = []
+        self.status = 200
+
+    def render_POST(self, request):
+        self.requests.append({"headers": {k.decode().lower(): v[0].decode()
+                                          for k, v in request.requestHeaders.getAllRawHeaders()},
+                              "path": request.path.decode(), "body": request.content.read()})
+        request.setResponseCode(self.status)
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps({"id": f"gw-{len(self.requests)}"}).encode()

@@ -13,7 +13,6 @@ import pytest
 import pytest_twisted
 from aiosmtpd.controller import Controller
 from twisted.internet import reactor, threads
-from twisted.web import resource, server
 
 from callrouter.domain.model import EscalationStep, EscalationTier
 from callrouter.escalation.ack import Acknowledger
@@ -26,38 +25,10 @@ SMS_ONLY = EscalationTier("urgent", (EscalationStep("sms", "on_call", wait_s=60)
                                      EscalationStep("sms", "backup", wait_s=60)))
 
 
-class Gateway(resource.Resource):
-    """A fake SMS provider over real HTTP: records each request, answers with a message id."""
-
-    isLeaf = True
-
-    def __init__(self):
-        super().__init__()
-        self.requests = []
-        self.status = 200
-
-    def render_POST(self, request):
-        self.requests.append({"headers": {k.decode().lower(): v[0].decode()
-                                          for k, v in request.requestHeaders.getAllRawHeaders()},
-                              "path": request.path.decode(), "body": request.content.read()})
-        request.setResponseCode(self.status)
-        request.setHeader(b"content-type", b"application/json")
-        return json.dumps({"id": f"gw-{len(self.requests)}"}).encode()
-
-
 @pytest.fixture
 def db(tmp_path):
     with fresh_database("sqlite", tmp_path) as database:
         yield database
-
-
-@pytest.fixture
-def gateway():
-    site = Gateway()
-    port = reactor.listenTCP(0, server.Site(site), interface="127.0.0.1")
-    site.url = f"http://127.0.0.1:{port.getHost().port}/sms/send"
-    yield site
-    pytest_twisted.blockon(port.stopListening())
 
 
 def sms_settings(gateway, **kw):

@@ -12,7 +12,6 @@ import pytest
 import pytest_twisted
 from prometheus_client import CollectorRegistry
 from twisted.internet import defer, reactor, task
-from twisted.web import server
 
 from callrouter.domain.model import EscalationStep, EscalationTier
 from callrouter.escalation.service import build_escalation
@@ -27,7 +26,7 @@ from callrouter.store.users import UserRepository
 from callrouter.web.api import Api
 from callrouter.web.escalations import EscalationApi
 from tests.escalation.support import SETTINGS, dialplan, http_request, listen, replace, sign_in
-from tests.escalation.test_integration import Gateway, smtp_server  # noqa: F401 (a fixture)
+from tests.escalation.test_integration import smtp_server  # noqa: F401 (a fixture)
 
 WEBHOOK = "hook-secret"
 DUTY_PHONE, DUTY_MAIL = "+33600000000", "supervision@example.org"
@@ -40,15 +39,6 @@ QUICK = EscalationTier("urgent", (EscalationStep("sms", "dr-martin", wait_s=0.3)
 
 class Env:
     pass
-
-
-@pytest.fixture
-def gateway():
-    site = Gateway()
-    port = reactor.listenTCP(0, server.Site(site), interface="127.0.0.1")
-    site.url = f"http://127.0.0.1:{port.getHost().port}/sms/send"
-    yield site
-    pytest_twisted.blockon(port.stopListening())
 
 
 def build(tmp_path, gateway, tier, **settings):
