@@ -47,6 +47,9 @@ from callrouter.store.retention import PurgeService, RetentionPurger
 from callrouter.store.tasks import TaskRepository
 from callrouter.store.users import UserRepository
 from callrouter.web.api import Api
+from callrouter.web.console import ConsoleApi
+from callrouter.web.sessions import ConsoleSessions
+from callrouter.web.sse import EventHub
 from callrouter.web.escalations import EscalationApi
 from callrouter.web.secretaries import SecretaryApi
 from callrouter.web.service import admin_service
@@ -163,7 +166,9 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     def prompt_path(name: str, practice: str | None) -> str:
         return str(catalogue.wav_path(name, practice))
 
-    events_service, events = build_events(settings.mqtt, settings.node, metrics.registry, reactor)
+    # Every event goes to MQTT and to the console's event streams: one source, two transports.
+    console_hub = EventHub()
+    events_service, events = build_events(settings.mqtt, settings.node, metrics.registry, reactor, also=(console_hub,))
 
     # The dialplans; on-call rotas published at a URL are fetched into var/ical/, which the registry watches.
     registry = DialplanRegistry([settings.dialplans], lambda: Catalogue.load(settings.prompts),
@@ -219,6 +224,9 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
                        call_now=lambda view, who: from_thread(controller.callbacks.call_now, view, who))
     api = Api(users, calls, audit, registry, dt.timedelta(minutes=settings.auth.token_ttl_minutes), escalation_api,
               card_of, SecretaryApi(audit, desk, from_thread), task_api)
+    console = ConsoleApi(users, ConsoleSessions(dt.timedelta(minutes=settings.http.console.inactivity_minutes),
+                                                secure_cookie=settings.http.console.cookie_secure),
+                         settings.http.console, dt.timedelta(minutes=settings.auth.token_ttl_minutes))
     purge = PurgeService(RetentionPurger(db, settings.retention), reactor,
                          settings.retention.purge_interval_hours * 3600.0, on_thread)
 
@@ -234,7 +242,7 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
         pool, PoolMetrics(pool, metrics, recorder), CallbackTasksService(tasks, controller, registry, reactor),
         CallCountsService(db, controller),
         edge, registrations,
-        admin_service(settings.http, api, reactor, purge),
+        admin_service(settings.http, api, reactor, purge, console=console, hub=console_hub),
     ]
     top = MultiService()
     for child in children:

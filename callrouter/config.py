@@ -39,10 +39,24 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    """The secretaries' console served by the HTTP server (callrouter.web.console).
+
+    `cookie_secure`: mark the session cookie Secure; set it when the console is reached over HTTPS
+    (a TLS reverse proxy in front of callrouter). `pause_reasons`: what a secretary may choose when
+    she pauses, the first being the default."""
+
+    inactivity_minutes: int = 15
+    cookie_secure: bool = False
+    pause_reasons: tuple[str, ...] = ("pause", "déjeuner", "réunion", "formation", "tâches administratives")
+
+
+@dataclass(frozen=True)
 class HttpSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 64 * 1024
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry
 
-from callrouter.events.notifier import EventNotifier
+from callrouter.events.notifier import EventNotifier, Publishes
 from callrouter.events.publisher import MqttPublisher
 from callrouter.events.service import EventsService
 from callrouter.events.settings import MqttSettings
@@ -22,11 +22,12 @@ class NoPublisher:
         pass
 
 
-def build_events(settings: MqttSettings, node: str, registry: CollectorRegistry,
-                 reactor: Any) -> tuple[EventsService | None, EventNotifier]:
-    """The service to add to the tree (None when events are off) and the notifier for the controller."""
+def build_events(settings: MqttSettings, node: str, registry: CollectorRegistry, reactor: Any,
+                 also: Sequence[Publishes] = ()) -> tuple[EventsService | None, EventNotifier]:
+    """The service to add to the tree (None when events are off) and the notifier for the controller;
+    `also`: sinks given every event besides MQTT (the console's event stream), even with MQTT off."""
     if not settings.enabled:
         logger.info("MQTT events are off (mqtt.enabled: false)")
-        return None, EventNotifier(NoPublisher(), node, reactor)
+        return None, EventNotifier(NoPublisher(), node, reactor, also)
     publisher = MqttPublisher(settings, node, registry, clock=reactor)
-    return EventsService(publisher, reactor), EventNotifier(publisher, node, reactor)
+    return EventsService(publisher, reactor), EventNotifier(publisher, node, reactor, also)

@@ -3,7 +3,11 @@
 One method per moment of a call; each picks the topic, the QoS and the retain flag, so the
 controller never has to. Payloads are JSON dicts with `v` (schema version) and `at` (ISO time
 from the injected clock). The caller's number appears only in the screen-pop; the call state
-carries it masked. Nothing here raises into the controller: the publisher takes what it is given
+carries it masked.
+
+One source of truth, several transports: every event goes to the MQTT publisher and then to each
+sink in `also` (the console's server-sent events, callrouter.web.sse), with the same topic and
+payload; a sink that fails is logged and the others still get the event. Nothing here raises into the controller: the publisher takes what it is given
 and a failure to build a payload is logged and dropped.
 """
 
@@ -40,8 +44,9 @@ def _never_raises(method: Callable) -> Callable:
 
 
 class EventNotifier:
-    def __init__(self, publisher: Publishes, node: str, clock: Clock):
+    def __init__(self, publisher: Publishes, node: str, clock: Clock, also: Sequence[Publishes] = ()):
         self.publisher = publisher
+        self._sinks = (publisher, *also)
         self.node = node
         self.clock = clock
         self._cards: dict[str, str] = {}  # practice -> dialplan version of the card published
@@ -64,14 +69,14 @@ class EventNotifier:
     @_never_raises
     def practice_loaded(self, dialplan: Dialplan) -> None:
         """Retained card; call for each practice after every (re)load of the dialplans."""
-        self.publisher.publish(topics.practice_card(self.node, dialplan.practice), card.practice_card(dialplan),
+        self._publish(topics.practice_card(self.node, dialplan.practice), card.practice_card(dialplan),
                                retain=True, qos=1)
         self._cards[dialplan.practice] = dialplan.version
 
     @_never_raises
     def practice_removed(self, practice: str) -> None:
         """Clears the retained card of a practice whose dialplan is gone."""
-        self.publisher.publish(topics.practice_card(self.node, practice), None, retain=True, qos=1)
+        self._publish(topics.practice_card(self.node, practice), None, retain=True, qos=1)
         self._cards.pop(practice, None)
 
     # --- a call's life ------------------------------------------------------------------------------
@@ -107,7 +112,7 @@ class EventNotifier:
         """An offer whose screen-pop (callrouter.events.card.screen_pop) is built already: the pop
         (QoS 1), then the secretary's state (ringing) and the call's (offered)."""
         secretary, call_id, practice = pop["secretary"], pop["call_id"], pop["practice"]
-        self.publisher.publish(topics.screen_pop(self.node, secretary), pop, qos=1)
+        self._publish(topics.screen_pop(self.node, secretary), pop, qos=1)
         self._secretary(secretary, "ringing", call_id=call_id, practice=practice)
         self._call(call_id, practice, "offered", secretary=secretary, queue=(pop.get("queue") or {}).get("id"))
 
@@ -127,7 +132,7 @@ class EventNotifier:
     @_never_raises
     def queue_changed(self, practice: str, queue: str, waiting: int, longest_wait_s: float) -> None:
         """Retained; call after every change of a queue (a call in, out, offered, put back)."""
-        self.publisher.publish(topics.queue(self.node, practice, queue), {
+        self._publish(topics.queue(self.node, practice, queue), {
             "v": 1, "at": self._at(), "practice": practice, "queue": queue, "waiting": waiting,
             "longest_wait_s": round(max(0.0, longest_wait_s), 1)}, retain=True, qos=1)
 
@@ -145,7 +150,7 @@ class EventNotifier:
                              duty_alerts: Sequence[str] = ()) -> None:
         """A chain ran out with nobody acknowledging: the supervisors must find someone. The
         caller's number is masked; `duty_alerts` names the channels the duty contact is alerted by."""
-        self.publisher.publish(topics.escalation_exhausted(self.node, practice), {
+        self._publish(topics.escalation_exhausted(self.node, practice), {
             "v": 1, "at": self._at(), "type": "escalation_exhausted", "escalation_id": escalation_id,
             "reference": reference, "practice": practice, "tier": tier, "call_id": call_id,
             "caller": mask_number(caller), "started_at": started_at.isoformat(timespec="seconds"),
@@ -154,10 +159,17 @@ class EventNotifier:
 
     # --- payloads ----------------------------------------------------------------------------------
 
+    def _publish(self, topic: str, payload: Mapping[str, Any] | None, retain: bool = False, qos: int = 0) -> None:
+        for sink in self._sinks:
+            try:
+                sink.publish(topic, payload, retain=retain, qos=qos)
+            except Exception:
+                logger.exception("event on %s not given to %s", topic, type(sink).__name__)
+
     def _call(self, call_id: str, practice: str, state: str, **details: Any) -> None:
         payload = {"v": 1, "at": self._at(), "call_id": call_id, "practice": practice, "state": state}
         payload.update({k: v for k, v in details.items() if v is not None})
-        self.publisher.publish(topics.call_state(self.node, call_id), payload, qos=1)
+        self._publish(topics.call_state(self.node, call_id), payload, qos=1)
 
     def _secretary(self, secretary: str, state: str, **details: Any) -> None:
         if state not in SECRETARY_STATES:
@@ -165,4 +177,4 @@ class EventNotifier:
             return
         payload = {"v": 1, "at": self._at(), "secretary": secretary, "state": state}
         payload.update({k: v for k, v in details.items() if v is not None})
-        self.publisher.publish(topics.secretary_state(self.node, secretary), payload, retain=True, qos=1)
+        self._publish(topics.secretary_state(self.node, secretary), payload, retain=True, qos=1)

@@ -226,6 +226,22 @@ class UserRepository:
                    now, details={"reason": failure})
         raise AuthFailed("invalid username, password or code")
 
+    def totp_enrolment(self, username: str, password: str, now: dt.datetime) -> str | None:
+        """The TOTP provisioning URI of a user who has never signed in with a code (her second
+        factor is not enrolled yet), given her password; None for anyone else, a wrong password
+        or a name locked out. Only offered after a failed login, which the lockout counts."""
+        with self._db.transaction() as s:
+            user = s.scalar(select(User).where(User.username == username))
+            if _recent_failures(s, username, now) >= MAX_FAILURES:
+                return None
+            if user is None:
+                passwords.verify_password(passwords.DUMMY_HASH, password)
+                return None
+            if not (user.enabled and user.totp_last_step is None
+                    and passwords.verify_password(user.password_hash, password)):
+                return None
+            return totp.provisioning_uri(user.totp_secret, username, self._issuer)
+
     def authenticate(self, token: str, now: dt.datetime) -> UserView | None:
         """The enabled user owning an unexpired token, else None."""
         with self._db.transaction() as s:

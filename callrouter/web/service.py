@@ -1,29 +1,52 @@
-"""The admin API as a Twisted service, for the application's service tree."""
+"""The admin API and the secretaries' console as a Twisted service, for the application's service tree."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from twisted.application.internet import TCPServer
+from twisted.application.internet import TCPServer, TimerService
 from twisted.application.service import IService, MultiService
+from twisted.internet import threads
 
-from callrouter.web.api import Api
 from callrouter.config import HttpSettings
-from callrouter.web.site import build_site
+from callrouter.ports import utc_from_clock
+from callrouter.web.api import Api
+from callrouter.web.console import ConsoleApi
+from callrouter.web.router import Router
+from callrouter.web.site import ConsoleParts, build_site
+from callrouter.web.sse import EventHub
+
+SESSION_SWEEP_S = 60.0
 
 
-def admin_service(http: HttpSettings, api: Api, reactor: Any, *beside: IService) -> MultiService:
-    """The HTTP admin API serving `api` on `http`, with the services that run beside it (the
-    retention purge), started after it in the order given.
+def admin_service(http: HttpSettings, api: Api, reactor: Any, *beside: IService,
+                  console: ConsoleApi | None = None, hub: EventHub | None = None) -> MultiService:
+    """The HTTP server serving `api` on `http`, with the services that run beside it (the
+    retention purge), started after it in the order given. With `console` (and the `hub` the event
+    notifier feeds), it also serves the secretaries' console, and every minute revokes the tokens
+    of the console sessions ended by inactivity.
 
     The reactor is also the clock; the handlers run in the reactor's thread pool (the store they
     call is blocking).
     """
     parent = MultiService()
-    site = build_site(api.router(), reactor, reactor.getThreadPool(), reactor, http.max_body_bytes)
+    routes = api.routes() + (console.routes() if console else [])
+    parts = ConsoleParts(console.sessions, hub or EventHub(), api.users.authenticate) if console else None
+    site = build_site(Router(routes, api.users.authenticate), reactor, reactor.getThreadPool(), reactor,
+                      http.max_body_bytes, parts)
     server = TCPServer(http.port, site, interface=http.host)
     server.setName("admin-http")
     server.setServiceParent(parent)
+    if console is not None:
+        TimerService(SESSION_SWEEP_S, _revoke_idle, console, reactor).setServiceParent(parent)
     for service in beside:
         service.setServiceParent(parent)
     return parent
+
+
+def _revoke_idle(console: ConsoleApi, reactor: Any):
+    def revoke() -> None:
+        for session in console.sessions.expired(utc_from_clock(reactor)):
+            console.users.logout(session.token)
+
+    return threads.deferToThreadPool(reactor, reactor.getThreadPool(), revoke)

@@ -1,19 +1,29 @@
 """The twisted.web side: one leaf resource that snapshots the request and runs the router in a
-thread pool (the store is blocking), and a Request class that caps the body size."""
+thread pool (the store is blocking), and a Request class that caps the body size.
+
+A request with the console's session cookie reaches the router as the same request with the
+session's bearer token (callrouter.web.sessions), or is refused 403 here when it changes something
+without the session's CSRF token. The tree around the API (pages, assets, event stream) is in
+callrouter.web.pages."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from twisted.internet import threads
 from twisted.python.threadpool import ThreadPool
 from twisted.web import server
 from twisted.web.resource import Resource
 
-from callrouter.ports import Clock, utc_from_clock
+from callrouter.ports import Clock, UserView, utc_from_clock
 from callrouter.web.http import ApiError, HttpRequest, HttpResponse, error_response
+from callrouter.web.pages import ConsolePages, Root, SECURITY_HEADERS
 from callrouter.web.router import Router
+from callrouter.web.sessions import ConsoleSessions, CsrfRefused
+from callrouter.web.sse import EventHub, EventStreamResource
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +46,22 @@ class LimitedRequest(server.Request):
 class ApiResource(Resource):
     isLeaf = True
 
-    def __init__(self, router: Router, reactor: Any, pool: ThreadPool, clock: Clock) -> None:
+    def __init__(self, router: Router, reactor: Any, pool: ThreadPool, clock: Clock,
+                 sessions: ConsoleSessions) -> None:
         super().__init__()
         self._router = router
         self._reactor = reactor
         self._pool = pool
         self._clock = clock
+        self._sessions = sessions
 
     def render(self, request: server.Request):
-        snapshot = self._snapshot(request)
+        try:
+            snapshot = self._snapshot(request)
+        except CsrfRefused:
+            self._write(error_response(ApiError(403, "csrf", "jeton CSRF absent ou invalide : rechargez la page")),
+                        request, [])
+            return server.NOT_DONE_YET
         finished = []
         request.notifyFinish().addBoth(finished.append)
         d = threads.deferToThreadPool(self._reactor, self._pool, self._router.handle, snapshot)
@@ -59,12 +76,15 @@ class ApiResource(Resource):
                  for k, vs in request.args.items()}
         headers = {k.decode("latin-1").lower(): vs[-1].decode("latin-1")
                    for k, vs in request.requestHeaders.getAllRawHeaders()}
+        method = request.method.decode("ascii", "replace")
+        now = utc_from_clock(self._clock)
+        headers = self._sessions.authorise(method, headers, now)
         return HttpRequest(
-            method=request.method.decode("ascii", "replace"),
+            method=method,
             path=request.path.decode("utf-8", "replace"),
             query=query, headers=headers, body=body,
             source=getattr(request.getClientAddress(), "host", "unknown"),
-            now=utc_from_clock(self._clock),
+            now=now,
             body_too_large=getattr(request, "body_too_large", False))
 
     @staticmethod
@@ -79,16 +99,37 @@ class ApiResource(Resource):
         request.setResponseCode(response.status)
         request.setHeader(b"Content-Type", response.content_type.encode())
         request.setHeader(b"Cache-Control", b"no-store")
-        for name, value in response.headers.items():
+        for name, value in {**SECURITY_HEADERS, **response.headers}.items():
             request.setHeader(name.encode(), value.encode())
         request.write(response.body)
         request.finish()
 
 
-def build_site(router: Router, reactor: Any, pool: ThreadPool, clock: Clock,
-               max_body_bytes: int) -> server.Site:
-    """The API site: every path goes to the router, bodies capped at `max_body_bytes`."""
+@dataclass(frozen=True)
+class ConsoleParts:
+    """What the console adds to the site: its sessions, the event hub its streams are fed by, and
+    how a stream's bearer token is checked (blocking, UserDirectory.authenticate)."""
+
+    sessions: ConsoleSessions
+    hub: EventHub
+    authenticate: Callable[[str, dt.datetime], UserView | None]
+
+
+def no_console() -> ConsoleParts:
+    """A site whose pages nobody can sign in to (no session route): for API-only servers and tests."""
+    return ConsoleParts(ConsoleSessions(dt.timedelta(minutes=15)), EventHub(), lambda token, now: None)
+
+
+def build_site(router: Router, reactor: Any, pool: ThreadPool, clock: Clock, max_body_bytes: int,
+               console: ConsoleParts | None = None) -> server.Site:
+    """The site: /api/* to the router (bodies capped at `max_body_bytes`), /api/events to the
+    event stream fed by the console's hub, the console's pages and assets (callrouter.web.pages)."""
+    console = console or no_console()
+    sessions, hub, authenticate = console.sessions, console.hub, console.authenticate
     request_class = type("ApiRequest", (LimitedRequest,), {"max_body": max_body_bytes})
-    site = server.Site(ApiResource(router, reactor, pool, clock), requestFactory=request_class)
+    api = ApiResource(router, reactor, pool, clock, sessions)
+    events = EventStreamResource(hub, sessions, authenticate, reactor, clock, SECURITY_HEADERS)
+    root = Root(api, events, ConsolePages(sessions, clock))
+    site = server.Site(root, requestFactory=request_class)
     site.displayTracebacks = False
     return site
