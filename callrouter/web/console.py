@@ -30,6 +30,7 @@ from callrouter.web.sessions import ConsoleSessions, session_id_of
 SIGN_IN_BODY = {"username": Field(str, max_length=64), "password": Field(str, max_length=1024),
                 "totp": Field(str, required=False, max_length=10)}
 WRONG_CREDENTIALS = "Identifiant, mot de passe ou code incorrect."
+WRONG_CODE = "Code incorrect."
 ENROL = ("Première connexion : scannez ce QR code avec votre application d'authentification "
          "(FreeOTP, Google Authenticator…), puis saisissez le code à 6 chiffres affiché.")
 
@@ -74,7 +75,8 @@ class ConsoleApi:
             uri = self.users.totp_enrolment(username, password, ctx.now)
             if uri is None:
                 raise ApiError(401, "unauthorized", WRONG_CREDENTIALS) from None
-            raise ApiError(409, "totp_enrolment", ENROL, qr=qr_data_uri(uri), secret=secret_of(uri)) from None
+            message = f"{WRONG_CODE} {ENROL}" if code else ENROL
+            raise ApiError(409, "totp_enrolment", message, qr=qr_data_uri(uri), secret=secret_of(uri)) from None
         session = self.sessions.open(username, token, ctx.now)
         response = json_response(self._describe(username, session.csrf))
         return HttpResponse(response.status, response.body, headers={"Set-Cookie": self.sessions.set_cookie(session)})

@@ -90,7 +90,7 @@ class ConsolePages(Resource):
             request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
             return "Page introuvable.\n".encode()
         cookie = request.getHeader(b"cookie")
-        session = self._sessions.get(session_id_of({"cookie": cookie} if cookie else {}),
+        session = self._sessions.get(session_id_of({"cookie": cookie.decode("latin-1")} if cookie else {}),
                                      utc_from_clock(self._clock))
         if session is None:
             return self._redirect(request, b"/console/connexion")

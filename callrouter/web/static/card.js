@@ -19,7 +19,8 @@ export function renderCard(pop) {
   $("card").dataset.shownAt = String(Date.now());
   markCall(pop.tier_label ? `Appel entrant — ${pop.tier_label}` : "Appel entrant");
   text("card-practice", pop.practice_name || pop.practice);
-  text("card-site", pop.site ? `${pop.site.name}${pop.site.address ? ` — ${pop.site.address}` : ""}` : "");
+  $("card-site").hidden = !pop.site;
+  $("card-site").textContent = pop.site ? `${pop.site.name}${pop.site.address ? ` — ${pop.site.address}` : ""}` : "";
   text("card-number", pop.caller.withheld ? "Numéro masqué" : pop.caller.number);
   text("card-calls-today", pop.caller.calls_today_label);
   text("card-menu", (pop.ivr_answers || []).map((a) => `${a.label} (touche ${a.digit})`).join(", ") || "Aucun menu");
