@@ -12,7 +12,7 @@ from callrouter.config import HttpSettings
 from callrouter.ports import utc_from_clock
 from callrouter.web.api import Api
 from callrouter.web.console import ConsoleApi
-from callrouter.web.router import Router
+from callrouter.web.router import Route, Router
 from callrouter.web.site import ConsoleParts, build_site
 from callrouter.web.sse import EventHub
 
@@ -30,7 +30,7 @@ def admin_service(http: HttpSettings, api: Api, reactor: Any, *beside: IService,
     call is blocking).
     """
     parent = MultiService()
-    routes = api.routes() + (console.routes() if console else [])
+    routes = served_routes(api, console)
     parts = ConsoleParts(console.sessions, hub or EventHub(), api.users.authenticate) if console else None
     site = build_site(Router(routes, api.users.authenticate), reactor, reactor.getThreadPool(), reactor,
                       http.max_body_bytes, parts)
@@ -42,6 +42,11 @@ def admin_service(http: HttpSettings, api: Api, reactor: Any, *beside: IService,
     for service in beside:
         service.setServiceParent(parent)
     return parent
+
+
+def served_routes(api: Api, console: ConsoleApi | None) -> list[Route]:
+    """The route table the server answers from (docs/openapi.yaml is tested against it)."""
+    return api.routes() + (console.routes() if console else [])
 
 
 def _revoke_idle(console: ConsoleApi, reactor: Any):

@@ -189,6 +189,7 @@ def test_a_secretary_signs_in_sees_the_card_before_her_phone_rings_and_pauses_fr
     page.click("#pause")
     page.wait_for_selector("#state[data-state=paused]")
     assert page.text_content("#state") == "En pause — déjeuner"
+    page.wait_for_selector("#idle:not([hidden])")  # the ended call's card has left her screen
     shot(page, "5-en-pause")
     status, me = acd.api("POST", "/api/secretaries/me/login", maud_token)
     assert status == 200 and me["state"] == "available", me

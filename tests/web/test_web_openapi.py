@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from callrouter.config import ConsoleSettings
 from callrouter.web.api import Api
+from callrouter.web.console import ConsoleApi
+from callrouter.web.service import served_routes
 from callrouter.web.http import JSON_TYPES
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
@@ -21,7 +24,8 @@ def spec():
 @pytest.fixture(scope="module")
 def routes():
     api = Api(None, None, None, None, dt.timedelta(hours=1))
-    return {(r.method.lower(), r.pattern): r for r in api.routes()}
+    console = ConsoleApi(None, None, ConsoleSettings(), dt.timedelta(hours=1))
+    return {(r.method.lower(), r.pattern): r for r in served_routes(api, console)}
 
 
 def operations(spec):

@@ -125,7 +125,11 @@ function connect() {
     const payload = JSON.parse(e.data);
     if (payload.state === "arrived") arrivals.set(payload.call_id, new Date(payload.at));
     if (payload.call_id !== offered) return;
-    if (payload.state === "answered") markCall("En communication");
+    if (payload.state === "answered") {
+      markCall("En communication");
+      tick();
+      arrivals.delete(payload.call_id); // her wait is over: the figure stays as it was
+    }
     if (payload.state === "queued" && payload.secretary === undefined) {
       // Put back in line (not taken in time): the card leaves her screen.
       offered = null;
