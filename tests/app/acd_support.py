@@ -8,6 +8,7 @@ calls or secretaries' states.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -17,7 +18,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from argon2 import PasswordHasher
 
@@ -278,6 +279,19 @@ def start_acd(root: Path, practices: list[Practice], outbound_trunk: str | None 
         svc.stop()
         raise
     return Acd(svc, root, {p.name: p for p in practices}, totp_secrets=secrets)
+
+
+@contextlib.contextmanager
+def running_acd(root: Path, practices: list[Practice], **options: Any) -> Iterator[Acd]:
+    """`start_acd` for a fixture: the SIPp phones it started are killed and the service stopped
+    after, and nothing may be left running (Kamailio included)."""
+    acd = start_acd(root, practices, **options)
+    try:
+        yield acd
+    finally:
+        acd.kill_started()
+        stray = acd.svc.stop()
+        assert not stray, f"processes left running after stop (Kamailio included): {stray}"
 
 
 def add_secretaries(db_url: str, who: dict[str, str]) -> dict[str, str]:

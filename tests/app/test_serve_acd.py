@@ -24,10 +24,10 @@ from tests.app.acd_support import (
     MAX_MISSED_OFFERS,
     RING_TIMEOUT_S,
     Practice,
+    running_acd,
     seconds,
     secretary_legs,
     sleep_until,
-    start_acd,
 )
 
 pytestmark = pytest.mark.integration
@@ -52,13 +52,8 @@ AFTER_WRAP_UP = dt.timedelta(seconds=2)  # the other practices' 1 s wrap-up is s
 
 @pytest.fixture(scope="module")
 def acd(tmp_path_factory, prompts_built):
-    acd = start_acd(tmp_path_factory.mktemp("acd"), PRACTICES, outbound_trunk=f"127.0.0.1:{TRUNK_PORT}")
-    try:
+    with running_acd(tmp_path_factory.mktemp("acd"), PRACTICES, outbound_trunk=f"127.0.0.1:{TRUNK_PORT}") as acd:
         yield acd
-    finally:
-        acd.kill_started()
-        stray = acd.svc.stop()
-        assert not stray, f"processes left running after stop (Kamailio included): {stray}"
 
 
 @pytest.fixture

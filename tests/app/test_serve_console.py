@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from callrouter.auth.totp import code_at
-from tests.app.acd_support import CONSOLE_PASSWORD, Practice, secretary_legs, sleep_until, start_acd
+from tests.app.acd_support import CONSOLE_PASSWORD, Practice, running_acd, secretary_legs, sleep_until
 
 pytestmark = pytest.mark.integration
 
@@ -75,13 +75,8 @@ def browser():
 
 @pytest.fixture
 def acd(tmp_path, prompts_built, browser):
-    acd = start_acd(tmp_path, [PRACTICE], login_required=True)
-    try:
+    with running_acd(tmp_path, [PRACTICE], login_required=True) as acd:
         yield acd
-    finally:
-        acd.kill_started()
-        stray = acd.svc.stop()
-        assert not stray, f"processes left running after stop (Kamailio included): {stray}"
 
 
 def shot(page, name: str) -> None:

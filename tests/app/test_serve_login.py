@@ -13,7 +13,7 @@ import datetime as dt
 
 import pytest
 
-from tests.app.acd_support import Practice, secretary_legs, sleep_until, start_acd
+from tests.app.acd_support import Practice, running_acd, secretary_legs, sleep_until
 
 pytestmark = pytest.mark.integration
 
@@ -24,13 +24,8 @@ AFTER_WRAP_UP = dt.timedelta(seconds=2)  # the practice's 1 s wrap-up is surely 
 
 @pytest.fixture
 def acd(tmp_path, prompts_built):
-    acd = start_acd(tmp_path, [PRACTICE], login_required=True)
-    try:
+    with running_acd(tmp_path, [PRACTICE], login_required=True) as acd:
         yield acd
-    finally:
-        acd.kill_started()
-        stray = acd.svc.stop()
-        assert not stray, f"processes left running after stop (Kamailio included): {stray}"
 
 
 def nobody_to_offer_it_to(record) -> bool:
