@@ -159,23 +159,7 @@ def softphone(directory: Path, name: str) -> Path:
   <pause variable="ring_ms"/>
 """ + uas_ok("secretary", reply) + f"""  <nop next="wait_bye" test="waits_bye"/>
   <pause variable="talk_ms"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE [$caller_contact] SIP/2.0
-      [routes]
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:softphone@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
-      To: [$caller_from]
-      [last_Call-ID:]
-      CSeq: 1 BYE
-      {contact}
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200" crlf="true" next="done"/>
-  <label id="wait_bye"/>
+{uas_bye("softphone", contact, then="done")}  <label id="wait_bye"/>
 {WAIT_BYE.format(timeout_ms=60000)}  <nop next="done"/>
   <label id="ignore"/>
   <recv request="CANCEL"/>

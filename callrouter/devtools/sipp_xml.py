@@ -141,8 +141,9 @@ def uas_answer(user: str, reply: str, after_ms: int) -> str:
     return pause(after_ms) + uas_ok(user, reply)
 
 
-def uas_bye(user: str, contact: str) -> str:
-    """The UAS hangs up (to the caller captured as caller_from/caller_contact)."""
+def uas_bye(user: str, contact: str, then: str | None = None) -> str:
+    """The UAS hangs up (to the caller captured as caller_from/caller_contact); with `then`, the
+    scenario jumps to that label once the 200 comes."""
     return f"""  <send retrans="500">
     <![CDATA[
       BYE [$caller_contact] SIP/2.0
@@ -158,5 +159,5 @@ def uas_bye(user: str, contact: str) -> str:
 
     ]]>
   </send>
-  <recv response="200" crlf="true"/>
+  <recv response="200" crlf="true"{f' next="{then}"' if then else ""}/>
 """
