@@ -22,6 +22,7 @@ MODULES: Mapping[str, tuple[str, ...]] = {
     "exports": ("run",),
     "audit": ("read",),
     "secretaries": ("read", "manage"),  # the team's live states; pause, resume, log out others
+    "team": ("read", "write"),  # who covers which queue, skill levels, pause reasons (applied live)
     "practitioner": ("act",),  # act as a practitioner: validate bookings, reserved slots...
 }
 
@@ -34,8 +35,8 @@ def _all(*modules: str) -> frozenset[Permission]:
 
 ROLE_PERMISSIONS: Mapping[str, frozenset[Permission]] = {
     "administrator": _all("calls", "callbacks", "escalations", "dialplans", "users", "exports",
-                          "audit", "secretaries"),
-    "supervisor": _all("calls", "callbacks", "escalations", "exports", "audit", "secretaries")
+                          "audit", "secretaries", "team"),
+    "supervisor": _all("calls", "callbacks", "escalations", "exports", "audit", "secretaries", "team")
     | {("dialplans", "read"), ("users", "read")},
     "secretary": _all("calls", "callbacks", "escalations") | {("dialplans", "read"), ("secretaries", "read")},
     "practitioner": {("calls", "read"), ("callbacks", "read"), ("escalations", "read"),

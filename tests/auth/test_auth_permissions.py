@@ -23,6 +23,8 @@ EXPECTED = {
     ("audit", "read"): {"administrator", "supervisor"},
     ("secretaries", "read"): {"administrator", "supervisor", "secretary"},
     ("secretaries", "manage"): {"administrator", "supervisor"},
+    ("team", "read"): {"administrator", "supervisor"},
+    ("team", "write"): {"administrator", "supervisor"},
     ("practitioner", "act"): {"practitioner"},
 }
 
