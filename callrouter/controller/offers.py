@@ -11,6 +11,7 @@ HOLD_BACK_S before its next offer instead of going round at once.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import logging
 from pathlib import Path
@@ -117,6 +118,7 @@ class Offers:
         }
         caller = s.call.caller
         calls_today = self._counts.calls_today(s.practice, caller)
+        queued_at = dt.datetime.fromtimestamp(w.enqueued_at, dt.timezone.utc)  # her console counts the wait from it
         self._line.changed(w.practice, w.queue)
         for secretary in secretaries:
             s.tried.add(secretary.uri)
@@ -125,7 +127,8 @@ class Offers:
             self._legs[leg] = s
             pop = dict(dialplan=s.dialplan, call_id=s.call_id, caller=caller, calls_today=calls_today,
                        site=d.site if d else None, queue=w.queue, reason=d.reason if d else None,
-                       tier=d.tier if d else None, ivr_answers=list(s.ivr_answers), console_url=console)
+                       tier=d.tier if d else None, ivr_answers=list(s.ivr_answers), console_url=console,
+                       queued_at=queued_at)
             self._desk.ringing(secretary, pop)  # the screen-pop goes out before her phone rings
             ctx.send(s.worker, p.Dial(leg, secretary.uri, display_name=p.display_name(f"{s.dialplan.name} - {label}"),
                                       headers=headers, timeout_seconds=ctx.settings.ring_timeout_s + 5))

@@ -48,11 +48,14 @@ def practice_card(dialplan: Dialplan) -> dict[str, Any]:
 def screen_pop(dialplan: Dialplan, *, call_id: str, at: dt.datetime, secretary: str,
                caller: str | None, calls_today: int, site: str | None = None, queue: str | None = None,
                reason: str | None = None, tier: str | None = None,
-               ivr_answers: Sequence[tuple[str, str]] = (), console_url: str | None = None) -> dict[str, Any]:
+               ivr_answers: Sequence[tuple[str, str]] = (), console_url: str | None = None,
+               queued_at: dt.datetime | None = None) -> dict[str, Any]:
     """The offer a secretary sees before her phone rings: who calls, why, for which practice.
 
     `calls_today` counts this caller's calls to the practice today, this one included (1: first
-    call); `ivr_answers` are the (menu, digit) pairs in the order the caller gave them.
+    call); `ivr_answers` are the (menu, digit) pairs in the order the caller gave them;
+    `queued_at` is when the caller entered the queue (her console counts the wait from it; None
+    for an offer that did not wait in line, e.g. a callback task).
     """
     q = dialplan.queues.get(queue) if queue else None
     return {
@@ -60,6 +63,7 @@ def screen_pop(dialplan: Dialplan, *, call_id: str, at: dt.datetime, secretary: 
         "type": "screen_pop",
         "call_id": call_id,
         "at": _iso(at),
+        "queued_at": _iso(queued_at) if queued_at is not None else None,
         "secretary": secretary,
         "practice": dialplan.practice,
         "practice_name": dialplan.name,

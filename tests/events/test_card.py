@@ -125,3 +125,12 @@ def test_every_platform_a_dialplan_accepts_has_its_label_on_the_card(tmp_path):
         assert label and label != platform, platform  # a name for people, not the code
     labels = {p: card.platform_label(p) for p in ("clickdoc", "docorga", "medoucine")}
     assert labels == {"clickdoc": "ClickDoc", "docorga": "Docorga", "medoucine": "Medoucine"}
+
+
+def test_screen_pop_carries_when_the_caller_entered_the_queue(plans):
+    queued = AT - dt.timedelta(minutes=2, seconds=5)
+    pop = card.screen_pop(plans["cabinet-dr-martin"], call_id="c1", at=AT, secretary="bob", caller=None,
+                          calls_today=1, queued_at=queued)
+    assert pop["queued_at"] == "2027-02-03T09:12:55+00:00"
+    assert card.screen_pop(plans["cabinet-dr-martin"], call_id="c2", at=AT, secretary="bob", caller=None,
+                           calls_today=1)["queued_at"] is None
