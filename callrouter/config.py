@@ -75,6 +75,7 @@ class RetentionSettings:
     call_records_days: int | None = 365
     recordings_days: int | None = 90
     audit_days: int | None = 6 * 365
+    state_history_days: int | None = 400  # the secretaries' state changes (who paused whom, when)
     purge_interval_hours: int = 24
 
 

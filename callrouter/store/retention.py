@@ -17,7 +17,7 @@ from callrouter.config import RetentionSettings
 from callrouter.ports import Actor, Clock, RunBlocking, utc_from_clock
 from callrouter.store import audit
 from callrouter.store.db import Database
-from callrouter.store.models import ApiToken, CallRecord, Escalation, Recording
+from callrouter.store.models import ApiToken, CallRecord, Escalation, Recording, SecretaryStateChange
 from callrouter.store.tasks import purge_closed
 
 logger = logging.getLogger(__name__)
@@ -32,12 +32,13 @@ class PurgeResult:
     cutoffs: dict[str, str | None]
     callback_tasks: int = 0  # closed ones (they hold patients' numbers), kept as long as call records
     escalations: int = 0  # ended chains and their steps (callback numbers, notes), likewise
+    state_history: int = 0  # secretaries' state changes
 
     def to_json(self) -> dict:
         return {"call_records": self.call_records, "recordings": self.recordings,
                 "audit": self.audit, "expired_tokens": self.expired_tokens,
                 "callback_tasks": self.callback_tasks, "escalations": self.escalations,
-                "cutoffs": self.cutoffs}
+                "state_history": self.state_history, "cutoffs": self.cutoffs}
 
 
 def _cutoff(now: dt.datetime, days: int | None) -> dt.datetime | None:
@@ -54,8 +55,9 @@ class RetentionPurger:
         calls_cut = _cutoff(now, s_.call_records_days)
         rec_cut = _cutoff(now, s_.recordings_days)
         audit_cut = _cutoff(now, s_.audit_days)
+        history_cut = _cutoff(now, s_.state_history_days)
         with self._db.transaction() as s:
-            calls = recs = audited = tasks = chains = 0
+            calls = recs = audited = tasks = chains = history = 0
             if calls_cut is not None:
                 tasks = purge_closed(s, calls_cut)
                 # Steps and outbox rows go with their chain (ON DELETE CASCADE); running ones stay.
@@ -68,10 +70,13 @@ class RetentionPurger:
                 recs = s.execute(delete(Recording).where(Recording.created_at < rec_cut)).rowcount
             if audit_cut is not None:
                 audited = audit.purge_before(s, audit_cut)
+            if history_cut is not None:
+                history = s.execute(delete(SecretaryStateChange)
+                                    .where(SecretaryStateChange.at < history_cut)).rowcount
             tokens = s.execute(delete(ApiToken).where(ApiToken.expires_at <= now)).rowcount
             result = PurgeResult(calls, recs, audited, tokens, {
                 "call_records": _iso(calls_cut), "recordings": _iso(rec_cut),
-                "audit": _iso(audit_cut)}, tasks, chains)
+                "audit": _iso(audit_cut), "state_history": _iso(history_cut)}, tasks, chains, history)
             audit.append(s, actor, "retention.purge", "store", now, details=result.to_json())
         logger.info("retention purge: %s call records, %s recordings, %s audit entries, %s callback tasks",
                     calls, recs, audited, tasks)
