@@ -31,7 +31,7 @@ from callrouter.dialplan.registry import DialplanRegistry
 from callrouter.dialplan.service import DialplanService
 from callrouter.escalation.service import build_escalation, build_voice
 from callrouter.events.build import build_events
-from callrouter.events.card import practice_card
+from callrouter.events.card import practice_card, tier_label
 from callrouter.media.pool import MediaPool
 from callrouter.media.pool_metrics import PoolMetrics
 from callrouter.metrics import Metrics
@@ -52,6 +52,7 @@ from callrouter.web.sessions import ConsoleSessions
 from callrouter.web.sse import EventHub
 from callrouter.web.escalations import EscalationApi
 from callrouter.web.secretaries import SecretaryApi
+from callrouter.web.oncall import OnCallApi
 from callrouter.web.service import admin_service
 from callrouter.web.tasks import TaskApi
 
@@ -242,7 +243,8 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
         pool, PoolMetrics(pool, metrics, recorder), CallbackTasksService(tasks, controller, registry, reactor),
         CallCountsService(db, controller),
         edge, registrations,
-        admin_service(settings.http, api, reactor, purge, console=console, hub=console_hub),
+        admin_service(settings.http, api, reactor, purge, console=console, hub=console_hub,
+                      oncall=OnCallApi(dialplan_of, tier_label)),
     ]
     top = MultiService()
     for child in children:

@@ -77,11 +77,16 @@ def screen_pop(dialplan: Dialplan, *, call_id: str, at: dt.datetime, secretary: 
         },
         "reason": reason,
         "tier": tier,
-        "tier_label": TIERS.get(tier, tier) if tier else None,
+        "tier_label": tier_label(tier) if tier else None,
         "ivr_answers": [ivr_answer(dialplan, menu, digit) for menu, digit in ivr_answers],
         "console_url": console_url,
         "card": practice_card(dialplan),
     }
+
+
+def tier_label(tier: str) -> str:
+    """An escalation tier's name as the secretary reads it (`vital` -> `Urgence vitale`)."""
+    return TIERS.get(tier, tier)
 
 
 def ivr_answer(dialplan: Dialplan, menu: str, digit: str) -> dict[str, Any]:

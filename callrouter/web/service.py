@@ -12,6 +12,7 @@ from callrouter.config import HttpSettings
 from callrouter.ports import utc_from_clock
 from callrouter.web.api import Api
 from callrouter.web.console import ConsoleApi
+from callrouter.web.oncall import OnCallApi, oncall_routes
 from callrouter.web.router import Route, Router
 from callrouter.web.site import ConsoleParts, build_site
 from callrouter.web.sse import EventHub
@@ -20,7 +21,8 @@ SESSION_SWEEP_S = 60.0
 
 
 def admin_service(http: HttpSettings, api: Api, reactor: Any, *beside: IService,
-                  console: ConsoleApi | None = None, hub: EventHub | None = None) -> MultiService:
+                  console: ConsoleApi | None = None, hub: EventHub | None = None,
+                  oncall: OnCallApi | None = None) -> MultiService:
     """The HTTP server serving `api` on `http`, with the services that run beside it (the
     retention purge), started after it in the order given. With `console` (and the `hub` the event
     notifier feeds), it also serves the secretaries' console, and every minute revokes the tokens
@@ -30,7 +32,7 @@ def admin_service(http: HttpSettings, api: Api, reactor: Any, *beside: IService,
     call is blocking).
     """
     parent = MultiService()
-    routes = served_routes(api, console)
+    routes = served_routes(api, console, oncall=oncall)
     parts = ConsoleParts(console.sessions, hub or EventHub(), api.users.authenticate) if console else None
     site = build_site(Router(routes, api.users.authenticate), reactor, reactor.getThreadPool(), reactor,
                       http.max_body_bytes, parts)
@@ -44,9 +46,9 @@ def admin_service(http: HttpSettings, api: Api, reactor: Any, *beside: IService,
     return parent
 
 
-def served_routes(api: Api, console: ConsoleApi | None) -> list[Route]:
+def served_routes(api: Api, console: ConsoleApi | None, oncall: OnCallApi | None = None) -> list[Route]:
     """The route table the server answers from (docs/openapi.yaml is tested against it)."""
-    return api.routes() + (console.routes() if console else [])
+    return api.routes() + (console.routes() if console else []) + oncall_routes(oncall)
 
 
 def _revoke_idle(console: ConsoleApi, reactor: Any):
