@@ -32,6 +32,7 @@ from callrouter.dialplan.service import DialplanService
 from callrouter.escalation.service import build_escalation, build_voice
 from callrouter.events.build import build_events
 from callrouter.events.card import practice_card, tier_label
+from callrouter.events.task_feed import AnnouncedTasks
 from callrouter.media.pool import MediaPool
 from callrouter.media.pool_metrics import PoolMetrics
 from callrouter.metrics import Metrics
@@ -170,6 +171,8 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     # Every event goes to MQTT and to the console's event streams: one source, two transports.
     console_hub = EventHub()
     events_service, events = build_events(settings.mqtt, settings.node, metrics.registry, reactor, also=(console_hub,))
+    # Every stored change of a callback task, by the API or the calls, is announced: consoles refresh their lists.
+    tasks = AnnouncedTasks(tasks, lambda view: reactor.callFromThread(events.task_changed, view))
 
     # The dialplans; on-call rotas published at a URL are fetched into var/ical/, which the registry watches.
     registry = DialplanRegistry([settings.dialplans], lambda: Catalogue.load(settings.prompts),

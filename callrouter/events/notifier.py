@@ -141,6 +141,16 @@ class EventNotifier:
         """Retained; `reason` says why for `paused` (pause déjeuner...) and `offline`."""
         self._secretary(topics.secretary_id(secretary_uri), state, reason=reason)
 
+    # --- callback tasks ---------------------------------------------------------------------------
+
+    @_never_raises
+    def task_changed(self, task: Any) -> None:
+        """A callback task created or changed (a callrouter.domain.tasks.TaskView): its id, state
+        and source, never the patient's number."""
+        self._publish(topics.practice_tasks(self.node, task.practice), {
+            "v": 1, "at": self._at(), "type": "task", "practice": task.practice, "task_id": task.id,
+            "state": task.state, "source": task.source, "assigned_to": task.assigned_to}, qos=1)
+
     # --- escalations ------------------------------------------------------------------------------
 
     @_never_raises

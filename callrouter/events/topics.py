@@ -69,6 +69,12 @@ def practice_card(node: str, practice: str) -> str:
     return f"{PREFIX}/{segment(node)}/practices/{segment(practice)}/card"
 
 
+def practice_tasks(node: str, practice: str) -> str:
+    """A practice's callback task was created or changed state (QoS 1, not retained): consoles
+    refresh their task list."""
+    return f"{PREFIX}/{segment(node)}/practices/{segment(practice)}/tasks"
+
+
 def escalation_exhausted(node: str, practice: str) -> str:
     """An escalation chain ended with nobody acknowledging: for the secretariat's supervisors
     (QoS 1, not retained)."""

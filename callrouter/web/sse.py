@@ -5,13 +5,14 @@ publisher: it is given the same topics and payloads, in the same order, on the r
 writes each one to the event streams allowed to see it:
 
 - `screen_pop` and `secretary` (her state): only to the secretary they name;
-- `call` (a call's state, the caller masked) and `queue`: to users covering the practice (every
-  practice for the roles not limited to theirs).
+- `call` (a call's state, the caller masked), `queue` and `task` (a callback task created or
+  changed, without the number): to users covering the practice (every practice for the roles not
+  limited to theirs).
 
 The kind comes from the topic layout documented in docs/events.md
 (`callrouter/<node>/secretaries/<id>/state`, `.../screen-pop`, `.../calls/<id>/state`,
-`.../queues/<practice>/<queue>`); other topics (practice cards, escalations, status) are not
-streamed. The last state of each secretary is kept, as MQTT retains it, and sent first on every
+`.../queues/<practice>/<queue>`, `.../practices/<practice>/tasks`); other topics (practice cards,
+escalations, status) are not streamed. The last state of each secretary is kept, as MQTT retains it, and sent first on every
 new stream, so the page knows since when she is in it.
 
 A stream is opened with the console's session cookie (or a bearer token), checked on a pool thread
@@ -41,7 +42,7 @@ KEEPALIVE_S = 15.0
 
 
 def event_kind(topic: str) -> str | None:
-    """`screen_pop`, `secretary`, `call`, `queue`, or None for a topic the console does not stream."""
+    """`screen_pop`, `secretary`, `call`, `queue`, `task`, or None for a topic the console does not stream."""
     parts = topic.split("/")
     if len(parts) == 5 and parts[2] == "secretaries":
         return {"state": "secretary", "screen-pop": "screen_pop"}.get(parts[4])
@@ -49,6 +50,8 @@ def event_kind(topic: str) -> str | None:
         return "call"
     if len(parts) == 5 and parts[2] == "queues":
         return "queue"
+    if len(parts) == 5 and parts[2] == "practices" and parts[4] == "tasks":
+        return "task"
     return None
 
 
