@@ -275,6 +275,7 @@ class EscalationEngine(Service):
                                nxt.index, nxt.channel, nxt.reason)
                 yield self._run(self._repo.claim_step, c.id, nxt.round, nxt.index, nxt.channel,
                                 nxt.practitioner, None, now, "skipped", nxt.reason)
+                self._metrics.step_skipped(nxt.channel)
                 continue
             yield self._send(c, view, nxt, now)
         logger.error("escalation %s: loop bound reached", c.id)  # pragma: no cover - a bug
@@ -309,7 +310,7 @@ class EscalationEngine(Service):
                 raise ChannelError(f"no {kind} channel configured")
             provider_id = yield channel.send(message)
         except Exception as exc:  # ChannelError, or a channel's bug: either way, move on
-            self._metrics.step_failures.labels(view.practice, view.tier, kind).inc()
+            self._metrics.step_failed(view.practice, view.tier, kind)
             logger.warning("escalation %s round %s step %s: %s to %s (%s) failed: %s; next step now",
                            c.id, step.round, step.index, kind, step.practitioner,
                            mask_number(step.destination), exc)
@@ -322,6 +323,7 @@ class EscalationEngine(Service):
                     kind, step.practitioner, mask_number(step.destination), f": {outcome}" if outcome else "")
         yield self._run(self._repo.mark_sent, c.id, step.round, step.index,
                         None if provider_id is None else str(provider_id), self._now(), outcome)
+        self._metrics.step_sent(kind, outcome)
         if isinstance(provider_id, ProviderId) and provider_id.delivered:  # a key pressed in an alert call
             yield self._run(self._repo.mark_delivered, str(provider_id))
 
