@@ -156,6 +156,7 @@ class Flow:
 
     def _ivr_outcome(self, s: CallSession, menu: str, outcome: ivr.Outcome) -> None:
         ctx = self._ctx
+        ctx.metrics.ivr_outcome(s.practice, menu, outcome)
         match outcome:
             case ivr.Prompt():
                 self._prompt_menu(s, outcome)

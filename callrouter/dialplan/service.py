@@ -43,5 +43,5 @@ class DialplanService(TimerService):
 
     def reload(self) -> None:
         report = self.registry.reload()
-        self.metrics.dialplan_errors.set(len(report.errors))
+        self.metrics.dialplan_reloaded(len(report.errors))
         self.events.practices_loaded(self.registry.dialplans)  # the practice cards, retained
