@@ -1,4 +1,5 @@
-"""The pool's gauges, sampled each second: workers ready, restarts (a slot's process changed), and
+"""The pool's gauges, sampled each second: workers ready, restarts (a slot's process changed), call
+slots used and free (legs the ready workers hold and can still take: a bridged call holds two), and
 the call recorder's backlog."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ class Backlog(Protocol):
 
 
 class PoolMetrics(TimerService):
-    """Samples the pool each second: workers ready, restarts (a slot's process changed), backlog."""
+    """Samples the pool each second: workers ready, restarts (a slot's process changed), call slots, backlog."""
 
     def __init__(self, pool: MediaPool, metrics: Metrics, recorder: Backlog):
         self.pool, self.metrics, self.recorder = pool, metrics, recorder
@@ -25,13 +26,17 @@ class PoolMetrics(TimerService):
         self.setName("pool-metrics")
 
     def sample(self) -> None:
-        ready = 0
+        ready = used = free = 0
         for status in self.pool.status():
             if status.state == "ready":
                 ready += 1
+                used += status.legs
+                free += max(0, status.cap - status.legs)
                 previous = self._pids.get(status.name)
                 if previous is not None and previous != status.pid:
                     self.metrics.worker_restarts.inc()
                 self._pids[status.name] = status.pid
         self.metrics.workers.set(ready)
+        self.metrics.call_slots.labels("used").set(used)
+        self.metrics.call_slots.labels("free").set(free)
         self.metrics.record_backlog.set(self.recorder.pending())
