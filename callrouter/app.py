@@ -36,6 +36,7 @@ from callrouter.events.task_feed import AnnouncedTasks
 from callrouter.media.pool import MediaPool
 from callrouter.media.pool_metrics import PoolMetrics
 from callrouter.metrics import Metrics
+from callrouter.observe.build import observers, service_level_sink
 from callrouter.ports import utc_from_clock
 from callrouter.prompts import Catalogue
 from callrouter.sip.registrations import RegistrationsClient, RegistrationsPoller
@@ -170,7 +171,11 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
 
     # Every event goes to MQTT and to the console's event streams: one source, two transports.
     console_hub = EventHub()
-    events_service, events = build_events(settings.mqtt, settings.node, metrics.registry, reactor, also=(console_hub,))
+    # The service level is counted from the same events; its thresholds are the dialplans' (the
+    # registry, built below, is read when a call is queued).
+    service_level = service_level_sink(metrics, reactor, lambda practice: registry.dialplans.get(practice))
+    events_service, events = build_events(settings.mqtt, settings.node, metrics.registry, reactor,
+                                          also=(console_hub, service_level))
     # Every stored change of a callback task, by the API or the calls, is announced: consoles refresh their lists.
     tasks = AnnouncedTasks(tasks, lambda view: reactor.callFromThread(events.task_changed, view))
 
@@ -246,6 +251,7 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
         pool, PoolMetrics(pool, metrics, recorder), CallbackTasksService(tasks, controller, registry, reactor),
         CallCountsService(db, controller),
         edge, registrations,
+        *observers(settings, metrics, lambda: registry.dialplans, desk.queues, pool, db.engine, edge, reactor),
         admin_service(settings.http, api, reactor, purge, console=console, hub=console_hub,
                       oncall=OnCallApi(dialplan_of, tier_label)),
     ]
