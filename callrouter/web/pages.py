@@ -8,6 +8,7 @@ script or style, images from here or data: URIs (the TOTP QR code), never framed
     /                    -> 302 /console
     /console             the console (302 to the sign-in page without a live session)
     /console/connexion   the sign-in page
+    /wallboard           the supervisors' wallboard (302 to the sign-in page without a live session)
     /static/<file>       assets
     /api/events          server-sent events (callrouter.web.sse)
     anything else        the API (callrouter.web.site.ApiResource): /api/..., /ack/<token>...
@@ -71,7 +72,8 @@ class StaticResource(Resource):
 
 
 class ConsolePages(Resource):
-    """/console and /console/connexion."""
+    """/console, /console/connexion and /wallboard (its data is refused by the API to anyone
+    without the `team` permission; the page then says so)."""
 
     isLeaf = True
 
@@ -83,7 +85,8 @@ class ConsolePages(Resource):
         secure(request)
         request.setHeader(b"Cache-Control", b"no-store")
         page = "/".join(p.decode("utf-8", "replace") for p in request.postpath).strip("/")
-        if page == "connexion":
+        wallboard = request.prepath[:1] == [b"wallboard"]
+        if page == "connexion" and not wallboard:
             return self._page(request, "signin.html")
         if page:
             request.setResponseCode(404)
@@ -94,7 +97,7 @@ class ConsolePages(Resource):
                                      utc_from_clock(self._clock))
         if session is None:
             return self._redirect(request, b"/console/connexion")
-        return self._page(request, "console.html")
+        return self._page(request, "wallboard.html" if wallboard else "console.html")
 
     @staticmethod
     def _page(request: server.Request, name: str) -> bytes:
@@ -120,7 +123,7 @@ class Root(Resource):
     def getChild(self, path: bytes, request: server.Request) -> Resource:
         if path == b"api":
             return self._events if request.path == b"/api/events" else self._api
-        if path == b"console":
+        if path in (b"console", b"wallboard"):
             return self._pages
         if path == b"static":
             return self._static

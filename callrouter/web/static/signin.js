@@ -34,7 +34,9 @@ form.addEventListener("submit", async (event) => {
     });
     const data = await response.json().catch(() => ({}));
     if (response.ok) {
-      location.assign("/console");
+      // Supervisors and administrators land on the wallboard, secretaries on their console.
+      const me = await fetch("/api/session", { credentials: "same-origin" }).then((r) => r.json()).catch(() => ({}));
+      location.assign(["supervisor", "administrator"].includes(me.role) ? "/wallboard" : "/console");
       return;
     }
     if (response.status === 409 && data.error === "totp_enrolment") {

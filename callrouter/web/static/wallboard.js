@@ -1,0 +1,162 @@
+// The supervisors' wallboard: tiles per practice and shared line, the team, escalations, the
+// history of states, and the team settings. Live over server-sent events (GET /api/events): each
+// relevant event asks for a refresh of what it changed, at most one per second; no polling loop.
+import { api, setCsrf, SignedOut } from "/static/api.js";
+import { renderChains } from "/static/wallboard.chains.js";
+import { currentTeam, loadSettings, wireSettings } from "/static/wallboard.settings.js";
+import { loadHistory, renderTeam, tickTeam } from "/static/wallboard.team.js";
+import { renderTiles, tickTiles } from "/static/wallboard.tiles.js";
+import { $, coalesced } from "/static/wallboard.util.js";
+
+let session = null;
+let board = null;
+let readAt = 0; // Date.now() when the board was read: the waits tick on from there
+let names = new Map(); // secretary id -> display name
+
+function signedOut(expired) {
+  location.assign(expired ? "/console/connexion?expiree" : "/console/connexion");
+}
+
+function failed(where, e) {
+  if (e instanceof SignedOut) return signedOut(true);
+  if (e.status === 403) {
+    $("forbidden").hidden = false;
+    $("board").hidden = true;
+    return undefined;
+  }
+  $(where).textContent = e.message || "Le serveur ne répond pas.";
+  $(where).hidden = false;
+  return undefined;
+}
+
+async function refreshBoard() {
+  try {
+    board = await api("GET", "/api/wallboard");
+  } catch (e) {
+    return failed("board-error", e);
+  }
+  readAt = Date.now();
+  $("board-error").hidden = true;
+  names = new Map(board.team.map((m) => [m.id, m.display_name || m.username || m.phone]));
+  renderTiles(board);
+  renderTeam(board.team, reasons(), act);
+  renderChains(board.escalations, take);
+  document.body.classList.toggle("has-alarm", board.practices.some((p) => p.alarm));
+  document.body.dataset.refreshed = String(readAt);
+  return undefined;
+}
+
+async function refreshHistory() {
+  try {
+    await loadHistory((id) => names.get(id) || id);
+  } catch (e) {
+    failed("history-error", e);
+  }
+}
+
+async function refreshSettings() {
+  await loadSettings();
+  if (board) renderTeam(board.team, reasons(), act);
+}
+
+const boardSoon = coalesced(refreshBoard);
+const historySoon = coalesced(refreshHistory);
+const settingsSoon = coalesced(refreshSettings);
+
+function reasons() {
+  const team = currentTeam();
+  return (team && team.pause_reasons) || (session && session.pause_reasons) || ["pause"];
+}
+
+async function act(member, action, body) {
+  $("team-error").hidden = true;
+  try {
+    await api("POST", `/api/secretaries/${encodeURIComponent(member.id)}/${action}`, body);
+    boardSoon();
+    historySoon();
+  } catch (e) {
+    failed("team-error", e);
+  }
+}
+
+async function take(chain, button) {
+  $("escalations-error").hidden = true;
+  button.disabled = true;
+  try {
+    await api("POST", `/api/escalations/${chain.id}/take`);
+    boardSoon();
+  } catch (e) {
+    button.disabled = false;
+    failed("escalations-error", e);
+    boardSoon();
+  }
+}
+
+function tick() {
+  $("clock").textContent = new Date().toLocaleTimeString("fr-FR", { hour: "2-digit", minute: "2-digit" });
+  if (board) tickTiles((Date.now() - readAt) / 1000);
+  tickTeam();
+}
+
+function connect() {
+  const events = new EventSource("/api/events");
+  events.addEventListener("open", () => {
+    $("lost").hidden = true;
+    boardSoon();
+    historySoon();
+    settingsSoon();
+  });
+  events.addEventListener("error", () => {
+    $("lost").hidden = false;
+    if (events.readyState === EventSource.CLOSED) {
+      // Refused (signed out, session expired) or the server is gone: ask whether we are signed in.
+      api("GET", "/api/session")
+        .then(() => setTimeout(connect, 2000))
+        .catch((e) => (e instanceof SignedOut ? signedOut(true) : setTimeout(connect, 2000)));
+    }
+  });
+  for (const kind of ["queue", "call", "escalation"]) events.addEventListener(kind, boardSoon);
+  events.addEventListener("secretary", () => {
+    boardSoon();
+    historySoon();
+  });
+  events.addEventListener("team", () => {
+    settingsSoon();
+    boardSoon();
+  });
+}
+
+function show(view) {
+  const settings = view === "settings";
+  $("board").hidden = settings;
+  $("settings").hidden = !settings;
+  $("view-board").setAttribute("aria-pressed", String(!settings));
+  $("view-settings").setAttribute("aria-pressed", String(settings));
+  if (settings) settingsSoon();
+}
+
+async function start() {
+  try {
+    session = await api("GET", "/api/session");
+  } catch (e) {
+    return signedOut(false);
+  }
+  setCsrf(session.csrf_token);
+  $("who").textContent = session.display_name || session.username;
+  $("view-board").addEventListener("click", () => show("board"));
+  $("view-settings").addEventListener("click", () => show("settings"));
+  $("signout").addEventListener("click", async () => {
+    try {
+      await api("DELETE", "/api/session");
+    } finally {
+      signedOut(false);
+    }
+  });
+  wireSettings();
+  tick();
+  setInterval(tick, 1000);
+  connect();
+  return undefined;
+}
+
+start();
