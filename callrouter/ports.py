@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, ru
 
 from callrouter.auth.permissions import UserAttrs
 from callrouter.domain.serving import Secretary
+from callrouter.domain.team import Team
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
@@ -168,12 +169,22 @@ class SecretaryStateError(ValueError):
     """A change of state that does not apply (e.g. logging out a fixed phone)."""
 
 
+class UnknownPauseReason(SecretaryStateError):
+    """A pause whose reason is not one of the team's pause reasons (`reasons`)."""
+
+    def __init__(self, reason: str, reasons: Sequence[str]) -> None:
+        self.reason, self.reasons = reason, tuple(reasons)
+        super().__init__(f"unknown pause reason {reason!r}")
+
+
 class SecretaryDesk(Protocol):
     """The secretaries' live states: logins, pauses, softphone registrations, offers ringing and
     missed, calls answered today (implemented in memory by callrouter.controller.desk.Desk; a
     console or a store shared by several nodes are other implementations). Runs on the reactor
     thread. A secretary is named by her username or her phone's URI; an unknown name raises
-    UnknownSecretary, a change that does not apply SecretaryStateError."""
+    UnknownSecretary, a change that does not apply SecretaryStateError. `by` names who makes a
+    change (a user's name, or "system:<cause>"; None: the secretary herself): her state history
+    and the published state carry it."""
 
     # --- the team, as the API and the console see it ---------------------------------------------
     def known(self, who: str) -> bool: ...
@@ -181,10 +192,15 @@ class SecretaryDesk(Protocol):
     def view(self, who: str) -> dict[str, Any]: ...
     def current_offer(self, who: str) -> dict[str, Any] | None:
         """The screen-pop of the call ringing her or that she is on (None when none)."""
-    def login(self, who: str) -> dict[str, Any]: ...
-    def logout(self, who: str) -> dict[str, Any]: ...
-    def pause(self, who: str, reason: str) -> dict[str, Any]: ...
-    def resume(self, who: str) -> dict[str, Any]: ...
+    def login(self, who: str, by: str | None = None) -> dict[str, Any]: ...
+    def logout(self, who: str, by: str | None = None) -> dict[str, Any]: ...
+    def pause(self, who: str, reason: str | None = None, by: str | None = None) -> dict[str, Any]:
+        """With one of the team's pause reasons (None: its first); another raises UnknownPauseReason."""
+    def resume(self, who: str, by: str | None = None) -> dict[str, Any]: ...
+    def apply_team(self, team: Team) -> bool:
+        """Dispatch follows `team` (coverage, levels, pause reasons) from now on, every secretary's
+        state kept; False for a team not newer than the one applied; ValueError, changing nothing,
+        for an entry it cannot use."""
     def registrations_changed(self, usernames: frozenset[str]) -> None:
         """The usernames registered at the edge now: only their softphones are offered calls."""
 
@@ -222,6 +238,6 @@ def utc_from_clock(clock: Clock) -> dt.datetime:
 
 __all__: Sequence[str] = (
     "OUTCOMES", "LEG_KINDS", "CallStore", "DialplanStatus", "DialplanStatusSource", "Actor", "UserView",
-    "NewUser", "CallQuery", "MediaControl", "UnknownSecretary", "SecretaryStateError",
+    "NewUser", "CallQuery", "MediaControl", "UnknownSecretary", "SecretaryStateError", "UnknownPauseReason",
     "SecretaryDesk", "RunBlocking", "Clock", "utc_from_clock",
 )

@@ -3,16 +3,22 @@
 `Desk` implements callrouter.ports.SecretaryDesk for one node: the API and the console log
 secretaries in and out and pause them, the edge's registration poll says whose softphone is on,
 the call side tells it which phone rings, answers or misses an offer. Who covers which queue is the
-`QueueBook` built here from the settings (`controller.secretaries`), which the call side's line
-shares.
+`QueueBook` built here, which the call side's line shares.
 
+- The team (coverage, skill levels, pause reasons) is the settings' when the desk is built, then
+  the database's, swapped live by `apply_team` (every Secretary kept as she is; waiting calls are
+  offered again at once under the new coverage). A team older than the one applied is ignored.
+- Once a team is applied, a pause must give one of its reasons (none given: the first); the
+  automatic pause after missed offers is the system's own.
 - After `max_missed_offers` offers in a row not taken she is paused ("3 appels manqués
   d'affilée"); turning her softphone off and on is how she says "I am back" from such a pause (a
   pause she chose stays until she resumes: a network blip re-registers too).
 - Logins and pauses survive a restart: written atomically to `state_file` on each change, read
-  back when the desk is built.
-- Her state changes are published (MQTT) and counted (a gauge per state); her "calls today" are
-  counted on the secretariat's local day.
+  back when the desk is built (callrouter.controller.saved_states).
+- Her state changes are published (MQTT, with who made them), counted (a gauge per state) and
+  handed to `history` (login, logout, pause with its reason, resume, softphone registered or not),
+  with who made them: a user's name, or "system:<cause>". Her "calls today" are counted on the
+  secretariat's local day.
 - Whenever a secretary may take a call again, the listeners given to `when_available` run (the
   call side offers waiting calls then).
 """
@@ -20,32 +26,40 @@ shares.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import os
 from typing import Any, Callable, Mapping
 
+from callrouter.controller import saved_states
 from callrouter.controller.context import LOCAL_DAY_ZONE, NoEvents
 from callrouter.controller.queues import QueueBook
 from callrouter.controller.settings import ControllerSettings
 from callrouter.domain.serving import SECRETARY_STATES, Secretary
+from callrouter.domain.team import BY_MISSED_OFFERS, BY_REGISTRATION, StateChange, Team
 from callrouter.events import card, topics
 from callrouter.metrics import Metrics
-from callrouter.ports import SecretaryStateError, UnknownSecretary, utc_from_clock
+from callrouter.ports import SecretaryStateError, UnknownPauseReason, UnknownSecretary, utc_from_clock
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_PAUSE_REASON = "pause"  # while no team gives the list
 
 
 class Desk:
     def __init__(self, settings: ControllerSettings, reactor: Any, metrics: Metrics | None = None,
-                 events: Any = None) -> None:
+                 events: Any = None, history: Callable[[StateChange], None] | None = None) -> None:
         self.settings = settings
         self.reactor = reactor
         self.metrics = metrics or Metrics()
         self.events = events if events is not None else NoEvents()
         self.queues = QueueBook(settings.secretaries, settings.secretary_domain, settings.levels, settings.login_required)
+        self.team_version = 0  # of the team applied last (0: the settings')
+        self._pause_reasons: tuple[str, ...] = ()  # empty: any reason
+        self._registered: frozenset[str] = frozenset()  # the usernames the edge's last poll had
+        self._history = history or (lambda change: None)
         self._listeners: list[Callable[[], None]] = []
-        self._restore()
+        self._saved = saved_states.read(settings.state_file)
+        for secretary in self.queues.secretaries():
+            saved_states.restore(secretary, self._saved)
 
     # --- the team, as the API and the console see it ---------------------------------------------
 
@@ -74,7 +88,29 @@ class Desk:
                 "paused": secretary.paused, "missed_in_a_row": secretary.missed,
                 "calls_today": secretary.calls_on(today, LOCAL_DAY_ZONE), "levels": dict(secretary.levels)}
 
-    def login(self, who: str) -> dict[str, Any]:
+    def apply_team(self, team: Team) -> bool:
+        """Dispatch follows `team` from now on: coverage and levels swapped, secretaries added or
+        removed (one removed while on a call keeps it), its pause reasons required; waiting calls
+        are offered again. False, changing nothing, for a team not newer than the one applied. A
+        bad entry raises ValueError before anything changes."""
+        if team.version and team.version <= self.team_version:
+            return False
+        added, removed = self.queues.reconfigure(team.coverage, team.levels, team.secretaries)
+        self.team_version, self._pause_reasons = team.version, tuple(team.pause_reasons)
+        for secretary in added:
+            saved_states.restore(secretary, self._saved)
+        for secretary in self.queues.set_registered(self._registered):  # added: her softphone may be on already
+            self._note(secretary, "registered", None, BY_REGISTRATION)
+        logger.info("team version %d applied: %d secretaries (%d added, %d removed)", team.version,
+                    len(self.queues.secretaries()), len(added), len(removed))
+        self._save()
+        for secretary in added + removed:
+            self._changed(secretary)
+        self.events.team_changed(team.version)
+        self._available()
+        return True
+
+    def login(self, who: str, by: str | None = None) -> dict[str, Any]:
         """She starts her shift: offered calls from now on while her softphone is registered."""
         secretary = self.secretary(who)
         if not secretary.logged_in:
@@ -82,11 +118,12 @@ class Desk:
             secretary.idle_since = self.reactor.seconds()
             logger.info("secretary %s logged in", secretary.id)
             self._save()
-            self._changed(secretary)
+            self._note(secretary, "logged_in", None, by)
+            self._changed(secretary, by)
             self._available()
         return self.secretary_view(secretary)
 
-    def logout(self, who: str) -> dict[str, Any]:
+    def logout(self, who: str, by: str | None = None) -> dict[str, Any]:
         """End of her shift: no new offer (a call she is on goes on). A fixed phone cannot log out:
         pause it instead."""
         secretary = self.secretary(who)
@@ -96,41 +133,58 @@ class Desk:
             secretary.logged_in = False
             logger.info("secretary %s logged out", secretary.id)
             self._save()
-            self._changed(secretary)
+            self._note(secretary, "logged_out", None, by)
+            self._changed(secretary, by)
         return self.secretary_view(secretary)
 
-    def pause(self, who: str, reason: str) -> dict[str, Any]:
+    def pause(self, who: str, reason: str | None = None, by: str | None = None) -> dict[str, Any]:
+        """Paused with `reason` (spaces collapsed; none: the first of the team's reasons); once a
+        team is applied, a reason not in its list raises UnknownPauseReason."""
         secretary = self.secretary(who)
-        secretary.paused, secretary.auto_paused = reason or "pause", False
+        reason = " ".join((reason or "").split()) or (self._pause_reasons or (DEFAULT_PAUSE_REASON,))[0]
+        if self._pause_reasons and reason not in self._pause_reasons:
+            raise UnknownPauseReason(reason, self._pause_reasons)
+        changed = (secretary.paused, secretary.auto_paused) != (reason, False)
+        secretary.paused, secretary.auto_paused = reason, False
         logger.info("secretary %s paused", secretary.id)
         self._save()
-        self._changed(secretary)
+        if changed:
+            self._note(secretary, "paused", reason, by)
+        self._changed(secretary, by)
         return self.secretary_view(secretary)
 
-    def resume(self, who: str) -> dict[str, Any]:
+    def resume(self, who: str, by: str | None = None) -> dict[str, Any]:
         """Back from a pause (hers, or the automatic one after missed offers): offered calls again."""
         secretary = self.secretary(who)
+        was_paused = secretary.paused is not None
         secretary.paused, secretary.missed, secretary.auto_paused = None, 0, False
         self._save()
-        self._changed(secretary)
+        if was_paused:
+            self._note(secretary, "resumed", None, by)
+        self._changed(secretary, by)
         self._available()
         return self.secretary_view(secretary)
 
     def registrations_changed(self, usernames: frozenset[str]) -> None:
         """The usernames registered at the edge now (polled): only they are offered calls."""
         self.metrics.secretaries_registered.set(len(usernames))
+        self._registered = usernames
         before = {a.uri: a.registered for a in self.queues.secretaries() if a.username}
         came = self.queues.set_registered(usernames)
         for secretary in came:
+            self._note(secretary, "registered", None, BY_REGISTRATION)
             # After missed offers, turning her softphone off and on is how she says "I am back"; a
             # pause she chose stays until she resumes (a network blip re-registers too).
             if secretary.paused is not None and secretary.auto_paused:
                 secretary.paused, secretary.missed, secretary.auto_paused = None, 0, False
+                self._note(secretary, "resumed", None, BY_REGISTRATION)
         for secretary in self.queues.secretaries():
             if secretary.username and before.get(secretary.uri) and not secretary.registered:
-                self.events.secretary_changed(secretary.username, "offline", reason="softphone not registered")
+                self._note(secretary, "unregistered", None, BY_REGISTRATION)
+                self.events.secretary_changed(secretary.username, "offline", reason="softphone not registered",
+                                              by=BY_REGISTRATION)
             elif secretary in came and not secretary.busy:
-                self._changed(secretary)
+                self._changed(secretary, BY_REGISTRATION)
         self.count()
         if came:
             self._save()
@@ -164,7 +218,8 @@ class Desk:
             secretary.auto_paused = True
             logger.warning("secretary %s paused after %d missed offers", secretary.id, secretary.missed)
             self._save()
-            self._changed(secretary)
+            self._note(secretary, "paused", secretary.paused, BY_MISSED_OFFERS)
+            self._changed(secretary, BY_MISSED_OFFERS)
 
     def free(self, secretary: Secretary | None, wrap_up: float) -> None:
         if secretary is None:
@@ -202,41 +257,19 @@ class Desk:
         for listener in self._listeners:
             listener()
 
-    def _changed(self, secretary: Secretary) -> None:
-        self.events.secretary_changed(secretary.id, secretary.state,
-                                      reason=secretary.paused if secretary.state == "paused" else None)
+    def _changed(self, secretary: Secretary, by: str | None = None) -> None:
+        """Her state published; one no longer in the team shows offline once her call is over."""
+        if self.queues.find(secretary.id) is not secretary and not secretary.busy:
+            self.events.secretary_changed(secretary.id, "offline", reason="removed from the team", by=by)
+        else:
+            self.events.secretary_changed(secretary.id, secretary.state, by=by,
+                                          reason=secretary.paused if secretary.state == "paused" else None)
         self.count()
+
+    def _note(self, secretary: Secretary, state: str, reason: str | None, by: str | None) -> None:
+        """A row of her state history: who made the change (herself when not said)."""
+        self._history(StateChange(utc_from_clock(self.reactor), secretary.id, state, reason, by or secretary.id))
 
     def _save(self) -> None:
         """Logins and pauses survive a restart (written atomically)."""
-        path = self.settings.state_file
-        if path is None:
-            return
-        state = {a.id: {"logged_in": a.logged_in, "paused": a.paused, "auto_paused": a.auto_paused}
-                 for a in self.queues.secretaries()}
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(state, ensure_ascii=False, indent=1, sort_keys=True))
-            os.replace(tmp, path)
-        except OSError as exc:
-            logger.error("cannot keep the secretaries' state in %s: %s", path, exc)
-
-    def _restore(self) -> None:
-        path = self.settings.state_file
-        if path is None or not path.exists():
-            return
-        try:
-            state = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            logger.error("ignoring unreadable secretaries' state %s: %s", path, exc)
-            return
-        for who, saved in state.items():
-            secretary = self.queues.find(who)
-            if secretary is None or not isinstance(saved, dict):
-                continue
-            if secretary.username is not None:
-                secretary.logged_in = bool(saved.get("logged_in", secretary.logged_in))
-            paused = saved.get("paused")
-            secretary.paused = paused if isinstance(paused, str) and paused else None
-            secretary.auto_paused = secretary.paused is not None and saved.get("auto_paused") is True
+        saved_states.write(self.settings.state_file, self.queues.secretaries())

@@ -1,7 +1,9 @@
 """Waiting calls and the secretaries who cover them: the ACD's book (in memory, no I/O).
 
-Who covers which queue comes from the settings (`controller.secretaries`); the order in which
-waiting calls are served, and to whom, is `callrouter.domain.serving`.
+Who covers which queue is the team (callrouter.domain.team: kept in the database, seeded once from
+the settings' `controller.secretaries`), given when the book is built and swapped live by
+`reconfigure`; the order in which waiting calls are served, and to whom, is
+`callrouter.domain.serving`.
 """
 
 from __future__ import annotations
@@ -12,36 +14,65 @@ from typing import Any, Iterable, Mapping
 
 from callrouter.domain import serving
 from callrouter.domain.serving import Secretary, Waiting
+from callrouter.domain.team import phone_uri
 
 
 class QueueBook:
     def __init__(self, secretaries: Mapping[str, Iterable[str]], secretary_domain: str | None = None,
                  levels: Mapping[str, Mapping[str, int]] | None = None, login_required: bool = False):
         """`secretaries`: key -> SIP URIs or usernames. Keys: "practice/queue", "practice/*",
-        "line:<name>" (a shared queue) or "*". A username means the softphone that user registers
-        at the edge, reached as sip:<username>@<secretary_domain>. `levels`: secretary (username or
-        URI) -> practice (or "*") -> skill level. With `login_required`, a secretary with a username
-        is offered calls only after logging in (fixed phones are always logged in)."""
+        "line:<name>" (a shared queue) or "*"; the most precise key matching a call wins. A
+        username means the softphone that user registers at the edge, reached as
+        sip:<username>@<secretary_domain>. `levels`: secretary (username or URI) -> practice (or
+        "*") -> skill level. With `login_required`, a secretary with a username is offered calls
+        only after logging in (fixed phones are always logged in)."""
         self._secretaries: dict[str, Secretary] = {}
+        self._former: dict[str, Secretary] = {}  # removed from the team, found again if she comes back
         self._by_key: dict[str, list[Secretary]] = {}
+        self._domain = secretary_domain
         self.login_required = login_required
-        for key, entries in secretaries.items():
-            self._by_key[key] = [self._secretary(e, secretary_domain) for e in entries]
-        for who, by_practice in (levels or {}).items():
-            secretary = self.find(who)
-            if secretary is None:
-                raise ValueError(f"skill levels given for {who!r}, who is in no queue")
-            secretary.levels.update(by_practice)
+        self.reconfigure(secretaries, levels or {})
         self._waiting: list[Waiting] = []
         self._seq = itertools.count()
 
-    def _secretary(self, entry: str, domain: str | None) -> Secretary:
-        if entry.startswith(("sip:", "sips:")):
-            return self._secretaries.setdefault(entry, Secretary(entry))
-        if not domain:
-            raise ValueError(f"secretary {entry!r} is a username but no SIP edge is configured; give a sip: URI")
-        uri = f"sip:{entry}@{domain}"
-        return self._secretaries.setdefault(uri, Secretary(uri, username=entry, logged_in=not self.login_required))
+    def reconfigure(self, coverage: Mapping[str, Iterable[str]], levels: Mapping[str, Mapping[str, int]],
+                    members: Iterable[str] = ()) -> tuple[list[Secretary], list[Secretary]]:
+        """Who covers which key from now on (`members`: also those covering nothing yet); returns
+        the secretaries (added, removed). Every Secretary staying is kept as she is (login, pause,
+        registration, ringing or on a call, answers of the day), only her levels replaced; one
+        removed while ringing or on a call keeps that call (the call side holds her) and comes back
+        as she was if she is added again. A bad entry (a username with no SIP edge, levels for
+        someone in no queue) raises ValueError before anything changes."""
+        wanted: dict[str, Secretary] = {}
+
+        def member(entry: str) -> Secretary:
+            uri = phone_uri(entry, self._domain)
+            if uri is None:
+                raise ValueError(f"secretary {entry!r} is a username but no SIP edge is configured; give a sip: URI")
+            if uri not in wanted:
+                wanted[uri] = (self._secretaries.get(uri) or self._former.get(uri)
+                               or Secretary(uri, username=None if uri == entry else entry,
+                                            logged_in=uri == entry or not self.login_required))
+            return wanted[uri]
+
+        by_key = {key: list(dict.fromkeys(member(e) for e in entries)) for key, entries in coverage.items()}
+        for entry in members:
+            member(entry)
+        new_levels: dict[str, dict[str, int]] = {}
+        for who, by_practice in levels.items():
+            found = next((a for a in wanted.values() if who in (a.username, a.uri)), None)
+            if found is None:
+                raise ValueError(f"skill levels given for {who!r}, who is in no queue")
+            new_levels.setdefault(found.uri, {}).update(by_practice)
+        added = [a for uri, a in wanted.items() if uri not in self._secretaries]
+        removed = [a for uri, a in self._secretaries.items() if uri not in wanted]
+        for secretary in wanted.values():
+            secretary.levels.clear()
+            secretary.levels.update(new_levels.get(secretary.uri, {}))
+            self._former.pop(secretary.uri, None)
+        self._former.update((a.uri, a) for a in removed)
+        self._secretaries, self._by_key = wanted, by_key
+        return added, removed
 
     def find(self, who: str) -> Secretary | None:
         """A secretary by username or phone URI."""

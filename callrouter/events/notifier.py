@@ -137,9 +137,17 @@ class EventNotifier:
             "longest_wait_s": round(max(0.0, longest_wait_s), 1)}, retain=True, qos=1)
 
     @_never_raises
-    def secretary_changed(self, secretary_uri: str, state: str, reason: str | None = None) -> None:
-        """Retained; `reason` says why for `paused` (pause déjeuner...) and `offline`."""
-        self._secretary(topics.secretary_id(secretary_uri), state, reason=reason)
+    def secretary_changed(self, secretary_uri: str, state: str, reason: str | None = None,
+                          by: str | None = None) -> None:
+        """Retained; `reason` says why for `paused` (pause déjeuner...) and `offline`; `by` who
+        made the change (a user's name, or "system:<cause>"), when someone did."""
+        self._secretary(topics.secretary_id(secretary_uri), state, reason=reason, by=by)
+
+    @_never_raises
+    def team_changed(self, version: int) -> None:
+        """Retained; the team (coverage, skill levels, pause reasons) changed: read it again."""
+        self._publish(topics.team(self.node), {"v": 1, "at": self._at(), "type": "team_changed",
+                                               "version": version}, retain=True, qos=1)
 
     # --- callback tasks ---------------------------------------------------------------------------
 

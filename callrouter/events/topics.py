@@ -75,6 +75,12 @@ def practice_tasks(node: str, practice: str) -> str:
     return f"{PREFIX}/{segment(node)}/practices/{segment(practice)}/tasks"
 
 
+def team(node: str) -> str:
+    """Retained: the team's version, published after each change of coverage, skill levels or
+    pause reasons (wallboards read the team again)."""
+    return f"{PREFIX}/{segment(node)}/team"
+
+
 def escalation_exhausted(node: str, practice: str) -> str:
     """An escalation chain ended with nobody acknowledging: for the secretariat's supervisors
     (QoS 1, not retained)."""

@@ -3,21 +3,24 @@ sees the team and may pause, resume or log out anyone (e.g. a phone left ringing
 
 The states live in the secretary desk (the SecretaryDesk port, callrouter.controller.desk in the
 daemon), on the reactor thread; the API's handlers run in a thread pool, so every call into the
-desk goes through `in_reactor` (blockingCallFromThread in the daemon). Every change is audited.
+desk goes through `in_reactor` (blockingCallFromThread in the daemon). Every change is audited,
+and reaches the desk with who made it (her state history and published state carry it). A pause
+must give one of the team's pause reasons (none: the first): another is refused with 422 and the
+list.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from callrouter.ports import SecretaryDesk, SecretaryStateError
+from callrouter.ports import SecretaryDesk, SecretaryStateError, UnknownPauseReason
 from callrouter.web.http import ApiError, Field, parse_body
 from callrouter.web.ports import AuditTrail
 from callrouter.web.router import Context, Route, guarded
 
 PAUSE_BODY = {"reason": Field(str, required=False, max_length=80)}
-DEFAULT_PAUSE_REASON = "pause"
 
 # Runs fn(*args) on the reactor thread and returns its result (or raises its exception).
 InReactor = Callable[..., Any]
@@ -75,20 +78,24 @@ class SecretaryApi:
         return who
 
     @staticmethod
-    def _reason(ctx: Context) -> str:
-        body = parse_body(ctx.request, PAUSE_BODY)
-        return " ".join((body.get("reason") or DEFAULT_PAUSE_REASON).split()) or DEFAULT_PAUSE_REASON
+    def _reason(ctx: Context) -> str | None:
+        """The reason given (None: the desk takes the first of the team's)."""
+        return parse_body(ctx.request, PAUSE_BODY).get("reason")
 
     def _view(self, who: str) -> dict:
         return self.in_reactor(self.desk.view, who)
 
     def _change(self, ctx: Context, who: str, action: str, *args: Any) -> dict:
         try:
-            view = self.in_reactor(getattr(self.desk, action), who, *args)
+            view = self.in_reactor(functools.partial(getattr(self.desk, action), by=ctx.actor.name), who, *args)
+        except UnknownPauseReason as exc:
+            listed = ", ".join(f"« {r} »" for r in exc.reasons)
+            raise ApiError(422, "unknown_pause_reason", f"Motif de pause inconnu « {exc.reason} » : choisissez "
+                           f"parmi {listed}.", reasons=list(exc.reasons)) from None
         except SecretaryStateError as exc:
             raise ApiError(409, "conflict", str(exc), reason=str(exc)) from None
         self.audit.record(ctx.actor, f"secretary.{action}", f"secretary:{view['id']}", ctx.now,
-                          details={"reason": args[0]} if args else None)
+                          details={"reason": view["paused"]} if action == "pause" else None)
         return view
 
 

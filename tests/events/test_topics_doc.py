@@ -20,6 +20,7 @@ def test_every_topic_is_in_the_reference():
         topics.screen_pop("NODE", "SECRETARY"),
         topics.practice_card("NODE", "PRACTICE"),
         topics.practice_tasks("NODE", "PRACTICE"),
+        topics.team("NODE"),
         topics.escalation_exhausted("NODE", "PRACTICE"),
     ]
     text = DOC.read_text(encoding="utf-8")
