@@ -47,6 +47,7 @@ from callrouter.store.db import Database
 from callrouter.store.escalations import EscalationRepository
 from callrouter.store.retention import PurgeService, RetentionPurger
 from callrouter.store.tasks import TaskRepository
+from callrouter.store.sessions import ConsoleSessionRepository
 from callrouter.store.users import UserRepository
 from callrouter.web.api import Api
 from callrouter.web.console import ConsoleApi
@@ -233,7 +234,8 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
                        call_now=lambda view, who: from_thread(controller.callbacks.call_now, view, who))
     api = Api(users, calls, audit, registry, dt.timedelta(minutes=settings.auth.token_ttl_minutes), escalation_api,
               card_of, SecretaryApi(audit, desk, from_thread), task_api)
-    console = ConsoleApi(users, ConsoleSessions(dt.timedelta(minutes=settings.http.console.inactivity_minutes),
+    console = ConsoleApi(users, ConsoleSessions(ConsoleSessionRepository(db), users,
+                                                dt.timedelta(minutes=settings.http.console.inactivity_minutes),
                                                 secure_cookie=settings.http.console.cookie_secure),
                          settings.http.console, dt.timedelta(minutes=settings.auth.token_ttl_minutes))
     purge = PurgeService(RetentionPurger(db, settings.retention), reactor,

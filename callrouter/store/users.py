@@ -250,6 +250,15 @@ class UserRepository:
                                    ApiToken.expires_at > now, User.enabled.is_(True))).scalar()
             return None if row is None else _view(row)
 
+    def authenticate_token_id(self, token_id: int, now: dt.datetime) -> UserView | None:
+        """The enabled user owning the unexpired token with this row id, else None (a console
+        session stands for a token it knows by row id: callrouter.store.sessions)."""
+        with self._db.transaction() as s:
+            row = s.execute(select(User).join(ApiToken, ApiToken.user_id == User.id)
+                            .where(ApiToken.id == token_id, ApiToken.expires_at > now,
+                                   User.enabled.is_(True))).scalar()
+            return None if row is None else _view(row)
+
     def logout(self, token: str) -> None:
         with self._db.transaction() as s:
             s.execute(delete(ApiToken).where(ApiToken.token_hash == hash_token(token)))

@@ -1,14 +1,14 @@
 """The console's sign-in and session routes (the page itself is served by callrouter.web.pages).
 
 - POST /api/session: identifiant, mot de passe, code à 6 chiffres. The API's login (same lockout,
-  same audit); its bearer token stays server-side behind the session cookie
-  (callrouter.web.sessions). A user whose second factor is not enrolled yet (no code ever
-  accepted) and whose password is right gets 409 `totp_enrolment` with the QR code of her TOTP
-  secret (an SVG data URI, rendered here with segno) and the secret for manual entry; she signs in
-  with her first code.
+  same audit); its bearer token stays server-side behind the session cookie, the session in the
+  database (callrouter.web.sessions): a restart of the service signs nobody out. A user whose
+  second factor is not enrolled yet (no code ever accepted) and whose password is right gets 409
+  `totp_enrolment` with the QR code of her TOTP secret (an SVG data URI, rendered here with segno)
+  and the secret for manual entry; she signs in with her first code.
 - GET /api/session: who is signed in, the session's CSRF token, the console's settings (pause
   reasons, inactivity limit).
-- DELETE /api/session: sign out (the token revoked, the cookie cleared).
+- DELETE /api/session: sign out (the session closed and its token revoked, the cookie cleared).
 
 Messages are French: the page shows them as they come.
 """
@@ -25,7 +25,7 @@ from callrouter.config import ConsoleSettings
 from callrouter.domain.errors import AuthFailed
 from callrouter.web.http import ApiError, Field, HttpResponse, json_response, parse_body
 from callrouter.web.router import Context, Route
-from callrouter.web.sessions import ConsoleSessions, session_id_of
+from callrouter.web.sessions import BEARER_PREFIX, ConsoleSessions, session_id_of
 
 SIGN_IN_BODY = {"username": Field(str, max_length=64), "password": Field(str, max_length=1024),
                 "totp": Field(str, required=False, max_length=10)}
@@ -90,8 +90,9 @@ class ConsoleApi:
     def sign_out(self, ctx: Context):
         session_id = session_id_of(ctx.request.headers)
         if session_id:
-            self.sessions.close(session_id)
-        self.users.logout(ctx.token)
+            self.sessions.close(session_id)  # its token revoked with it
+        if not ctx.token.startswith(BEARER_PREFIX):
+            self.users.logout(ctx.token)
         response = json_response({"signed_out": True})
         return HttpResponse(response.status, response.body, headers={"Set-Cookie": self.sessions.clear_cookie()})
 

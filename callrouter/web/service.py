@@ -25,16 +25,18 @@ def admin_service(http: HttpSettings, api: Api, reactor: Any, *beside: IService,
                   oncall: OnCallApi | None = None) -> MultiService:
     """The HTTP server serving `api` on `http`, with the services that run beside it (the
     retention purge), started after it in the order given. With `console` (and the `hub` the event
-    notifier feeds), it also serves the secretaries' console, and every minute revokes the tokens
-    of the console sessions ended by inactivity.
+    notifier feeds), it also serves the secretaries' console, and every minute closes the console
+    sessions ended by inactivity (their tokens revoked).
 
     The reactor is also the clock; the handlers run in the reactor's thread pool (the store they
     call is blocking).
     """
     parent = MultiService()
     routes = served_routes(api, console, oncall=oncall)
-    parts = ConsoleParts(console.sessions, hub or EventHub(), api.users.authenticate) if console else None
-    site = build_site(Router(routes, api.users.authenticate), reactor, reactor.getThreadPool(), reactor,
+    # With the console, a bearer is a session's (the cookie's) or an API token's.
+    authenticate = console.sessions.authenticate if console else api.users.authenticate
+    parts = ConsoleParts(console.sessions, hub or EventHub(), authenticate) if console else None
+    site = build_site(Router(routes, authenticate), reactor, reactor.getThreadPool(), reactor,
                       http.max_body_bytes, parts)
     server = TCPServer(http.port, site, interface=http.host)
     server.setName("admin-http")
@@ -52,8 +54,6 @@ def served_routes(api: Api, console: ConsoleApi | None, oncall: OnCallApi | None
 
 
 def _revoke_idle(console: ConsoleApi, reactor: Any):
-    def revoke() -> None:
-        for session in console.sessions.expired(utc_from_clock(reactor)):
-            console.users.logout(session.token)
-
-    return threads.deferToThreadPool(reactor, reactor.getThreadPool(), revoke)
+    """The sessions ended by inactivity closed, their tokens revoked (in the session store)."""
+    return threads.deferToThreadPool(reactor, reactor.getThreadPool(), console.sessions.expired,
+                                     utc_from_clock(reactor))

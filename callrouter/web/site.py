@@ -2,15 +2,15 @@
 thread pool (the store is blocking), and a Request class that caps the body size.
 
 A request with the console's session cookie reaches the router as the same request with the
-session's bearer token (callrouter.web.sessions), or is refused 403 here when it changes something
-without the session's CSRF token. The tree around the API (pages, assets, event stream) is in
-callrouter.web.pages."""
+session's bearer (callrouter.web.sessions), or is refused 403 here when it changes something
+without the session's CSRF token; the cookie is read on the pool thread (the session store is
+blocking). The tree around the API (pages, assets, event stream) is in callrouter.web.pages."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from twisted.internet import threads
@@ -22,7 +22,7 @@ from callrouter.ports import Clock, UserView, utc_from_clock
 from callrouter.web.http import ApiError, HttpRequest, HttpResponse, error_response
 from callrouter.web.pages import ConsolePages, Root, SECURITY_HEADERS
 from callrouter.web.router import Router
-from callrouter.web.sessions import ConsoleSessions, CsrfRefused
+from callrouter.web.sessions import ConsoleSessions, CsrfRefused, NoSessionStore
 from callrouter.web.sse import EventHub, EventStreamResource
 
 logger = logging.getLogger(__name__)
@@ -56,18 +56,21 @@ class ApiResource(Resource):
         self._sessions = sessions
 
     def render(self, request: server.Request):
-        try:
-            snapshot = self._snapshot(request)
-        except CsrfRefused:
-            self._write(error_response(ApiError(403, "csrf", "jeton CSRF absent ou invalide : rechargez la page")),
-                        request, [])
-            return server.NOT_DONE_YET
+        snapshot = self._snapshot(request)
         finished = []
         request.notifyFinish().addBoth(finished.append)
-        d = threads.deferToThreadPool(self._reactor, self._pool, self._router.handle, snapshot)
+        d = threads.deferToThreadPool(self._reactor, self._pool, self._handle, snapshot)
         d.addErrback(self._crashed)
         d.addCallback(self._write, request, finished)
         return server.NOT_DONE_YET
+
+    def _handle(self, req: HttpRequest) -> HttpResponse:
+        """On a pool thread: the session cookie read (the store is blocking), then the router."""
+        try:
+            headers = self._sessions.authorise(req.method, req.headers, req.now)
+        except CsrfRefused:
+            return error_response(ApiError(403, "csrf", "jeton CSRF absent ou invalide : rechargez la page"))
+        return self._router.handle(replace(req, headers=headers))
 
     def _snapshot(self, request: server.Request) -> HttpRequest:
         request.content.seek(0)
@@ -76,15 +79,12 @@ class ApiResource(Resource):
                  for k, vs in request.args.items()}
         headers = {k.decode("latin-1").lower(): vs[-1].decode("latin-1")
                    for k, vs in request.requestHeaders.getAllRawHeaders()}
-        method = request.method.decode("ascii", "replace")
-        now = utc_from_clock(self._clock)
-        headers = self._sessions.authorise(method, headers, now)
         return HttpRequest(
-            method=method,
+            method=request.method.decode("ascii", "replace"),
             path=request.path.decode("utf-8", "replace"),
             query=query, headers=headers, body=body,
             source=getattr(request.getClientAddress(), "host", "unknown"),
-            now=now,
+            now=utc_from_clock(self._clock),
             body_too_large=getattr(request, "body_too_large", False))
 
     @staticmethod
@@ -108,16 +108,26 @@ class ApiResource(Resource):
 @dataclass(frozen=True)
 class ConsoleParts:
     """What the console adds to the site: its sessions, the event hub its streams are fed by, and
-    how a stream's bearer token is checked (blocking, UserDirectory.authenticate)."""
+    how a stream's bearer is checked (blocking: ConsoleSessions.authenticate, which knows the
+    sessions' bearers and asks the users for the others)."""
 
     sessions: ConsoleSessions
     hub: EventHub
     authenticate: Callable[[str, dt.datetime], UserView | None]
 
 
+class _NoUsers:
+    def authenticate(self, token: str, now: dt.datetime) -> None:
+        return None
+
+    def authenticate_token_id(self, token_id: int, now: dt.datetime) -> None:
+        return None
+
+
 def no_console() -> ConsoleParts:
     """A site whose pages nobody can sign in to (no session route): for API-only servers and tests."""
-    return ConsoleParts(ConsoleSessions(dt.timedelta(minutes=15)), EventHub(), lambda token, now: None)
+    return ConsoleParts(ConsoleSessions(NoSessionStore(), _NoUsers(), dt.timedelta(minutes=15)), EventHub(),
+                        lambda token, now: None)
 
 
 def build_site(router: Router, reactor: Any, pool: ThreadPool, clock: Clock, max_body_bytes: int,

@@ -16,8 +16,10 @@ escalations, status) are not streamed. The last state of each secretary is kept,
 new stream, so the page knows since when she is in it.
 
 A stream is opened with the console's session cookie (or a bearer token), checked on a pool thread
-(the store is blocking); every `keepalive` seconds it gets a comment line, and it is closed when its
-session has ended (signed out, inactivity), which the page sees as a lost connection.
+(the stores are blocking); every `keepalive` seconds it gets a comment line, and it is closed when
+its session has ended (signed out, inactivity), which the page sees as a lost connection. After a
+restart of the service the page's EventSource reconnects by itself with the same cookie: the
+session is in the database.
 """
 
 from __future__ import annotations
@@ -131,15 +133,20 @@ class EventStreamResource(Resource):
         raw = {k.decode("latin-1").lower(): vs[-1].decode("latin-1")
                for k, vs in request.requestHeaders.getAllRawHeaders()}
         session_id = session_id_of(raw) if "authorization" not in raw else None
-        headers = self._sessions.authorise("GET", raw, now)
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        if "authorization" not in raw and session_id is None:
             return self._refuse(request)
-        d = threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), self._authenticate,
-                                      token.strip(), now)
+        d = threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), self._user, raw, now)
         d.addCallback(self._open, request, session_id)
         d.addErrback(lambda f: self._failed(f, request))
         return server.NOT_DONE_YET
+
+    def _user(self, raw: Mapping[str, str], now: Any) -> UserView | None:
+        """On a pool thread (the stores are blocking): who the cookie or the bearer token is."""
+        headers = self._sessions.authorise("GET", raw, now)
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return self._authenticate(token.strip(), now)
 
     def _refuse(self, request: server.Request, finish: bool = False):
         request.setResponseCode(401)
@@ -181,9 +188,20 @@ class EventStreamResource(Resource):
 
     def _beat(self, stream: Stream) -> None:
         """A comment line keeps proxies from closing the stream; a stream whose session has ended
-        is closed."""
-        if stream.session_id is not None and self._sessions.get(
-                stream.session_id, utc_from_clock(self._clock), touch=False) is None:
+        is closed (the session is read on a pool thread)."""
+        if stream.session_id is None:
+            self._hub.write(stream, b": keepalive\n\n")
+            return
+        d = threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), self._sessions.get,
+                                      stream.session_id, utc_from_clock(self._clock), False)
+        d.addCallback(lambda session: self._after_check(stream, session))
+        d.addErrback(lambda f: logger.warning("event stream of %s: session not checked: %s",
+                                              stream.secretary, f.getErrorMessage()))
+
+    def _after_check(self, stream: Stream, session: Any) -> None:
+        if stream not in self._hub.streams:
+            return  # gone meanwhile
+        if session is None:
             self._hub.remove(stream)
             stream.close()
             return
