@@ -97,6 +97,8 @@ class EscalationView:
     note: str | None = None          # the secretary's short note (e-mail only, never SMS)
     replies: tuple[ReplyView, ...] = ()
     duty_alerts: tuple[StepView, ...] = ()  # to the duty contact, once the chain was exhausted
+    taken_by: str | None = None  # the supervisor who took an exhausted chain in hand
+    taken_at: dt.datetime | None = None
 
     @property
     def reference(self) -> str:
@@ -140,6 +142,7 @@ class EscalationView:
             "replies": [r.to_json() for r in self.replies],
             "duty_alerts": [{"channel": s.channel, "state": s.state, "created_at": s.created_at.isoformat(),
                              "sent_at": iso_or_none(s.sent_at), "error": s.error} for s in self.duty_alerts],
+            "taken_by": self.taken_by, "taken_at": iso_or_none(self.taken_at),
         }
 
 

@@ -19,7 +19,7 @@ import csv
 import datetime as dt
 import io
 import logging
-from typing import Iterable
+from typing import Callable, Iterable
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +37,9 @@ from callrouter.store.models import Escalation, EscalationReply, EscalationStepR
 logger = logging.getLogger(__name__)
 
 DUTY_ROUND = -1  # the duty contact's alerts when a chain is exhausted: step 0 SMS, step 1 e-mail
+EXHAUSTED = "exhausted"
+# Told after each committed change of a chain (its id and practice), from the thread that made it.
+OnChange = Callable[[int, str], None]
 
 
 def _step(s: EscalationStepRecord) -> StepView:
@@ -53,17 +56,27 @@ def _view(e: Escalation) -> EscalationView:
     return EscalationView(e.id, e.call_id, e.practice, e.tier, e.caller, e.started_at, e.state,
                           e.outcome, e.ended_at, e.acknowledged_by, e.acknowledged_via,
                           e.acknowledged_at, e.dialplan_version, steps, e.triggered_by, e.note,
-                          replies, duty)
+                          replies, duty, e.taken_by, e.taken_at)
 
 
 class EscalationRepository:
     """Blocking: every method is one short transaction (run it from a thread pool).
 
-    Implements callrouter.escalation.ports.ChainStore and AckStore."""
+    Implements callrouter.escalation.ports.ChainStore and AckStore. `on_change` is told of every
+    committed change of a chain (created, a step claimed, sent, failed or delivered, a reply, the
+    acknowledgement, its end, taken in hand): the wallboards follow the chains live."""
 
-    def __init__(self, db: Database, node: str = "local") -> None:
+    def __init__(self, db: Database, node: str = "local", on_change: OnChange | None = None) -> None:
         self._db = db
         self._node = node
+        self._on_change = on_change
+
+    def _changed(self, escalation_id: int, practice: str | None) -> None:
+        if self._on_change is not None and practice is not None:
+            try:
+                self._on_change(escalation_id, practice)
+            except Exception:
+                logger.exception("change of escalation %s not announced", escalation_id)
 
     def create(self, call_id: str | None, practice: str, tier: str, caller: str | None,
                now: dt.datetime, dialplan_version: str | None = None, triggered_by: str | None = None,
@@ -74,7 +87,9 @@ class EscalationRepository:
                              triggered_by=triggered_by, note=note)
             s.add(row)
             s.flush()
-            return _view(row)
+            view = _view(row)
+        self._changed(view.id, view.practice)
+        return view
 
     def get(self, escalation_id: int) -> EscalationView:
         with self._db.transaction() as s:
@@ -98,6 +113,8 @@ class EscalationRepository:
                     escalation_id=escalation_id, round=rnd, step=step, channel=channel,
                     practitioner=practitioner, destination=destination, state=state, node=self._node,
                     attempts=1 if state == "sending" else 0, created_at=now, error=error))
+                practice = s.scalar(select(Escalation.practice).where(Escalation.id == escalation_id))
+            self._changed(escalation_id, practice)
             return True
         except IntegrityError:  # another node or thread claimed it between our check and insert
             return False
@@ -113,17 +130,21 @@ class EscalationRepository:
     def mark_delivered(self, provider_id: str) -> bool:
         """A gateway's delivery report for `provider_id`."""
         with self._db.transaction() as s:
-            result = s.execute(update(EscalationStepRecord)
-                               .where(EscalationStepRecord.provider_id == provider_id,
-                                      EscalationStepRecord.state == "sent")
-                               .values(state="delivered"))
-            return result.rowcount > 0
+            sent = (EscalationStepRecord.provider_id == provider_id, EscalationStepRecord.state == "sent")
+            chains = s.execute(select(Escalation.id, Escalation.practice).join(EscalationStepRecord)
+                               .where(*sent).distinct()).all()
+            result = s.execute(update(EscalationStepRecord).where(*sent).values(state="delivered"))
+        for escalation_id, practice in chains:
+            self._changed(escalation_id, practice)
+        return result.rowcount > 0
 
     def _set_step(self, escalation_id: int, rnd: int, step: int, **values) -> None:
         with self._db.transaction() as s:
             s.execute(update(EscalationStepRecord).where(
                 EscalationStepRecord.escalation_id == escalation_id,
                 EscalationStepRecord.round == rnd, EscalationStepRecord.step == step).values(**values))
+            practice = s.scalar(select(Escalation.practice).where(Escalation.id == escalation_id))
+        self._changed(escalation_id, practice)
 
     def acknowledge(self, escalation_id: int, by: str | None, via: str, now: dt.datetime) -> AckResult:
         """First acknowledgement wins; an active chain ends with outcome "acknowledged".
@@ -141,7 +162,10 @@ class EscalationRepository:
                 if row.state == ACTIVE:
                     row.state, row.outcome, row.ended_at = DONE, chain.ACKNOWLEDGED, now
             s.flush()
-            return AckResult(accepted, _view(row))
+            result = AckResult(accepted, _view(row))
+        if accepted:
+            self._changed(escalation_id, result.escalation.practice)
+        return result
 
     def finish(self, escalation_id: int, outcome: str, now: dt.datetime,
                alerts: Iterable[tuple[str, str]] = ()) -> bool:
@@ -160,7 +184,9 @@ class EscalationRepository:
                     escalation_id=escalation_id, round=DUTY_ROUND, step=index, channel=channel,
                     practitioner=None, destination=destination, state="pending", node=self._node,
                     attempts=0, created_at=now))
-            return True
+            practice = s.scalar(select(Escalation.practice).where(Escalation.id == escalation_id))
+        self._changed(escalation_id, practice)
+        return True
 
     def pending_alerts(self, escalation_id: int | None = None) -> list[tuple[EscalationView, StepView]]:
         """Duty-contact alerts stored but not claimed yet (of one chain, or of every chain)."""
@@ -231,6 +257,41 @@ class EscalationRepository:
                 s.add(EscalationReply(escalation_id=eid, at=at, sender=sender[:32],
                                       practitioner=practitioners.get(eid), via=via, understood=understood,
                                       reference=reference_, action=action))
+            changed = s.execute(select(Escalation.id, Escalation.practice)
+                                .where(Escalation.id.in_(list(escalation_ids)))).all()
+        for escalation_id, practice in changed:
+            self._changed(escalation_id, practice)
+
+    def take(self, escalation_id: int, by: str, now: dt.datetime, actor: Actor) -> tuple[bool, EscalationView]:
+        """A supervisor takes an exhausted chain in hand (she finds someone for the patient); the
+        first one wins. False (nothing changed) for a chain not exhausted or already taken. Audited
+        with before and after in the same transaction."""
+        with self._db.transaction() as s:
+            row = s.get(Escalation, escalation_id, with_for_update=True)
+            if row is None:
+                raise UnknownEscalation(escalation_id)
+            accepted = row.outcome == EXHAUSTED and row.taken_at is None
+            if accepted:
+                before = {"taken_by": None, "taken_at": None}
+                row.taken_by, row.taken_at = by[:64], now
+                append(s, actor, "escalation.take", f"escalation:{escalation_id}", now, before=before,
+                       after={"taken_by": row.taken_by, "taken_at": now.isoformat()})
+            s.flush()
+            view = _view(row)
+        if accepted:
+            self._changed(escalation_id, view.practice)
+        return accepted, view
+
+    def open_chains(self, practices: frozenset[str] | None = None) -> list[EscalationView]:
+        """Chains running now, and the exhausted ones nobody has taken in hand (nor acknowledged
+        late) yet, oldest first."""
+        with self._db.transaction() as s:
+            stmt = select(Escalation).where(
+                (Escalation.state == ACTIVE) | ((Escalation.outcome == EXHAUSTED) & Escalation.taken_at.is_(None)
+                                                & Escalation.acknowledged_at.is_(None)))
+            if practices is not None:
+                stmt = stmt.where(Escalation.practice.in_(sorted(practices)))
+            return [_view(r) for r in s.scalars(stmt.order_by(Escalation.started_at, Escalation.id))]
 
     def query(self, q: EscalationQuery) -> list[EscalationView]:
         with self._db.transaction() as s:

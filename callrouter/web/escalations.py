@@ -136,6 +136,17 @@ class EscalationApi:
                           details={"accepted": result.accepted})
         return {"accepted": result.accepted, "escalation": result.escalation.to_json()}
 
+    def take(self, ctx: Context):
+        """A supervisor takes an exhausted chain in hand: every wallboard stops blinking it (the
+        store announces the change). 409 for a chain that is not exhausted or already taken."""
+        view = self._visible(ctx)
+        accepted, view = self.repo.take(view.id, ctx.user.username, ctx.now, ctx.actor)
+        if not accepted:
+            why = (f"déjà prise en charge par {view.taken_by}" if view.taken_by
+                   else "l'escalade n'est pas épuisée : rien à prendre en charge")
+            raise ApiError(409, "conflict", f"Escalade {view.reference} {why}.", reason=why)
+        return {"taken": True, "escalation": view.to_json()}
+
     def escalate_call(self, ctx: Context):
         """Start a chain for a call; the number to call back is the caller's unless one is given."""
         body = parse_body(ctx.request, ESCALATE_CALL_BODY)
@@ -234,6 +245,7 @@ def escalation_routes(api: EscalationApi | None) -> list[Route]:
         Route("GET", "/api/escalations", h("list"), (esc_r,), query=LIST_QUERY),
         Route("GET", "/api/escalations/{escalation_id:int}", h("get"), (esc_r,)),
         Route("POST", "/api/escalations/{escalation_id:int}/ack", h("acknowledge"), (esc_w,)),
+        Route("POST", "/api/escalations/{escalation_id:int}/take", h("take"), (esc_w,)),
         Route("POST", "/api/escalations", h("escalate"), (esc_w,), body=ESCALATE_BODY, status=201),
         Route("POST", "/api/calls/{call_id}/escalate", h("escalate_call"), (esc_w,),
               body=ESCALATE_CALL_BODY, status=201),
