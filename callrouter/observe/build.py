@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Mapping
 
 from twisted.application.service import IService
+from twisted.internet import threads
 
 from callrouter.config import Settings
 from callrouter.domain.model import Dialplan
@@ -46,4 +47,5 @@ def observers(settings: Settings, metrics: Metrics, dialplans: Callable[[], Mapp
 
     metrics.registry.register(ChildResources(children))
     return [StateSampler(metrics, dialplans, book, reactor),
-            Probes(probes, reactor, certificate=certificate, tls_expiry=metrics.tls_expiry)]
+            Probes(probes, reactor, lambda f: threads.deferToThreadPool(reactor, reactor.getThreadPool(), f),
+                   certificate=certificate, tls_expiry=metrics.tls_expiry)]

@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 from prometheus_client import Gauge
 from twisted.application.internet import TimerService
-from twisted.internet import threads
+
+from callrouter.ports import RunBlocking
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +37,14 @@ class Probe:
 
 
 class Probes(TimerService):
-    def __init__(self, probes: list[Probe], reactor: Any, certificate: Path | None = None,
+    def __init__(self, probes: list[Probe], reactor: Any, run_blocking: RunBlocking, certificate: Path | None = None,
                  tls_expiry: Gauge | None = None, interval: float = 5.0, stale_after: float = 10.0) -> None:
+        """`run_blocking(f)`: f on the reactor's thread pool, a Deferred of its result."""
         super().__init__(interval, self.sample)
         self.clock = reactor
         self.setName("probes")
         self._probes, self._reactor, self._stale_after = probes, reactor, stale_after
+        self._run_blocking = run_blocking
         self._certificate, self._tls_expiry = certificate, tls_expiry
         self._cert_stat: tuple[int, int] | None = None
 
@@ -54,11 +57,11 @@ class Probes(TimerService):
     def _run(self, probe: Probe) -> None:
         now = self._reactor.seconds()
         if probe.started is not None:  # still running: down once it has hung too long
-            if now - probe.started > self._stale_after:
+            if now - probe.started >= self._stale_after:
                 self._report(probe, False, "no answer after %.0f s" % (now - probe.started))
             return
         probe.started = now
-        d = threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), probe.check)
+        d = self._run_blocking(probe.check)
         d.addCallbacks(lambda _: self._report(probe, True), lambda f: self._report(probe, False, f.getErrorMessage()))
         d.addBoth(lambda _: setattr(probe, "started", None))
 
