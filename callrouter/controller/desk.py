@@ -57,6 +57,7 @@ class Desk:
         self._registered: frozenset[str] = frozenset()  # the usernames the edge's last poll had
         self._history = history or (lambda change: None)
         self._listeners: list[Callable[[], None]] = []
+        self._since: dict[str, tuple[tuple, dt.datetime]] = {}  # id -> ((state, pause reason), since when)
         self._saved = saved_states.read(settings.state_file)
         for secretary in self.queues.secretaries():
             saved_states.restore(secretary, self._saved)
@@ -86,7 +87,8 @@ class Desk:
         return {"id": secretary.id, "username": secretary.username, "phone": secretary.uri, "state": secretary.state,
                 "logged_in": secretary.logged_in, "registered": secretary.registered if secretary.username else None,
                 "paused": secretary.paused, "missed_in_a_row": secretary.missed,
-                "calls_today": secretary.calls_on(today, LOCAL_DAY_ZONE), "levels": dict(secretary.levels)}
+                "calls_today": secretary.calls_on(today, LOCAL_DAY_ZONE), "levels": dict(secretary.levels),
+                "since": self._since_of(secretary).isoformat()}
 
     def apply_team(self, team: Team) -> bool:
         """Dispatch follows `team` from now on: coverage and levels swapped, secretaries added or
@@ -237,10 +239,11 @@ class Desk:
             secretary.answers.setdefault(call_id, at)
 
     def count(self) -> None:
-        """The gauge of secretaries per state."""
+        """The gauge of secretaries per state (and since when each is in hers)."""
         counts = dict.fromkeys(SECRETARY_STATES, 0)
         for a in self.queues.secretaries():
             counts[a.state] = counts.get(a.state, 0) + 1
+            self._since_of(a)
         for state, n in counts.items():
             self.metrics.secretaries.labels(state).set(n)
 
@@ -252,6 +255,15 @@ class Desk:
         secretary.idle_since = self.reactor.seconds()
         self._changed(secretary)
         self._available()
+
+    def _since_of(self, secretary: Secretary) -> dt.datetime:
+        """When she entered her state (a new pause reason is a new state); every change of state
+        is followed by count(), which notes it."""
+        key = (secretary.state, secretary.paused)
+        known = self._since.get(secretary.id)
+        if known is None or known[0] != key:
+            known = self._since[secretary.id] = (key, utc_from_clock(self.reactor))
+        return known[1]
 
     def _available(self) -> None:
         for listener in self._listeners:
