@@ -61,7 +61,7 @@ def error_response(err: ApiError) -> HttpResponse:
 
 # --- JSON bodies ------------------------------------------------------------------------------
 
-JSON_TYPES = {str: "string", bool: "boolean", list: "array", int: "integer"}
+JSON_TYPES = {str: "string", bool: "boolean", list: "array", int: "integer", dict: "object"}
 
 
 @dataclass(frozen=True)
