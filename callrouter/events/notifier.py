@@ -162,6 +162,13 @@ class EventNotifier:
     # --- escalations ------------------------------------------------------------------------------
 
     @_never_raises
+    def escalation_changed(self, escalation_id: int, practice: str) -> None:
+        """A chain's stored state changed (callrouter.store.escalations announces each change)."""
+        self._publish(topics.escalation_changed(self.node, practice), {
+            "v": 1, "at": self._at(), "type": "escalation_changed", "escalation_id": escalation_id,
+            "practice": practice}, qos=1)
+
+    @_never_raises
     def escalation_exhausted(self, *, escalation_id: int, reference: str, practice: str, tier: str,
                              call_id: str | None, caller: str | None, started_at: dt.datetime,
                              steps_sent: int, declined_by: Sequence[str] = (),

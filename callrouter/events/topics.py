@@ -81,6 +81,12 @@ def team(node: str) -> str:
     return f"{PREFIX}/{segment(node)}/team"
 
 
+def escalation_changed(node: str, practice: str) -> str:
+    """A chain of the practice changed: started, a step claimed, sent, delivered or failed, a reply,
+    acknowledged, ended, taken in hand (QoS 1, not retained): wallboards read the chains again."""
+    return f"{PREFIX}/{segment(node)}/escalations/{segment(practice)}/changed"
+
+
 def escalation_exhausted(node: str, practice: str) -> str:
     """An escalation chain ended with nobody acknowledging: for the secretariat's supervisors
     (QoS 1, not retained)."""

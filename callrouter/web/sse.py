@@ -4,15 +4,17 @@
 publisher: it is given the same topics and payloads, in the same order, on the reactor thread, and
 writes each one to the event streams allowed to see it:
 
-- `screen_pop` and `secretary` (her state): only to the secretary they name;
+- `screen_pop`: only to the secretary it names; `secretary` (her state): to her, and to the
+  users who manage the team (supervisors: the wallboard);
 - `call` (a call's state, the caller masked), `queue` and `task` (a callback task created or
   changed, without the number): to users covering the practice (every practice for the roles not
-  limited to theirs).
+  limited to theirs); `escalation` (a chain changed, its end included: its id) likewise;
+- `team` (the team's coverage, levels or pause reasons changed: its version): to every stream.
 
 The kind comes from the topic layout documented in docs/events.md
 (`callrouter/<node>/secretaries/<id>/state`, `.../screen-pop`, `.../calls/<id>/state`,
-`.../queues/<practice>/<queue>`, `.../practices/<practice>/tasks`); other topics (practice cards,
-escalations, status) are not streamed. The last state of each secretary is kept, as MQTT retains it, and sent first on every
+`.../queues/<practice>/<queue>`, `.../practices/<practice>/tasks`, `.../escalations/<practice>/changed`,
+`.../team`); other topics (practice cards, exhausted escalations, status) are not streamed. The last state of each secretary is kept, as MQTT retains it, and sent first on every
 new stream, so the page knows since when she is in it.
 
 A stream is opened with the console's session cookie (or a bearer token), checked on a pool thread
@@ -35,7 +37,7 @@ from twisted.web import server
 from twisted.web.resource import Resource
 
 from callrouter.ports import Clock, UserView, utc_from_clock
-from callrouter.auth.permissions import practice_scope
+from callrouter.auth.permissions import allowed, practice_scope
 from callrouter.web.sessions import ConsoleSessions, session_id_of
 
 logger = logging.getLogger(__name__)
@@ -44,8 +46,13 @@ KEEPALIVE_S = 15.0
 
 
 def event_kind(topic: str) -> str | None:
-    """`screen_pop`, `secretary`, `call`, `queue`, `task`, or None for a topic the console does not stream."""
+    """`screen_pop`, `secretary`, `call`, `queue`, `task`, `escalation`, `team`, or None for a topic
+    the console does not stream."""
     parts = topic.split("/")
+    if len(parts) == 3 and parts[2] == "team":
+        return "team"
+    if len(parts) == 5 and parts[2] == "escalations" and parts[4] == "changed":
+        return "escalation"  # its end too: `exhausted` is for MQTT's subscribers
     if len(parts) == 5 and parts[2] == "secretaries":
         return {"state": "secretary", "screen-pop": "screen_pop"}.get(parts[4])
     if len(parts) == 5 and parts[2] == "calls" and parts[4] == "state":
@@ -71,10 +78,13 @@ class Stream:
     write: Callable[[bytes], None]
     session_id: str | None = None
     close: Callable[[], None] = field(default=lambda: None)
+    team: bool = False  # she manages the team: every secretary's state
 
     def sees(self, kind: str, payload: Mapping[str, Any]) -> bool:
+        if kind == "team":
+            return True
         if kind in ("screen_pop", "secretary"):
-            return payload.get("secretary") == self.secretary
+            return payload.get("secretary") == self.secretary or (kind == "secretary" and self.team)
         practice = payload.get("practice")
         return self.practices is None or practice in self.practices
 
@@ -173,7 +183,7 @@ class EventStreamResource(Resource):
         for name, value in self._headers.items():
             request.setHeader(name.encode(), value.encode())
         stream = Stream(user.username, practice_scope(user.role, user.attrs), request.write, session_id,
-                        close=request.finish)
+                        close=request.finish, team=allowed(user.role, "secretaries", "manage", user.attrs)[0])
         beat = LoopingCall(self._beat, stream)
         beat.clock = self._clock
 

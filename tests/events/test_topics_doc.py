@@ -22,6 +22,7 @@ def test_every_topic_is_in_the_reference():
         topics.practice_tasks("NODE", "PRACTICE"),
         topics.team("NODE"),
         topics.escalation_exhausted("NODE", "PRACTICE"),
+        topics.escalation_changed("NODE", "PRACTICE"),
     ]
     text = DOC.read_text(encoding="utf-8")
     for topic in built:
