@@ -3,7 +3,8 @@ reverse. `callrouter serve` (callrouter/serve.py) runs it.
 
 `build` reads as the dependency graph: each part is built after what it uses and is complete when
 built. Start order: database (checked at the latest migration by `cmd_serve`; close the calls a
-crash left open), call recorder, metrics, MQTT events, dialplans, escalation engine (resumes
+crash left open), call recorder and state history, metrics, MQTT events, dialplans, the team
+(read from the database, seeded once from the settings), escalation engine (resumes
 pending chains), media workers, SIP edge, admin API. Stopping reverses it: the edge stops taking
 calls first, workers hang up theirs, the recorder writes what is queued, the database closes last.
 """
@@ -24,11 +25,14 @@ from callrouter.config import Settings
 from callrouter.controller.alerts import AlertCalls, AlertSettings
 from callrouter.controller.calls import CallController
 from callrouter.controller.desk import Desk
+from callrouter.controller.history import StateHistory
+from callrouter.controller.team import TeamService
 from callrouter.controller.legs import LegRouter
 from callrouter.controller.recorder import CallRecorder
 from callrouter.dialplan.feeds import RotaFeedService
 from callrouter.dialplan.registry import DialplanRegistry
 from callrouter.dialplan.service import DialplanService
+from callrouter.domain.team import seed_team
 from callrouter.escalation.service import build_escalation, build_voice
 from callrouter.events.build import build_events
 from callrouter.events.card import practice_card, tier_label
@@ -47,6 +51,7 @@ from callrouter.store.db import Database
 from callrouter.store.escalations import EscalationRepository
 from callrouter.store.retention import PurgeService, RetentionPurger
 from callrouter.store.tasks import TaskRepository
+from callrouter.store.team import TeamRepository
 from callrouter.store.sessions import ConsoleSessionRepository
 from callrouter.store.users import UserRepository
 from callrouter.web.api import Api
@@ -57,6 +62,7 @@ from callrouter.web.escalations import EscalationApi
 from callrouter.web.secretaries import SecretaryApi
 from callrouter.web.oncall import OnCallApi
 from callrouter.web.service import admin_service
+from callrouter.web.team import TeamApi
 from callrouter.web.tasks import TaskApi
 
 logger = logging.getLogger(__name__)
@@ -193,7 +199,13 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     controller_settings = settings.served_controller
     legs = LegRouter()
     pool = MediaPool(settings.media, legs, reactor)
-    desk = Desk(controller_settings, reactor, metrics, events)  # with the logins and pauses saved in var/
+    # The team (coverage, levels, pause reasons) lives in the database: the settings only seed it
+    # once; the secretaries' state changes are written there off the reactor.
+    team_repo = TeamRepository(db)
+    history = StateHistory(team_repo.append_states, on_thread, reactor)
+    desk = Desk(controller_settings, reactor, metrics, events, history=history.add)  # logins, pauses saved in var/
+    team = TeamService(team_repo, desk, seed_team(controller_settings.secretaries, controller_settings.levels,
+                                                  settings.http.console.pause_reasons), reactor, on_thread)
     # The calls. The one edge of the graph read later than it is built: calls start escalation
     # chains, whose alert calls (below) ask the calls about the patient; the engine is looked up
     # when a call escalates, long after start.
@@ -237,7 +249,10 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     console = ConsoleApi(users, ConsoleSessions(ConsoleSessionRepository(db), users,
                                                 dt.timedelta(minutes=settings.http.console.inactivity_minutes),
                                                 secure_cookie=settings.http.console.cookie_secure),
-                         settings.http.console, dt.timedelta(minutes=settings.auth.token_ttl_minutes))
+                         settings.http.console, dt.timedelta(minutes=settings.auth.token_ttl_minutes),
+                         pause_reasons=team_repo.pause_reasons)
+    team_api = TeamApi(team_repo, users, lambda: registry.dialplans, lambda t: from_thread(desk.apply_team, t),
+                       controller_settings.secretary_domain)
     purge = PurgeService(RetentionPurger(db, settings.retention), reactor,
                          settings.retention.purge_interval_hours * 3600.0, on_thread)
 
@@ -247,15 +262,16 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     # need them), before the calls that start chains; events stop after the pool and the edge, so
     # the last "ended" messages go out.
     children: list[IService | None] = [
-        StoreService(db, calls, reactor), RecorderService(recorder), metrics_http, events_service,
+        StoreService(db, calls, reactor), RecorderService(recorder), history, metrics_http, events_service,
         dialplans, RotaFeedService(lambda: registry.dialplans, settings.var_dir / "ical", reactor),
+        team,  # the database's team on the desk before any call
         escalation.engine if esc.enabled else None,
         pool, PoolMetrics(pool, metrics, recorder), CallbackTasksService(tasks, controller, registry, reactor),
         CallCountsService(db, controller),
         edge, registrations,
         *observers(settings, metrics, lambda: registry.dialplans, desk.queues, pool, db.engine, edge, reactor),
         admin_service(settings.http, api, reactor, purge, console=console, hub=console_hub,
-                      oncall=OnCallApi(dialplan_of, tier_label)),
+                      oncall=OnCallApi(dialplan_of, tier_label), team=team_api),
     ]
     top = MultiService()
     for child in children:

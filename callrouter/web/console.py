@@ -6,7 +6,7 @@
   second factor is not enrolled yet (no code ever accepted) and whose password is right gets 409
   `totp_enrolment` with the QR code of her TOTP secret (an SVG data URI, rendered here with segno)
   and the secret for manual entry; she signs in with her first code.
-- GET /api/session: who is signed in, the session's CSRF token, the console's settings (pause
+- GET /api/session: who is signed in, the session's CSRF token, the console's settings (the team's pause
   reasons, inactivity limit).
 - DELETE /api/session: sign out (the session closed and its token revoked, the cookie cleared).
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol, Sequence
 
 import segno
 
@@ -64,6 +64,8 @@ class ConsoleApi:
     sessions: ConsoleSessions
     settings: ConsoleSettings
     token_ttl: dt.timedelta
+    # The team's pause reasons (callrouter.store.team, blocking); None: the settings' list.
+    pause_reasons: Callable[[], Sequence[str]] | None = None
 
     def sign_in(self, ctx: Context):
         body = parse_body(ctx.request, SIGN_IN_BODY)
@@ -99,7 +101,7 @@ class ConsoleApi:
     def _describe(self, username: str, csrf: str | None) -> dict:
         return {"username": username, "csrf_token": csrf,
                 "inactivity_minutes": self.settings.inactivity_minutes,
-                "pause_reasons": list(self.settings.pause_reasons)}
+                "pause_reasons": list(self.pause_reasons() if self.pause_reasons else self.settings.pause_reasons)}
 
     def routes(self) -> list[Route]:
         return [
