@@ -177,7 +177,7 @@ def _team(s: Session) -> Team:
     levels: dict[str, dict[str, int]] = {}
     for row in s.scalars(select(TeamLevel).order_by(TeamLevel.secretary, TeamLevel.practice)):
         levels.setdefault(row.secretary, {})[row.practice] = row.level
-    members = tuple(s.scalars(select(TeamSecretary.id).order_by(TeamSecretary.id)))
+    members = tuple(sorted(s.scalars(select(TeamSecretary.id))))  # Python's order, whatever the collation
     return Team(members, coverage, levels, _reasons(s), version.version, version.changed_at)
 
 
