@@ -29,6 +29,7 @@ from callrouter.controller.history import StateHistory
 from callrouter.controller.team import TeamService
 from callrouter.controller.legs import LegRouter
 from callrouter.controller.recorder import CallRecorder
+from callrouter.controller.task_session import TaskSession
 from callrouter.dialplan.feeds import RotaFeedService
 from callrouter.dialplan.registry import DialplanRegistry
 from callrouter.dialplan.service import DialplanService
@@ -49,6 +50,7 @@ from callrouter.store.audit import AuditLog
 from callrouter.store.calls import CallRepository, arrivals_since
 from callrouter.store.db import Database
 from callrouter.store.escalations import EscalationRepository
+from callrouter.store.kpi_queries import KpiQueries
 from callrouter.store.retention import PurgeService, RetentionPurger
 from callrouter.store.tasks import TaskRepository
 from callrouter.store.team import TeamRepository
@@ -63,6 +65,7 @@ from callrouter.web.secretaries import SecretaryApi
 from callrouter.web.oncall import OnCallApi
 from callrouter.web.service import admin_service
 from callrouter.web.team import TeamApi
+from callrouter.web.wallboard import LiveView, WaitingNow, WallboardApi
 from callrouter.web.tasks import TaskApi
 
 logger = logging.getLogger(__name__)
@@ -148,6 +151,24 @@ class CallCountsService(Service):
 
 
 
+class DeskBoard:
+    """The wallboard's LiveBoard: the desk's queue book and team read on the reactor thread (from
+    an API thread), each wait in reactor seconds."""
+
+    def __init__(self, desk: Desk, reactor: Any, from_thread: Callable[..., Any]):
+        self._desk, self._reactor, self._from_thread = desk, reactor, from_thread
+
+    def live(self, queues) -> LiveView:
+        return self._from_thread(self._read, tuple(queues))
+
+    def _read(self, queues) -> LiveView:
+        now, book = self._reactor.seconds(), self._desk.queues
+        waiting = tuple(WaitingNow(w.practice, w.queue, w.line, max(0.0, now - w.enqueued_at),
+                                   isinstance(w.session, TaskSession)) for w in book.waiting())
+        covering = {(p, q): tuple(s.id for s in book.covering(p, q, line)) for p, q, line in queues}
+        return LiveView(waiting, covering, tuple(self._desk.views()))
+
+
 def metrics_site(metrics: Metrics) -> Site:
     from prometheus_client.twisted import MetricsResource
 
@@ -168,7 +189,6 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     db = Database.from_url(settings.database_url)
     calls, tasks = CallRepository(db, node=settings.node), TaskRepository(db)
     audit, users = AuditLog(db), UserRepository(db, settings.auth.totp_issuer, settings.auth.sip_realm)
-    escalation_repo = EscalationRepository(db, settings.node)
     recorder = CallRecorder(calls)
     metrics = Metrics()
     catalogue = Catalogue.load(settings.prompts)
@@ -185,6 +205,9 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
                                           also=(console_hub, service_level))
     # Every stored change of a callback task, by the API or the calls, is announced: consoles refresh their lists.
     tasks = AnnouncedTasks(tasks, lambda view: reactor.callFromThread(events.task_changed, view))
+    # So is every stored change of an escalation chain: wallboards follow the steps.
+    escalation_repo = EscalationRepository(db, settings.node, on_change=lambda escalation_id, practice:
+                                           reactor.callFromThread(events.escalation_changed, escalation_id, practice))
 
     # The dialplans; on-call rotas published at a URL are fetched into var/ical/, which the registry watches.
     registry = DialplanRegistry([settings.dialplans], lambda: Catalogue.load(settings.prompts),
@@ -253,6 +276,9 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
                          pause_reasons=team_repo.pause_reasons)
     team_api = TeamApi(team_repo, users, lambda: registry.dialplans, lambda t: from_thread(desk.apply_team, t),
                        controller_settings.secretary_domain)
+    wallboard = WallboardApi(lambda: registry.dialplans, DeskBoard(desk, reactor, from_thread), KpiQueries(db),
+                             escalation_repo,
+                             lambda: {u.username: u.display_name for u in users.list()})
     purge = PurgeService(RetentionPurger(db, settings.retention), reactor,
                          settings.retention.purge_interval_hours * 3600.0, on_thread)
 
@@ -271,7 +297,7 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
         edge, registrations,
         *observers(settings, metrics, lambda: registry.dialplans, desk.queues, pool, db.engine, edge, reactor),
         admin_service(settings.http, api, reactor, purge, console=console, hub=console_hub,
-                      oncall=OnCallApi(dialplan_of, tier_label), team=team_api),
+                      oncall=OnCallApi(dialplan_of, tier_label), team=team_api, wallboard=wallboard),
     ]
     top = MultiService()
     for child in children:
