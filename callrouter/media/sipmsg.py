@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
+from urllib.parse import unquote
 
 # Headers reported with an incoming call, beside every X- header: they carry the number the
 # practice's line was forwarded from and the caller's asserted identity.
@@ -40,6 +41,7 @@ class InviteSummary:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def sip_text(raw: str | bytes) -> str:
@@ -55,11 +57,14 @@ def _escaped_only(text: str) -> bool:
 
 
 def uri_user(value: str) -> str:
-    """The user part of the first SIP/tel URI in a header value ('' when there is none)."""
+    """The user part of the first SIP/tel URI in a header value ('' when there is none), its
+    %-escapes decoded (RFC 3261 19.1.4: sip:%2B33...@ is the same URI as sip:+33...@); a control
+    character an escape made (%00) becomes a space, as in the rest of the text."""
     match = _URI_USER.search(value or "")
     if not match:
         return ""
-    return match.group(1) or match.group(2)
+    user = match.group(1) or match.group(2)
+    return _ANY_CONTROL.sub(" ", unquote(user, errors="replace")) if "%" in user else user
 
 
 def display_name(value: str) -> str:
