@@ -108,6 +108,8 @@ class Metrics:
         self.practice_unstaffed = Gauge("callrouter_practice_open_unstaffed", "1 while the practice is open, its "
                                         "open route leads to a queue and no secretary covering it is logged in",
                                         ["practice"], registry=r)
+        for unknown_yet in (self.dialplan_reload_success, self.database_up, self.edge_up, self.tls_expiry):
+            unknown_yet.set(float("nan"))  # until a reload or a probe says (NaN: no rule compares true)
         for state in SECRETARY_STATES:
             self.secretaries.labels(state)
             self.secretary_state_seconds.labels(state)
