@@ -256,11 +256,12 @@ def udp_port_taken(port: int) -> bool:
 
 
 def start_acd(root: Path, practices: list[Practice], outbound_trunk: str | None = None,
-              login_required: bool = False) -> Acd:
+              login_required: bool = False, escalation: dict | None = None) -> Acd:
     """`callrouter serve` with the edge, two workers and `practices`; their secretaries are users
     with a SIP password, none registered yet. `outbound_trunk`: where patients are called back.
     `login_required`: as in production, a registered softphone is offered calls only once its
-    secretary has logged in through the API (Acd.sign_in, then POST /api/secretaries/me/login)."""
+    secretary has logged in through the API (Acd.sign_in, then POST /api/secretaries/me/login).
+    `escalation`: the service's escalation settings (e.g. an SMS gateway the test serves)."""
     dialplans = root / "dialplans"
     dialplans.mkdir()
     for practice in practices:
@@ -271,6 +272,8 @@ def start_acd(root: Path, practices: list[Practice], outbound_trunk: str | None 
                                  "login_required": login_required})
     if outbound_trunk:
         config["controller"]["outbound_trunk"] = outbound_trunk
+    if escalation:
+        config["escalation"] = escalation
     svc = ServeProcess(root, config).start()
     try:
         svc.wait_edge_ready(2)
