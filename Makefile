@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test bench check system-deps venv prompts clean
+.PHONY: run demo test bench check system-deps venv prompts clean observe
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ run: system-deps venv prompts
 
 demo: system-deps venv prompts
 	$(BIN)/python -m callrouter.devtools.demo
+
+# A local Prometheus with callrouter's rules scraping `make run`'s metrics port; data in var/prometheus.
+OBSERVE_LISTEN ?= 127.0.0.1:9090
+observe: system-deps venv
+	exec $(BIN)/python -m callrouter.observe prometheus --target 127.0.0.1:9108 --listen $(OBSERVE_LISTEN) --var var
 
 clean:
 	rm -rf $(VENV) var prompts/build .pytest_cache .hypothesis

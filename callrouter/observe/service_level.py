@@ -28,6 +28,7 @@ from callrouter.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 MAX_TRACKED = 20_000  # calls followed at once; beyond (calls that never end: a bug), the oldest are dropped
+THRESHOLD_GRACE_S = 0.05  # "within" includes the threshold itself: an answer at 30.0 s is in time
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class ServiceLevelSink:
             self._forget(oldest)
         params = self._params(practice)
         entry = _Entered(practice, self._clock.seconds(), params)
-        entry.timer = self._clock.callLater(params.threshold_s, self._threshold_passed, call_id)
+        entry.timer = self._clock.callLater(params.threshold_s + THRESHOLD_GRACE_S, self._threshold_passed, call_id)
         self._calls[call_id] = entry
 
     def _threshold_passed(self, call_id: str) -> None:
