@@ -277,7 +277,7 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     team_api = TeamApi(team_repo, users, lambda: registry.dialplans, lambda t: from_thread(desk.apply_team, t),
                        controller_settings.secretary_domain)
     wallboard = WallboardApi(lambda: registry.dialplans, DeskBoard(desk, reactor, from_thread), KpiQueries(db),
-                             escalation_repo,
+                             escalation_repo if esc.enabled else None,
                              lambda: {u.username: u.display_name for u in users.list()})
     purge = PurgeService(RetentionPurger(db, settings.retention), reactor,
                          settings.retention.purge_interval_hours * 3600.0, on_thread)

@@ -22,11 +22,14 @@ function phone(member) {
     text: member.registered ? "Connecté" : "Non connecté" });
 }
 
+const chosen = new Map(); // secretary id -> the pause reason picked in her row (kept across refreshes)
+
 function actions(member, reasons, act) {
   const out = el("div", { class: "row-actions" });
   if (member.state !== "offline" && member.paused === null) {
-    const select = el("select", { "aria-label": `Motif de la pause de ${nameOf(member)}`, class: "reason" },
-      reasons.map((r) => el("option", { value: r, text: capitalise(r) })));
+    const select = el("select", { "aria-label": `Motif de la pause de ${nameOf(member)}`, class: "reason",
+      onchange: (e) => chosen.set(member.id, e.currentTarget.value) },
+    reasons.map((r) => el("option", { value: r, text: capitalise(r), selected: chosen.get(member.id) === r })));
     out.append(select, el("button", { class: "force-pause", onclick: () => act(member, "pause", { reason: select.value }),
       text: "Forcer la pause" }));
   }
@@ -46,7 +49,7 @@ export function renderTeam(team, reasons, act) {
     const [label, css] = STATES[m.state] || [m.state, "pill-offline"];
     const reason = m.state === "paused" && m.paused ? m.paused : m.state === "offline" && m.paused ? `(pause : ${m.paused})` : "";
     return el("tr", { "data-secretary": m.id, "data-state": m.state },
-      el("td", { class: "who" }, el("strong", { text: nameOf(m) }),
+      el("td", { class: "member" }, el("strong", { text: nameOf(m) }),
         m.missed_in_a_row ? el("span", { class: "missed", text: ` ${m.missed_in_a_row} manqué${m.missed_in_a_row > 1 ? "s" : ""}` }) : null),
       el("td", {}, el("span", { class: `pill ${css}`, "data-state": m.state, text: label }),
         reason ? el("span", { class: "reason-text", text: ` ${reason}` }) : null),
@@ -66,6 +69,16 @@ export function tickTeam() {
     if (cell.dataset.since) cell.textContent = clockDuration((Date.now() - Date.parse(cell.dataset.since)) / 1000);
   }
 }
+
+// The history's changes (callrouter.domain.team.STATE_CHANGES), as the supervisor reads them.
+const CHANGES = {
+  logged_in: ["Début de service", "tone-ok"],
+  logged_out: ["Fin de service", "tone-off"],
+  paused: ["En pause", "tone-warn"],
+  resumed: ["Reprise", "tone-ok"],
+  registered: ["Téléphone connecté", "tone-info"],
+  unregistered: ["Téléphone déconnecté", "tone-ko"],
+};
 
 function actor(by) {
   if (!by) return "—";
@@ -91,12 +104,12 @@ export async function loadHistory(names) {
   }
   $("history-error").hidden = true;
   $("history").replaceChildren(...changes.map((c) => {
-    const [label] = STATES[c.state] || [c.state];
+    const [label, css] = CHANGES[c.state] || [c.state, ""];
     return el("li", { class: "change", "data-secretary": c.secretary, "data-state": c.state },
       el("time", { datetime: c.at, text: hourMinute(c.at) }),
       el("span", { class: "change-who", text: names(c.secretary) }),
-      el("span", { class: `change-state pill-text ${(STATES[c.state] || [])[1] || ""}`, text: c.reason ? `${label} (${c.reason})` : label }),
-      el("span", { class: "change-by", text: `par ${actor(c.by)}` }));
+      el("span", { class: `change-state ${css}`, text: c.reason ? `${label} (${c.reason})` : label }),
+      el("span", { class: "change-by", text: c.by === c.secretary ? "par elle-même" : `par ${actor(c.by)}` }));
   }));
   if (!changes.length) $("history").append(el("li", { class: "empty", text: "Aucun changement d'état enregistré." }));
 }

@@ -66,13 +66,12 @@ function people(p) {
 }
 
 function queueRow(q) {
-  return el("li", { class: `queue ${q.waiting ? "busy" : ""}`, "data-queue": q.id },
-    el("span", { class: "queue-label", text: q.label }),
-    el("span", { class: "queue-waiting", text: q.waiting ? plural(q.waiting, "en attente", "en attente") : "personne" }),
-    el("span", { class: "queue-wait wait value", "data-wait": q.waiting ? q.longest_wait_s : "", "data-tick": q.waiting ? "1" : "",
+  return el("li", { class: `queue ${q.waiting ? "busy" : ""}`, "data-queue": q.id, "data-waiting": q.waiting },
+    el("span", { class: "queue-label", text: q.line ? `${q.label} (partagée)` : q.label }),
+    el("span", { class: "queue-waiting", text: q.waiting ? plural(q.waiting, "en attente", "en attente") : "aucune attente" }),
+    el("span", { class: "queue-wait", "data-wait": q.waiting ? q.longest_wait_s : "", "data-tick": q.waiting ? "1" : "",
       text: q.waiting ? clockDuration(q.longest_wait_s) : "" }),
-    el("span", { class: "queue-sl", text: `NS ${percent(q.today.service_level.rate)}` }),
-    el("span", { class: "queue-people", text: q.line ? "ligne partagée" : `${q.secretaries.logged_in}/${q.secretaries.covering.length}` }));
+    el("span", { class: "queue-sl", title: "Niveau de service du jour", text: percent(q.today.service_level.rate) }));
 }
 
 function practiceTile(p) {
