@@ -122,15 +122,13 @@ def key_problem(key: str, dialplans: Mapping[str, Dialplan]) -> str | None:
     """Why a coverage key cannot be used with the dialplans in force, or None."""
     if key == "*":
         return None
-    if key.startswith("line:"):
-        line = key[len("line:"):]
-        if line and line in shared_lines(dialplans):
-            return None
-        return f"La ligne partagée « {line} » n'existe dans aucun plan d'appel."
+    line = key[len("line:"):] if key.startswith("line:") else None
     match = _PRACTICE_KEY.fullmatch(key)
-    if match is None:
+    if (line is None and match is None) or line == "":
         return (f"La clé de couverture « {key[:80]} » est mal formée : attendu « cabinet/file », "
                 f"« cabinet/* », « line:nom » ou « * ».")
+    if line is not None:
+        return None if line in shared_lines(dialplans) else f"La ligne partagée « {line[:80]} » n'existe dans aucun plan d'appel."
     practice, queue = match["practice"], match["queue"]
     if practice not in dialplans:
         return f"Le cabinet « {practice} » est inconnu."

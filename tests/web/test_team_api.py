@@ -17,6 +17,7 @@ from callrouter.domain.team import seed_team
 from callrouter.media import protocol as p
 from callrouter.store.audit import SYSTEM
 from callrouter.store.team import TeamRepository
+from callrouter.store.users import UserRepository
 from callrouter.web.api import Api
 from callrouter.web.console import ConsoleApi
 from callrouter.web.http import ApiError, HttpRequest
@@ -239,3 +240,21 @@ def test_the_consoles_pause_reasons_are_the_teams():
     assert console._describe("sec", None)["pause_reasons"] == ["réunion"]
     plain = ConsoleApi(None, None, ConsoleSettings(pause_reasons=("pause",)), dt.timedelta(hours=1))
     assert plain._describe("sec", None)["pause_reasons"] == ["pause"]
+
+
+@pytest.mark.parametrize("port, implementation", [
+    ("callrouter.web.team:TeamStore", TeamRepository), ("callrouter.web.team:TeamUsers", UserRepository),
+    ("callrouter.controller.team:TeamSource", TeamRepository),
+])
+def test_the_store_implements_the_team_ports_with_their_parameters(port, implementation):
+    import importlib
+    import inspect
+
+    module, name = port.split(":")
+    protocol = getattr(importlib.import_module(module), name)
+    methods = [m for m, v in vars(protocol).items() if inspect.isfunction(v) and not m.startswith("_")]
+    assert methods
+    for method in methods:
+        ours = [(p.name, p.kind, p.default) for p in inspect.signature(getattr(protocol, method)).parameters.values()]
+        theirs = [(p.name, p.kind, p.default) for p in inspect.signature(getattr(implementation, method)).parameters.values()]
+        assert ours == theirs, f"{implementation.__name__}.{method}"
