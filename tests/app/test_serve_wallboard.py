@@ -244,3 +244,22 @@ def test_a_coverage_given_in_the_settings_rings_her_softphone_on_the_next_call(a
     shot(page, "5-tableau-apres-couverture")
     assert page.is_hidden("#lost")
     assert errors == [], errors
+
+
+def test_a_secretary_lands_on_her_console_and_the_wallboard_tells_her_it_is_not_hers(acd, browser):
+    base = f"http://127.0.0.1:{acd.svc.config['http']['port']}"
+    context = browser.new_context(locale="fr-FR")
+    page = context.new_page()
+    page.goto(f"{base}/console/connexion")
+    page.fill("#username", "rose")
+    page.fill("#password", CONSOLE_PASSWORD)
+    page.click("#submit")
+    page.wait_for_selector("#enrol:not([hidden])")
+    page.fill("#totp", code_at(acd.totp_secrets["rose"], dt.datetime.now(dt.timezone.utc)))
+    page.click("#submit")
+    page.wait_for_url(f"{base}/console")
+    page.goto(f"{base}/wallboard")
+    page.wait_for_selector("#forbidden:not([hidden])")
+    assert "réservé aux superviseurs" in page.text_content("#forbidden")
+    assert page.is_hidden("#board") and page.is_hidden("#tiles")
+    context.close()

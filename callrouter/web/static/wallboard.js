@@ -19,11 +19,6 @@ function signedOut(expired) {
 
 function failed(where, e) {
   if (e instanceof SignedOut) return signedOut(true);
-  if (e.status === 403) {
-    $("forbidden").hidden = false;
-    $("board").hidden = true;
-    return undefined;
-  }
   $(where).textContent = e.message || "Le serveur ne répond pas.";
   $(where).hidden = false;
   return undefined;
@@ -33,6 +28,14 @@ async function refreshBoard() {
   try {
     board = await api("GET", "/api/wallboard");
   } catch (e) {
+    if (e.status === 403) {
+      // Not a supervisor: the page says where to go instead.
+      $("forbidden").hidden = false;
+      $("board").hidden = true;
+      $("settings").hidden = true;
+      document.querySelector(".views").hidden = true;
+      return undefined;
+    }
     return failed("board-error", e);
   }
   readAt = Date.now();
