@@ -1,4 +1,4 @@
-// Small helpers of the wallboard: elements built without innerHTML, durations and times in French.
+// Small helpers of the wallboard: elements built node by node (never from HTML text), durations and times in French.
 export const $ = (id) => document.getElementById(id);
 
 export function el(tag, attrs = {}, ...children) {
