@@ -28,7 +28,7 @@ from callrouter.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 MAX_TRACKED = 20_000  # calls followed at once; beyond (calls that never end: a bug), the oldest are dropped
-THRESHOLD_GRACE_S = 0.05  # "within" includes the threshold itself: an answer at 30.0 s is in time
+THRESHOLD_GRACE_S = 0.05  # "within" includes the threshold itself (and clock rounding): 30.0 s is in time
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class ServiceLevelSink:
         entry = self._calls.get(call_id)
         if entry is not None and not entry.settled:
             waited = self._clock.seconds() - entry.at
-            self._settle(entry, in_threshold=waited <= entry.params.threshold_s)
+            self._settle(entry, in_threshold=waited <= entry.params.threshold_s + THRESHOLD_GRACE_S)
 
     def _ended(self, call_id: str, outcome: Any) -> None:
         entry = self._calls.get(call_id)
