@@ -46,6 +46,7 @@ REQUESTS = [
     ("POST", "/api/calls/none/escalate", {"tier": "vital"}),
     ("GET", "/api/escalations/1", None),
     ("POST", "/api/escalations/1/ack", None),
+    ("POST", "/api/escalations/1/take", None),
     ("GET", "/api/exports/escalations", None),
     ("GET", "/api/reports/escalations", None),
     ("GET", "/api/practices/cab-a/tasks", None),
