@@ -80,7 +80,8 @@ class Metrics:
         """The service level's inputs (../KPIS.md), counted by callrouter.observe.service_level."""
         self.calls_for_secretary = Counter(
             "callrouter_calls_for_secretary", "Calls that entered a queue, counted once their service level "
-            "is known (answered, ended, or unanswered past the threshold)", ["practice"], registry=r)
+            "is known (answered, ended, or unanswered past the threshold); overflows before a queue are "
+            "callrouter_overflows_total", ["practice"], registry=r)
         self.answered_in_threshold = Counter(
             "callrouter_calls_answered_in_threshold", "Calls for a secretary answered within the practice's "
             "service-level threshold", ["practice"], registry=r)

@@ -64,7 +64,7 @@ class StateSampler(TimerService):
     def _seed(self, dialplans: Mapping[str, Dialplan]) -> None:
         """Every series the dialplans make known, at 0; the gauges of practices gone removed."""
         gone = set(self._seen or ()) - set(dialplans)
-        self._metrics.seed(dialplans, lambda d: (params_of(d).threshold_s, params_of(d).target))
+        self._metrics.seed(dialplans, lambda d: (params_of(d).sl_threshold_s, params_of(d).sl_target))
         escalations = EscalationMetrics.of(self._metrics.registry)
         if escalations is not None:
             escalations.seed(dialplans)

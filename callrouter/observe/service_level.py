@@ -12,8 +12,11 @@ is still within its threshold:
   entering the queue, a short abandon (left out of both sides by the recording rule).
 
 The clock is the call's entry into its first queue (a call put back in line, or queued again by its
-overflow route, keeps it). Calls that overflowed because nobody was logged in never enter a queue:
-the recording rule adds `callrouter_overflows_total{cause="nobody"}` to the calls for a secretary.
+overflow route, keeps it). Calls that overflowed before entering a queue (nobody logged in, the line
+full) are calls for a secretary too: the recording rule adds `callrouter_overflows_total` of those
+causes. The parameters and their defaults are the KPI module's (callrouter.domain.kpis.KpiParams).
+Unlike the KPI module, which leaves a call out of the rates while it is in progress, a call still
+waiting at the threshold counts at once: the live figure must drop while callers wait.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from callrouter.domain.kpis import KpiParams
 from callrouter.domain.model import Dialplan
 from callrouter.metrics import Metrics
 
@@ -31,20 +35,11 @@ MAX_TRACKED = 20_000  # calls followed at once; beyond (calls that never end: a 
 THRESHOLD_GRACE_S = 0.05  # "within" includes the threshold itself (and clock rounding): 30.0 s is in time
 
 
-@dataclass(frozen=True)
-class ServiceLevelParams:
-    """../KPIS.md's defaults; a practice's dialplan may override them once its schema carries them."""
-
-    threshold_s: float = 30.0
-    short_abandon_s: float = 5.0
-    target: float = 0.8
+DEFAULTS = KpiParams()
 
 
-DEFAULTS = ServiceLevelParams()
-
-
-def params_of(dialplan: Dialplan | None) -> ServiceLevelParams:
-    """The practice's service-level parameters (today the defaults for every practice)."""
+def params_of(dialplan: Dialplan | None) -> KpiParams:
+    """The practice's service-level parameters (the defaults until a dialplan can agree others)."""
     return DEFAULTS
 
 
@@ -52,7 +47,7 @@ def params_of(dialplan: Dialplan | None) -> ServiceLevelParams:
 class _Entered:
     practice: str
     at: float
-    params: ServiceLevelParams
+    params: KpiParams
     timer: Any = None
     settled: bool = False
 
@@ -60,7 +55,7 @@ class _Entered:
 class ServiceLevelSink:
     """Given every event (topic, payload) on the reactor thread; counts the calls' service level."""
 
-    def __init__(self, metrics: Metrics, clock: Any, params: Callable[[str], ServiceLevelParams]) -> None:
+    def __init__(self, metrics: Metrics, clock: Any, params: Callable[[str], KpiParams]) -> None:
         """`clock`: the reactor (seconds, callLater); `params(practice)`: its thresholds."""
         self._metrics, self._clock, self._params = metrics, clock, params
         self._calls: dict[str, _Entered] = {}
@@ -91,7 +86,7 @@ class ServiceLevelSink:
             self._forget(oldest)
         params = self._params(practice)
         entry = _Entered(practice, self._clock.seconds(), params)
-        entry.timer = self._clock.callLater(params.threshold_s + THRESHOLD_GRACE_S, self._threshold_passed, call_id)
+        entry.timer = self._clock.callLater(params.sl_threshold_s + THRESHOLD_GRACE_S, self._threshold_passed, call_id)
         self._calls[call_id] = entry
 
     def _threshold_passed(self, call_id: str) -> None:
@@ -104,7 +99,7 @@ class ServiceLevelSink:
         entry = self._calls.get(call_id)
         if entry is not None and not entry.settled:
             waited = self._clock.seconds() - entry.at
-            self._settle(entry, in_threshold=waited <= entry.params.threshold_s + THRESHOLD_GRACE_S)
+            self._settle(entry, in_threshold=waited <= entry.params.sl_threshold_s + THRESHOLD_GRACE_S)
 
     def _ended(self, call_id: str, outcome: Any) -> None:
         entry = self._calls.get(call_id)

@@ -184,7 +184,7 @@ def test_every_panel_has_data_and_the_service_level_alert_fires_on_calls_left_wa
 
     prom.wait(lambda: prom.alerts("CallrouterServiceLevelBelowTarget", SLOW.name) == ["firing"], 60,
               "the service-level alert did not fire")
-    assert time.monotonic() - queued >= DEFAULTS.threshold_s - 2  # not before the threshold passed
+    assert time.monotonic() - queued >= DEFAULTS.sl_threshold_s - 2  # not before the threshold passed
     assert prom.value(f'callrouter:service_level:ratio15m{{practice="{SLOW.name}"}}') == 0.5
     assert prom.alerts("CallrouterServiceLevelBelowTarget", QUIET.name) == []  # no call, no rate, no alert
     # What the practice's panels are made of, as counted.

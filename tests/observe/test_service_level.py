@@ -11,13 +11,14 @@ from twisted.internet.task import Clock
 from callrouter.events.build import NoPublisher
 from callrouter.events.notifier import EventNotifier
 from callrouter.metrics import Metrics
-from callrouter.observe.service_level import DEFAULTS, ServiceLevelParams, ServiceLevelSink
+from callrouter.domain.kpis import KpiParams
+from callrouter.observe.service_level import DEFAULTS, ServiceLevelSink
 
 PRACTICE = "cab"
 
 
 class Service:
-    def __init__(self, params: ServiceLevelParams = DEFAULTS) -> None:
+    def __init__(self, params: KpiParams = DEFAULTS) -> None:
         self.clock = Clock()
         self.metrics = Metrics()
         self.sink = ServiceLevelSink(self.metrics, self.clock, lambda practice: params)
@@ -113,7 +114,7 @@ def test_calls_that_never_queued_and_other_events_are_not_counted(svc):
 
 
 def test_practices_are_counted_apart_with_their_own_thresholds():
-    thresholds = {"fast": ServiceLevelParams(threshold_s=10), "slow": ServiceLevelParams(threshold_s=60)}
+    thresholds = {"fast": KpiParams(sl_threshold_s=10), "slow": KpiParams(sl_threshold_s=60)}
     svc = Service()
     svc.sink = ServiceLevelSink(svc.metrics, svc.clock, thresholds.__getitem__)
     svc.events = EventNotifier(NoPublisher(), "n1", svc.clock, also=(svc.sink,))
@@ -139,9 +140,9 @@ def test_each_call_counts_once_and_the_ratio_stays_between_0_and_1(calls):
             svc.answered(call_id)
         elif what != "wait":
             svc.ended(call_id, what)
-    svc.clock.advance(DEFAULTS.threshold_s + 1)
+    svc.clock.advance(DEFAULTS.sl_threshold_s + 1)
     for_secretary, in_threshold, short = svc.counts()
     assert for_secretary == len(calls)
     assert 0 <= in_threshold <= for_secretary - short
-    expected_in = sum(1 for d, w in calls if w == "answer" and d <= DEFAULTS.threshold_s)
+    expected_in = sum(1 for d, w in calls if w == "answer" and d <= DEFAULTS.sl_threshold_s)
     assert in_threshold == expected_in
