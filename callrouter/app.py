@@ -190,7 +190,7 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     calls, tasks = CallRepository(db, node=settings.node), TaskRepository(db)
     audit, users = AuditLog(db), UserRepository(db, settings.auth.totp_issuer, settings.auth.sip_realm)
     recorder = CallRecorder(calls)
-    metrics = Metrics()
+    metrics = Metrics(clock=reactor.seconds)
     catalogue = Catalogue.load(settings.prompts)
 
     def prompt_path(name: str, practice: str | None) -> str:
