@@ -159,7 +159,8 @@ def start_service(root: Path, trunk_ip: str = "127.0.0.1", workers: int = 2) -> 
     dialplans = root / "dialplans"
     dialplans.mkdir(parents=True, exist_ok=True)
     (dialplans / "essai-fuzz.yaml").write_text(DIALPLAN.format(number=NUMBER), encoding="utf-8")
-    sip = edge_config(root) | {"trusted_trunks": [trunk_ip]}
+    # A worker silent for a second is skipped (2 s in production): loopback answers take ms.
+    sip = edge_config(root) | {"trusted_trunks": [trunk_ip], "worker_answer_timeout_ms": 1000}
     svc = ServeProcess(root, base_config(root, dialplans, REPO / "prompts", workers=workers, sip=sip)).start()
     try:
         svc.wait_edge_ready(workers)
