@@ -1,8 +1,10 @@
-"""The indicators practices review (../shared/KPIS.md), computed once, from plain records.
+"""The indicators practices review (docs/wallboard.md, "The indicators"), computed once, from
+plain records.
 
 Pure: records in (calls, callback tasks, escalation chains as frozen facts), figures out; no
 database and no clock. The period and the practice's time zone are arguments: a period is a run
-of local days (midnight to midnight in the practice's zone, DST days included: 23 or 25 hours),
+of local days (callrouter.domain.periods: midnight to midnight in the practice's zone, DST days
+included: 23 or 25 hours),
 so the wallboard's "today", a weekly report and the API give the same figure for the same days.
 
 Entry points: `practice_kpis` (one practice, one period -> `PracticeKpis`), `by_day` and
@@ -34,6 +36,8 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
+
+from callrouter.domain.periods import Period, within as _within
 
 SHORT_ABANDON_S = 5.0
 SL_THRESHOLD_S = 30.0
@@ -109,55 +113,6 @@ class KpiRecords:
     calls: tuple[CallFact, ...] = ()
     tasks: tuple[TaskFact, ...] = ()
     escalations: tuple[EscalationFact, ...] = ()
-
-
-# --- periods in local time -----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Period:
-    """Local days `start` (included) to `end` (excluded)."""
-
-    start: dt.date
-    end: dt.date
-
-    def __post_init__(self) -> None:
-        if self.end <= self.start:
-            raise ValueError(f"a period ends after it starts: {self.start} .. {self.end}")
-
-    @classmethod
-    def day(cls, day: dt.date) -> "Period":
-        return cls(day, day + dt.timedelta(days=1))
-
-    @classmethod
-    def iso_week(cls, year: int, week: int) -> "Period":
-        monday = dt.date.fromisocalendar(year, week, 1)
-        return cls(monday, monday + dt.timedelta(days=7))
-
-    @classmethod
-    def month(cls, year: int, month: int) -> "Period":
-        return cls(dt.date(year, month, 1), dt.date(year + month // 12, month % 12 + 1, 1))
-
-    @classmethod
-    def today(cls, now: dt.datetime, zone: dt.tzinfo) -> "Period":
-        return cls.day(now.astimezone(zone).date())
-
-    def days(self) -> list["Period"]:
-        return [Period.day(self.start + dt.timedelta(days=i)) for i in range((self.end - self.start).days)]
-
-    def bounds(self, zone: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
-        """The UTC instants of its first local midnight and of the midnight after its last day."""
-        return _midnight(self.start, zone), _midnight(self.end, zone)
-
-    def to_json(self) -> dict:
-        return {"start": self.start.isoformat(), "end": self.end.isoformat()}
-
-
-def _midnight(day: dt.date, zone: dt.tzinfo) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(0), tzinfo=zone).astimezone(dt.timezone.utc)
-
-
-def _within(t: dt.datetime | None, bounds: tuple[dt.datetime, dt.datetime]) -> bool:
-    return t is not None and bounds[0] <= t < bounds[1]
 
 
 # --- figures -------------------------------------------------------------------------------------------
