@@ -18,6 +18,7 @@ from callrouter.dialplan.rotafeed import FeedReader
 from callrouter.dialplan.schema_calendar import read_calendar_section, read_hours, read_sites, read_timezone
 from callrouter.dialplan.schema_diary import PLATFORMS, read_diary
 from callrouter.dialplan.schema_oncall import SPECIAL_TARGETS, check_tiers, read_escalation, read_on_call
+from callrouter.dialplan.schema_reports import read_reports
 from callrouter.dialplan.schema_routes import read_menus, read_queues, read_routes
 from callrouter.dialplan.yamlsrc import YNode
 from callrouter.domain.model import CalendarSpec, Dialplan, Practitioner, WeeklyHours
@@ -25,7 +26,7 @@ from callrouter.domain.model import CalendarSpec, Dialplan, Practitioner, Weekly
 __all__ = ("PLATFORMS", "TOP_KEYS", "build")
 
 TOP_KEYS = ("practice", "name", "timezone", "numbers", "calendar", "hours", "sites", "practitioners",
-            "queues", "ivr", "routes", "on_call", "escalation", "diary", "prompts")
+            "queues", "ivr", "routes", "on_call", "escalation", "diary", "prompts", "reports")
 
 
 def build(tree: YNode | None, source: str, content: bytes, known_prompts: frozenset[str] | None,
@@ -58,6 +59,7 @@ def build(tree: YNode | None, source: str, content: bytes, known_prompts: frozen
     tiers = read_escalation(ctx, g("escalation"))
     diary = read_diary(ctx, g("diary")) if "diary" in root.items else None
     prompts = _prompt_texts(ctx, g("prompts"))
+    reports = read_reports(ctx, g("reports")) if "reports" in root.items else None
     _check_refs(ctx, known_prompts, queues, menus, tiers, practitioners, sites, prompts, on_call)
     check_tiers(ctx, root, tiers)
     if not numbers and not any(s.numbers for s in sites.values()) and "numbers" in root.items:
@@ -68,7 +70,7 @@ def build(tree: YNode | None, source: str, content: bytes, known_prompts: frozen
     return Dialplan(
         practice=practice, name=name, version=version, source=source, numbers=numbers, calendar=cal,
         routes=routes, ivr=menus, queues=queues, sites=sites, practitioners=practitioners,
-        on_call=on_call, escalation=tiers, diary=diary, prompts=prompts,
+        on_call=on_call, escalation=tiers, diary=diary, prompts=prompts, reports=reports,
     ), []
 
 

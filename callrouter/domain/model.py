@@ -239,6 +239,17 @@ class Diary:
     reserved_slots: tuple[ReservedSlot, ...] = ()
 
 
+@dataclass(frozen=True)
+class ReportSubscription:
+    """Who receives the practice's activity report, and when the weekly one is sent
+    (docs/dialplan.md: reports): `weekday` 0 (Monday) to 6, None for no weekly e-mail; `minute`
+    the local time of day, in minutes since midnight. Each one covers the last full ISO week."""
+
+    emails: tuple[str, ...]
+    weekday: int | None = 0
+    minute: int = 7 * 60
+
+
 # --- the practice -----------------------------------------------------------------------------
 
 
@@ -268,6 +279,7 @@ class Dialplan:
     escalation: Mapping[str, EscalationTier] = field(default_factory=dict)
     diary: Diary | None = None
     prompts: Mapping[str, str] = field(default_factory=dict)  # practice's own prompt texts
+    reports: ReportSubscription | None = None  # the weekly activity report's contact
 
     def calendar_for(self, site: str | None) -> CalendarSpec:
         return self.sites[site].calendar if site else self.calendar

@@ -344,3 +344,5 @@ class CallbackTask(Base):
 from callrouter.store.models_team import (  # noqa: E402,F401 (re-exported)
     ConsoleSession, PauseReason, SecretaryStateChange, TeamCoverage, TeamLevel, TeamSecretary, TeamVersion,
 )
+# So does the weekly reports' outbox.
+from callrouter.store.models_reports import ReportDelivery  # noqa: E402,F401 (re-exported)
