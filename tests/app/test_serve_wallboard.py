@@ -158,7 +158,7 @@ def waiting(page, practice: str) -> str:
 def test_an_open_practice_with_nobody_logged_in_is_red_and_an_exhausted_escalation_blinks_until_taken(acd, board):
     page, errors, base = board
     alarm = page.wait_for_selector("[data-practice='wb-alarm'][data-alarm='1']")
-    assert "Cabinet ouvert, personne de connecté" in alarm.text_content()
+    assert "Cabinet ouvert, personne n'est connecté" in alarm.text_content()
     assert "alarm" in alarm.get_attribute("class")
     red = page.eval_on_selector("[data-practice='wb-alarm'] .alarm-text", "e => getComputedStyle(e).backgroundColor")
     assert red == "rgb(255, 90, 79)", red

@@ -8,7 +8,7 @@ const STATUS = {
   holiday: ["Jour férié", "status-closed"],
   closure: ["Fermeture exceptionnelle", "status-closed"],
 };
-export const ALARM_TEXT = "Cabinet ouvert, personne de connecté";
+export const ALARM_TEXT = "Cabinet ouvert, personne n'est connecté";
 
 // The service level as a half-circle gauge: the arc filled to the rate, a tick at the target.
 export function gauge(sl) {
