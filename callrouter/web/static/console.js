@@ -1,6 +1,14 @@
-// The secretary's console: her state bar and the call card, live over server-sent events.
+// The secretary's console: her state bar, the call card, the callback tasks, live over
+// server-sent events (GET /api/events), which reconnect by themselves after a restart.
 import { api, setCsrf, SignedOut } from "/static/api.js";
-import { renderCard, clearCard, markCall } from "/static/card.js";
+import * as card from "/static/card.js";
+import { refreshDayCalls, showDayCalls } from "/static/console.daycalls.js";
+import { $, flash, phone } from "/static/console.format.js";
+import { guarded, signedOut } from "/static/console.guard.js";
+import * as notify from "/static/console.notify.js";
+import { focusTiers, loadOnCall, setup as setupOnCall } from "/static/console.oncall.js";
+import * as shortcuts from "/static/console.shortcuts.js";
+import * as tasks from "/static/console.tasks.js";
 
 const STATES = {
   offline: ["Déconnectée", "pill-offline"],
@@ -10,32 +18,16 @@ const STATES = {
   wrap_up: ["Post-appel", "pill-wrapup"],
   paused: ["En pause", "pill-paused"],
 };
-const $ = (id) => document.getElementById(id);
+const FRENCH_NUMBER = /^(?:0[1-9]\d{8}|\+(?:33|262|590|594|596|269|687|689)\d{9})$/;
 let me = null;
 let since = null; // Date the current state started, when known
-let offered = null; // call id of the card shown
-const arrivals = new Map(); // call id -> Date it arrived
-
-function signedOut(expired) {
-  location.assign(expired ? "/console/connexion?expiree" : "/console/connexion");
-}
-
-async function guarded(action) {
-  $("action-error").hidden = true;
-  try {
-    await action();
-  } catch (e) {
-    if (e instanceof SignedOut) return signedOut(true);
-    $("action-error").textContent = e.message;
-    $("action-error").hidden = false;
-  }
-}
 
 function renderState() {
   if (!me) return;
   const [label, css] = STATES[me.state] || [me.state, "pill-offline"];
   const pill = $("state");
-  pill.textContent = me.state === "paused" && me.paused ? `${label} — ${me.paused}` : label;
+  const reason = me.state === "paused" && me.paused && me.paused.toLowerCase() !== "pause" ? me.paused : null;
+  pill.textContent = reason ? `${label} — ${reason}` : label;
   pill.className = `pill ${css}`;
   pill.dataset.state = me.state;
   const phone = $("phone");
@@ -46,6 +38,8 @@ function renderState() {
     phone.textContent = me.registered ? "Téléphone connecté" : "Téléphone non connecté";
     phone.className = me.registered ? "phone phone-ok" : "phone phone-ko";
   }
+  const n = me.calls_today || 0;
+  $("calls-count").textContent = n ? `${n} appel${n > 1 ? "s" : ""} pris aujourd'hui` : "";
   $("login").hidden = me.logged_in;
   $("logout").hidden = !me.logged_in;
   $("pause-group").hidden = !me.logged_in || me.paused !== null;
@@ -55,37 +49,61 @@ function renderState() {
 
 function tick() {
   const el = $("state-since");
-  if (!since) {
+  if (since) {
+    const s = Math.max(0, Math.floor((Date.now() - since.getTime()) / 1000));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    const two = (v) => String(v).padStart(2, "0");
+    el.textContent = `depuis ${h ? `${h} h ` : ""}${two(m)} min ${two(sec)} s`;
+  } else {
     el.textContent = "";
-    return;
   }
-  const s = Math.max(0, Math.floor((Date.now() - since.getTime()) / 1000));
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
-  const two = (n) => String(n).padStart(2, "0");
-  el.textContent = `depuis ${h ? `${h} h ` : ""}${two(m)} min ${two(sec)} s`;
-  if (offered && arrivals.has(offered)) {
-    const waited = Math.floor((Date.now() - arrivals.get(offered).getTime()) / 1000);
-    $("card-waited").textContent = `${Math.floor(waited / 60)} min ${two(waited % 60)} s`;
-  }
+  card.tick();
 }
 
 async function refreshMe() {
   const previous = me && me.state;
-  me = await api("GET", "/api/secretaries/me");
+  try {
+    me = await api("GET", "/api/secretaries/me");
+  } catch (e) {
+    if (e.status !== 404) throw e;
+    notInAQueue();
+    return;
+  }
   if (previous !== me.state && since === null) since = new Date();
   renderState();
 }
 
-async function refreshCall() {
-  const { call } = await api("GET", "/api/secretaries/me/call");
-  if (call) showPop(call);
-  else if (!offered) clearCard();
+// A user who is in no queue (a supervisor, a secretary not yet in the team): the card and the
+// tasks work, there is no state to change.
+function notInAQueue() {
+  me = null;
+  $("state").textContent = "Hors des files d'appels";
+  $("state").className = "pill pill-offline";
+  $("state").dataset.state = "none";
+  for (const id of ["login", "logout", "pause-group", "resume"]) $(id).hidden = true;
+  $("phone").textContent = "Vous ne recevez pas d'appels : demandez à être ajoutée à l'équipe.";
+  $("phone").className = "phone";
 }
 
-function showPop(pop) {
-  offered = pop.call_id;
-  renderCard(pop);
-  tick();
+async function refreshCall() {
+  if (!me) return;
+  const { call } = await api("GET", "/api/secretaries/me/call");
+  if (call) {
+    showPop(call, false);
+    if (me && me.state === "on_call") card.markAnswered(since ? since.toISOString() : null);
+  }
+}
+
+function showPop(pop, fresh) {
+  const shown = card.current();
+  if (shown && shown.pop.call_id === pop.call_id && shown.status !== "ended") return; // the same call, again
+  card.renderCard(pop);
+  $("message-number").value = pop.caller && pop.caller.number ? phone(pop.caller.number) : "";
+  $("message-note").value = "";
+  $("message-result").hidden = true;
+  loadOnCall(pop.practice, pop.call_id);
+  showDayCalls(pop.practice);
+  if (fresh) notify.offered(pop);
 }
 
 function change(action, body) {
@@ -96,17 +114,37 @@ function change(action, body) {
   });
 }
 
+function onCallEvent(payload) {
+  const shown = card.current();
+  if (!shown || payload.call_id !== shown.pop.call_id) {
+    if (payload.state === "ended" && shown && payload.practice === shown.pop.practice) refreshDayCalls();
+    return;
+  }
+  if (payload.state === "answered") {
+    if (me && payload.secretary !== me.id) card.markTaken();
+    else card.markAnswered(payload.at);
+  } else if (payload.state === "queued" && payload.secretary === undefined && shown.status === "ringing") {
+    card.clearCard(); // put back in line (not taken in time): the card leaves her screen
+  } else if (payload.state === "ended") {
+    card.markEnded(payload.at);
+    refreshDayCalls();
+  }
+}
+
 function connect() {
   const events = new EventSource("/api/events");
   events.addEventListener("open", () => {
     $("lost").hidden = true;
+    document.body.dataset.stream = "open";
     guarded(async () => {
       await refreshMe();
       await refreshCall();
     });
+    tasks.refresh();
   });
   events.addEventListener("error", () => {
     $("lost").hidden = false;
+    document.body.dataset.stream = "lost";
     if (events.readyState === EventSource.CLOSED) {
       // Refused (signed out, session expired) or the server is gone: ask whether we are signed in.
       api("GET", "/api/session")
@@ -114,33 +152,72 @@ function connect() {
         .catch((e) => (e instanceof SignedOut ? signedOut(true) : setTimeout(connect, 2000)));
     }
   });
-  events.addEventListener("screen_pop", (e) => showPop(JSON.parse(e.data)));
+  events.addEventListener("screen_pop", (e) => showPop(JSON.parse(e.data), true));
   events.addEventListener("secretary", (e) => {
     const payload = JSON.parse(e.data);
-    if (!me || payload.state !== me.state) since = new Date(payload.at);
-    else if (since === null) since = new Date(payload.at);
+    if (!me || payload.state !== me.state || since === null) since = new Date(payload.at);
     guarded(refreshMe);
   });
-  events.addEventListener("call", (e) => {
-    const payload = JSON.parse(e.data);
-    if (payload.state === "arrived") arrivals.set(payload.call_id, new Date(payload.at));
-    if (payload.call_id !== offered) return;
-    if (payload.state === "answered") {
-      markCall("En communication");
-      tick();
-      arrivals.delete(payload.call_id); // her wait is over: the figure stays as it was
-    }
-    if (payload.state === "queued" && payload.secretary === undefined) {
-      // Put back in line (not taken in time): the card leaves her screen.
-      offered = null;
-      clearCard();
-    }
-    if (payload.state === "ended") {
-      offered = null;
-      markCall("Appel terminé");
-      setTimeout(() => offered || clearCard(), 4000);
-    }
-  });
+  events.addEventListener("call", (e) => onCallEvent(JSON.parse(e.data)));
+  events.addEventListener("task", () => tasks.refresh());
+}
+
+function createTask(event) {
+  event.preventDefault();
+  const shown = card.current();
+  const result = $("message-result");
+  const number = $("message-number").value.replace(/[\s.\-()]/g, "");
+  if (!FRENCH_NUMBER.test(number)) {
+    result.textContent = "Numéro invalide : saisissez un numéro français à 10 chiffres, par exemple 06 12 34 56 78.";
+    result.className = "notice ko";
+    result.hidden = false;
+    $("message-number").focus();
+    return;
+  }
+  const body = { number, expires_in_minutes: Number($("message-expiry").value) };
+  const note = $("message-note").value.trim();
+  if (note) body.note = note;
+  guarded(async () => {
+    await api("POST", `/api/practices/${encodeURIComponent(shown.pop.practice)}/tasks`, body);
+    $("message-note").value = "";
+    flash(result, "Rappel enregistré : il figure dans la liste des rappels.");
+    tasks.refresh();
+  }, "message-result");
+}
+
+async function practicesOf(session) {
+  // Limited to her practices; a supervisor sees every practice with rules loaded.
+  let ids = session.practices;
+  if (!["secretary", "practitioner"].includes(session.role)) {
+    const status = await api("GET", "/api/dialplans/status").catch(() => ({ dialplans: [] }));
+    ids = status.dialplans.map((d) => d.practice);
+  }
+  const names = {};
+  await Promise.all(ids.map((p) => api("GET", `/api/practices/${encodeURIComponent(p)}/card`)
+    .then((c) => { names[p] = c.name; }).catch(() => {})));
+  return { ids, names };
+}
+
+function shortcutActions() {
+  const pauseOrResume = () => {
+    if (!me || !me.logged_in) return guarded(async () => { throw new Error("Commencez d'abord votre service."); });
+    return me.paused === null ? change("pause", { reason: $("pause-reason").value }) : change("resume");
+  };
+  return {
+    p: pauseOrResume,
+    s: () => (me && me.logged_in ? change("logout") : change("login")),
+    t: () => tasks.focusTasks(),
+    a: () => {
+      const link = $("card-booking-link");
+      if (link && !$("card").hidden) link.click();
+    },
+    e: () => { if (card.current()) focusTiers(); },
+    m: () => { if (card.current()) ($("message-number").value ? $("message-note") : $("message-number")).focus(); },
+    Escape: () => {
+      const shown = card.current();
+      if (shown && (shown.status === "ended" || shown.status === "taken")) card.clearCard();
+    },
+  };
 }
 
 async function start() {
@@ -163,11 +240,18 @@ async function start() {
   $("logout").addEventListener("click", () => change("logout"));
   $("pause").addEventListener("click", () => change("pause", { reason: select.value }));
   $("resume").addEventListener("click", () => change("resume"));
+  $("card-close").addEventListener("click", () => card.clearCard());
+  $("message-form").addEventListener("submit", createTask);
   $("signout").addEventListener("click", () =>
     guarded(async () => {
       await api("DELETE", "/api/session");
       signedOut(false);
     }));
+  setupOnCall();
+  notify.setup();
+  shortcuts.setup(shortcutActions());
+  const { ids, names } = await practicesOf(session);
+  tasks.setup(session.username, ids, names);
   await guarded(refreshMe);
   setInterval(tick, 1000);
   connect();
