@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test bench check system-deps venv prompts clean observe
+.PHONY: run demo test bench check system-deps venv prompts clean observe fuzz-sip soak
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,17 @@ demo: system-deps venv prompts
 OBSERVE_LISTEN ?= 127.0.0.1:9090
 observe: system-deps venv
 	exec $(BIN)/python -m callrouter.observe prometheus --target 127.0.0.1:9108 --listen $(OBSERVE_LISTEN) --var var
+
+# The long SIP fuzz campaign (callrouter/devtools/sipfuzz.py) against a service of its own on
+# loopback: COUNT mutated messages shared by the edge and the workers, reproducible from SEED;
+# results in bench/results/sip_fuzz.json (messages per target, crashes, slots leaked, seed).
+fuzz-sip: COUNT ?= 20000
+fuzz-sip: SEED ?= 4475
+fuzz-sip: system-deps venv prompts
+	$(BIN)/python -m callrouter.devtools.sipfuzz --count $(COUNT) --seed $(SEED) --out bench/results/sip_fuzz.json
+
+# Long runs that do not fit in `make test`; each adds itself as a prerequisite.
+soak: fuzz-sip
 
 clean:
 	rm -rf $(VENV) var prompts/build .pytest_cache .hypothesis

@@ -336,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     report = run_campaign(args.count, args.seed, args.burst, log=lambda s: print(s, flush=True))
-    result = report.as_json() | {"seconds": round(time.monotonic() - started, 1)}
+    result = report.as_json() | {"count": args.count, "burst": args.burst,
+                                  "ran_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                  "seconds": round(time.monotonic() - started, 1)}
     with open(args.out, "w", encoding="utf-8") as out:
         json.dump(result, out, indent=2, ensure_ascii=False)
         out.write("\n")
