@@ -16,14 +16,19 @@ script or style, images from here or data: URIs (the TOTP QR code), never framed
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from typing import Any, Mapping
 
+from twisted.internet import threads
+from twisted.python.threadpool import ThreadPool
 from twisted.web import server
 from twisted.web.resource import Resource
 
 from callrouter.ports import Clock, utc_from_clock
 from callrouter.web.sessions import ConsoleSessions, session_id_of
+
+logger = logging.getLogger(__name__)
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -77,11 +82,11 @@ class ConsolePages(Resource):
 
     isLeaf = True
 
-    def __init__(self, sessions: ConsoleSessions, clock: Clock) -> None:
+    def __init__(self, sessions: ConsoleSessions, clock: Clock, reactor: Any, pool: ThreadPool) -> None:
         super().__init__()
-        self._sessions, self._clock = sessions, clock
+        self._sessions, self._clock, self._reactor, self._pool = sessions, clock, reactor, pool
 
-    def render_GET(self, request: server.Request) -> bytes:
+    def render_GET(self, request: server.Request):
         secure(request)
         request.setHeader(b"Cache-Control", b"no-store")
         page = "/".join(p.decode("utf-8", "replace") for p in request.postpath).strip("/")
@@ -93,11 +98,34 @@ class ConsolePages(Resource):
             request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
             return "Page introuvable.\n".encode()
         cookie = request.getHeader(b"cookie")
-        session = self._sessions.get(session_id_of({"cookie": cookie.decode("latin-1")} if cookie else {}),
-                                     utc_from_clock(self._clock))
-        if session is None:
+        session_id = session_id_of({"cookie": cookie.decode("latin-1")} if cookie else {})
+        if session_id is None:
             return self._redirect(request, b"/console/connexion")
-        return self._page(request, "wallboard.html" if wallboard else "console.html")
+        # The session store is blocking: read on a pool thread, answered back on the reactor.
+        gone: list = []
+        request.notifyFinish().addBoth(gone.append)
+        d = threads.deferToThreadPool(self._reactor, self._pool, self._sessions.get, session_id,
+                                      utc_from_clock(self._clock))
+        d.addCallback(self._answer, request, "wallboard.html" if wallboard else "console.html", gone)
+        d.addErrback(self._failed, request, gone)
+        return server.NOT_DONE_YET
+
+    def _answer(self, session: Any, request: server.Request, page: str, gone: list) -> None:
+        if gone:  # the browser went away meanwhile
+            return
+        body = self._redirect(request, b"/console/connexion") if session is None else self._page(request, page)
+        request.write(body)
+        request.finish()
+
+    @staticmethod
+    def _failed(failure: Any, request: server.Request, gone: list) -> None:
+        logger.error("page not served: %s", failure.getErrorMessage())
+        if gone:
+            return
+        request.setResponseCode(503)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        request.write("Service momentanément indisponible : réessayez dans un instant.\n".encode())
+        request.finish()
 
     @staticmethod
     def _page(request: server.Request, name: str) -> bytes:

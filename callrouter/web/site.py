@@ -139,7 +139,7 @@ def build_site(router: Router, reactor: Any, pool: ThreadPool, clock: Clock, max
     request_class = type("ApiRequest", (LimitedRequest,), {"max_body": max_body_bytes})
     api = ApiResource(router, reactor, pool, clock, sessions)
     events = EventStreamResource(hub, sessions, authenticate, reactor, clock, SECURITY_HEADERS)
-    root = Root(api, events, ConsolePages(sessions, clock))
+    root = Root(api, events, ConsolePages(sessions, clock, reactor, pool))
     site = server.Site(root, requestFactory=request_class)
     site.displayTracebacks = False
     return site
