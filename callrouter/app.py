@@ -5,7 +5,7 @@ reverse. `callrouter serve` (callrouter/serve.py) runs it.
 built. Start order: database (checked at the latest migration by `cmd_serve`; close the calls a
 crash left open), call recorder and state history, metrics, MQTT events, dialplans, the team
 (read from the database, seeded once from the settings), escalation engine (resumes
-pending chains), media workers, SIP edge, admin API. Stopping reverses it: the edge stops taking
+pending chains), media workers, SIP edge, the weekly reports, admin API. Stopping reverses it: the edge stops taking
 calls first, workers hang up theirs, the recorder writes what is queued, the database closes last.
 """
 
@@ -44,6 +44,9 @@ from callrouter.metrics import Metrics
 from callrouter.observe.build import observers, service_level_sink
 from callrouter.ports import utc_from_clock
 from callrouter.prompts import Catalogue
+from callrouter.reports.mailer import SmtpReportMailer
+from callrouter.reports.render import render
+from callrouter.reports.weekly import WeeklyReports
 from callrouter.sip.registrations import RegistrationsClient, RegistrationsPoller
 from callrouter.sip.service import KamailioService
 from callrouter.store.audit import AuditLog
@@ -52,6 +55,7 @@ from callrouter.store.db import Database
 from callrouter.store.escalations import EscalationRepository
 from callrouter.store.kpi_queries import KpiQueries
 from callrouter.store.retention import PurgeService, RetentionPurger
+from callrouter.store.reports import ReportOutbox
 from callrouter.store.tasks import TaskRepository
 from callrouter.store.team import TeamRepository
 from callrouter.store.sessions import ConsoleSessionRepository
@@ -64,6 +68,7 @@ from callrouter.web.escalations import EscalationApi
 from callrouter.web.secretaries import SecretaryApi
 from callrouter.web.oncall import OnCallApi
 from callrouter.web.service import admin_service
+from callrouter.web.reports import ReportsApi
 from callrouter.web.team import TeamApi
 from callrouter.web.wallboard import LiveView, WaitingNow, WallboardApi
 from callrouter.web.tasks import TaskApi
@@ -276,7 +281,8 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
                          pause_reasons=team_repo.pause_reasons)
     team_api = TeamApi(team_repo, users, lambda: registry.dialplans, lambda t: from_thread(desk.apply_team, t),
                        controller_settings.secretary_domain)
-    wallboard = WallboardApi(lambda: registry.dialplans, DeskBoard(desk, reactor, from_thread), KpiQueries(db),
+    kpi_records = KpiQueries(db)
+    wallboard = WallboardApi(lambda: registry.dialplans, DeskBoard(desk, reactor, from_thread), kpi_records,
                              escalation_repo if esc.enabled else None,
                              lambda: {u.username: u.display_name for u in users.list()})
     purge = PurgeService(RetentionPurger(db, settings.retention), reactor,
@@ -284,6 +290,11 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
 
     metrics_http = TCPServer(settings.metrics.port, metrics_site(metrics), interface=settings.metrics.host)
     metrics_http.setName("metrics-http")
+    # The practices' reports: on the API, and each week by e-mail through the escalation's SMTP relay.
+    reports_api = ReportsApi(audit, kpi_records, dialplan_of)
+    weekly_reports = WeeklyReports(lambda: registry.dialplans, ReportOutbox(db, settings.node), kpi_records,
+                                   SmtpReportMailer(esc, settings.var_dir / "reports" / "outbox"),
+                                   lambda report: render(report, "pdf").body, on_thread, reactor)
     # Started in this order, stopped in reverse. Escalation after the dialplans (resumed chains
     # need them), before the calls that start chains; events stop after the pool and the edge, so
     # the last "ended" messages go out.
@@ -297,10 +308,12 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
         edge, registrations,
         *observers(settings, metrics, lambda: registry.dialplans, desk.queues, pool, db.engine, edge, reactor),
         admin_service(settings.http, api, reactor, purge, console=console, hub=console_hub,
-                      oncall=OnCallApi(dialplan_of, tier_label), team=team_api, wallboard=wallboard),
+                      oncall=OnCallApi(dialplan_of, tier_label), team=team_api, wallboard=wallboard,
+                      reports=reports_api),
     ]
     top = MultiService()
     for child in children:
+        weekly_reports,
         if child is not None:
             child.setServiceParent(top)
     parts = {"db": db, "calls": calls, "recorder": recorder, "registry": registry, "dialplans": dialplans,

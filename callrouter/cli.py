@@ -23,6 +23,7 @@ COMMANDS = {
     "serve": "callrouter.serve",
     "kamailio": "callrouter.sip.commands",
 }
+    "report": "callrouter.reports.commands",
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 

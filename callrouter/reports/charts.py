@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -29,6 +30,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from callrouter.reports import words  # noqa: E402
 from callrouter.reports.content import Report  # noqa: E402
 
+# The PDF backend's font subsetting logs every glyph table at INFO: not news for an operator.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 DEBIAN_FONTS = Path("/usr/share/fonts/truetype/dejavu")
 INK, MUTED, GRID = "#1d2b36", "#5b6b78", "#d9e0e6"
 BLUE, TEAL, ORANGE, RED, SAND = "#1f5f8b", "#2a9d8f", "#e07a3f", "#c0392b", "#f4efe6"
@@ -76,11 +79,13 @@ def font_file() -> str:
 
 
 def svg(fig: Figure) -> str:
-    """The figure as an inline <svg> element (no XML prologue, no script, glyphs as paths)."""
+    """The figure as an inline <svg> element: no XML prologue, no metadata, no script, glyphs as paths."""
     out = io.StringIO()
     fig.savefig(out, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = out.getvalue()
-    return text[text.index("<svg"):]
+    text = text[text.index("<svg"):]
+    start, end = text.find("<metadata>"), text.find("</metadata>")
+    return text[:start] + text[end + len("</metadata>"):] if 0 <= start < end else text
 
 
 def figure(width_in: float, height_in: float) -> Figure:

@@ -78,6 +78,22 @@ def last_full_week(now: dt.datetime, zone: ZoneInfo) -> Period:
     return Period.iso_week(year, week)
 
 
+def period_of(start: dt.date | None, end: dt.date | None, now: dt.datetime, zone: ZoneInfo) -> Period:
+    """The local days `start` to `end`, both included; no date: the last full ISO week; one
+    date: the seven days it starts (or ends)."""
+    if start is None and end is None:
+        return last_full_week(now, zone)
+    if start is None:
+        start = end - dt.timedelta(days=6)
+    if end is None:
+        end = start + dt.timedelta(days=6)
+    if end < start:
+        raise ValueError(f"the last day ({end}) is before the first ({start})")
+    if (end - start).days + 1 > MAX_DAYS:
+        raise ValueError(f"a report covers at most {MAX_DAYS} days")
+    return Period(start, end + dt.timedelta(days=1))
+
+
 def _chain_json(c: EscalationFact, zone: ZoneInfo) -> dict:
     return {"id": c.id, "tier": c.tier, "started_at": c.started_at.astimezone(zone).isoformat(),
             "outcome": c.outcome, "declined": c.declined, "taken_at": c.taken_at.isoformat() if c.taken_at else None}
