@@ -4,7 +4,8 @@ starts for a long run: one practice, two media workers behind the edge, calls tr
 `ServiceChecks` takes its baseline when built (the service's processes, each worker's free call
 slots) and, called after a burst, lists what went wrong by kind: "crash" (a process gone or
 replaced), "hang" (an OPTIONS not answered by the edge or a worker), "slots" (a worker that no
-longer takes as many calls at once as before, once every call of the burst has had time to end),
+longer takes as many calls at once as before, or a pool that counts fewer free call slots than
+before, once every call of the burst has had time to end),
 "call" (a patient's SIPp call through the edge not answered, or answered without audio).
 """
 
@@ -23,6 +24,7 @@ from callrouter.devtools.sipwire import Peer, answers_options, free_call_slots, 
 
 REPO = Path(__file__).resolve().parents[2]
 NUMBER = "+33100000077"
+POOL_FREE = 'callrouter_media_call_slots{state="free"}'  # the pool's gauge (media/pool_metrics.py)
 SIPP = shutil.which("sipp") or "sipp"
 DIALPLAN = """\
 practice: essai-fuzz
@@ -117,6 +119,8 @@ class ServiceChecks:
         self.workers = [Peer("127.0.0.1", port) for port in svc.worker_ports()]
         self.processes = process_tree(svc.proc.pid)
         self.slots = {w.port: self.free_slots(w) for w in self.workers}
+        # The pool's own count (its gauge, sampled each second) must come back to the same.
+        svc.wait_metric(POOL_FREE, lambda v: v == sum(self.slots.values()), timeout=settle_s)
         self.calls = 0
 
     def free_slots(self, worker: Peer, expected: int | None = None) -> int:
@@ -145,6 +149,11 @@ class ServiceChecks:
             if free != self.slots[worker.port]:
                 found["slots"].append(f"the worker on port {worker.port} takes {free} calls at once, "
                                       f"{self.slots[worker.port]} before")
+        try:
+            self.svc.wait_metric(POOL_FREE, lambda v: v == sum(self.slots.values()), timeout=self.settle_s)
+        except AssertionError:
+            found["slots"].append(f"the pool counts {self.svc.metrics().get(POOL_FREE)} free call slots, "
+                                  f"{sum(self.slots.values())} before")
         if self.call and not found["crash"]:
             self.svc.wait_edge_ready(len(self.workers))
             self.calls += 1
