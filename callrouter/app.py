@@ -49,13 +49,14 @@ from callrouter.reports.render import render
 from callrouter.reports.weekly import WeeklyReports
 from callrouter.sip.registrations import RegistrationsClient, RegistrationsPoller
 from callrouter.sip.service import KamailioService
-from callrouter.store.audit import AuditLog
+from callrouter.store.audit import SYSTEM, AuditLog
 from callrouter.store.calls import CallRepository, arrivals_since
 from callrouter.store.db import Database
 from callrouter.store.escalations import EscalationRepository
+from callrouter.store.keys import open_keys
 from callrouter.store.kpi_queries import KpiQueries
-from callrouter.store.retention import PurgeService, RetentionPurger
 from callrouter.store.reports import ReportOutbox
+from callrouter.store.retention import PurgeService, RetentionPurger
 from callrouter.store.tasks import TaskRepository
 from callrouter.store.team import TeamRepository
 from callrouter.store.sessions import ConsoleSessionRepository
@@ -67,8 +68,8 @@ from callrouter.web.sse import EventHub
 from callrouter.web.escalations import EscalationApi
 from callrouter.web.secretaries import SecretaryApi
 from callrouter.web.oncall import OnCallApi
-from callrouter.web.service import admin_service
 from callrouter.web.reports import ReportsApi
+from callrouter.web.service import admin_service
 from callrouter.web.team import TeamApi
 from callrouter.web.wallboard import LiveView, WaitingNow, WallboardApi
 from callrouter.web.tasks import TaskApi
@@ -193,7 +194,11 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     # The store, the metrics, the prompts, the events: used by everything below.
     db = Database.from_url(settings.database_url)
     calls, tasks = CallRepository(db, node=settings.node), TaskRepository(db)
-    audit, users = AuditLog(db), UserRepository(db, settings.auth.totp_issuer, settings.auth.sip_realm)
+    # The keys outside the database (created at first start): the audit chain's anchor, the seal of
+    # the users' TOTP secrets (those still in clear sealed now).
+    totp_box = open_keys(db, settings.secrets_key_path, settings.audit_key_path, SYSTEM, utc_from_clock(reactor))
+    audit = AuditLog(db)
+    users = UserRepository(db, settings.auth.totp_issuer, settings.auth.sip_realm, totp_box=totp_box)
     recorder = CallRecorder(calls)
     metrics = Metrics(clock=reactor.seconds)
     catalogue = Catalogue.load(settings.prompts)
@@ -285,16 +290,16 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     wallboard = WallboardApi(lambda: registry.dialplans, DeskBoard(desk, reactor, from_thread), kpi_records,
                              escalation_repo if esc.enabled else None,
                              lambda: {u.username: u.display_name for u in users.list()})
-    purge = PurgeService(RetentionPurger(db, settings.retention), reactor,
-                         settings.retention.purge_interval_hours * 3600.0, on_thread)
-
-    metrics_http = TCPServer(settings.metrics.port, metrics_site(metrics), interface=settings.metrics.host)
-    metrics_http.setName("metrics-http")
     # The practices' reports: on the API, and each week by e-mail through the escalation's SMTP relay.
     reports_api = ReportsApi(audit, kpi_records, dialplan_of)
     weekly_reports = WeeklyReports(lambda: registry.dialplans, ReportOutbox(db, settings.node), kpi_records,
                                    SmtpReportMailer(esc, settings.var_dir / "reports" / "outbox"),
                                    lambda report: render(report, "pdf").body, on_thread, reactor)
+    purge = PurgeService(RetentionPurger(db, settings.retention), reactor,
+                         settings.retention.purge_interval_hours * 3600.0, on_thread)
+
+    metrics_http = TCPServer(settings.metrics.port, metrics_site(metrics), interface=settings.metrics.host)
+    metrics_http.setName("metrics-http")
     # Started in this order, stopped in reverse. Escalation after the dialplans (resumed chains
     # need them), before the calls that start chains; events stop after the pool and the edge, so
     # the last "ended" messages go out.
@@ -307,13 +312,13 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
         CallCountsService(db, controller),
         edge, registrations,
         *observers(settings, metrics, lambda: registry.dialplans, desk.queues, pool, db.engine, edge, reactor),
+        weekly_reports,
         admin_service(settings.http, api, reactor, purge, console=console, hub=console_hub,
                       oncall=OnCallApi(dialplan_of, tier_label), team=team_api, wallboard=wallboard,
                       reports=reports_api),
     ]
     top = MultiService()
     for child in children:
-        weekly_reports,
         if child is not None:
             child.setServiceParent(top)
     parts = {"db": db, "calls": calls, "recorder": recorder, "registry": registry, "dialplans": dialplans,

@@ -19,11 +19,12 @@ COMMANDS = {
     "calendar": "callrouter.dialplan.commands",
     "db": "callrouter.store.commands",
     "users": "callrouter.store.commands",
+    "auth": "callrouter.store.key_commands",
     "prompts": "callrouter.media.commands",
     "serve": "callrouter.serve",
     "kamailio": "callrouter.sip.commands",
-}
     "report": "callrouter.reports.commands",
+}
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 

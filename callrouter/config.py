@@ -22,6 +22,7 @@ from callrouter.escalation.settings import EscalationSettings
 from callrouter.events.settings import MqttSettings
 from callrouter.media.settings import MediaSettings
 from callrouter.sip.settings import SipSettings, aligned_with_media
+from callrouter.watch.settings import WatchSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///var/callrouter.db"
 DATABASE_URL_ENV = "CALLROUTER_DATABASE_URL"
@@ -53,17 +54,39 @@ class ConsoleSettings:
 
 @dataclass(frozen=True)
 class HttpSettings:
+    """The admin API and the console. With `tls_cert` and `tls_key` (PEM files: the certificate,
+    then any intermediates, and its private key) they are served over HTTPS only, and the console
+    sends Strict-Transport-Security."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 64 * 1024
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    hsts_max_age_s: int = 365 * 24 * 3600
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    def problems(self) -> list[str]:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            return ["http.tls_cert and http.tls_key: give both (HTTPS) or neither (plain HTTP)"]
+        return []
 
 
 @dataclass(frozen=True)
 class AuthSettings:
+    """`secrets_key_file` seals the users' TOTP secrets in the database, `audit_key_file` anchors
+    the audit chain's head (docs/security.md); both default to files in `var_dir`, created (mode
+    0600) at first start. Keep them out of the database's backups, and a copy of each apart."""
+
     token_ttl_minutes: int = 8 * 60
     totp_issuer: str = "callrouter"
     sip_realm: str = "callrouter"
+    secrets_key_file: Path | None = None  # default: var_dir/secrets.key
+    audit_key_file: Path | None = None    # default: var_dir/audit.key
 
 
 @dataclass(frozen=True)
@@ -104,6 +127,7 @@ class Settings:
     sip: SipSettings = field(default_factory=SipSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     escalation: EscalationSettings = field(default_factory=EscalationSettings)
+    watch: WatchSettings = field(default_factory=WatchSettings)  # the forwarding watch (off by default)
 
     def problems(self) -> list[str]:
         """Cross-checks of values each section accepts on its own."""
@@ -111,6 +135,8 @@ class Settings:
         out += self.sip.problems()
         out += self.escalation.problems()
         out += self.mqtt.problems()
+        out += self.watch.problems()
+        out += self.http.problems()
         if self.controller.agents:
             out.append("controller.agents: the old name of controller.secretaries; give only secretaries")
         for key, entries in self.controller.secretaries.items():
@@ -121,6 +147,14 @@ class Settings:
         return out
 
     # --- settings derived from several sections: computed here, once, not where they are used --------
+
+    @property
+    def secrets_key_path(self) -> Path:
+        return self.auth.secrets_key_file or self.var_dir / "secrets.key"
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.auth.audit_key_file or self.var_dir / "audit.key"
 
     @property
     def edge(self) -> SipSettings:

@@ -41,7 +41,13 @@ def cmd_serve(args) -> int:
     if (problem := _schema_problem(settings.database_url)) is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 1
-    top, parts = build(settings, reactor)
+    from callrouter.auth.sealing import SealingError
+
+    try:
+        top, parts = build(settings, reactor)
+    except SealingError as exc:  # a key file missing, open to others, or not the database's
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     reactor.callWhenRunning(top.startService)
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
 

@@ -36,3 +36,9 @@ def matching_step(secret: str, code: str, now: dt.datetime, last_step: int | Non
         if pyotp.utils.strings_equal(totp.generate_otp(step), code):
             return step
     return None
+
+
+def sealing_context(user_id: int) -> str:
+    """What binds a user's sealed TOTP secret to her row (callrouter.auth.sealing): a sealed
+    secret copied onto another user's row does not open there."""
+    return f"callrouter totp secret of user {user_id}"

@@ -7,9 +7,10 @@ nodes on PostgreSQL) cannot fork the chain. Entries are written in the same tran
 change they describe: an action that fails leaves no entry, and an entry never describes a change
 that did not happen.
 
-Limit: someone with write access to the database can rewrite the whole chain from any point
-including the head; anchoring the head hash outside the database (e.g. logging it daily) would
-close that.
+Someone with write access to the database could rewrite the whole chain, head included, and
+recompute every hash; the head is therefore also anchored outside the database, by an HMAC keyed
+with a file the database does not hold (callrouter.store.audit_anchor), which every append and
+purge renews and the verification checks.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from callrouter.ports import Actor
+from callrouter.store.audit_anchor import head_problem, is_anchored, seal_head
 from callrouter.store.db import Database
 from callrouter.store.models import AuditEntry, AuditHead
 
@@ -46,6 +48,7 @@ class ChainReport:
     # of the whole chain no longer matches it.
     head_seq: int = 0
     head_hash: str = GENESIS_HASH
+    anchored: bool = False  # the head was also checked against its MAC (the audit key file)
 
 
 def canonical(value: Any) -> str | None:
@@ -79,6 +82,7 @@ def append(session: Session, actor: Actor, action: str, target: str, now: dt.dat
     entry = AuditEntry(seq=seq, prev_hash=head.last_hash, hash=digest, **fields)
     session.add(entry)
     head.last_seq, head.last_hash = seq, digest
+    seal_head(session, head)
     session.flush()
     logger.info("audit #%s %s %s by %s from %s", seq, action, target, actor.name, actor.source)
     return entry
@@ -103,6 +107,10 @@ def purge_before(session: Session, cutoff: dt.datetime) -> int:
     anchor = session.get(AuditEntry, last)
     session.execute(update(AuditHead).where(AuditHead.id == 1)
                     .values(anchor_seq=anchor.seq, anchor_hash=anchor.hash))
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1)
+                           .execution_options(populate_existing=True)).scalar_one()
+    seal_head(session, head)
+    session.flush()
     result = session.execute(delete(AuditEntry).where(AuditEntry.seq <= last))
     return result.rowcount
 
@@ -149,28 +157,37 @@ class AuditLog:
     def verify(self, batch: int = 1000) -> ChainReport:
         """Recompute the chain from the anchor to the head; report the first broken entry."""
         with self._db.transaction() as s:
-            head = s.get(AuditHead, 1)
-            prev_seq, prev_hash = head.anchor_seq, head.anchor_hash
-            checked = 0
-            while True:
-                rows = list(s.scalars(select(AuditEntry).where(AuditEntry.seq > prev_seq)
-                                      .order_by(AuditEntry.seq).limit(batch)))
-                if not rows:
-                    break
-                for e in rows:
-                    if e.seq != prev_seq + 1:
-                        return ChainReport(False, checked, f"entries {prev_seq + 1}..{e.seq - 1} "
-                                           "are missing", prev_seq + 1)
-                    if e.prev_hash != prev_hash:
-                        return ChainReport(False, checked, f"entry {e.seq} does not follow "
-                                           "the previous entry", e.seq)
-                    expected = entry_hash(prev_hash, e.seq, e.at, e.actor, e.source, e.action,
-                                          e.target, e.before, e.after, e.details)
-                    if e.hash != expected:
-                        return ChainReport(False, checked, f"entry {e.seq} was altered", e.seq)
-                    prev_seq, prev_hash = e.seq, e.hash
-                    checked += 1
-            if (prev_seq, prev_hash) != (head.last_seq, head.last_hash):
-                return ChainReport(False, checked, f"entries after {prev_seq} are missing "
-                                   f"(head is {head.last_seq})", prev_seq + 1)
-            return ChainReport(True, checked, head_seq=head.last_seq, head_hash=head.last_hash)
+            return verify_chain(s, batch)
+
+
+def verify_chain(s: Session, batch: int = 1000, anchored: bool = True) -> ChainReport:
+    """`AuditLog.verify` inside the caller's transaction; `anchored=False` checks the hashes only."""
+    head = s.get(AuditHead, 1)
+    prev_seq, prev_hash = head.anchor_seq, head.anchor_hash
+    checked = 0
+    while True:
+        rows = list(s.scalars(select(AuditEntry).where(AuditEntry.seq > prev_seq)
+                              .order_by(AuditEntry.seq).limit(batch)))
+        if not rows:
+            break
+        for e in rows:
+            if e.seq != prev_seq + 1:
+                return ChainReport(False, checked, f"entries {prev_seq + 1}..{e.seq - 1} "
+                                   "are missing", prev_seq + 1)
+            if e.prev_hash != prev_hash:
+                return ChainReport(False, checked, f"entry {e.seq} does not follow "
+                                   "the previous entry", e.seq)
+            expected = entry_hash(prev_hash, e.seq, e.at, e.actor, e.source, e.action,
+                                  e.target, e.before, e.after, e.details)
+            if e.hash != expected:
+                return ChainReport(False, checked, f"entry {e.seq} was altered", e.seq)
+            prev_seq, prev_hash = e.seq, e.hash
+            checked += 1
+    if (prev_seq, prev_hash) != (head.last_seq, head.last_hash):
+        return ChainReport(False, checked, f"entries after {prev_seq} are missing "
+                           f"(head is {head.last_seq})", prev_seq + 1)
+    anchored = anchored and is_anchored(s)
+    problem = head_problem(s, head) if anchored else None
+    if problem is not None:
+        return ChainReport(False, checked, problem, anchored=True)
+    return ChainReport(True, checked, head_seq=head.last_seq, head_hash=head.last_hash, anchored=anchored)

@@ -1,7 +1,8 @@
 """CLI: `callrouter db upgrade|purge|verify-audit` and `callrouter users add|disable|list|grant`.
 
 Every command but `db upgrade` needs the database at the latest migration: otherwise it stops with
-one line saying so (exit code 1) before touching anything.
+one line saying so (exit code 1) before touching anything. They then open the keys kept outside the
+database (callrouter.store.keys), as the service does at start.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import getpass
 import os
 import sys
 
+from callrouter.auth.sealing import KeyFileBox, SealingError
 from callrouter.config import ConfigError, Settings, add_config_argument, settings_for_cli
 from callrouter.store.audit import Actor, AuditLog
 from callrouter.store.db import Database
+from callrouter.store.keys import open_keys
 from callrouter.store.retention import RetentionPurger
 from callrouter.store.users import UserError, UserRepository
 
@@ -72,8 +75,10 @@ def _run(func, args, migrated: bool = True) -> int:
         if problem is not None:
             print(f"error: {problem}", file=sys.stderr)
             return 1
+        if migrated:
+            open_keys(db, settings.secrets_key_path, settings.audit_key_path, _actor(), _now())
         return func(args, db, settings, _now())
-    except UserError as exc:
+    except (UserError, SealingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -93,7 +98,8 @@ def _actor() -> Actor:
 
 
 def _users(db: Database, settings: Settings) -> UserRepository:
-    return UserRepository(db, settings.auth.totp_issuer, settings.auth.sip_realm)
+    return UserRepository(db, settings.auth.totp_issuer, settings.auth.sip_realm,
+                          totp_box=KeyFileBox(settings.secrets_key_path))
 
 
 def _db_upgrade(args, db: Database, settings: Settings, now) -> int:
@@ -112,8 +118,8 @@ def _db_purge(args, db: Database, settings: Settings, now) -> int:
 def _db_verify_audit(args, db: Database, settings: Settings, now) -> int:
     report = AuditLog(db).verify()
     if report.ok:
-        print(f"audit chain intact ({report.checked} entries checked); "
-              f"head {report.head_seq} {report.head_hash}")
+        print(f"audit chain intact ({report.checked} entries checked), head anchored by "
+              f"{settings.audit_key_path}; head {report.head_seq} {report.head_hash}")
         return 0
     print(f"audit chain BROKEN: {report.error}", file=sys.stderr)
     return 1

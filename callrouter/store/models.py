@@ -112,7 +112,7 @@ class User(Base):
     external: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     password_hash: Mapped[str] = mapped_column(String(200))
-    totp_secret: Mapped[str] = mapped_column(String(64))
+    totp_secret: Mapped[str] = mapped_column(String(255))  # sealed: callrouter.store.totp_secrets
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
     sip_ha1: Mapped[str | None] = mapped_column(String(64))
     sip_ha1b: Mapped[str | None] = mapped_column(String(64))
@@ -195,6 +195,8 @@ class AuditHead(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
     anchor_seq: Mapped[int] = mapped_column(Integer)
     anchor_hash: Mapped[str] = mapped_column(String(64))
+    # HMAC of anchor and head with the audit key file (callrouter.store.audit_anchor)
+    head_mac: Mapped[str | None] = mapped_column(String(64))
 
 
 class Escalation(Base):
@@ -346,3 +348,5 @@ from callrouter.store.models_team import (  # noqa: E402,F401 (re-exported)
 )
 # So does the weekly reports' outbox.
 from callrouter.store.models_reports import ReportDelivery  # noqa: E402,F401 (re-exported)
+# So do the forwarding watch's runs, attempts and alerts.
+from callrouter.store.models_watch import WatchAlert, WatchAttempt, WatchRun  # noqa: E402,F401 (re-exported)

@@ -2,7 +2,9 @@
 
 Every change is audited in the same transaction. Secrets are never stored in clear:
 - console/API password: argon2id hash;
-- TOTP: the shared secret (it must be readable to check codes), shown once at creation;
+- TOTP: the shared secret (it must be readable to check codes), shown once at creation, sealed
+  with AES-GCM under a key file outside the database, bound to the user's id
+  (callrouter.store.totp_secrets); a repository built without a key keeps it in clear (tests);
 - bearer tokens: only their SHA-256 is stored, they expire, and all go when the user is disabled;
 - SIP: softphones register with digest auth at Kamailio, which needs either the clear password or
   HA1 = md5(username:realm:password). We store only HA1 and HA1B
@@ -23,12 +25,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from callrouter.auth import passwords, totp
+from callrouter.auth.sealing import Sealer
 from callrouter.auth.permissions import can_grant, check_role
 from callrouter.domain.errors import AuthFailed, UnknownUser, UserError, UserExists
 from callrouter.ports import Actor, NewUser, UserView
 from callrouter.store.audit import append
 from callrouter.store.db import Database
 from callrouter.store.models import ApiToken, AuditEntry, Grant, User, UserPractice
+from callrouter.store.totp_secrets import open_secret, seal_secret
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 PRACTICE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -49,8 +53,9 @@ def hash_token(token: str) -> str:
 
 class UserRepository:
     def __init__(self, db: Database, totp_issuer: str = "callrouter",
-                 sip_realm: str = "callrouter") -> None:
+                 sip_realm: str = "callrouter", totp_box: Sealer | None = None) -> None:
         self._db = db
+        self._box = totp_box
         self._issuer = totp_issuer
         self._realm = sip_realm
 
@@ -81,11 +86,14 @@ class UserRepository:
                     raise UserExists(f"user {username} already exists")
                 user = User(username=username, display_name=display_name, role=role,
                             external=external, enabled=True,
-                            password_hash=passwords.hash_password(password), totp_secret=secret,
+                            password_hash=passwords.hash_password(password),
+                            totp_secret=secret if self._box is None else "",
                             sip_ha1=ha1, sip_ha1b=ha1b, created_at=now,
                             practices=[UserPractice(practice=p) for p in sorted(set(practices))])
                 s.add(user)
                 s.flush()
+                if self._box is not None:  # sealed once the id it is bound to is known
+                    user.totp_secret = seal_secret(self._box, user.id, secret)
                 view = _view(user)
                 append(s, actor, "user.create", f"user:{username}", now, after=_audit_state(view))
         except IntegrityError as exc:  # a concurrent creation of the same name
@@ -212,9 +220,9 @@ class UserRepository:
             if _recent_failures(s, username, now) >= MAX_FAILURES:
                 failure = "locked: too many failed attempts"
             else:
-                failure = _login_failure(user, password, totp_code, now)
+                failure = _login_failure(user, password, totp_code, now, self._box)
             if failure is None:
-                step = totp.matching_step(user.totp_secret, totp_code, now, user.totp_last_step)
+                step = totp.matching_step(open_secret(self._box, user), totp_code, now, user.totp_last_step)
                 user.totp_last_step = step
                 token = secrets.token_urlsafe(32)
                 expires = now + ttl
@@ -240,7 +248,8 @@ class UserRepository:
             if not (user.enabled and user.totp_last_step is None
                     and passwords.verify_password(user.password_hash, password)):
                 return None
-            return totp.provisioning_uri(user.totp_secret, username, self._issuer)
+            secret = open_secret(self._box, user)
+            return None if secret is None else totp.provisioning_uri(secret, username, self._issuer)
 
     def authenticate(self, token: str, now: dt.datetime) -> UserView | None:
         """The enabled user owning an unexpired token, else None."""
@@ -275,7 +284,8 @@ def _recent_failures(s: Session, username: str, now: dt.datetime) -> int:
         AuditEntry.at > now - LOCKOUT_WINDOW, AuditEntry.at <= now))
 
 
-def _login_failure(user: User | None, password: str, code: str, now: dt.datetime) -> str | None:
+def _login_failure(user: User | None, password: str, code: str, now: dt.datetime,
+                   box: Sealer | None) -> str | None:
     if user is None:
         passwords.verify_password(passwords.DUMMY_HASH, password)
         return "unknown user"
@@ -283,7 +293,10 @@ def _login_failure(user: User | None, password: str, code: str, now: dt.datetime
         return "wrong password"
     if not user.enabled:
         return "user disabled"
-    if totp.matching_step(user.totp_secret, code, now, user.totp_last_step) is None:
+    secret = open_secret(box, user)
+    if secret is None:
+        return "TOTP secret unreadable"
+    if totp.matching_step(secret, code, now, user.totp_last_step) is None:
         return "wrong or reused TOTP code"
     return None
 

@@ -183,7 +183,7 @@ class Api:
     def audit_verify(self, ctx: Context):
         r = self.audit.verify()
         return {"ok": r.ok, "checked": r.checked, "error": r.error, "bad_seq": r.bad_seq,
-                "head_seq": r.head_seq, "head_hash": r.head_hash}
+                "head_seq": r.head_seq, "head_hash": r.head_hash, "anchored": r.anchored}
 
     def practice_card(self, ctx: Context):
         """The diary context a secretary needs on screen for a practice she covers."""
