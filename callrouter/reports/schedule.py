@@ -3,8 +3,9 @@
 The report of ISO week W (Monday to Sunday, local days) is due at the first `weekday` and
 `minute` of the practice's subscription at or after the end of W: `monday 07:00` sends it the
 next morning, `friday 17:00` on the Friday after. At any instant the week to send is the latest
-one already due; a node that was down on the day sends it when it comes back, and only that one
-(an older week nobody sent stays unsent: the report of last week is what a practice reads).
+one already due, for `CATCH_UP` after it is due: a node that was down on the day sends it when it
+comes back within that time; later, that week is left unsent (the next one comes a week later,
+rather than two reports within minutes of each other).
 
 Local times are read in the practice's zone: a time skipped by the spring clock change is taken
 an hour later, one repeated in autumn at its first occurrence.
@@ -16,6 +17,8 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from callrouter.domain.model import ReportSubscription
+
+CATCH_UP = dt.timedelta(days=3)
 
 
 def due_at(subscription: ReportSubscription, zone: ZoneInfo, year: int, week: int) -> dt.datetime | None:
@@ -29,7 +32,8 @@ def due_at(subscription: ReportSubscription, zone: ZoneInfo, year: int, week: in
 
 
 def due_week(subscription: ReportSubscription, zone: ZoneInfo, now: dt.datetime) -> tuple[int, int] | None:
-    """The ISO (year, week) whose report is due at `now`, the latest one; None without a weekly e-mail."""
+    """The ISO (year, week) whose report is to be sent at `now`: the latest one due, if it was due
+    less than `CATCH_UP` ago; None otherwise, or without a weekly e-mail."""
     if subscription.weekday is None:
         return None
     today = now.astimezone(zone).date()
@@ -37,5 +41,5 @@ def due_week(subscription: ReportSubscription, zone: ZoneInfo, now: dt.datetime)
         year, week, _ = (today - dt.timedelta(days=7 * back)).isocalendar()
         due = due_at(subscription, zone, year, week)
         if due is not None and due <= now:
-            return year, week
+            return (year, week) if now < due + CATCH_UP else None
     return None  # pragma: no cover - the week before last is always due

@@ -38,10 +38,12 @@ class Mailbox:
 
     def __init__(self):
         self.envelopes = []
+        self.receiving = 0  # messages whose DATA arrived, answered or not yet
         self.hold_s = 0.0
         self.port = self.cert = None
 
     async def handle_DATA(self, server, session, envelope):
+        self.receiving += 1
         if self.hold_s:
             await asyncio.sleep(self.hold_s)
         self.envelopes.append(envelope)
@@ -63,15 +65,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def smtp_server(tmp_path):
+def start_smtp(tmp_path, port: int | None = None, hold_s: float = 0.0):
+    """A real SMTP server requiring STARTTLS on 127.0.0.1: (mailbox, controller to stop)."""
     cert, key = certificate(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     mailbox = Mailbox()
-    mailbox.port, mailbox.cert = free_port(), cert
+    mailbox.port, mailbox.cert, mailbox.hold_s = port or free_port(), cert, hold_s
     controller = Controller(mailbox, hostname="127.0.0.1", port=mailbox.port, tls_context=context,
                             require_starttls=True, ready_timeout=10)
     controller.start()
+    return mailbox, controller
+
+
+@pytest.fixture
+def smtp_server(tmp_path):
+    mailbox, controller = start_smtp(tmp_path)
     yield mailbox
     controller.stop()
