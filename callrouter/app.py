@@ -281,7 +281,7 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
               card_of, SecretaryApi(audit, desk, from_thread), task_api)
     console = ConsoleApi(users, ConsoleSessions(ConsoleSessionRepository(db), users,
                                                 dt.timedelta(minutes=settings.http.console.inactivity_minutes),
-                                                secure_cookie=settings.http.console.cookie_secure),
+                                                secure_cookie=settings.http.console.cookie_secure or settings.http.tls),
                          settings.http.console, dt.timedelta(minutes=settings.auth.token_ttl_minutes),
                          pause_reasons=team_repo.pause_reasons)
     team_api = TeamApi(team_repo, users, lambda: registry.dialplans, lambda t: from_thread(desk.apply_team, t),

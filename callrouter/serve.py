@@ -42,10 +42,11 @@ def cmd_serve(args) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     from callrouter.auth.sealing import SealingError
+    from callrouter.web.tls import TlsFilesError
 
     try:
         top, parts = build(settings, reactor)
-    except SealingError as exc:  # a key file missing, open to others, or not the database's
+    except (SealingError, TlsFilesError) as exc:  # a key file missing or not the database's; bad TLS files
         print(f"error: {exc}", file=sys.stderr)
         return 1
     reactor.callWhenRunning(top.startService)

@@ -18,6 +18,7 @@ from callrouter.web.router import Route, Router
 from callrouter.web.site import ConsoleParts, build_site
 from callrouter.web.sse import EventHub
 from callrouter.web.team import TeamApi, team_routes
+from callrouter.web.tls import https_service
 from callrouter.web.wallboard import WallboardApi, wallboard_routes
 
 SESSION_SWEEP_S = 60.0
@@ -41,8 +42,11 @@ def admin_service(http: HttpSettings, api: Api, reactor: Any, *beside: IService,
     authenticate = console.sessions.authenticate if console else api.users.authenticate
     parts = ConsoleParts(console.sessions, hub or EventHub(), authenticate) if console else None
     site = build_site(Router(routes, authenticate), reactor, reactor.getThreadPool(), reactor,
-                      http.max_body_bytes, parts)
-    server = TCPServer(http.port, site, interface=http.host)
+                      http.max_body_bytes, parts, hsts_max_age_s=http.hsts_max_age_s if http.tls else None)
+    if http.tls:  # HTTPS only (callrouter.web.tls), with Strict-Transport-Security
+        server = https_service(http.port, http.host, site, http.tls_cert, http.tls_key)
+    else:
+        server = TCPServer(http.port, site, interface=http.host)
     server.setName("admin-http")
     server.setServiceParent(parent)
     if console is not None:

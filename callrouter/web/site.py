@@ -34,6 +34,12 @@ class LimitedRequest(server.Request):
     max_body = 64 * 1024
     body_too_large = False
     _received = 0
+    hsts: bytes | None = None  # the Strict-Transport-Security value, sent on every HTTPS answer
+
+    def process(self) -> None:
+        if self.hsts is not None and self.isSecure():
+            self.setHeader(b"Strict-Transport-Security", self.hsts)
+        super().process()
 
     def handleContentChunk(self, data: bytes) -> None:
         self._received += len(data)
@@ -131,12 +137,14 @@ def no_console() -> ConsoleParts:
 
 
 def build_site(router: Router, reactor: Any, pool: ThreadPool, clock: Clock, max_body_bytes: int,
-               console: ConsoleParts | None = None) -> server.Site:
+               console: ConsoleParts | None = None, hsts_max_age_s: int | None = None) -> server.Site:
     """The site: /api/* to the router (bodies capped at `max_body_bytes`), /api/events to the
-    event stream fed by the console's hub, the console's pages and assets (callrouter.web.pages)."""
+    event stream fed by the console's hub, the console's pages and assets (callrouter.web.pages).
+    With `hsts_max_age_s`, every answer over HTTPS tells browsers to use nothing else."""
     console = console or no_console()
     sessions, hub, authenticate = console.sessions, console.hub, console.authenticate
-    request_class = type("ApiRequest", (LimitedRequest,), {"max_body": max_body_bytes})
+    hsts = None if hsts_max_age_s is None else f"max-age={hsts_max_age_s}".encode()
+    request_class = type("ApiRequest", (LimitedRequest,), {"max_body": max_body_bytes, "hsts": hsts})
     api = ApiResource(router, reactor, pool, clock, sessions)
     events = EventStreamResource(hub, sessions, authenticate, reactor, clock, SECURITY_HEADERS)
     root = Root(api, events, ConsolePages(sessions, clock, reactor, pool))
