@@ -20,13 +20,14 @@ from callrouter.dialplan.schema_diary import PLATFORMS, read_diary
 from callrouter.dialplan.schema_oncall import SPECIAL_TARGETS, check_tiers, read_escalation, read_on_call
 from callrouter.dialplan.schema_reports import read_reports
 from callrouter.dialplan.schema_routes import read_menus, read_queues, read_routes
+from callrouter.dialplan.schema_watch import read_watch
 from callrouter.dialplan.yamlsrc import YNode
 from callrouter.domain.model import CalendarSpec, Dialplan, Practitioner, WeeklyHours
 
 __all__ = ("PLATFORMS", "TOP_KEYS", "build")
 
 TOP_KEYS = ("practice", "name", "timezone", "numbers", "calendar", "hours", "sites", "practitioners",
-            "queues", "ivr", "routes", "on_call", "escalation", "diary", "prompts", "reports")
+            "queues", "ivr", "routes", "on_call", "escalation", "diary", "prompts", "reports", "watch")
 
 
 def build(tree: YNode | None, source: str, content: bytes, known_prompts: frozenset[str] | None,
@@ -60,6 +61,7 @@ def build(tree: YNode | None, source: str, content: bytes, known_prompts: frozen
     diary = read_diary(ctx, g("diary")) if "diary" in root.items else None
     prompts = _prompt_texts(ctx, g("prompts"))
     reports = read_reports(ctx, g("reports")) if "reports" in root.items else None
+    watch = read_watch(ctx, g("watch"), numbers, sites) if "watch" in root.items else None
     _check_refs(ctx, known_prompts, queues, menus, tiers, practitioners, sites, prompts, on_call)
     check_tiers(ctx, root, tiers)
     if not numbers and not any(s.numbers for s in sites.values()) and "numbers" in root.items:
@@ -71,6 +73,7 @@ def build(tree: YNode | None, source: str, content: bytes, known_prompts: frozen
         practice=practice, name=name, version=version, source=source, numbers=numbers, calendar=cal,
         routes=routes, ivr=menus, queues=queues, sites=sites, practitioners=practitioners,
         on_call=on_call, escalation=tiers, diary=diary, prompts=prompts, reports=reports,
+        watch=watch,
     ), []
 
 

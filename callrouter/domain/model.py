@@ -15,6 +15,7 @@ from callrouter.domain.rota import (  # noqa: F401
     SUNDAY, HolidayCover, HolidayEntry, OnCallRota, Recurrence, RotaEntry, RotaException, RotaFeed, RotaShift,
 )
 from callrouter.domain.times import MINUTES_PER_DAY, WEEKDAYS, Period, TimeRange, WeeklyHours  # noqa: F401
+from callrouter.domain.watch_spec import WatchSpec
 
 
 # --- route actions: what to do with a call -----------------------------------------------------
@@ -280,6 +281,7 @@ class Dialplan:
     diary: Diary | None = None
     prompts: Mapping[str, str] = field(default_factory=dict)  # practice's own prompt texts
     reports: ReportSubscription | None = None  # the weekly activity report's contact
+    watch: WatchSpec | None = None  # the forwarding watch (callrouter.domain.watch), off when None
 
     def calendar_for(self, site: str | None) -> CalendarSpec:
         return self.sites[site].calendar if site else self.calendar
