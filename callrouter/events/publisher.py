@@ -22,6 +22,7 @@ import itertools
 import json
 import logging
 import random
+import ssl
 import threading
 import time
 from collections import OrderedDict
@@ -63,6 +64,19 @@ def encode(payload: Mapping[str, Any] | None) -> bytes:
     if payload is None:
         return b""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+
+
+def tls_context(settings: MqttSettings) -> ssl.SSLContext:
+    """The client's TLS: the broker's certificate checked (chain and name), TLS 1.2 at least, and
+    our certificate when configured. A file that cannot be read counts as a failed connection."""
+    try:
+        context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if settings.cert_file is not None:
+            context.load_cert_chain(str(settings.cert_file), str(settings.key_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise aiomqtt.MqttError(f"TLS files of the mqtt settings: {exc}") from None
+    return context
 
 
 class _SystemClock:
@@ -214,7 +228,8 @@ class MqttPublisher:
         will = aiomqtt.Will(self.status_topic, encode(self._status("offline", "connection_lost", stamped=False)),
                             qos=1, retain=True)
         return aiomqtt.Client(s.host, s.port, identifier=self.client_id, will=will, keepalive=s.keepalive_s,
-                              timeout=s.timeout_s, username=s.username, password=s.password, clean_session=True)
+                              timeout=s.timeout_s, username=s.username, password=s.password, clean_session=True,
+                              tls_context=tls_context(s) if s.tls else None)
 
     async def _session(self, client: aiomqtt.Client) -> None:
         self._connected = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -13,6 +14,11 @@ class MqttSettings:
     and publish its last will (`callrouter/{node}/status` = offline). `queue_max` bounds the
     non-retained QoS 1 messages kept while the broker is away (the oldest are dropped first);
     retained state is kept as the last value per topic, at most `retained_max` topics.
+
+    `tls` connects over TLS (port 8883 by convention), checking the broker's certificate against
+    `ca_file` (default: the system's authorities) and its name against `host`; `cert_file` and
+    `key_file` present a client certificate (deploy/mosquitto/ asks for one). The files are read
+    at each connection, so a renewed certificate is used from the next one.
     """
 
     enabled: bool = True
@@ -28,6 +34,10 @@ class MqttSettings:
     queue_max: int = 1000
     retained_max: int = 10000
     drain_on_stop_s: float = 2.0  # at shutdown, time given to send what is still queued
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
 
     def problems(self) -> list[str]:
         out = []
@@ -41,4 +51,8 @@ class MqttSettings:
             out.append("mqtt.queue_max and mqtt.retained_max: at least 1")
         if self.password is not None and self.username is None:
             out.append("mqtt.password given without mqtt.username")
+        if (self.cert_file is None) != (self.key_file is None):
+            out.append("mqtt.cert_file and mqtt.key_file: give both (a client certificate) or neither")
+        if not self.tls and (self.ca_file or self.cert_file):
+            out.append("mqtt.ca_file, mqtt.cert_file and mqtt.key_file need mqtt.tls: true")
         return out
