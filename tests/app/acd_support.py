@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 from argon2 import PasswordHasher
 
 from callrouter.auth import passwords
+from callrouter.auth.sealing import KeyFileBox
 from callrouter.auth.totp import code_at
 from callrouter.devtools import sipp as scen
 from callrouter.devtools.serve import ServeProcess, base_config, edge_config
@@ -277,7 +278,8 @@ def start_acd(root: Path, practices: list[Practice], outbound_trunk: str | None 
     svc = ServeProcess(root, config).start()
     try:
         svc.wait_edge_ready(2)
-        secrets = add_secretaries(svc.db_url, {name: p.name for p in practices for name in p.secretaries})
+        secrets = add_secretaries(svc.db_url, {name: p.name for p in practices for name in p.secretaries},
+                                  key_file=Path(config["var_dir"]) / "secrets.key")
     except BaseException:
         svc.stop()
         raise
@@ -297,14 +299,16 @@ def running_acd(root: Path, practices: list[Practice], **options: Any) -> Iterat
         assert not stray, f"processes left running after stop (Kamailio included): {stray}"
 
 
-def add_secretaries(db_url: str, who: dict[str, str]) -> dict[str, str]:
+def add_secretaries(db_url: str, who: dict[str, str], key_file: Path | None = None) -> dict[str, str]:
     """Secretary users (username -> practice) with the SIP password the softphones register with
-    and CONSOLE_PASSWORD; returns username -> TOTP secret (to sign in to the API)."""
+    and CONSOLE_PASSWORD; returns username -> TOTP secret (to sign in to the API). `key_file`: the
+    running service's TOTP key file (its secrets are sealed with it, as the service reads them)."""
     db = Database.from_url(db_url)
     hasher = passwords._hasher
     passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # console password: cheap
     try:
-        users = UserRepository(db, sip_realm=REALM)
+        box = KeyFileBox(key_file) if key_file is not None and key_file.exists() else None
+        users = UserRepository(db, sip_realm=REALM, totp_box=box)
         now = dt.datetime.now(dt.timezone.utc)
         return {username: users.add(ADMIN, username, username.title(), "secretary", CONSOLE_PASSWORD, now,
                                     practices=(practice,), sip_password=SIP_PASSWORD).totp_secret
