@@ -36,6 +36,8 @@ from pathlib import Path
 import pytest
 
 from callrouter.auth.totp import code_at
+from callrouter.store.db import Database
+from callrouter.store.tasks import TaskRepository
 from tests.app.acd_support import CONSOLE_PASSWORD, Practice, running_acd, secretary_legs, sleep_until
 from tests.sip.harness import wait_for
 
@@ -474,5 +476,15 @@ def test_after_a_restart_the_same_page_reconnects_and_is_still_signed_in(acd, ni
     page.wait_for_selector("#login" if logged_in else "#logout")
     assert page.url.endswith("/console")  # not sent back to the sign-in page
     page.wait_for_selector("#tasks li:has-text('Rappeler après 17 h')")
+    # A message left on the voicemail is a task of source « messagerie » (as the calls store it).
+    db = Database.from_url(acd.svc.db_url)
+    try:
+        now = dt.datetime.now(dt.timezone.utc)
+        TaskRepository(db).create("acd-console-garde", "+33619000143", "voicemail", now, now + dt.timedelta(hours=4))
+    finally:
+        db.dispose()
+    page.reload()
+    page.wait_for_selector("#tasks li[data-source=voicemail] .badge:text('messagerie')")
+    assert "06 19 00 01 43" in page.text_content("#tasks li[data-source=voicemail]")
     # The stream cut and the refused reconnections while it was down, and no script error.
     assert [e for e in errors if not e.startswith("Failed to load resource: net::")] == [], errors

@@ -6,6 +6,10 @@ import { $, OUTCOMES, coalesced, duration, el, hour, phone, todayMidnight } from
 let practice = null;
 
 export function showDayCalls(p) {
+  if (p !== practice) {
+    $("day-count").textContent = "";
+    $("day-calls").replaceChildren(el("tr", {}, el("td", { colspan: "5", class: "muted", text: "Chargement…" })));
+  }
   practice = p;
   refreshDayCalls();
 }
