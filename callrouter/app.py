@@ -5,7 +5,7 @@ reverse. `callrouter serve` (callrouter/serve.py) runs it.
 built. Start order: database (checked at the latest migration by `cmd_serve`; close the calls a
 crash left open), call recorder and state history, metrics, MQTT events, dialplans, the team
 (read from the database, seeded once from the settings), escalation engine (resumes
-pending chains), media workers, SIP edge, the weekly reports, admin API. Stopping reverses it: the edge stops taking
+pending chains), media workers, SIP edge, the forwarding watch, the weekly reports, admin API. Stopping reverses it: the edge stops taking
 calls first, workers hang up theirs, the recorder writes what is queued, the database closes last.
 """
 
@@ -61,6 +61,8 @@ from callrouter.store.tasks import TaskRepository
 from callrouter.store.team import TeamRepository
 from callrouter.store.sessions import ConsoleSessionRepository
 from callrouter.store.users import UserRepository
+from callrouter.store.watch import WatchRepository
+from callrouter.watch.build import build_watch
 from callrouter.web.api import Api
 from callrouter.web.console import ConsoleApi
 from callrouter.web.sessions import ConsoleSessions
@@ -73,6 +75,7 @@ from callrouter.web.service import admin_service
 from callrouter.web.team import TeamApi
 from callrouter.web.wallboard import LiveView, WaitingNow, WallboardApi
 from callrouter.web.tasks import TaskApi
+from callrouter.web.watch import WatchApi
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +235,11 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     controller_settings = settings.served_controller
     legs = LegRouter()
     pool = MediaPool(settings.media, legs, reactor)
+    # The forwarding watch calls the practices' lines through the pool; the call controller hands
+    # it every new call first, and a watch call coming back is released there (never a call).
+    watch_store = WatchRepository(db, settings.node, on_change=lambda run: reactor.callFromThread(events.watch_changed, run))
+    forwarding_watch = build_watch(settings.watch, settings.escalation, controller_settings.outbound_trunk, watch_store,
+                                   pool, legs, lambda: registry.dialplans, reactor, on_thread, metrics, pool.when_ready)
     # The team (coverage, levels, pause reasons) lives in the database: the settings only seed it
     # once; the secretaries' state changes are written there off the reactor.
     team_repo = TeamRepository(db)
@@ -246,7 +254,7 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
                                 controller_settings, desk, legs, metrics, events=events,
                                 escalate=(lambda session, tier: escalation.engine.escalate(session, tier))
                                 if settings.escalation.enabled else None,
-                                tasks=tasks)
+                                tasks=tasks, returns=forwarding_watch.calls.returning)
     # Alert calls (the escalation's `call` steps) dial through the pool and ask the controller
     # about the patient's call; the voice channel places them (None: SMS instead).
     esc = settings.escalation
@@ -295,6 +303,10 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     weekly_reports = WeeklyReports(lambda: registry.dialplans, ReportOutbox(db, settings.node), kpi_records,
                                    SmtpReportMailer(esc, settings.var_dir / "reports" / "outbox"),
                                    lambda report: render(report, "pdf").body, on_thread, reactor)
+    watch_api = WatchApi(watch_store, lambda: registry.dialplans,
+                         lambda practice, number, by: from_thread(forwarding_watch.service.run_now, practice, number, by),
+                         lambda: from_thread(forwarding_watch.service.under_way), forwarding_watch.service.cap,
+                         settings.watch.enabled)
     purge = PurgeService(RetentionPurger(db, settings.retention), reactor,
                          settings.retention.purge_interval_hours * 3600.0, on_thread)
 
@@ -310,17 +322,18 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
         escalation.engine if esc.enabled else None,
         pool, PoolMetrics(pool, metrics, recorder), CallbackTasksService(tasks, controller, registry, reactor),
         CallCountsService(db, controller),
-        edge, registrations,
+        edge, registrations, forwarding_watch.service,  # its calls need the media plane, their return the edge
         *observers(settings, metrics, lambda: registry.dialplans, desk.queues, pool, db.engine, edge, reactor),
         weekly_reports,
         admin_service(settings.http, api, reactor, purge, console=console, hub=console_hub,
                       oncall=OnCallApi(dialplan_of, tier_label), team=team_api, wallboard=wallboard,
-                      reports=reports_api),
+                      reports=reports_api, watch=watch_api),
     ]
     top = MultiService()
     for child in children:
         if child is not None:
             child.setServiceParent(top)
     parts = {"db": db, "calls": calls, "recorder": recorder, "registry": registry, "dialplans": dialplans,
-             "controller": controller, "desk": desk, "pool": pool, "metrics": metrics, "escalation": escalation.engine}
+             "controller": controller, "desk": desk, "pool": pool, "metrics": metrics, "escalation": escalation.engine,
+             "watch": forwarding_watch.service}
     return top, parts

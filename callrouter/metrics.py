@@ -73,6 +73,11 @@ class Metrics:
         self.callback_tasks = Counter("callrouter_callback_tasks", "Callback tasks by practice and event "
                                       "(created_overflow, created_voicemail, offered, done, no_answer, expired)",
                                       ["practice", "event"], registry=r)
+        # The forwarding watch (callrouter.watch): its calls by outcome, and whether a line's last test failed.
+        self.watch_calls = Counter("callrouter_forwarding_watch_calls", "Forwarding watch calls by practice and "
+                                   "outcome (passed: the forwarded call came back)", ["practice", "outcome"], registry=r)
+        self.watch_failing = Gauge("callrouter_forwarding_watch_failing", "1 while the last forwarding watch of one "
+                                   "of the practice's numbers failed, 0 once they all passed", ["practice"], registry=r)
         self._service_level(r)
         self._health(r)
 
@@ -163,7 +168,8 @@ class Metrics:
     def forget(self, practices: set[str]) -> None:
         """Drop the gauges of practices no dialplan has any more (their counters stay: history)."""
         for practice in practices:
-            for gauge in (self.sl_threshold, self.sl_target, self.practice_open, self.practice_unstaffed, self.rota_end):
+            for gauge in (self.sl_threshold, self.sl_target, self.practice_open, self.practice_unstaffed, self.rota_end,
+                          self.watch_failing):
                 try:
                     gauge.remove(practice)
                 except KeyError:

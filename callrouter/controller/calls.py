@@ -47,9 +47,11 @@ class CallController:
                  prompt_path: Callable[[str, str | None], str], settings: ControllerSettings, desk: Desk,
                  legs: LegRouter, metrics: Metrics | None = None,
                  escalate: Callable[[CallSession, str], None] | None = None, events: Any = None,
-                 tasks: TaskStore | None = None):
+                 tasks: TaskStore | None = None, returns: Callable[[str, p.IncomingCall], bool] | None = None):
         """`desk`: the secretaries (their line's book is the desk's); `legs`: the leg router, which
-        hands this controller every new call and the events of the legs it registers."""
+        hands this controller every new call and the events of the legs it registers; `returns`:
+        True for a forwarding watch's own call coming back (callrouter.watch), released there."""
+        self._returns = returns or (lambda worker, ev: False)
         self.ctx = ctx = CallContext(reactor, media, recorder, prompt_path, settings, metrics or Metrics(),
                                      events if events is not None else NoEvents())
         self._router = router
@@ -100,6 +102,8 @@ class CallController:
             self._other_leg_ended(s, leg, p.LegEnded(leg, 500, cause, "local"))
 
     def _incoming(self, worker: str, ev: p.IncomingCall) -> None:
+        if self._returns(worker, ev):  # a watch call back: never a call, queued or recorded
+            return
         ctx = self.ctx
         now = ctx.now()
         call_id = uuid.uuid4().hex

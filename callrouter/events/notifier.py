@@ -182,6 +182,17 @@ class EventNotifier:
             "steps_sent": steps_sent, "declined_by": list(declined_by), "duty_alerts": list(duty_alerts)},
             qos=1)
 
+    # --- the forwarding watch ----------------------------------------------------------------------
+
+    @_never_raises
+    def watch_changed(self, run: Any) -> None:
+        """A forwarding watch run (a callrouter.domain.watch_views.RunView) started, ended or was
+        acknowledged: its id, state and outcome; the practice's number masked."""
+        self._publish(topics.forwarding_watch(self.node, run.practice), {
+            "v": 1, "at": self._at(), "type": "forwarding_watch", "practice": run.practice, "run_id": run.id,
+            "number": mask_number(run.number), "state": run.state, "outcome": run.outcome,
+            "rtt_ms": run.rtt_ms, "alarm": run.alarm}, qos=1)
+
     # --- payloads ----------------------------------------------------------------------------------
 
     def _publish(self, topic: str, payload: Mapping[str, Any] | None, retain: bool = False, qos: int = 0) -> None:

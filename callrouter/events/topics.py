@@ -91,3 +91,9 @@ def escalation_exhausted(node: str, practice: str) -> str:
     """An escalation chain ended with nobody acknowledging: for the secretariat's supervisors
     (QoS 1, not retained)."""
     return f"{PREFIX}/{segment(node)}/escalations/{segment(practice)}/exhausted"
+
+
+def forwarding_watch(node: str, practice: str) -> str:
+    """A forwarding watch of the practice started, gave its verdict (passed, failed) or was
+    acknowledged (QoS 1, not retained): wallboards read the watch again, a failure shows in red."""
+    return f"{PREFIX}/{segment(node)}/practices/{segment(practice)}/forwarding-watch"

@@ -20,6 +20,7 @@ from callrouter.web.sse import EventHub
 from callrouter.web.team import TeamApi, team_routes
 from callrouter.web.tls import https_service
 from callrouter.web.wallboard import WallboardApi, wallboard_routes
+from callrouter.web.watch import WatchApi, watch_routes
 
 SESSION_SWEEP_S = 60.0
 
@@ -27,7 +28,8 @@ SESSION_SWEEP_S = 60.0
 def admin_service(http: HttpSettings, api: Api, reactor: Any, *beside: IService,
                   console: ConsoleApi | None = None, hub: EventHub | None = None,
                   oncall: OnCallApi | None = None, team: TeamApi | None = None,
-                  wallboard: WallboardApi | None = None, reports: ReportsApi | None = None) -> MultiService:
+                  wallboard: WallboardApi | None = None, reports: ReportsApi | None = None,
+                  watch: WatchApi | None = None) -> MultiService:
     """The HTTP server serving `api` on `http`, with the services that run beside it (the
     retention purge), started after it in the order given. With `console` (and the `hub` the event
     notifier feeds), it also serves the secretaries' console, and every minute closes the console
@@ -37,7 +39,7 @@ def admin_service(http: HttpSettings, api: Api, reactor: Any, *beside: IService,
     call is blocking).
     """
     parent = MultiService()
-    routes = served_routes(api, console, oncall=oncall, team=team, wallboard=wallboard, reports=reports)
+    routes = served_routes(api, console, oncall=oncall, team=team, wallboard=wallboard, reports=reports, watch=watch)
     # With the console, a bearer is a session's (the cookie's) or an API token's.
     authenticate = console.sessions.authenticate if console else api.users.authenticate
     parts = ConsoleParts(console.sessions, hub or EventHub(), authenticate) if console else None
@@ -58,10 +60,10 @@ def admin_service(http: HttpSettings, api: Api, reactor: Any, *beside: IService,
 
 def served_routes(api: Api, console: ConsoleApi | None, oncall: OnCallApi | None = None,
                   team: TeamApi | None = None, wallboard: WallboardApi | None = None,
-                  reports: ReportsApi | None = None) -> list[Route]:
+                  reports: ReportsApi | None = None, watch: WatchApi | None = None) -> list[Route]:
     """The route table the server answers from (docs/openapi.yaml is tested against it)."""
     return (api.routes() + (console.routes() if console else []) + oncall_routes(oncall) + team_routes(team)
-            + wallboard_routes(wallboard) + report_routes(reports))
+            + wallboard_routes(wallboard) + report_routes(reports) + watch_routes(watch))
 
 
 def _revoke_idle(console: ConsoleApi, reactor: Any):

@@ -1,0 +1,272 @@
+"""The forwarding watch as a service: reads the schedule, runs each watch, gives its verdict.
+
+Every `tick_seconds` it plans, for each practice whose dialplan has a `watch` section, the
+watches due since `catch_up_minutes` ago (callrouter.domain.watch: the same plan on every node
+and after every restart) and starts those not seen yet. A run starts only once its slot is
+claimed in the store (one node runs it), within the practice's daily budget, with the number not
+under way (here or on another node) and fewer than `max_in_flight` watches under way on this node.
+
+A run is its attempt and, if that failed, one retry `retry_after` later (to ride out one lost
+call). A failure is then stored with the alerts to send to the practice's and the secretariat's
+contacts (callrouter.watch.alerts), counted, and set on the gauge that the alert rule reads; the
+store announces each change of a run (the wallboards' event). `run_now` starts a watch at once
+(the API's "test now"), under the same rules. Nothing runs while `enabled` is false: the kill switch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import secrets
+from typing import Any, Callable, Mapping
+
+from twisted.application.service import Service
+from twisted.internet import defer, task
+
+from callrouter.domain import watch
+from callrouter.domain.call import mask_number
+from callrouter.domain.model import Dialplan
+from callrouter.domain.watch_spec import WatchedNumber
+from callrouter.domain.watch_views import FAILED, INTERRUPTED, PASSED, SCHEDULE, RunView, WatchRefused
+from callrouter.metrics import Metrics
+from callrouter.ports import RunBlocking, utc_from_clock
+from callrouter.watch.alerts import WatchAlerts
+from callrouter.watch.calls import AttemptRequest, AttemptResult, WatchCalls
+from callrouter.watch.ports import WatchStore
+from callrouter.watch.settings import WatchSettings
+
+logger = logging.getLogger(__name__)
+
+SEEN_KEEP = dt.timedelta(days=1)  # how long a slot started here is remembered (the store keeps it for good)
+
+
+class WatchService(Service):
+    name = "forwarding-watch"
+
+    def __init__(self, settings: WatchSettings, dialplans: Callable[[], Mapping[str, Dialplan]], store: WatchStore,
+                 calls: WatchCalls, alerts: WatchAlerts, reactor: Any, run_blocking: RunBlocking, metrics: Metrics,
+                 secretariat: tuple[tuple[str, str], ...] = (),
+                 when_ready: Callable[[], defer.Deferred] | None = None) -> None:
+        """`secretariat`: the secretariat's contacts (channel, destination) told of every failure;
+        `when_ready()`: fires once calls can be placed (the media workers ready): the schedule is
+        read from then on only."""
+        self._when_ready = when_ready or (lambda: defer.succeed(None))
+        self.settings = settings
+        self._dialplans, self._store, self._calls, self._alerts = dialplans, store, calls, alerts
+        self._reactor, self._run, self._metrics = reactor, run_blocking, metrics
+        self._secretariat = secretariat
+        self._seen: dict[str, dt.datetime] = {}
+        self._runs: dict[int, RunView] = {}   # run id -> the run under way here
+        self._failing: dict[tuple[str, str], bool] = {}  # (practice, number) -> its last verdict failed
+        self._sequence = itertools.count()
+        self._loop: task.LoopingCall | None = None
+        self.ready: defer.Deferred = defer.succeed(None)
+
+    # --- service -------------------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self.ready = d = self._run(self._store.interrupted, self._now())
+        d.addCallback(self._after_restart)
+        d.addCallback(lambda _: self._run(self._store.latest))
+        d.addCallback(self._seed)
+        d.addCallback(lambda _: self._alerts.flush())
+        d.addErrback(lambda f: logger.error("forwarding watch: state not reloaded: %s", f.getErrorMessage()))
+        if not self.settings.enabled:
+            logger.info("forwarding watch disabled (watch.enabled is false): no watch call goes out")
+            return
+        self._loop = task.LoopingCall(self.tick)
+        self._loop.clock = self._reactor
+        self._when_ready().addCallback(self._read_schedule).addErrback(
+            lambda f: f.trap(defer.CancelledError))  # stopped before the workers were ready
+
+    def _read_schedule(self, _: Any) -> None:
+        if self.running and self._loop is not None and not self._loop.running:
+            self._loop.start(self.settings.tick_seconds, now=False).addErrback(
+                lambda f: logger.error("forwarding watch stopped: %s", f.getTraceback()))
+
+    def stopService(self):
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    def _after_restart(self, counts: tuple[int, int]) -> None:
+        runs, alerts = counts
+        if runs or alerts:
+            logger.warning("forwarding watch: %d run(s) cut by the last stop closed as interrupted; %d alert(s) "
+                           "whose sending was cut are not sent again", runs, alerts)
+
+    def _seed(self, latest: list[RunView]) -> None:
+        watched = {p for p, d in self._dialplans().items() if d.watch is not None}
+        for run in latest:
+            if run.practice in watched:
+                self._failing[(run.practice, run.number)] = run.state == FAILED
+        for practice in watched:
+            self._gauge(practice)
+            for outcome in watch.OUTCOMES:
+                self._metrics.watch_calls.labels(practice, outcome)
+
+    # --- the schedule ----------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Start the watches due now (planned since catch_up_minutes ago, not started here yet)."""
+        if not self.settings.enabled or not self.running:
+            return
+        now = self._now()
+        since = now - dt.timedelta(minutes=self.settings.catch_up_minutes)
+        for key, at in list(self._seen.items()):
+            if at < now - SEEN_KEEP:
+                del self._seen[key]
+        for dialplan in self._dialplans().values():
+            if dialplan.watch is None:
+                continue
+            for planned in watch.plan(dialplan, since, now + dt.timedelta(seconds=1), self.cap(dialplan)):
+                if planned.key in self._seen:
+                    continue
+                self._seen[planned.key] = planned.at
+                try:
+                    d = self._start(dialplan, planned, SCHEDULE)
+                except WatchRefused as exc:
+                    d = defer.fail(exc)
+                d.addErrback(self._skipped, dialplan.practice, planned.number.call)
+
+    @staticmethod
+    def _skipped(failure, practice: str, number: str) -> None:
+        if failure.check(WatchRefused):
+            logger.warning("forwarding watch of %s (%s) skipped: %s", practice, mask_number(number),
+                           failure.getErrorMessage())
+        else:
+            logger.error("forwarding watch of %s (%s) not started: %s", practice, mask_number(number),
+                         failure.getErrorMessage())
+
+    def cap(self, dialplan: Dialplan) -> int:
+        """Calls a day for the practice: the dialplan's, within the settings' ceiling."""
+        return min(dialplan.watch.max_calls_per_day, self.settings.max_calls_per_day) if dialplan.watch else 0
+
+    def run_now(self, practice: str, number: str | None, by: str) -> "defer.Deferred[RunView]":
+        """A watch of `number` (None: the practice's first) started at once for `by`; fires with the
+        run once it is stored, or fails with WatchRefused (its message is French)."""
+        try:
+            dialplan = self._dialplans().get(practice)
+            if not self.settings.enabled:
+                raise WatchRefused("la veille des renvois est désactivée dans les réglages (watch.enabled)")
+            if dialplan is None or dialplan.watch is None:
+                raise WatchRefused("ce cabinet n'a pas de veille de renvoi dans ses règles (section watch)")
+            spec = dialplan.watch
+            chosen = next((n for n in spec.numbers if number in (None, n.call)), None)
+            if chosen is None:
+                raise WatchRefused("ce numéro n'est pas surveillé pour ce cabinet")
+            now = self._now()
+            if not watch.allowed(spec, dialplan.calendar_for(chosen.site), now):
+                raise WatchRefused("le cabinet est ouvert : la ligne n'est renvoyée que hors des heures "
+                                   "d'ouverture, et l'appel de test sonnerait au cabinet")
+            planned = watch.PlannedWatch(practice, chosen, now, now, now)
+            return self._start(dialplan, planned, by,
+                               key=f"{practice}|{chosen.call}|asked|{now.isoformat()}|{secrets.token_hex(4)}")
+        except WatchRefused as exc:
+            return defer.fail(exc)
+
+    def _start(self, dialplan: Dialplan, planned: watch.PlannedWatch, trigger: str,
+               key: str | None = None) -> "defer.Deferred[RunView]":
+        number = planned.number
+        if number.call in self._calls.numbers_under_way() or any(
+                r.number == number.call for r in self._runs.values()):
+            raise WatchRefused("un appel de test de ce numéro est déjà en cours")
+        if len(self._runs) >= self.settings.max_in_flight:
+            raise WatchRefused(f"{len(self._runs)} appels de test sont déjà en cours (watch.max_in_flight)")
+        busy = self._calls.callers_under_way() | {r.caller for r in self._runs.values()}
+        caller = watch.caller_for(next(self._sequence), self._calls.settings.callers, busy)
+        if caller is None:
+            raise WatchRefused("tous les numéros de la plage de test sont en cours d'appel (watch.caller_range)")
+        now = self._now()
+        day = watch.local_day_bounds(dialplan.calendar.timezone, now)
+        d = self._run(self._store.start_run, key or planned.key, dialplan.practice, number.call, number.returns_on,
+                      caller, secrets.token_hex(3), trigger, planned.at, now, day, self.cap(dialplan))
+
+        def started(run: RunView | None) -> RunView | None:
+            if run is None:
+                logger.info("forwarding watch %s of %s: already run (this slot was claimed)", planned.key,
+                            dialplan.practice)
+                return None
+            self._runs[run.id] = run
+            self._go(run, dialplan, number)
+            return run
+
+        return d.addCallback(started)
+
+    # --- one run ----------------------------------------------------------------------------------------
+
+    def _go(self, run: RunView, dialplan: Dialplan, number: WatchedNumber) -> None:
+        d = self._attempts(run, dialplan, number)
+        d.addErrback(lambda f: logger.error("forwarding watch %s of %s broke off: %s", run.id, run.practice,
+                                            f.getTraceback()))
+        d.addBoth(lambda _: self._runs.pop(run.id, None))
+
+    @defer.inlineCallbacks
+    def _attempts(self, run: RunView, dialplan: Dialplan, number: WatchedNumber):
+        spec = dialplan.watch
+        outcomes: list[str] = []
+        last = AttemptResult(watch.NOT_PLACED)
+        for n in (1, 2):
+            if n == 2:
+                yield task.deferLater(self._reactor, spec.retry_after_s, lambda: None)
+                if not (self.settings.enabled and self.running):
+                    break
+                yield self._wait_number_free(number.call)
+                yield self._run(self._store.add_attempt, run.id, n, self._now())
+            last = yield self._calls.place(AttemptRequest(f"{run.id}-{n}", run.practice, number.call,
+                                                          number.returns_on, run.caller, run.token, spec.timeout_s))
+            outcomes.append(last.outcome)
+            self._metrics.watch_calls.labels(run.practice, last.outcome).inc()
+            yield self._run(self._store.end_attempt, run.id, n, last.outcome, self._now(), last.sip_code, last.rang,
+                            _ms(last.rtt_s), last.name_kept)
+            if watch.after_attempt(outcomes, retry_possible=self.running) != watch.RETRY:
+                break
+            logger.info("forwarding watch %s of %s: %s; trying once more in %.0f s", run.id, run.practice,
+                        last.outcome, spec.retry_after_s)
+        passed = outcomes[-1:] == [watch.PASSED]
+        if last.outcome == watch.NOT_PLACED:  # our media plane's fault: nothing learnt of the line
+            yield self._run(self._store.finish, run.id, INTERRUPTED, last.outcome, self._now())
+            logger.error("forwarding watch %s of %s: the call could not be placed (no media worker had room): "
+                         "no verdict", run.id, run.practice)
+            return
+        alerts = () if passed else self._contacts(spec)
+        view = yield self._run(self._store.finish, run.id, PASSED if passed else FAILED, last.outcome, self._now(),
+                               _ms(last.rtt_s), alerts)
+        self._failing[(run.practice, run.number)] = not passed
+        self._gauge(run.practice)
+        if passed:
+            logger.info("forwarding watch %s of %s passed: the call came back in %.1f s", run.id, run.practice,
+                        last.rtt_s or 0.0)
+            return
+        logger.error("forwarding watch %s of %s FAILED: %s after %d attempt(s); alerting %d contact(s)", run.id,
+                     run.practice, last.outcome, len(outcomes), len(view.alerts))
+        yield self._alerts.flush()
+
+    @defer.inlineCallbacks
+    def _wait_number_free(self, number: str):
+        """Until the first attempt's leg has ended (at most the guard): one call to a number at once."""
+        waited = 0.0
+        while number in self._calls.numbers_under_way() and waited < watch.GUARD_S * 2:
+            yield task.deferLater(self._reactor, 1.0, lambda: None)
+            waited += 1.0
+
+    def _contacts(self, spec) -> tuple[tuple[str, str], ...]:
+        """Who a failure alerts, on the channels this service has: the practice's, then the secretariat's."""
+        wanted = [("email", e) for e in spec.emails] + [("sms", n) for n in spec.sms] + list(self._secretariat)
+        return tuple(c for c in dict.fromkeys(wanted) if c[0] in self._alerts.channels)
+
+    def _gauge(self, practice: str) -> None:
+        verdicts = [failing for (p, _), failing in self._failing.items() if p == practice]
+        self._metrics.watch_failing.labels(practice).set(1 if any(verdicts) else 0 if verdicts else float("nan"))
+
+    def under_way(self) -> list[RunView]:
+        return list(self._runs.values())
+
+    def _now(self) -> dt.datetime:
+        return utc_from_clock(self._reactor)
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else int(round(seconds * 1000))
