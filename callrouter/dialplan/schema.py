@@ -18,16 +18,19 @@ from callrouter.dialplan.rotafeed import FeedReader
 from callrouter.dialplan.schema_calendar import read_calendar_section, read_hours, read_sites, read_timezone
 from callrouter.dialplan.schema_diary import PLATFORMS, read_diary
 from callrouter.dialplan.schema_oncall import SPECIAL_TARGETS, check_tiers, read_escalation, read_on_call
+from callrouter.dialplan.schema_recording import read_recording
 from callrouter.dialplan.schema_reports import read_reports
 from callrouter.dialplan.schema_routes import read_menus, read_queues, read_routes
 from callrouter.dialplan.schema_watch import read_watch
 from callrouter.dialplan.yamlsrc import YNode
 from callrouter.domain.model import CalendarSpec, Dialplan, Practitioner, WeeklyHours
+from callrouter.domain.recording import CONSENT_PROMPT
 
 __all__ = ("PLATFORMS", "TOP_KEYS", "build")
 
 TOP_KEYS = ("practice", "name", "timezone", "numbers", "calendar", "hours", "sites", "practitioners",
-            "queues", "ivr", "routes", "on_call", "escalation", "diary", "prompts", "reports", "watch")
+            "queues", "ivr", "routes", "on_call", "escalation", "diary", "prompts", "reports", "watch",
+            "recording")
 
 
 def build(tree: YNode | None, source: str, content: bytes, known_prompts: frozenset[str] | None,
@@ -62,6 +65,9 @@ def build(tree: YNode | None, source: str, content: bytes, known_prompts: frozen
     prompts = _prompt_texts(ctx, g("prompts"))
     reports = read_reports(ctx, g("reports")) if "reports" in root.items else None
     watch = read_watch(ctx, g("watch"), numbers, sites) if "watch" in root.items else None
+    recording, consent = read_recording(ctx, g("recording"), numbers, sites) if "recording" in root.items else (None, None)
+    if consent:  # the practice's own consent message, built and played as its prompt
+        prompts = {**prompts, CONSENT_PROMPT: " ".join(consent.split())}
     _check_refs(ctx, known_prompts, queues, menus, tiers, practitioners, sites, prompts, on_call)
     check_tiers(ctx, root, tiers)
     if not numbers and not any(s.numbers for s in sites.values()) and "numbers" in root.items:
@@ -73,7 +79,7 @@ def build(tree: YNode | None, source: str, content: bytes, known_prompts: frozen
         practice=practice, name=name, version=version, source=source, numbers=numbers, calendar=cal,
         routes=routes, ivr=menus, queues=queues, sites=sites, practitioners=practitioners,
         on_call=on_call, escalation=tiers, diary=diary, prompts=prompts, reports=reports,
-        watch=watch,
+        watch=watch, recording=recording,
     ), []
 
 
