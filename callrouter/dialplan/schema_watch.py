@@ -64,8 +64,9 @@ def read_watch(ctx: Context, node: YNode | None, numbers: tuple[str, ...],
     if "timeout" in m.items and timeout < 5:
         r.error(g("timeout").line, "watch.timeout", "must be at least 5s: the call needs time to come back")
     retry = r.duration(g("retry_after"), "watch.retry_after", 300.0, hi=6 * 3600)
-    if "retry_after" in m.items and retry < 30:
-        r.error(g("retry_after").line, "watch.retry_after", "must be at least 30s, so one lost call is ridden out")
+    if "retry_after" in m.items and retry < 5:
+        r.error(g("retry_after").line, "watch.retry_after", "must be at least 5s (minutes are better: a lost "
+                                                             "call is ridden out by waiting a little)")
     cap = r.integer(g("max_calls_per_day"), "watch.max_calls_per_day", 4, 2, MAX_CALLS)
     emails, sms = _contacts(ctx, g("contacts"))
     if not windows or not watched:

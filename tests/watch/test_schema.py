@@ -62,7 +62,7 @@ def messages(errors) -> list[tuple[int, str, str]]:
 
 def test_mistakes_are_refused_with_their_line_and_key(tmp_path):
     text = watch('forwarding: closd\nat: ["25:00", "22:00-01:00"]\nevery: 5m\n'
-                 'numbers: ["+33100000009", {call: "+33142000001"}]\ntimeout: 2s\nretry_after: 10s\n'
+                 'numbers: ["+33100000009", {call: "+33142000001"}]\ntimeout: 2s\nretry_after: 2s\n'
                  'max_calls_per_day: 1\ncontacts: {email: [nope], sms: ["0612"]}\nbogus: 1')
     errors = load_errors(tmp_path, text)
     lines = text.splitlines()
@@ -80,7 +80,7 @@ def test_mistakes_are_refused_with_their_line_and_key(tmp_path):
     assert at["watch.numbers[0]"].line == line_of("+33100000009")
     assert at["watch.numbers[1]"].message == 'missing required key "returns_on"'
     assert "at least 5s" in at["watch.timeout"].message
-    assert "at least 30s" in at["watch.retry_after"].message
+    assert "at least 5s" in at["watch.retry_after"].message
     assert at["watch.max_calls_per_day"].message == "must be between 2 and 48, got 1"
     assert "not an e-mail address" in at["watch.contacts.email[0]"].message
     assert "international form" in at["watch.contacts.sms[0]"].message
