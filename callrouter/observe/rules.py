@@ -135,6 +135,11 @@ def alerts(timing: Timing = PRODUCTION) -> tuple[Alert, ...]:
               "{{ $labels.practice }} is open and nobody covering it is logged in",
               "The practice's calendar says open and its callers are routed to a queue, but no secretary "
               "covering it is logged in with her softphone on: calls overflow at once."),
+        Alert("CallrouterForwardingBroken", "max by (practice) (callrouter_forwarding_watch_failing) == 1", "0m",
+              "critical", "The forwarding of {{ $labels.practice }}'s line does not reach the secretariat",
+              "The last forwarding watch of a number of {{ $labels.practice }} failed twice: its test call was "
+              "not forwarded back (busy, answered at the practice, or nothing came back). Patients calling the "
+              "practice may reach nobody; the practice's and the secretariat's contacts were alerted."),
         Alert("CallrouterDialplanRefused", "callrouter_dialplan_errors > 0", "5m", "warning",
               "Dialplan files are refused",
               "The last reload found {{ $value }} error(s): the practices concerned keep their last good "
