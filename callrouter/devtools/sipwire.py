@@ -4,9 +4,10 @@ one), so that nothing is left for the service's timers to clean up.
 
 A message is rendered only once its socket exists, because its Via must name the socket's port:
 `Render` gets the local address, port and transport and returns the bytes to send. What came back
-is an `Exchange`: the status of every response in order, and `outcome` ("404", "drop" when nothing
-came, "1xx" when only provisional answers came). Also here: the OPTIONS a live peer answers, the
-number of calls a media worker can still take at once, and the processes a service runs.
+is a `Transaction`: the status of every response in order, and `outcome` ("404"; "drop" when
+nothing came; "1xx" when only provisional answers came; "relayed" when the request itself came
+back, sent on by the peer). Also here: the OPTIONS a live peer answers, the number of calls a media
+worker can still take at once, and the processes a service runs.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class Transaction:
     local: Local = field(init=False)
     request: bytes = b""
     responses: list[bytes] = field(default_factory=list)
+    requests: list[bytes] = field(default_factory=list)
     _stream: bytearray = field(default_factory=bytearray)
 
     def __post_init__(self) -> None:
@@ -143,6 +145,8 @@ class Transaction:
             for message in self._receive(left):
                 status = status_of(message)
                 if status is None:
+                    if re.match(rb"[A-Za-z]+ \S+ SIP/2\.0\r\n", message):
+                        self.requests.append(message)  # sent back to us: someone relayed it
                     continue
                 self.responses.append(message)
                 if status >= 200:
@@ -163,6 +167,8 @@ class Transaction:
         final = self.final
         if final is not None:
             return str(status_of(final))
+        if self.requests:
+            return "relayed"
         return "1xx" if self.responses else "drop"
 
     def complete(self, timeout: float = 5.0) -> None:
