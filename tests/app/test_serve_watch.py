@@ -8,7 +8,9 @@ HTTP SMS gateway. One service for the module; each test has a practice (and a nu
   record, no call counted, nothing queued, no secretary rung.
 - The operator does not forward (the practice answers, the line is busy, or nothing comes back):
   the watch fails after one retry, the gauge the alert rule reads is 1, and each contact of the
-  practice and of the secretariat gets one e-mail (SMTP) and one SMS (HTTP gateway), once.
+  practice and of the secretariat gets one e-mail (SMTP) and one SMS (HTTP gateway), once. A real
+  Prometheus scraping the service every second with the quick copy of the rules
+  (callrouter.observe.rules.QUICK) fires CallrouterForwardingBroken for that practice only.
 
 A supervisor starts each test with "tester le renvoi" (POST /api/practices/{practice}/watch/run);
 the schedule itself is tested on a Clock (tests/watch/test_service.py, test_schedule.py).
@@ -21,6 +23,7 @@ import email
 import email.policy
 import json
 import socket
+import subprocess
 import threading
 import time
 import urllib.error
@@ -35,6 +38,7 @@ from callrouter.auth import passwords
 from callrouter.auth.sealing import KeyFileBox
 from callrouter.auth.totp import code_at
 from callrouter.devtools.serve import ServeProcess, base_config, edge_config, free_tcp_port, free_udp_port
+from callrouter.observe import local, rules
 from callrouter.store.audit import Actor
 from callrouter.store.db import Database
 from callrouter.store.users import UserRepository
@@ -110,12 +114,45 @@ def to(number: str) -> list[dict]:
     return [m for m in Gateway.received if m["to"] == number]
 
 
-class Watching:
-    """The running service, its trunk port, its mail and SMS servers, and a supervisor's token."""
+class Prometheus:
+    """Debian's prometheus on loopback scraping the service every second, with the quick rules."""
 
-    def __init__(self, root, svc, trunk_port, mailbox, token, nobody):
+    def __init__(self, root, target: str):
+        binary = local.binary()
+        if binary is None:
+            pytest.skip("prometheus is missing: Debian package prometheus (scripts/ensure-system-deps)")
+        root.mkdir()
+        quick = root / "rules.yml"
+        quick.write_text(rules.render(rules.QUICK))
+        config = local.write_config(root / "prometheus.yml", [target], [quick], scrape_interval="1s")
+        self.address = f"127.0.0.1:{free_tcp_port()}"
+        self.log = root / "prometheus.log"
+        self.proc = subprocess.Popen(local.command(binary, config, root / "data", self.address),
+                                     stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+
+    def firing(self, alert: str) -> list[str]:
+        """The practices `alert` fires for (none while Prometheus is not up yet)."""
+        try:
+            with urllib.request.urlopen(f"http://{self.address}/api/v1/alerts", timeout=5) as reply:
+                found = json.loads(reply.read())["data"]["alerts"]
+        except OSError:
+            return []
+        return sorted(a["labels"].get("practice", "") for a in found
+                      if a["labels"]["alertname"] == alert and a["state"] == "firing")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+
+
+class Watching:
+    """The running service, its trunk port, its mail and SMS servers, a supervisor's token, and a
+    Prometheus scraping it."""
+
+    def __init__(self, root, svc, trunk_port, mailbox, token, nobody, prometheus):
         self.root, self.svc, self.trunk_port, self.mailbox, self.token, self.nobody = (
             root, svc, trunk_port, mailbox, token, nobody)
+        self.prometheus = prometheus
         self.started: list[Sipp] = []
 
     @property
@@ -210,11 +247,15 @@ def watching(tmp_path_factory, prompts_built):
                             "smtp_host": "127.0.0.1", "smtp_port": smtp.port, "smtp_starttls": False,
                             "smtp_from": "veille@telesecretariat.example"}
     svc = ServeProcess(root, config).start()
+    prometheus = None
     try:
+        prometheus = Prometheus(root / "prometheus", f"127.0.0.1:{svc.metrics_port}")
         svc.wait_edge_ready(2)
         token = sign_in(svc, add_supervisor(svc))
-        yield Watching(root, svc, trunk_port, mailbox, token, nobody)
+        yield Watching(root, svc, trunk_port, mailbox, token, nobody, prometheus)
     finally:
+        if prometheus is not None:
+            prometheus.stop()
         stray = svc.stop()
         smtp.stop()
         gateway.shutdown()
@@ -313,6 +354,11 @@ def test_a_line_answered_at_the_practice_fails_after_one_retry_and_alerts_once(s
 def test_a_busy_line_fails_after_one_retry_and_alerts_once(service):
     run = failed_once_alerting_everyone(service, "watch-busy", "busy", operator.busy(service.root / "operator"))
     assert [a["sip_code"] for a in run["attempts"]] == [486, 486]
+    # The alert rule fires in a real Prometheus, for the practices whose last watch failed only.
+    fired = wait_for(lambda: "watch-busy" in service.prometheus.firing("CallrouterForwardingBroken"), timeout=30,
+                     interval=0.5)
+    assert fired, service.prometheus.log.read_text(errors="replace")[-2000:]
+    assert "watch-pass" not in service.prometheus.firing("CallrouterForwardingBroken")
 
 
 def test_a_line_that_never_comes_back_fails_after_one_retry_and_alerts_once(service):
