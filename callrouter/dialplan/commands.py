@@ -21,6 +21,7 @@ from callrouter.domain.routing import Router, overflow_decision
 from callrouter.domain import timeline as tl
 from callrouter.domain.model import Dialplan
 from callrouter.prompts import DEFAULT_DIR, Catalogue
+from callrouter.watch.forecast import describe as describe_watch, forecast as watch_forecast, to_dict as watch_to_dict
 
 DEFAULT_DIALPLANS = os.environ.get("CALLROUTER_DIALPLANS", "dialplans")
 
@@ -268,7 +269,7 @@ def parse_local(text: str, tz: str) -> tuple[dt.datetime, str | None]:
 
 
 def cmd_calendar(args) -> int:
-    settings, _, _ = _settings(args.config)
+    settings, settings_source, _ = _settings(args.config)
     feed_notes: list[str] = []  # on-call feeds published at a URL: fetched now, else the daemon's copy
     feeds = cli_feed_reader(settings.var_dir / "ical" if settings else None, feed_notes)
     result = _load(args.dialplans, args.prompts,
@@ -300,11 +301,14 @@ def cmd_calendar(args) -> int:
     warns = tl.warnings(dialplan, segments, start, end, args.site)
     warns += [tl.Warning("settings", None, None, w) for w in settings_warnings([dialplan], args.config)]
     warns += [tl.Warning("rota_feed", None, None, n) for n in feed_notes if f" of {dialplan.practice} " in n]
+    watches, watch_notes = watch_forecast(dialplan, start, end, settings.watch if settings else None, settings_source)
+    warns += [tl.Warning("watch", None, None, n) for n in watch_notes]
     if args.json:
         print(json.dumps({
             "practice": dialplan.practice, "site": args.site, "version": dialplan.version, "timezone": spec.timezone,
             "from": start.isoformat(), "to": end.isoformat(),
             "segments": [tl.segment_to_dict(s, spec.timezone) for s in segments],
+            "watches": [watch_to_dict(w, dialplan.calendar.timezone) for w in watches],
             "warnings": [tl.warning_to_dict(w, spec.timezone) for w in warns],
         }, ensure_ascii=False, indent=2))
         return 0
@@ -319,6 +323,10 @@ def cmd_calendar(args) -> int:
         end_txt = b.strftime("%H:%M") if b.date() == a.date() else b.strftime("%a %d %H:%M")
         print(f"  {a.strftime('%H:%M')}-{end_txt:<10} {s.status:<8} {s.detail}: {describe_action(s.action)}"
               + (f" | on call: {s.on_call.who or 'nobody'} ({s.on_call.detail})" if s.on_call else ""))
+    if dialplan.watch is not None:  # when the forwarding watch calls the practice's lines
+        print(f"\nforwarding watch: {len(watches)} call(s) planned" + (", the next ones:" if watches else ""))
+        for w in watches[:10]:
+            print(f"  {describe_watch(w, dialplan.calendar.timezone)}")
     print()
     if not warns:
         print("no warnings")
