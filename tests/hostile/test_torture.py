@@ -38,7 +38,7 @@ def peers(svc) -> dict[str, Peer]:
 
 def send(peer: Peer, case: Case) -> tuple[str, list[int]]:
     template = case.path.read_bytes()
-    tx = exchange(peer, lambda local: render(template, local, peer.host, peer.port, NUMBER), window=0.5,
+    tx = exchange(peer, lambda local: render(template, local, peer.host, peer.port, NUMBER), window=1.0,
                   final_timeout=10.0)
     return tx.outcome, tx.statuses
 
