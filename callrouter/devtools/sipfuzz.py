@@ -55,7 +55,8 @@ def base_message(kind: str, local: Local, host: str, port: int, rng: random.Rand
         head = [f"{kind} sip:{number}@{host}:{port} SIP/2.0", via, "Max-Forwards: 70",
                 f'From: "Patient" <sip:+33612345678@{local.ip}>;tag={tag[:8]}', f"To: <sip:{number}@{host}>{to_tag}",
                 f"Call-ID: fuzz-{tag}", f"CSeq: {1 if kind == 'INVITE' else 2} {kind}",
-                f"Contact: <sip:caller@{local.ip}:{local.port}>", "Diversion: <sip:+33142000001@trunk>;reason=unconditional",
+                f"Contact: <sip:caller@{local.ip}:{local.port}>",
+                "Diversion: <sip:+33142000001@trunk>;reason=unconditional",
                 "P-Asserted-Identity: <sip:+33612345678@trunk>", "X-Trunk-Note: rien"]
         body = SDP if kind == "INVITE" else b""
         if body:
