@@ -9,7 +9,8 @@ under way (here or on another node) and fewer than `max_in_flight` watches under
 A run is its attempt and, if that failed, one retry `retry_after` later (to ride out one lost
 call). A failure is then stored with the alerts to send to the practice's and the secretariat's
 contacts (callrouter.watch.alerts), counted, and set on the gauge that the alert rule reads; the
-store announces each change of a run (the wallboards' event). `run_now` starts a watch at once
+store announces each change of a run (the wallboards' event). Alerts a gateway refused are tried
+again every minute. `run_now` starts a watch at once
 (the API's "test now"), under the same rules. Nothing runs while `enabled` is false: the kill switch.
 """
 
@@ -39,6 +40,7 @@ from callrouter.watch.settings import WatchSettings
 logger = logging.getLogger(__name__)
 
 SEEN_KEEP = dt.timedelta(days=1)  # how long a slot started here is remembered (the store keeps it for good)
+ALERT_RETRY = dt.timedelta(minutes=1)  # how often alerts a gateway refused are tried again
 
 
 class WatchService(Service):
@@ -61,6 +63,7 @@ class WatchService(Service):
         self._failing: dict[tuple[str, str], bool] = {}  # (practice, number) -> its last verdict failed
         self._sequence = itertools.count()
         self._loop: task.LoopingCall | None = None
+        self._next_flush: dt.datetime | None = None
         self.ready: defer.Deferred = defer.succeed(None)
 
     # --- service -------------------------------------------------------------------------------------
@@ -114,6 +117,9 @@ class WatchService(Service):
         if not self.settings.enabled or not self.running:
             return
         now = self._now()
+        if self._next_flush is None or now >= self._next_flush:  # alerts a gateway refused, tried again
+            self._next_flush = now + ALERT_RETRY
+            self._alerts.flush()
         since = now - dt.timedelta(minutes=self.settings.catch_up_minutes)
         for key, at in list(self._seen.items()):
             if at < now - SEEN_KEEP:
