@@ -75,6 +75,41 @@ class Record:
             raise ProtocolError(f"record: stop_digits {self.stop_digits!r} holds a non-DTMF character")
 
 
+@dataclass(frozen=True)
+class RecordCall:
+    """Record a bridged conversation from the conference bridge: what `leg` says into `path`,
+    what `other` says into `other_path` (two mono WAV files started on the same turn of the loop,
+    made one stereo file by the controller). Stops at the first of `max_seconds`, either leg
+    ending, or `stop_call_recording`; then `call_recording_finished` is reported, its `leg` being
+    `recording` (the id the controller routes it by)."""
+
+    type: ClassVar[str] = "record_call"
+    leg: str
+    other: str
+    recording: str
+    path: str
+    other_path: str
+    max_seconds: float = 3600.0
+
+    def check(self) -> None:
+        if self.leg == self.other:
+            raise ProtocolError("record_call: a leg cannot be recorded with itself")
+        if self.path == self.other_path:
+            raise ProtocolError("record_call: the two sides need two files")
+        if not self.recording or self.recording in (self.leg, self.other):
+            raise ProtocolError("record_call: recording must be an id of its own")
+        if not 0 < self.max_seconds <= 4 * 3600:
+            raise ProtocolError("record_call: max_seconds must be in (0, 14400]")
+
+
+@dataclass(frozen=True)
+class StopCallRecording:
+    """Stop the conversation recording of `leg` (either of its two legs)."""
+
+    type: ClassVar[str] = "stop_call_recording"
+    leg: str
+
+
 # Codes ending a dialled leg that mean the callee did not take the call: no answer, busy, declined.
 MISSED_CODES = frozenset({408, 480, 486, 487, 600, 603})
 DISPLAY_NAME_MAX = 80
@@ -244,6 +279,19 @@ class RecordingFinished:
 
 
 @dataclass(frozen=True)
+class CallRecordingFinished:
+    """A conversation recording is over and both its files are complete. `leg` is the
+    recording's id (record_call's `recording`); reason: "stopped", "leg_ended", "max_duration"."""
+
+    type: ClassVar[str] = "call_recording_finished"
+    leg: str
+    path: str
+    other_path: str
+    duration: float
+    reason: str
+
+
+@dataclass(frozen=True)
 class Error:
     """A command that could not be executed, or a line that could not be read."""
 
@@ -253,8 +301,10 @@ class Error:
     leg: str = ""
 
 
-Command = Union[Answer, Play, StopPlayback, Record, Dial, Bridge, Unbridge, Transfer, Hangup]
-Event = Union[Ready, IncomingCall, Digit, PlaybackFinished, LegState, LegEnded, RecordingFinished, Error]
+Command = Union[Answer, Play, StopPlayback, Record, Dial, Bridge, Unbridge, Transfer, Hangup, RecordCall,
+                StopCallRecording]
+Event = Union[Ready, IncomingCall, Digit, PlaybackFinished, LegState, LegEnded, RecordingFinished, Error,
+              CallRecordingFinished]
 Message = Union[Command, Event]
 
 COMMANDS: Mapping[str, type] = {c.type: c for c in typing.get_args(Command)}

@@ -18,7 +18,8 @@ What the controller can rely on:
 - Digits are always reported (`digit`), whatever is playing or recording.
 - `leg_state` only moves forward (ringing/early -> confirmed); a 180 after the 200 is ignored.
 - `leg_ended` is the last event about a leg, except `recording_finished`, which may follow it
-  (the WAV file is complete when reported).
+  (the WAV file is complete when reported); a conversation recording (`record_call`) ends with
+  `call_recording_finished`, whose `leg` is the recording's own id, once both files are complete.
 - A `dial` that cannot even start (every call slot taken) ends at once: `leg_ended` 486 by "worker".
 - End of stdin (or SIGTERM) stops the worker: it hangs up its legs, reports them, and exits 0.
 
@@ -38,7 +39,7 @@ from callrouter.media.messages import (  # noqa: F401 - the contract's names, us
     DIGITS, LEG_STATES, DIGIT_METHODS, ProtocolError, Answer, Play, StopPlayback, Record,
     MISSED_CODES, DISPLAY_NAME_MAX, header_safe, display_name, Dial, Bridge, Unbridge, Transfer,
     Hangup, Ready, IncomingCall, Digit, PlaybackFinished, LegState, LegEnded, RecordingFinished,
-    Error, Command, Event, Message, COMMANDS, EVENTS,
+    Error, Command, Event, Message, COMMANDS, EVENTS, RecordCall, StopCallRecording, CallRecordingFinished,
 )
 
 VERSION = 1

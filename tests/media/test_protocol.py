@@ -25,6 +25,9 @@ SAMPLES = [
     p.LegState(leg="l", state="ringing"), p.LegEnded(leg="l", code=487, reason="Request Terminated", by="local"),
     p.RecordingFinished(leg="l", path="/v.wav", duration=4.5, reason="digit"),
     p.Error(message="no live leg", command="play", leg="l"),
+    p.RecordCall(leg="a", other="b", recording="rec-1", path="/s/a.wav", other_path="/s/b.wav", max_seconds=600),
+    p.StopCallRecording(leg="a"),
+    p.CallRecordingFinished(leg="rec-1", path="/s/a.wav", other_path="/s/b.wav", duration=12.5, reason="stopped"),
 ]
 
 

@@ -107,6 +107,7 @@ class CallEvents:
             if other is not None and other.media is not None:
                 media.startTransmit(other.media)
                 other.media.startTransmit(media)
+        self._legs.conversations.media_changed(leg)
 
     def on_digit(self, leg_id: str, digit: str, method: str) -> None:
         leg = self._legs.live.get(leg_id)

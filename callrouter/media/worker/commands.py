@@ -88,6 +88,23 @@ class Commands:
             raise Refused("both legs need active audio to be bridged")
         self._legs.bridge(a, b)
 
+    def do_record_call(self, cmd: p.RecordCall) -> None:
+        a, b = self._legs.get(cmd.leg), self._legs.get(cmd.other)
+        if a.media is None or b.media is None or b.id not in a.bridged:
+            raise Refused("only two bridged legs with active audio can be recorded")
+        recordings = self._legs.conversations
+        if cmd.recording in recordings.active or recordings.of_leg(a.id) or recordings.of_leg(b.id):
+            raise Refused("this conversation is already being recorded")
+        for path in (cmd.path, cmd.other_path):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        recordings.start(a, b, cmd)
+
+    def do_stop_call_recording(self, cmd: p.StopCallRecording) -> None:
+        rec = self._legs.conversations.of_leg(cmd.leg)
+        if rec is None:
+            raise Refused("no conversation recording on this leg")
+        self._legs.conversations.stop(rec, "stopped", self._legs.live)
+
     def do_unbridge(self, cmd: p.Unbridge) -> None:
         a, b = self._legs.get(cmd.leg), self._legs.get(cmd.other)
         self._legs.unbridge(a, b)

@@ -11,6 +11,7 @@ from typing import Any, Callable
 import pjsua2 as pj
 
 from callrouter.media import protocol as p
+from callrouter.media.worker.call_recording import CallRecordings
 from callrouter.media.worker.pjsua import Call, Player, Post
 
 logger = logging.getLogger(__name__)
@@ -64,10 +65,11 @@ class Legs:
         self.live: dict[str, Leg] = {}
         self.dead: list[Leg] = []
         self.closing: list[tuple[str, str, float, str, float]] = []
+        self.conversations = CallRecordings(emit, wav_finalised)  # bridged calls recorded (record_call)
         self._tokens = 0
 
     def busy(self) -> bool:
-        return bool(self.live or self.closing)
+        return bool(self.live or self.closing or self.conversations.busy())
 
     def get(self, leg_id: str) -> Leg:
         """The live leg `leg_id`, or Refused."""
@@ -89,6 +91,7 @@ class Legs:
     def tick(self, now: float) -> None:
         if self.closing:
             self._report_closed_recordings(now)
+        self.conversations.tick(now, self.live)
         for leg in list(self.live.values()):
             if leg.ended:
                 continue
@@ -186,6 +189,7 @@ class Legs:
     def stop_media(self, leg: Leg, reason: str) -> None:
         self.stop_player(leg)
         self.finish_recording(leg, reason)
+        self.conversations.leg_stopped(leg.id, self.live)
         for other_id in list(leg.bridged):
             other = self.live.get(other_id)
             if other is not None:
