@@ -350,3 +350,7 @@ from callrouter.store.models_team import (  # noqa: E402,F401 (re-exported)
 from callrouter.store.models_reports import ReportDelivery  # noqa: E402,F401 (re-exported)
 # So do the forwarding watch's runs, attempts and alerts.
 from callrouter.store.models_watch import WatchAlert, WatchAttempt, WatchRun  # noqa: E402,F401 (re-exported)
+# So do call recording's and voicemail's (statuses, recordings, notes, on-demand requests, messages).
+from callrouter.store.models_recording import (  # noqa: E402,F401 (re-exported)
+    CallRecordingFile, CallRecordingStatus, RecordingDemand, RecordingNote, VoicemailMessage,
+)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
 from sqlalchemy import delete
+from sqlalchemy.orm import Session
 from twisted.application.service import Service
 from twisted.internet import defer, task
 
@@ -33,12 +36,21 @@ class PurgeResult:
     callback_tasks: int = 0  # closed ones (they hold patients' numbers), kept as long as call records
     escalations: int = 0  # ended chains and their steps (callback numbers, notes), likewise
     state_history: int = 0  # secretaries' state changes
+    media: dict[str, Any] = field(default_factory=dict)  # call recordings, their notes, voicemail messages
 
     def to_json(self) -> dict:
         return {"call_records": self.call_records, "recordings": self.recordings,
                 "audit": self.audit, "expired_tokens": self.expired_tokens,
                 "callback_tasks": self.callback_tasks, "escalations": self.escalations,
-                "state_history": self.state_history, "cutoffs": self.cutoffs}
+                "state_history": self.state_history, "cutoffs": self.cutoffs, **self.media}
+
+
+class MediaPurge(Protocol):
+    """Rows whose audio files go with them (callrouter.recording.vault.MediaRetention): deleted
+    in the purge's transaction, counted in its audit entry; `purge` gives back what to do once the
+    transaction committed (remove the files), so a failed purge removes no file."""
+
+    def purge(self, session: Session, now: dt.datetime) -> tuple[dict[str, Any], Callable[[], None]]: ...
 
 
 def _cutoff(now: dt.datetime, days: int | None) -> dt.datetime | None:
@@ -46,9 +58,10 @@ def _cutoff(now: dt.datetime, days: int | None) -> dt.datetime | None:
 
 
 class RetentionPurger:
-    def __init__(self, db: Database, settings: RetentionSettings) -> None:
+    def __init__(self, db: Database, settings: RetentionSettings, media: Sequence[MediaPurge] = ()) -> None:
         self._db = db
         self._settings = settings
+        self._media = tuple(media)
 
     def purge(self, actor: Actor, now: dt.datetime) -> PurgeResult:
         s_ = self._settings
@@ -74,10 +87,18 @@ class RetentionPurger:
                 history = s.execute(delete(SecretaryStateChange)
                                     .where(SecretaryStateChange.at < history_cut)).rowcount
             tokens = s.execute(delete(ApiToken).where(ApiToken.expires_at <= now)).rowcount
+            media: dict[str, Any] = {}
+            after: list[Callable[[], None]] = []
+            for step in self._media:
+                counts, then = step.purge(s, now)
+                media.update(counts)
+                after.append(then)
             result = PurgeResult(calls, recs, audited, tokens, {
                 "call_records": _iso(calls_cut), "recordings": _iso(rec_cut),
-                "audit": _iso(audit_cut), "state_history": _iso(history_cut)}, tasks, chains, history)
+                "audit": _iso(audit_cut), "state_history": _iso(history_cut)}, tasks, chains, history, media)
             audit.append(s, actor, "retention.purge", "store", now, details=result.to_json())
+        for then in after:  # the rows are gone: now their files
+            then()
         logger.info("retention purge: %s call records, %s recordings, %s audit entries, %s callback tasks",
                     calls, recs, audited, tasks)
         return result
