@@ -10,7 +10,8 @@ A run is its attempt and, if that failed, one retry `retry_after` later (to ride
 call). A failure is then stored with the alerts to send to the practice's and the secretariat's
 contacts (callrouter.watch.alerts), counted, and set on the gauge that the alert rule reads; the
 store announces each change of a run (the wallboards' event). Alerts a gateway refused are tried
-again every minute. `run_now` starts a watch at once
+again every minute, and the gauge is read again from the store's verdicts, whichever node gave
+them, so every node's gauge says the same. `run_now` starts a watch at once
 (the API's "test now"), under the same rules. Nothing runs while `enabled` is false: the kill switch.
 """
 
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 SEEN_KEEP = dt.timedelta(days=1)  # how long a slot started here is remembered (the store keeps it for good)
 ALERT_RETRY = dt.timedelta(minutes=1)  # how often alerts a gateway refused are tried again
+PLANS_KEPT = 2000  # days of plans kept in memory (a few per practice)
 
 
 class WatchService(Service):
@@ -64,6 +66,7 @@ class WatchService(Service):
         self._sequence = itertools.count()
         self._loop: task.LoopingCall | None = None
         self._next_flush: dt.datetime | None = None
+        self._plans: dict[tuple, list[watch.PlannedWatch]] = {}  # (practice, version, cap, day) -> its plan
         self.ready: defer.Deferred = defer.succeed(None)
 
     # --- service -------------------------------------------------------------------------------------
@@ -101,6 +104,7 @@ class WatchService(Service):
                            "whose sending was cut are not sent again", runs, alerts)
 
     def _seed(self, latest: list[RunView]) -> None:
+        """The gauge from the store's last verdict of each number (whichever node ran it)."""
         watched = {p for p, d in self._dialplans().items() if d.watch is not None}
         for run in latest:
             if run.practice in watched:
@@ -117,9 +121,12 @@ class WatchService(Service):
         if not self.settings.enabled or not self.running:
             return
         now = self._now()
-        if self._next_flush is None or now >= self._next_flush:  # alerts a gateway refused, tried again
+        if self._next_flush is None or now >= self._next_flush:
             self._next_flush = now + ALERT_RETRY
-            self._alerts.flush()
+            self._alerts.flush()  # alerts a gateway refused, tried again
+            # The verdicts of every node, so that all nodes' gauges say the same thing.
+            self._run(self._store.latest).addCallback(self._seed).addErrback(
+                lambda f: logger.warning("forwarding watch: verdicts not read: %s", f.getErrorMessage()))
         since = now - dt.timedelta(minutes=self.settings.catch_up_minutes)
         for key, at in list(self._seen.items()):
             if at < now - SEEN_KEEP:
@@ -127,7 +134,7 @@ class WatchService(Service):
         for dialplan in self._dialplans().values():
             if dialplan.watch is None:
                 continue
-            for planned in watch.plan(dialplan, since, now + dt.timedelta(seconds=1), self.cap(dialplan)):
+            for planned in self._due(dialplan, since, now + dt.timedelta(seconds=1)):
                 if planned.key in self._seen:
                     continue
                 self._seen[planned.key] = planned.at
@@ -136,6 +143,20 @@ class WatchService(Service):
                 except WatchRefused as exc:
                     d = defer.fail(exc)
                 d.addErrback(self._skipped, dialplan.practice, planned.number.call)
+
+    def _due(self, dialplan: Dialplan, since: dt.datetime, until: dt.datetime) -> list[watch.PlannedWatch]:
+        """The watches planned in [since, until), from each local day's plan, computed once per day
+        and version of the rules (the reactor reads the schedule every tick)."""
+        tz, cap = dialplan.calendar.timezone, self.cap(dialplan)
+        out = []
+        for day_start, day_end in sorted({watch.local_day_bounds(tz, since), watch.local_day_bounds(tz, until)}):
+            key = (dialplan.practice, dialplan.version, cap, day_start)
+            if key not in self._plans:
+                if len(self._plans) > PLANS_KEPT:
+                    self._plans.clear()
+                self._plans[key] = watch.plan(dialplan, day_start, day_end, cap)
+            out += [w for w in self._plans[key] if since <= w.at < until]
+        return out
 
     @staticmethod
     def _skipped(failure, practice: str, number: str) -> None:

@@ -301,3 +301,19 @@ def test_the_schedule_is_read_only_once_calls_can_be_placed(tmp_path):
     w.clock.advance(SETTINGS.tick_seconds)
     assert len(w.dials()) == 1  # the slot, still within its catch-up
     w.close()
+
+
+def test_another_node_s_pass_clears_this_node_s_gauge_within_a_minute(world):
+    w = world()
+    w.service.run_now("test-practice", None, "sophie")
+    w.ends(w.dials()[0], 486)
+    w.clock.advance(60)
+    w.ends(w.dials()[1], 486)
+    assert w.gauge() == 1
+    other = WatchRepository(w.db, "n2")
+    now = dt.datetime.fromtimestamp(w.clock.seconds(), UTC)
+    run = other.start_run("n2-slot", "test-practice", NUMBER, NUMBER, FIRST, "t", "schedule", now, now,
+                          watch.local_day_bounds("Europe/Paris", now), 48)
+    other.finish(run.id, "passed", "passed", now, rtt_ms=900)
+    w.clock.advance(61)
+    assert w.gauge() == 0
