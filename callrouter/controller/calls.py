@@ -22,7 +22,7 @@ import uuid
 from typing import Any, Callable
 
 from callrouter.controller.callbacks import CallbackDesk, TaskStore
-from callrouter.controller.context import CallContext, NoEvents
+from callrouter.controller.context import CallContext, CallRecordingHooks, NoEvents
 from callrouter.controller.counts import CallCounts
 from callrouter.controller.desk import Desk
 from callrouter.controller.flow import Flow
@@ -47,13 +47,14 @@ class CallController:
                  prompt_path: Callable[[str, str | None], str], settings: ControllerSettings, desk: Desk,
                  legs: LegRouter, metrics: Metrics | None = None,
                  escalate: Callable[[CallSession, str], None] | None = None, events: Any = None,
-                 tasks: TaskStore | None = None, returns: Callable[[str, p.IncomingCall], bool] | None = None):
+                 tasks: TaskStore | None = None, returns: Callable[[str, p.IncomingCall], bool] | None = None,
+                 recordings: CallRecordingHooks | None = None):
         """`desk`: the secretaries (their line's book is the desk's); `legs`: the leg router, which
         hands this controller every new call and the events of the legs it registers; `returns`:
         True for a forwarding watch's own call coming back (callrouter.watch), released there."""
         self._returns = returns or (lambda worker, ev: False)
         self.ctx = ctx = CallContext(reactor, media, recorder, prompt_path, settings, metrics or Metrics(),
-                                     events if events is not None else NoEvents())
+                                     events if events is not None else NoEvents(), recordings)
         self._router = router
         self.desk = desk
         self.sessions = legs.owned_by(self)  # caller leg -> session
@@ -218,6 +219,7 @@ class CallController:
         if hangup:
             ctx.send(s.worker, p.Hangup(s.leg, 480))
         ctx.recorder.close_call(s.call_id, outcome, ctx.now(), cause)
+        ctx.recordings.ended(s)
         ctx.events.call_ended(s.call_id, s.practice or "unknown", outcome, cause)
         ctx.metrics.calls.labels(s.practice or "unknown", outcome).inc()
         ctx.metrics.active_calls.dec()
@@ -229,9 +231,7 @@ class CallController:
 
     def _late_recording(self, s: CallSession, ev: p.RecordingFinished) -> None:
         """The caller hung up while recording: store the message, then forget the call."""
-        ctx = self.ctx
-        ctx.recorder.add_recording(s.call_id, ev.path, s.recording_started or ctx.now(), ev.duration, ctx.now())
-        self.callbacks.create_from_voicemail(s, ev.duration)
+        self.flow.store_message(s, ev)
         self.sessions.pop(s.leg, None)
 
     def _media_error(self, s: CallSession, ev: p.Error) -> None:
@@ -295,6 +295,10 @@ _HANDLERS: dict[tuple[State, type], Callable[[CallController, CallSession, Any],
     (State.CALLBACK, p.Digit): lambda c, s, ev: c.flow.callback_key(s, ev),
     (State.CALLBACK_NUMBER, p.Digit): lambda c, s, ev: c.flow.callback_key(s, ev),
     (State.CALLBACK_CONFIRM, p.Digit): lambda c, s, ev: c.flow.callback_key(s, ev),
+    # While waiting, ringing or talking, the caller may still refuse the recording with its key.
+    (State.QUEUED, p.Digit): lambda c, s, ev: c.ctx.recordings.digit(s, ev.digit),
+    (State.RINGING, p.Digit): lambda c, s, ev: c.ctx.recordings.digit(s, ev.digit),
+    (State.BRIDGED, p.Digit): lambda c, s, ev: c.ctx.recordings.digit(s, ev.digit),
     (State.VOICEMAIL, p.RecordingFinished): lambda c, s, ev: c.flow.recording_finished(s, ev),
     (State.ENDED, p.RecordingFinished): CallController._late_recording,
     (State.ENDED, p.LegEnded): CallController._forget,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 from zoneinfo import ZoneInfo
 
 from callrouter.controller.legs import send_command
@@ -27,6 +27,11 @@ class CallContext:
     settings: ControllerSettings
     metrics: Metrics
     events: Any  # callrouter.events.notifier.EventNotifier, or NoEvents
+    recordings: "CallRecordingHooks" = None  # type: ignore[assignment] # NoRecordings when None
+
+    def __post_init__(self) -> None:
+        if self.recordings is None:
+            object.__setattr__(self, "recordings", NoRecordings())
 
     def now(self) -> dt.datetime:
         return utc_from_clock(self.reactor)
@@ -53,3 +58,42 @@ class NoEvents:
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         return lambda *args, **kwargs: None
+
+
+class CallRecordingHooks(Protocol):
+    """What the call side tells call recording (callrouter.recording.calls, docs/recording.md):
+    before a call joins its queue (the consent message), each digit of its caller while she may
+    refuse, its bridge with the secretary who answered, a voicemail message left, and its end."""
+
+    def before_queue(self, s: Any, then: Callable[[], None]) -> None: ...
+
+    def digit(self, s: Any, digit: str) -> bool:
+        """True when the digit was the recording's (the refuse key, or any key while asked)."""
+
+    def bridged(self, s: Any) -> None: ...
+
+    def voicemail_left(self, s: Any, path: str, started_at: dt.datetime, duration: float,
+                       task_id: str | None) -> bool:
+        """True when the message is taken care of (sealed and stored): else the call record keeps it."""
+
+    def ended(self, s: Any) -> None: ...
+
+
+class NoRecordings:
+    """No call recording: calls go straight to their queue; messages are stored as they were."""
+
+    def before_queue(self, s: Any, then: Callable[[], None]) -> None:
+        then()
+
+    def digit(self, s: Any, digit: str) -> bool:
+        return False
+
+    def bridged(self, s: Any) -> None:
+        return None
+
+    def voicemail_left(self, s: Any, path: str, started_at: dt.datetime, duration: float,
+                       task_id: str | None) -> bool:
+        return False
+
+    def ended(self, s: Any) -> None:
+        return None

@@ -85,7 +85,8 @@ class Flow:
             case IvrAction(menu=name):
                 self._enter_menu(s, name)
             case QueueAction(queue=queue, announce=announce):
-                self._with_announce(s, announce, lambda: self._offers.enqueue(s, queue))
+                self._with_announce(s, announce, lambda: ctx.recordings.before_queue(
+                    s, lambda: self._offers.enqueue(s, queue)))
             case VoicemailAction(announce=announce):
                 self._voicemail(s, announce)
             case CallbackOfferAction(announce=announce):
@@ -131,8 +132,9 @@ class Flow:
                        lambda: s.timers.start("ivr", prompt.timeout_s, lambda: self._ivr_timeout(s)))
 
     def announce_digit(self, s: CallSession, ev: p.Digit) -> None:
-        """A caller who knows the menu may answer it during the announcement before it."""
-        if s.menu_ahead is None:
+        """A caller who knows the menu may answer it during the announcement before it (the
+        recording's consent message keeps its refuse key)."""
+        if self._ctx.recordings.digit(s, ev.digit) or s.menu_ahead is None:
             return
         s.player.stop()
         s.state = State.IVR
@@ -191,11 +193,19 @@ class Flow:
         """The message is recorded (kept, and a task for the secretaries); the caller hears goodbye
         unless she hung up."""
         ctx = self._ctx
-        ctx.recorder.add_recording(s.call_id, ev.path, s.recording_started or ctx.now(), ev.duration, ctx.now())
-        self._callbacks.create_from_voicemail(s, ev.duration)
+        self.store_message(s, ev)
         s.outcome = "voicemail"
         if ev.reason != "leg_ended":
             ctx.play(s, ["goodbye"], lambda: self._ends.hangup(s, "voicemail"))
+
+    def store_message(self, s: CallSession, ev: p.RecordingFinished) -> None:
+        """The message's callback task, then the message itself: sealed by call recording, or kept
+        on the call record as it was."""
+        ctx = self._ctx
+        task_id = self._callbacks.create_from_voicemail(s, ev.duration)
+        started = s.recording_started or ctx.now()
+        if not ctx.recordings.voicemail_left(s, ev.path, started, ev.duration, task_id):
+            ctx.recorder.add_recording(s.call_id, ev.path, started, ev.duration, ctx.now())
 
     def _callback_offer(self, s: CallSession, announce: str | None) -> None:
         s.outcome = s.outcome or "overflow"

@@ -208,6 +208,8 @@ class Offers:
         s.state = State.BRIDGED
         s.bridged_at = ctx.seconds()
         s.outcome = "answered"
+        if answered_offer:  # a patient and the secretary who answered her: maybe recorded (never a forward)
+            ctx.recordings.bridged(s)
         for other in list(s.offers):  # ring_all: the others stop ringing, not counted as missed
             ctx.send(s.worker, p.Hangup(other, 487))
             self.offer_ended(s, other, "answered_elsewhere")
