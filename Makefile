@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test bench check system-deps venv prompts clean observe fuzz-sip soak
+.PHONY: run demo test bench check system-deps venv prompts clean observe fuzz-sip soak schemathesis
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,14 @@ fuzz-sip: COUNT ?= 20000
 fuzz-sip: SEED ?= 4475
 fuzz-sip: system-deps venv prompts
 	$(BIN)/python -m callrouter.devtools.sipfuzz --count $(COUNT) --seed $(SEED) --out bench/results/sip_fuzz.json
+
+# schemathesis against docs/openapi.yaml and a real `callrouter serve`, signed in: EXAMPLES generated
+# cases per operation (random; `make test` runs 3, derandomized); figures (cases, failures, server
+# errors, per operation) in bench/results/schemathesis.json.
+schemathesis: EXAMPLES ?= 25
+schemathesis: system-deps venv prompts
+	SCHEMATHESIS_EXAMPLES=$(EXAMPLES) SCHEMATHESIS_RESULTS=bench/results/schemathesis.json \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/web/test_schemathesis.py
 
 # Long runs that do not fit in `make test`; each adds itself as a prerequisite.
 soak: fuzz-sip
