@@ -24,6 +24,9 @@ MODULES: Mapping[str, tuple[str, ...]] = {
     "secretaries": ("read", "manage"),  # the team's live states; pause, resume, log out others
     "team": ("read", "write"),  # who covers which queue, skill levels, pause reasons (applied live)
     "practitioner": ("act",),  # act as a practitioner: validate bookings, reserved slots...
+    # Call recordings (docs/recording.md): hear them, write a supervisor's evaluation, manage them
+    # (on-demand requests for a secretary in training, deletion before their time).
+    "recordings": ("listen", "evaluate", "manage"),
 }
 
 Permission = tuple[str, str]
@@ -34,9 +37,11 @@ def _all(*modules: str) -> frozenset[Permission]:
 
 
 ROLE_PERMISSIONS: Mapping[str, frozenset[Permission]] = {
+    # An administrator manages recordings but hears none unless granted: access to patients' voices
+    # is kept to those who evaluate the secretaries' work.
     "administrator": _all("calls", "callbacks", "escalations", "dialplans", "users", "exports",
-                          "audit", "secretaries", "team"),
-    "supervisor": _all("calls", "callbacks", "escalations", "exports", "audit", "secretaries", "team")
+                          "audit", "secretaries", "team") | {("recordings", "manage")},
+    "supervisor": _all("calls", "callbacks", "escalations", "exports", "audit", "secretaries", "team", "recordings")
     | {("dialplans", "read"), ("users", "read")},
     "secretary": _all("calls", "callbacks", "escalations") | {("dialplans", "read"), ("secretaries", "read")},
     "practitioner": {("calls", "read"), ("callbacks", "read"), ("escalations", "read"),

@@ -26,6 +26,9 @@ EXPECTED = {
     ("team", "read"): {"administrator", "supervisor"},
     ("team", "write"): {"administrator", "supervisor"},
     ("practitioner", "act"): {"practitioner"},
+    ("recordings", "listen"): {"supervisor"},
+    ("recordings", "evaluate"): {"supervisor"},
+    ("recordings", "manage"): {"administrator", "supervisor"},
 }
 
 
