@@ -46,8 +46,8 @@ KEEPALIVE_S = 15.0
 
 
 def event_kind(topic: str) -> str | None:
-    """`screen_pop`, `secretary`, `call`, `queue`, `task`, `escalation`, `team`, or None for a topic
-    the console does not stream."""
+    """`screen_pop`, `secretary`, `call`, `queue`, `task`, `escalation`, `team`, `watch` (a
+    practice's forwarding watch), or None for a topic the console does not stream."""
     parts = topic.split("/")
     if len(parts) == 3 and parts[2] == "team":
         return "team"
@@ -61,6 +61,8 @@ def event_kind(topic: str) -> str | None:
         return "queue"
     if len(parts) == 5 and parts[2] == "practices" and parts[4] == "tasks":
         return "task"
+    if len(parts) == 5 and parts[2] == "practices" and parts[4] == "forwarding-watch":
+        return "watch"
     return None
 
 

@@ -299,6 +299,22 @@ def running_acd(root: Path, practices: list[Practice], **options: Any) -> Iterat
         assert not stray, f"processes left running after stop (Kamailio included): {stray}"
 
 
+def add_supervisor(acd: "Acd", username: str, display_name: str) -> str:
+    """A supervisor user with CONSOLE_PASSWORD, her TOTP secret sealed with the running service's
+    key file (as it reads them); returns the secret."""
+    db = Database.from_url(acd.svc.db_url)
+    hasher = passwords._hasher
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    try:
+        key_file = Path(acd.svc.config["var_dir"]) / "secrets.key"
+        users = UserRepository(db, sip_realm=REALM, totp_box=KeyFileBox(key_file))
+        return users.add(ADMIN, username, display_name, "supervisor", CONSOLE_PASSWORD,
+                         dt.datetime.now(dt.timezone.utc)).totp_secret
+    finally:
+        passwords._hasher = hasher
+        db.dispose()
+
+
 def add_secretaries(db_url: str, who: dict[str, str], key_file: Path | None = None) -> dict[str, str]:
     """Secretary users (username -> practice) with the SIP password the softphones register with
     and CONSOLE_PASSWORD; returns username -> TOTP secret (to sign in to the API). `key_file`: the

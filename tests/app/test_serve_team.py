@@ -15,12 +15,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from argon2 import PasswordHasher
 
-from callrouter.auth import passwords
-from callrouter.store.db import Database
-from callrouter.store.users import UserRepository
-from tests.app.acd_support import ADMIN, CONSOLE_PASSWORD, Practice, running_acd, secretary_legs
+from tests.app.acd_support import add_supervisor, Practice, running_acd, secretary_legs
 from tests.sip.harness import wait_for
 
 pytestmark = pytest.mark.integration
@@ -37,7 +33,7 @@ SUPERVISOR = "superviseur"
 @pytest.fixture(scope="module")
 def acd(tmp_path_factory, prompts_built):
     with running_acd(tmp_path_factory.mktemp("team"), PRACTICES) as acd:
-        acd.totp_secrets[SUPERVISOR] = add_supervisor(acd.svc.db_url)
+        acd.totp_secrets[SUPERVISOR] = add_supervisor(acd, SUPERVISOR, "Sophie Superviseure")
         acd.token = acd.sign_in(SUPERVISOR)
         yield acd
 
@@ -49,18 +45,6 @@ def service(acd):
     finally:
         acd.kill_started()
 
-
-def add_supervisor(db_url: str) -> str:
-    """A supervisor user with CONSOLE_PASSWORD; her TOTP secret."""
-    db = Database.from_url(db_url)
-    hasher = passwords._hasher
-    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    try:
-        return UserRepository(db).add(ADMIN, SUPERVISOR, "Sophie Superviseure", "supervisor", CONSOLE_PASSWORD,
-                                      dt.datetime.now(dt.timezone.utc)).totp_secret
-    finally:
-        passwords._hasher = hasher
-        db.dispose()
 
 
 def member(team: dict, who: str) -> dict:

@@ -18,14 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 
-from callrouter.auth import passwords
 from callrouter.auth.totp import code_at
 from callrouter.store.db import Database
 from callrouter.store.escalations import EscalationRepository
-from callrouter.store.users import UserRepository
-from tests.app.acd_support import ADMIN, CONSOLE_PASSWORD, Practice, running_acd
+from callrouter.store.watch import WatchRepository
+from tests.app.acd_support import CONSOLE_PASSWORD, add_supervisor, Practice, running_acd
 from tests.app.test_serve_console import CHROMIUM, CHROMIUM_FLAGS, chromium_or_fail
 
 pytestmark = pytest.mark.integration
@@ -41,14 +39,16 @@ class OpenPractice(Practice):
     """Open every day and hour, public holidays included: the alarm does not depend on the date."""
 
     title: str = ""
+    extra: str = ""  # more of the dialplan (a forwarding watch...)
 
     def dialplan(self) -> str:
         text = super().dialplan().replace("hours:\n", f"calendar:\n  openings: [{ALWAYS}]\nhours:\n", 1)
-        return text.replace(f"name: Cabinet {self.name}", f"name: {self.title}", 1) + PRACTITIONERS
+        return text.replace(f"name: Cabinet {self.name}", f"name: {self.title}", 1) + PRACTITIONERS + self.extra
 
 
 MAIN = OpenPractice("wb-main", "+33100000141", ("nina",), title="Cabinet du Dr Martin")
-SIDE = OpenPractice("wb-side", "+33100000142", ("olga",), title="Maison de santé du Val")
+SIDE = OpenPractice("wb-side", "+33100000142", ("olga",), title="Maison de santé du Val",
+                    extra='watch: {forwarding: closed, at: ["03:10"], numbers: ["+33100000142"]}\n')
 ALARM = OpenPractice("wb-alarm", "+33100000143", ("rose",), title="Cabinet des Lilas")
 MOVE = OpenPractice("wb-move", "+33100000144", ("paul",), title="Pédiatrie Saint-Denis")
 
@@ -69,7 +69,7 @@ def acd(tmp_path_factory, prompts_built, browser):
     root = tmp_path_factory.mktemp("wallboard")
     escalation = {"enabled": True, "ack_secret": "wallboard-test-ack-secret", "outbox_file": str(root / "outbox.jsonl")}
     with running_acd(root, [MAIN, SIDE, ALARM, MOVE], login_required=True, escalation=escalation) as acd:
-        acd.totp_secrets[SUPERVISOR] = add_supervisor(acd.svc.db_url)
+        acd.totp_secrets[SUPERVISOR] = add_supervisor(acd, SUPERVISOR, "Sophie Morel")
         acd.exhausted = exhausted_chain(acd.svc.db_url)
         acd.tokens = {}
         yield acd
@@ -101,17 +101,6 @@ def board(acd, browser):
         context.close()
 
 
-def add_supervisor(db_url: str) -> str:
-    db = Database.from_url(db_url)
-    hasher = passwords._hasher
-    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    try:
-        return UserRepository(db).add(ADMIN, SUPERVISOR, "Sophie Morel", "supervisor", CONSOLE_PASSWORD,
-                                      dt.datetime.now(dt.timezone.utc)).totp_secret
-    finally:
-        passwords._hasher = hasher
-        db.dispose()
-
 
 def exhausted_chain(db_url: str) -> int:
     """An urgent chain of wb-main whose SMS left and that nobody acknowledged."""
@@ -123,6 +112,22 @@ def exhausted_chain(db_url: str) -> int:
         repo.mark_sent(view.id, 0, 0, "gw-1", start + dt.timedelta(seconds=2))
         repo.finish(view.id, "exhausted", start + dt.timedelta(minutes=6))
         return view.id
+    finally:
+        db.dispose()
+
+
+def failed_watch(db_url: str) -> int:
+    """A watch of wb-side's line whose call came back busy twice: failed, nobody told yet."""
+    db = Database.from_url(db_url)
+    try:
+        repo, now = WatchRepository(db), dt.datetime.now(dt.timezone.utc)
+        day = (now - dt.timedelta(hours=12), now + dt.timedelta(hours=12))
+        run = repo.start_run("wb-side/test", "wb-side", "+33100000142", "+33100000142", "+33180000100", "t0k3n",
+                             "test", now - dt.timedelta(minutes=6), now - dt.timedelta(minutes=6), day, 4)
+        repo.end_attempt(run.id, 1, "busy", now - dt.timedelta(minutes=6), sip_code=486, rang=True)
+        repo.add_attempt(run.id, 2, now - dt.timedelta(minutes=1))
+        repo.end_attempt(run.id, 2, "busy", now - dt.timedelta(minutes=1), sip_code=486, rang=True)
+        return repo.finish(run.id, "failed", "busy", now - dt.timedelta(minutes=1)).id
     finally:
         db.dispose()
 
@@ -263,3 +268,23 @@ def test_a_secretary_lands_on_her_console_and_the_wallboard_tells_her_it_is_not_
     assert "réservé aux superviseurs" in page.text_content("#forbidden")
     assert page.is_hidden("#board") and page.is_hidden("#tiles")
     context.close()
+
+
+def test_a_broken_forwarding_stays_red_on_the_wallboard_until_someone_acknowledges_it(acd, board):
+    page, errors, base = board
+    run = failed_watch(acd.svc.db_url)
+    page.reload()
+    alarm = page.wait_for_selector(f"#watch-panel:not([hidden]) [data-watch-run='{run}']")
+    assert "Le renvoi de la ligne ne fonctionne plus" in alarm.text_content()
+    assert "2 essais" in alarm.text_content()
+    assert page.text_content("#watch-summary") == "1 renvoi en échec"
+    line = page.text_content("[data-watch-number='+33100000142'] .watch-verdict")
+    assert line.startswith("en échec"), line
+    shot(page, "6-renvoi-en-echec")
+    alarm.query_selector("button").click()
+    page.wait_for_selector(f"[data-watch-run='{run}']", state="detached")
+    assert page.text_content("#watch-summary") != "1 renvoi en échec"
+    overview = as_sophie(page, base, "/api/watch")
+    side = next(p for p in overview["practices"] if p["practice"] == "wb-side")
+    assert side["alarms"] == [] and side["numbers"][0]["failing"]  # taken in hand, the line still failing
+    assert errors == []

@@ -6,6 +6,7 @@ import { renderChains } from "/static/wallboard.chains.js";
 import { currentTeam, loadSettings, wireSettings } from "/static/wallboard.settings.js";
 import { loadHistory, renderTeam, tickTeam } from "/static/wallboard.team.js";
 import { renderTiles, tickTiles } from "/static/wallboard.tiles.js";
+import { renderWatch } from "/static/wallboard.watch.js";
 import { $, coalesced } from "/static/wallboard.util.js";
 
 let session = null;
@@ -62,7 +63,22 @@ async function refreshSettings() {
   if (board) renderTeam(board.team, reasons(), act);
 }
 
+async function refreshWatch() {
+  try {
+    renderWatch(await api("GET", "/api/watch"), acknowledgeWatch);
+    $("watch-error").hidden = true;
+  } catch (e) {
+    if (e.status === 503 || e.status === 403) {
+      $("watch-panel").hidden = true; // no forwarding watch on this server, or not hers to see
+      return undefined;
+    }
+    failed("watch-error", e);
+  }
+  return undefined;
+}
+
 const boardSoon = coalesced(refreshBoard);
+const watchSoon = coalesced(refreshWatch);
 const historySoon = coalesced(refreshHistory);
 const settingsSoon = coalesced(refreshSettings);
 
@@ -95,6 +111,18 @@ async function take(chain, button) {
   }
 }
 
+async function acknowledgeWatch(run, button) {
+  $("watch-error").hidden = true;
+  button.disabled = true;
+  try {
+    await api("POST", `/api/watch/${run.id}/acknowledge`);
+  } catch (e) {
+    button.disabled = false;
+    failed("watch-error", e);
+  }
+  watchSoon();
+}
+
 function tick() {
   $("clock").textContent = new Date().toLocaleTimeString("fr-FR", { hour: "2-digit", minute: "2-digit" });
   if (board) tickTiles((Date.now() - readAt) / 1000);
@@ -108,6 +136,7 @@ function connect() {
     boardSoon();
     historySoon();
     settingsSoon();
+    watchSoon();
   });
   events.addEventListener("error", () => {
     $("lost").hidden = false;
@@ -123,6 +152,7 @@ function connect() {
     boardSoon();
     historySoon();
   });
+  events.addEventListener("watch", watchSoon);
   events.addEventListener("team", () => {
     settingsSoon();
     boardSoon();
