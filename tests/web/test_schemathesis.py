@@ -39,7 +39,7 @@ from tests.web.serve_support import PASSWORD, add_user, api_service, totp_now
 
 pytestmark = pytest.mark.integration
 
-SPEC = REPO / "docs" / "openapi.yaml"
+SPEC = Path(os.environ.get("SCHEMATHESIS_SPEC", REPO / "docs" / "openapi.yaml"))
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "3"))
 RESULTS = os.environ.get("SCHEMATHESIS_RESULTS")  # where `make schemathesis` wants the figures
 ADMIN, SECRETARY, TARGET = "st-admin", "st-sec", "dr-cible"
@@ -49,7 +49,7 @@ SIGN_OUTS = {("POST", "/api/logout"), ("DELETE", "/api/session")}
 # bad input (the stateful ones, which need links between operations, are not used).
 CHECK_NAMES = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
                "response_headers_conformance", "response_schema_conformance", "negative_data_rejection",
-               "missing_required_header", "unsupported_method", "allow_header_conformance")
+               "missing_required_header", "unsupported_method", "allow_header_conformance", "ignored_auth")
 
 schema = schemathesis.openapi.from_path(SPEC)
 FIGURES: dict[str, Counter] = {}
@@ -146,11 +146,19 @@ def api(tmp_path_factory, prompts_built):  # noqa: F811
         assert "Traceback" not in log, log[-4000:]
 
 
+def _commit() -> str | None:
+    import subprocess
+
+    run = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    return run.stdout.strip() or None
+
+
 def _write_figures(elapsed: float) -> None:
     if not RESULTS or not FIGURES:
         return
     total = sum(FIGURES.values(), Counter())
     data = {"tool": f"schemathesis {schemathesis.SCHEMATHESIS_VERSION}", "spec": "docs/openapi.yaml",
+            "commit": _commit(),
             "examples_per_operation": EXAMPLES, "checks": list(CHECK_NAMES), "operations": len(FIGURES),
             "cases": total["cases"], "failures": total["failures"], "server_errors": total["server_errors"],
             "seconds": round(elapsed, 1), "failed_cases": FAILED,
