@@ -2,8 +2,9 @@
 
 Every asset is a file of the package (callrouter/web/static/): plain HTML, CSS and ES modules, no
 build step, no CDN, so the console works offline on the practice's LAN. Every answer carries a
-strict Content-Security-Policy: scripts, styles, connections only from this server, no inline
-script or style, images from here or data: URIs (the TOTP QR code), never framed.
+strict Content-Security-Policy: scripts, styles, connections and audio (voicemail messages,
+recordings) only from this server, no inline script or style, images from here or data: URIs (the
+TOTP QR code), never framed.
 
     /                    -> 302 /console
     /console             the console (302 to the sign-in page without a live session)
@@ -31,7 +32,7 @@ from callrouter.web.sessions import ConsoleSessions, session_id_of
 logger = logging.getLogger(__name__)
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+       "media-src 'self'; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
        "form-action 'self'; frame-ancestors 'none'")
 SECURITY_HEADERS: Mapping[str, str] = {
     "Content-Security-Policy": CSP,
