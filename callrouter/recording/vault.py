@@ -87,18 +87,20 @@ class MediaVault:
                 return path
         return None
 
-    def sweep(self, known: set[str], spool: Path | None = None, now: float | None = None) -> int:
-        """Remove vault files no row names, and spool files, older than an hour."""
+    def sweep(self, known: set[str], spool: Path | None = None, now: float | None = None,
+              spool_age_s: float = ORPHAN_AGE_S) -> int:
+        """Remove vault files no row names older than an hour, and spool files not written to for
+        `spool_age_s` (longer than a recording may last: one being written is never touched)."""
         now = time.time() if now is None else now
         removed = 0
-        for directory, keep in ((self.root, known), (spool, set())):
+        for directory, keep, age in ((self.root, known, ORPHAN_AGE_S), (spool, set(), spool_age_s)):
             if directory is None or not directory.is_dir():
                 continue
             for path in directory.iterdir():
                 if path.name in keep or not path.is_file():
                     continue
                 try:
-                    if now - path.stat().st_mtime >= ORPHAN_AGE_S:
+                    if now - path.stat().st_mtime >= age:
                         path.unlink()
                         removed += 1
                 except FileNotFoundError:

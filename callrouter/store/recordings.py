@@ -25,7 +25,7 @@ from callrouter.domain.recording import (
 from callrouter.ports import Actor
 from callrouter.store.audit import append, trace_read
 from callrouter.store.db import Database
-from callrouter.store.models import CallRecordingFile, CallRecordingStatus, RecordingDemand, RecordingNote
+from callrouter.store.models import CallRecord, CallRecordingFile, CallRecordingStatus, RecordingDemand, RecordingNote
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +54,15 @@ class RecordingRepository:
     # --- the call record's status ------------------------------------------------------------------
 
     def set_status(self, call_id: str, status: str, reason: str | None, now: dt.datetime) -> None:
-        """What the call's record says (replacing what it said: refused after recorded...)."""
+        """What the call's record says, replacing what it said; a refusal is final (a write of an
+        earlier moment coming late never turns it back into "recorded")."""
         if status not in STATUSES:
             raise ValueError(f"unknown recording status {status!r}")
         with self._db.transaction() as s:
-            row = s.get(CallRecordingStatus, call_id)
+            row = s.get(CallRecordingStatus, call_id, with_for_update=True)
             if row is None:
                 s.add(CallRecordingStatus(call_id=call_id, status=status, reason=(reason or "")[:200], at=now))
-            else:
+            elif row.status != REFUSED:
                 row.status, row.reason, row.at = status, (reason or "")[:200], now
 
     def status_of(self, call_id: str) -> tuple[str, str | None] | None:
@@ -95,9 +96,9 @@ class RecordingRepository:
             row = s.scalars(select(CallRecordingFile).where(CallRecordingFile.call_id == call_id)
                             .with_for_update()).first()
             status = s.get(CallRecordingStatus, call_id)
-            if status is None:
+            if status is None and s.get(CallRecord, call_id) is not None:  # else the call side writes it, in order
                 s.add(CallRecordingStatus(call_id=call_id, status=REFUSED, reason=reason[:200], at=now))
-            else:
+            elif status is not None:
                 status.status, status.reason, status.at = REFUSED, reason[:200], now
             file = row.file if row is not None else None
             if row is not None:
