@@ -60,7 +60,10 @@ class RecordingParts:
 def build_recording(settings: RecordingSettings, var_dir: Path, voicemail_dir: Path, db: Database, reactor: Any,
                     media: Any, legs: Any, prompt_path: Callable[[str, str | None], str], write: Callable[..., None],
                     on_thread: Callable[..., Any], dialplans: Callable[[], Mapping[str, Any]],
-                    escalation: EscalationSettings, console_url: str) -> RecordingParts:
+                    escalation: EscalationSettings, console_url: str,
+                    announce_task: Callable[[str], None] = lambda task_id: None) -> RecordingParts:
+    """`write(fn, *args)`: the call recorder's ordered store writes; `announce_task(task_id)`: from
+    that thread, a voicemail message's task announced (the consoles list the message with it)."""
     recordings, voicemails = RecordingRepository(db), VoicemailRepository(db)
     key_path = settings.key_path(var_dir)
     existing = bool(recordings.files()) or voicemails.count() > 0
@@ -72,7 +75,8 @@ def build_recording(settings: RecordingSettings, var_dir: Path, voicemail_dir: P
     vault = MediaVault(settings.vault_path(var_dir), key, legacy_root=voicemail_dir)
     spool = private_dir(settings.spool_path(var_dir))
     demands = DemandBook(recordings.active_demands, on_thread, reactor)
-    messages = Messages(write, voicemails, vault, settings.voicemail_max_bytes, lambda: utc_from_clock(reactor))
+    messages = Messages(write, voicemails, vault, settings.voicemail_max_bytes, lambda: utc_from_clock(reactor),
+                        announce_task)
     hooks = CallRecordings(reactor, lambda command: send_command(media, None, command), legs, prompt_path, write,
                            on_thread, recordings, vault, spool, settings, demands, messages)
     mail = VoicemailMail(voicemails, dialplans, escalation, var_dir / "voicemail-mail", console_url)

@@ -50,9 +50,11 @@ class _Seal:
 
 class Messages:
     def __init__(self, write: Callable[..., None], store: MessageStore, vault: MediaVault, max_bytes: int,
-                 now: Callable[[], dt.datetime]) -> None:
-        """`write(fn)`: an ordered, retried store write (the call recorder's)."""
+                 now: Callable[[], dt.datetime], announce: Callable[[str], None] = lambda task_id: None) -> None:
+        """`write(fn)`: an ordered, retried store write (the call recorder's); `announce(task_id)`:
+        the message is stored, its task's consoles told (they list the message with it)."""
         self._write, self._store, self._vault, self._max, self._now = write, store, vault, max_bytes, now
+        self._announce = announce
 
     def left(self, call_id: str, practice: str, plain: Path, started_at: dt.datetime, duration: float,
              task_id: str | None, notify: bool) -> None:
@@ -74,6 +76,11 @@ class Messages:
         name, sealed, truncated = job.sealed
         self._store.add(job.call_id, job.practice, job.task_id, name, self._vault.key.key_id, sealed.sha256,
                         sealed.size, job.duration, truncated, job.started_at, self._now(), job.notify)
+        if job.task_id is not None:
+            try:
+                self._announce(job.task_id)
+            except Exception:  # stored: a lost announcement only delays a console's refresh
+                logger.exception("call %s: voicemail message stored but not announced", job.call_id)
 
     def seal_legacy(self) -> int:
         """Blocking, at start: the messages stored in clear by earlier versions, sealed (audited)."""

@@ -9,6 +9,7 @@ import * as notify from "/static/console.notify.js";
 import { focusTiers, loadOnCall, setup as setupOnCall } from "/static/console.oncall.js";
 import * as shortcuts from "/static/console.shortcuts.js";
 import * as tasks from "/static/console.tasks.js";
+import * as voicemail from "/static/console.voicemail.js";
 
 const STATES = {
   offline: ["Déconnectée", "pill-offline"],
@@ -141,6 +142,7 @@ function connect() {
       await refreshCall();
     });
     tasks.refresh();
+    voicemail.refresh();
   });
   events.addEventListener("error", () => {
     $("lost").hidden = false;
@@ -159,7 +161,10 @@ function connect() {
     guarded(refreshMe);
   });
   events.addEventListener("call", (e) => onCallEvent(JSON.parse(e.data)));
-  events.addEventListener("task", () => tasks.refresh());
+  events.addEventListener("task", () => {
+    tasks.refresh();
+    voicemail.refresh(); // a message's task changed, or a new message came with its task
+  });
 }
 
 function createTask(event) {
@@ -252,6 +257,7 @@ async function start() {
   shortcuts.setup(shortcutActions());
   const { ids, names } = await practicesOf(session);
   tasks.setup(session.username, ids, names);
+  voicemail.setup(session.username, ids, names);
   await guarded(refreshMe);
   setInterval(tick, 1000);
   connect();
