@@ -10,11 +10,14 @@ a message left). The chain continues after them, honouring the step's wait from 
 claimed, since the message may well have reached the practitioner. Gateways that honour the
 `Idempotency-Key` header we send could safely be retried instead; not done yet.
 
-An exhausted chain is never silent: the row ending it stores, in the same transaction, the alerts
-to the secretariat's duty contact (`escalation.duty_contact`, SMS and/or e-mail) as `pending`
-outbox rows; they are then claimed and sent like steps (a restart sends the pending ones and never
-one already claimed). The engine also counts it (`callrouter_escalations_exhausted_total`),
-publishes it (MQTT `escalations/{practice}/exhausted`) and logs it.
+An exhausted chain is never silent: its duty contact is alerted through the outbox, and it is
+counted, published and logged (callrouter.escalation.duty).
+
+With several nodes (callrouter.cluster) the engine runs on the leading node only: its Leadership
+starts the service when the node takes the lead (every open chain resumes, as after a restart) and
+stops it when the lead is lost. `leads` is asked before each step, so a node that stops believing
+it leads sends nothing more at once; the store refuses its writes anyway (fencing). A chain started
+on a node that does not lead is only stored: the leader's `reconcile` takes it within a tick.
 
 A practitioner's SMS refusal (callrouter.escalation.ack) calls `declined()`: the chain is read
 again at once and moves on without them. A key pressed in an alert call is recorded by the voice
@@ -34,19 +37,19 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, Sequence
-from zoneinfo import ZoneInfo
+from typing import Any, Callable, Mapping
 
 from twisted.application.service import Service
 from twisted.internet import defer
 
 from callrouter.domain import escalation as chain
 from callrouter.domain.call import mask_number
-from callrouter.domain.escalation_views import EscalationView, StepView, UnknownEscalation
+from callrouter.domain.escalation_views import EscalationView, UnknownEscalation
 from callrouter.domain.model import Dialplan, EscalationTier
 from callrouter.domain.sms_reply import reference
 from callrouter.escalation import tokens
-from callrouter.escalation.messages import Message, compose, compose_duty_alert
+from callrouter.escalation.duty import DutyAlerts, EscalationEvents
+from callrouter.escalation.messages import Message, compose
 from callrouter.escalation.metrics import EscalationMetrics
 from callrouter.escalation.ports import ChainStore, Channel, ChannelError, ProviderId
 from callrouter.escalation.settings import EscalationSettings
@@ -60,13 +63,7 @@ logger = logging.getLogger(__name__)
 FALLBACKS = {"call": "sms"}
 
 
-class EscalationEvents(Protocol):
-    """What the engine publishes (callrouter.events.notifier.EventNotifier)."""
-
-    def escalation_exhausted(self, *, escalation_id: int, reference: str, practice: str, tier: str,
-                             call_id: str | None, caller: str | None, started_at: dt.datetime,
-                             steps_sent: int, declined_by: Sequence[str] = (),
-                             duty_alerts: Sequence[str] = ()) -> None: ...
+__all__ = ["EscalationEngine", "EscalationEvents", "FALLBACKS"]
 
 
 @dataclass(eq=False)
@@ -85,7 +82,7 @@ class EscalationEngine(Service):
     def __init__(self, repo: ChainStore, channels: Mapping[str, Channel],
                  dialplan_for: Callable[[str], Dialplan | None], settings: EscalationSettings,
                  clock: Any, metrics: EscalationMetrics, run_blocking: RunBlocking,
-                 events: EscalationEvents | None = None) -> None:
+                 events: EscalationEvents | None = None, leads: Callable[[], bool] | None = None) -> None:
         self._repo = repo
         self._channels = dict(channels)
         self._dialplan_for = dialplan_for
@@ -94,7 +91,9 @@ class EscalationEngine(Service):
         self._metrics = metrics
         self._run = run_blocking
         self._chains: dict[int, _Chain] = {}
-        self._events = events
+        self._leads = leads or (lambda: True)  # this node leads now (callrouter.cluster)
+        self._duty = DutyAlerts(repo, self._channels, dialplan_for, settings, metrics, run_blocking, self._now,
+                                events, self._holds)
 
     # --- service ---------------------------------------------------------------------------------
 
@@ -104,7 +103,7 @@ class EscalationEngine(Service):
             channel.startService()
         self.ready = self._resume()
 
-    def stopService(self):
+    def stopService(self):  # also when the node loses the lead: nothing more is sent from here
         super().stopService()
         for c in self._chains.values():
             if c.timer is not None and c.timer.active():
@@ -126,17 +125,36 @@ class EscalationEngine(Service):
                            "marked unknown, not re-sent", interrupted)
         views = yield self._run(self._repo.active)
         for view in views:
-            dialplan = self._dialplan_for(view.practice)
-            tier = dialplan.escalation.get(view.tier) if dialplan else None
-            if tier is None:
-                logger.error("escalation %s (%s/%s) cannot resume: no such practice or tier now; cancelled",
-                             view.id, view.practice, view.tier)
-                yield self._run(self._repo.finish, view.id, chain.CANCELLED, self._now())
-                continue
-            logger.info("escalation %s (%s/%s) resumed", view.id, view.practice, view.tier)
-            self._chains[view.id] = _Chain(view.id, dialplan, tier)
-            self._advance(view.id)
-        yield self._send_alerts(None)  # duty alerts stored by a run that stopped before sending them
+            yield self._take(view)
+        yield self._duty.send_pending(None)  # duty alerts stored by a run that stopped before sending them
+
+    @defer.inlineCallbacks
+    def reconcile(self):
+        """On the leading node, every tick: take the chains other nodes started, and read every chain
+        again (an acknowledgement or a refusal another node recorded is seen)."""
+        views = yield self._run(self._repo.active)
+        for escalation_id in set(self._chains) - {v.id for v in views}:  # ended elsewhere: it reads so
+            self._advance(escalation_id)
+        for view in views:
+            if self._holds():
+                yield self._advance(view.id) if view.id in self._chains else self._take(view)
+
+    def _take(self, view: EscalationView) -> "defer.Deferred[Any] | None":
+        if view.id in self._chains:
+            return None
+        dialplan = self._dialplan_for(view.practice)
+        tier = dialplan.escalation.get(view.tier) if dialplan else None
+        if tier is None:
+            logger.error("escalation %s (%s/%s) cannot resume: no such practice or tier now; cancelled",
+                         view.id, view.practice, view.tier)
+            return self._run(self._repo.finish, view.id, chain.CANCELLED, self._now())
+        logger.info("escalation %s (%s/%s) resumed", view.id, view.practice, view.tier)
+        self._chains[view.id] = _Chain(view.id, dialplan, tier)
+        self._advance(view.id)
+        return None
+
+    def _holds(self) -> bool:
+        return bool(self.running) and self._leads()
 
     # --- API for the controller and the acknowledgement paths --------------------------------------
 
@@ -164,8 +182,9 @@ class EscalationEngine(Service):
             self._metrics.started.labels(dialplan.practice, tier_name).inc()
             logger.warning("escalation %s started: call %s, %s/%s, caller %s", view.id, call_id,
                            dialplan.practice, tier_name, mask_number(caller))
-            self._chains[view.id] = _Chain(view.id, dialplan, tier)
-            self._advance(view.id)
+            if self.running and view.id not in self._chains:  # else the leading node takes it
+                self._chains[view.id] = _Chain(view.id, dialplan, tier)
+                self._advance(view.id)
             return view.id
 
         d.addCallback(started)
@@ -242,13 +261,16 @@ class EscalationEngine(Service):
             marker.callback(None)
 
         work = self._work(c)
-        work.addErrback(self._log_failure, f"escalation {escalation_id} stalled")
+        work.addErrback(lambda f: self._log_failure(f, f"escalation {escalation_id} stalled") if self._holds()
+                        else logger.info("escalation %s left to the leading node", escalation_id))
         work.addBoth(done)
 
     @defer.inlineCallbacks
     def _work(self, c: _Chain):
         """Run the chain until it must wait or ends; bounded by its number of steps."""
         for _ in range(chain.max_sends(c.tier) + 2):
+            if not self._holds() or self._chains.get(c.id) is not c:
+                return  # not leading any more (or the chain ended meanwhile): the leader goes on
             try:
                 view = yield self._run(self._repo.get, c.id)
             except UnknownEscalation:
@@ -260,10 +282,10 @@ class EscalationEngine(Service):
                 self._chains.pop(c.id, None)
                 if nxt.outcome == chain.ACKNOWLEDGED:
                     return
-                alerts = self._duty_alerts() if nxt.outcome == chain.EXHAUSTED else ()
+                alerts = self._duty.contacts() if nxt.outcome == chain.EXHAUSTED else ()
                 finished = yield self._run(self._repo.finish, c.id, nxt.outcome, now, alerts)
                 if finished and nxt.outcome == chain.EXHAUSTED:
-                    yield self._exhausted(c.id, alerts)
+                    yield self._duty.exhausted(c.id, alerts)
                 return
             if isinstance(nxt, chain.Wait):
                 delay = max(0.0, (nxt.until - now).total_seconds())
@@ -296,6 +318,8 @@ class EscalationEngine(Service):
             logger.info("escalation %s round %s step %s already claimed: not sent again", c.id,
                         step.round, step.index)
             return
+        if not self._holds():  # the lead was lost meanwhile: the next leader reads it as unknown
+            return
         channel = self._channels.get(kind)
         token = tokens.sign(self._settings.ack_secret or "", c.id, step.round, step.index)
         message = compose(kind, step.destination, f"esc-{c.id}-{step.round}-{step.index}",
@@ -327,73 +351,7 @@ class EscalationEngine(Service):
         if isinstance(provider_id, ProviderId) and provider_id.delivered:  # a key pressed in an alert call
             yield self._run(self._repo.mark_delivered, str(provider_id))
 
-    # --- exhausted chains ------------------------------------------------------------------------
-
-    def _duty_alerts(self) -> tuple[tuple[str, str], ...]:
-        duty = self._settings.duty_contact
-        return tuple((channel, to) for channel, to in (("sms", duty.sms), ("email", duty.email)) if to)
-
-    @defer.inlineCallbacks
-    def _exhausted(self, escalation_id: int, alerts: tuple[tuple[str, str], ...]):
-        """This node ended the chain unacknowledged: count, publish, log, alert the duty contact."""
-        view = yield self._run(self._repo.get, escalation_id)
-        self._metrics.exhausted.labels(view.practice, view.tier).inc()
-        channels = tuple(channel for channel, _ in alerts)
-        logger.error("escalation %s (%s/%s) exhausted: nobody acknowledged%s; %s", escalation_id,
-                     view.practice, view.tier,
-                     f" (declined by {', '.join(view.declined_by)})" if view.declined_by else "",
-                     f"duty contact alerted by {' and '.join(channels)}" if channels
-                     else "no duty contact configured (escalation.duty_contact): event and metric only")
-        if self._events is not None:
-            try:
-                self._events.escalation_exhausted(
-                    escalation_id=view.id, reference=view.reference, practice=view.practice, tier=view.tier,
-                    call_id=view.call_id, caller=view.caller, started_at=view.started_at,
-                    steps_sent=_steps_sent(view), declined_by=view.declined_by, duty_alerts=channels)
-            except Exception:  # events never stop the chain's work
-                logger.exception("escalation %s: exhausted event not published", escalation_id)
-        yield self._send_alerts(escalation_id)
-
-    @defer.inlineCallbacks
-    def _send_alerts(self, escalation_id: int | None):
-        """Send the duty alerts still `pending` (of one chain, or all): each claimed first."""
-        pending = yield self._run(self._repo.pending_alerts, escalation_id)
-        for view, alert in pending:
-            claimed = yield self._run(self._repo.claim_alert, view.id, alert.step, self._now())
-            if claimed:
-                yield self._send_alert(view, alert)
-
-    @defer.inlineCallbacks
-    def _send_alert(self, view: EscalationView, alert: StepView):
-        dialplan = self._dialplan_for(view.practice)
-        name = dialplan.name if dialplan else view.practice
-        zone = ZoneInfo(dialplan.calendar.timezone) if dialplan else dt.timezone.utc
-        started = view.started_at.astimezone(zone).strftime("%d/%m/%Y %H:%M")
-        message = compose_duty_alert(alert.channel, alert.destination or "", f"esc-{view.id}-duty-{alert.step}",
-                                     view.reference, view.tier, name, view.caller, started, _steps_sent(view),
-                                     view.declined_by)
-        rnd = alert.round
-        try:
-            channel = self._channels.get(alert.channel)
-            if channel is None:
-                raise ChannelError(f"no {alert.channel} channel configured")
-            provider_id = yield channel.send(message)
-        except Exception as exc:
-            self._metrics.duty_alert_failures.labels(alert.channel).inc()
-            logger.error("escalation %s: duty alert by %s to %s failed: %s", view.id, alert.channel,
-                         mask_number(alert.destination), exc)
-            yield self._run(self._repo.mark_failed, view.id, rnd, alert.step, str(exc), self._now())
-            return
-        logger.warning("escalation %s: duty contact alerted by %s (%s)", view.id, alert.channel,
-                       mask_number(alert.destination))
-        yield self._run(self._repo.mark_sent, view.id, rnd, alert.step,
-                        None if provider_id is None else str(provider_id), self._now())
-
     @staticmethod
     def _log_failure(failure, what: str) -> None:
         logger.error("%s: %s", what, failure.getTraceback())
 
-
-def _steps_sent(view: EscalationView) -> int:
-    """Steps that may have reached a practitioner (sent, delivered, or interrupted mid-send)."""
-    return sum(1 for s in view.steps if s.state in ("sent", "delivered", "unknown"))

@@ -3,13 +3,17 @@
 What it needs from the other rooms comes in through ports, built by app.py before it: the chain
 store (callrouter.store.escalations.EscalationRepository, a ChainStore) and, for voice calls, the
 controller's alert calls (an AlertPlacer) and the prompt catalogue.
+
+This is the one place the engine is told when to take chains: with a `lead` (callrouter.cluster)
+the engine runs on its fenced store, asks the lead before each step, and its service in the tree
+is the Leadership, which starts it on the node taking the lead and stops it when the lead is lost.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from prometheus_client import CollectorRegistry
 from twisted.internet import threads
@@ -26,6 +30,16 @@ from callrouter.escalation.voice import PRACTICE_NAME_PROMPT, PracticeNames, Voi
 from callrouter.ports import RunBlocking
 
 
+class Lead(Protocol):
+    """The escalation lead of this node (callrouter.cluster.build.Lead, given by app.py)."""
+
+    chains: ChainStore            # the engine's store, its writes fenced by the lead
+
+    def holds(self) -> bool: ...
+
+    def service(self, follower: Any) -> Any: ...
+
+
 @dataclass(frozen=True)
 class EscalationParts:
     engine: EscalationEngine      # a Service: add it to the tree after the store and the dialplans
@@ -33,6 +47,7 @@ class EscalationParts:
     repo: ChainStore
     # Blocking, for the API's threads: start a chain on the reactor thread and return its id.
     start_from_thread: Callable[..., "int | None"]
+    service: Any                  # what goes in the tree: the engine, or the Leadership starting it
 
 
 def in_thread_pool(reactor: Any) -> RunBlocking:
@@ -61,10 +76,11 @@ def build_voice(settings: EscalationSettings, repo: ChainStore, alerts: AlertPla
 
 def build_escalation(settings: EscalationSettings, repo: ChainStore, dialplan_for: Callable[[str], Dialplan | None],
                      reactor: Any, registry: CollectorRegistry, voice: VoiceChannel | None = None,
-                     events: EscalationEvents | None = None) -> EscalationParts:
+                     events: EscalationEvents | None = None, lead: Lead | None = None) -> EscalationParts:
     """The engine on `reactor` (clock, network and thread pool) and `repo`, and its acknowledger.
     `voice`: the alert-call channel for `call` steps (see build_voice).
-    `events`: where an exhausted chain is published (the EventNotifier)."""
+    `events`: where an exhausted chain is published (the EventNotifier).
+    `lead`: the escalation lead of this node (its chains run on `lead.chains`, fenced by it)."""
     run_blocking = in_thread_pool(reactor)
     # The acknowledgement paths stop the engine's chains, and the engine's SMPP bind feeds them: the
     # engine, built last, is reached through the reactor thread once the service runs.
@@ -75,11 +91,11 @@ def build_escalation(settings: EscalationSettings, repo: ChainStore, dialplan_fo
     # Receipts and replies on an SMPP bind take the webhooks' paths.
     inbound = SmppInbound(repo, acknowledger, reactor, run_blocking)
     channels = build_channels(settings, reactor, run_blocking, voice, inbound)
-    engine = EscalationEngine(repo, channels, dialplan_for, settings,
-                              reactor, EscalationMetrics(registry), run_blocking, events)
+    engine = EscalationEngine(lead.chains if lead else repo, channels, dialplan_for, settings,
+                              reactor, EscalationMetrics(registry), run_blocking, events, lead.holds if lead else None)
 
     def start_from_thread(call_id, dialplan, tier, caller, triggered_by, note):
         return threads.blockingCallFromThread(reactor, engine.start, call_id, dialplan, tier, caller,
                                               triggered_by, note)
 
-    return EscalationParts(engine, acknowledger, repo, start_from_thread)
+    return EscalationParts(engine, acknowledger, repo, start_from_thread, lead.service(engine) if lead else engine)
