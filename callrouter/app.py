@@ -3,8 +3,8 @@ reverse. `callrouter serve` (callrouter/serve.py) runs it.
 
 `build` reads as the dependency graph: each part is built after what it uses and is complete when
 built. Start order: database (checked at the latest migration by `cmd_serve`; close the calls a
-crash left open), call recorder and state history, metrics, MQTT events, dialplans, the team
-(read from the database, seeded once from the settings), escalation engine (resumes
+crash left open), this node's lease, call recorder and state history, metrics, MQTT events, dialplans, the team
+(read from the database, seeded once from the settings), escalation engine (on the node leading it: resumes
 pending chains), media workers, SIP edge, the forwarding watch, the weekly reports, admin API. Stopping reverses it: the edge stops taking
 calls first, workers hang up theirs, the recorder writes what is queued, the database closes last.
 """
@@ -21,6 +21,7 @@ from twisted.internet import threads
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from callrouter.cluster.build import ESCALATION, build_cluster
 from callrouter.config import Settings
 from callrouter.controller.alerts import AlertCalls, AlertSettings
 from callrouter.controller.calls import CallController
@@ -54,6 +55,7 @@ from callrouter.store.calls import CallRepository, arrivals_since
 from callrouter.store.db import Database
 from callrouter.store.escalations import EscalationRepository
 from callrouter.store.keys import open_keys
+from callrouter.store.leases import LeaderChains, lease_store
 from callrouter.store.kpi_queries import KpiQueries
 from callrouter.store.reports import ReportOutbox
 from callrouter.store.retention import PurgeService, RetentionPurger
@@ -219,8 +221,15 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     # Every stored change of a callback task, by the API or the calls, is announced: consoles refresh their lists.
     tasks = AnnouncedTasks(tasks, lambda view: reactor.callFromThread(events.task_changed, view))
     # So is every stored change of an escalation chain: wallboards follow the steps.
-    escalation_repo = EscalationRepository(db, settings.node, on_change=lambda escalation_id, practice:
-                                           reactor.callFromThread(events.escalation_changed, escalation_id, practice))
+    def escalation_changed(escalation_id: int, practice: str) -> None:
+        reactor.callFromThread(events.escalation_changed, escalation_id, practice)
+
+    escalation_repo = EscalationRepository(db, settings.node, on_change=escalation_changed)
+    # Several nodes on one PostgreSQL: a lease per node, the escalation engine on the leading node, its
+    # writes fenced by the lead (docs/operations.md, "Several nodes"). SQLite: one node, always leading.
+    cluster = build_cluster(settings.cluster, settings.node, lease_store(db), reactor, on_thread, metrics.registry)
+    escalation_lead = cluster.lead(ESCALATION, lambda fence: escalation_repo if cluster.single else LeaderChains(
+        db, fence, settings.node, escalation_changed, settings.cluster.lease_seconds))
 
     # The dialplans; on-call rotas published at a URL are fetched into var/ical/, which the registry watches.
     registry = DialplanRegistry([settings.dialplans], lambda: Catalogue.load(settings.prompts),
@@ -264,7 +273,7 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
                         controller, legs)
     voice = build_voice(esc, escalation_repo, alerts, settings.var_dir, catalogue, reactor)
     escalation = build_escalation(esc, escalation_repo, dialplan_of,
-                                  reactor, metrics.registry, voice=voice, events=events)
+                                  reactor, metrics.registry, voice=voice, events=events, lead=escalation_lead)
 
     # The SIP edge, and who is registered at it.
     edge = registrations = None
@@ -316,10 +325,11 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     # need them), before the calls that start chains; events stop after the pool and the edge, so
     # the last "ended" messages go out.
     children: list[IService | None] = [
-        StoreService(db, calls, reactor), RecorderService(recorder), history, metrics_http, events_service,
+        StoreService(db, calls, reactor), cluster.service, RecorderService(recorder), history, metrics_http,
+        events_service,
         dialplans, RotaFeedService(lambda: registry.dialplans, settings.var_dir / "ical", reactor),
         team,  # the database's team on the desk before any call
-        escalation.engine if esc.enabled else None,
+        escalation.service if esc.enabled else None,  # the engine, started on the node leading it
         pool, PoolMetrics(pool, metrics, recorder), CallbackTasksService(tasks, controller, registry, reactor),
         CallCountsService(db, controller),
         edge, registrations, forwarding_watch.service,  # its calls need the media plane, their return the edge
@@ -335,5 +345,6 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
             child.setServiceParent(top)
     parts = {"db": db, "calls": calls, "recorder": recorder, "registry": registry, "dialplans": dialplans,
              "controller": controller, "desk": desk, "pool": pool, "metrics": metrics, "escalation": escalation.engine,
+             "cluster": cluster,
              "watch": forwarding_watch.service}
     return top, parts

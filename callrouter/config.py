@@ -17,6 +17,7 @@ from typing import Any, Mapping, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from callrouter.cluster.settings import ClusterSettings
 from callrouter.controller.settings import ControllerSettings
 from callrouter.escalation.settings import EscalationSettings
 from callrouter.events.settings import MqttSettings
@@ -128,6 +129,7 @@ class Settings:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     escalation: EscalationSettings = field(default_factory=EscalationSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)  # the forwarding watch (off by default)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)  # node leases (several nodes, PostgreSQL)
 
     def problems(self) -> list[str]:
         """Cross-checks of values each section accepts on its own."""
@@ -137,6 +139,7 @@ class Settings:
         out += self.mqtt.problems()
         out += self.watch.problems()
         out += self.http.problems()
+        out += self.cluster.problems()
         if self.controller.agents:
             out.append("controller.agents: the old name of controller.secretaries; give only secretaries")
         for key, entries in self.controller.secretaries.items():

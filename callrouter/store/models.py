@@ -354,3 +354,5 @@ from callrouter.store.models_watch import WatchAlert, WatchAttempt, WatchRun  # 
 from callrouter.store.models_recording import (  # noqa: E402,F401 (re-exported)
     CallRecordingFile, CallRecordingStatus, RecordingDemand, RecordingNote, VoicemailMessage,
 )
+# So do the node leases and the leads of several nodes.
+from callrouter.store.models_cluster import LeadRecord, NodeLeaseRecord  # noqa: E402,F401 (re-exported)

@@ -1,0 +1,28 @@
+"""Settings of the node leases (the `cluster:` section of the daemon settings).
+
+They matter with PostgreSQL, where several nodes may share the database: each node renews its
+lease every `renew_seconds`; a node that could not renew for `lease_seconds` stops writing, and
+the others may take its work (the escalation lead) once `lease_seconds` have passed on the
+database's clock. With SQLite there is one node and it always holds its lease.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    lease_seconds: float = 10.0   # how long a renewal holds; a survivor takes over after it
+    renew_seconds: float = 2.0    # how often the lease is renewed and the lead tried or kept
+
+    def problems(self) -> list[str]:
+        out = []
+        if not 0.5 <= self.lease_seconds <= 300:
+            out.append("cluster.lease_seconds: expected 0.5 to 300 seconds")
+        if not 0.1 <= self.renew_seconds <= 60:
+            out.append("cluster.renew_seconds: expected 0.1 to 60 seconds")
+        elif self.renew_seconds * 3 > self.lease_seconds:
+            out.append("cluster.renew_seconds: at most a third of cluster.lease_seconds, so that one late "
+                       "renewal does not lose the lease")
+        return out
