@@ -104,6 +104,7 @@ class UserRepository:
         """Disable at once: tokens deleted, SIP digests cleared, every permission refused."""
         with self._db.transaction() as s:
             user = _get(s, username)
+            _keep_an_administrator(s, user, leaving=user.enabled)
             before = _audit_state(_view(user))
             user.enabled = False
             user.disabled_at = user.disabled_at or now
@@ -142,6 +143,7 @@ class UserRepository:
                 ok, reason = can_grant(role, external, g.module, g.action)
                 if not ok:
                     raise UserError(f"{reason}: revoke {g.module}:{g.action} first")
+            _keep_an_administrator(s, user, leaving=role != "administrator")
             before = _audit_state(_view(user))
             user.role, user.external = role, external
             s.flush()
@@ -329,3 +331,16 @@ def _audit_state(view: UserView) -> dict:
     data = view.to_json()
     data.pop("created_at")
     return data
+
+
+LAST_ADMINISTRATOR = "the last enabled administrator cannot be disabled or given another role: make another administrator first"
+
+
+def _keep_an_administrator(s: Session, user: User, leaving: bool) -> None:
+    """Refuse a change that would leave no enabled administrator (nobody could manage users again)."""
+    if not leaving or user.role != "administrator" or not user.enabled:
+        return
+    others = s.scalar(select(func.count(User.id)).where(User.role == "administrator", User.enabled.is_(True),
+                                                       User.id != user.id))
+    if not others:
+        raise UserError(LAST_ADMINISTRATOR)

@@ -167,3 +167,17 @@ def test_repeated_failures_lock_the_name_for_a_while(users, audit):
     assert '"reason":"locked: too many failed attempts"' in audit.query()[0].details
     token, _ = login(users, new, now=T0 + dt.timedelta(minutes=20))
     assert token
+
+
+def test_the_last_administrator_can_be_neither_disabled_nor_demoted(users, audit):
+    add(users, "root", role="administrator")
+    with pytest.raises(UserError, match="last enabled administrator"):
+        users.disable(ADMIN, "root", T0)
+    with pytest.raises(UserError, match="last enabled administrator"):
+        users.set_role(ADMIN, "root", "supervisor", False, T0)
+    assert users.get("root").enabled and users.get("root").role == "administrator"
+    assert [e.action for e in audit.query()] == ["user.create"]
+    add(users, "second", role="administrator")  # with another one, either may go
+    assert users.set_role(ADMIN, "root", "supervisor", False, T0).role == "supervisor"
+    with pytest.raises(UserError, match="last enabled administrator"):
+        users.disable(ADMIN, "second", T0)
