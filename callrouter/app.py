@@ -45,6 +45,7 @@ from callrouter.metrics import Metrics
 from callrouter.observe.build import observers, service_level_sink
 from callrouter.ports import utc_from_clock
 from callrouter.prompts import Catalogue
+from callrouter.recording.build import build_recording
 from callrouter.reports.mailer import SmtpReportMailer
 from callrouter.reports.render import render
 from callrouter.reports.weekly import WeeklyReports
@@ -256,6 +257,12 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     desk = Desk(controller_settings, reactor, metrics, events, history=history.add)  # logins, pauses saved in var/
     team = TeamService(team_repo, desk, seed_team(controller_settings.secretaries, controller_settings.levels,
                                                   settings.http.console.pause_reasons), reactor, on_thread)
+    # Call recording and voicemail (docs/recording.md): the consent message, the conversations the
+    # workers record sealed into the media vault, the voicemail messages sealed as they are left.
+    recording = build_recording(settings.recording, settings.var_dir, controller_settings.voicemail_dir, db, reactor,
+                                pool, legs, prompt_path, recorder.submit, on_thread, lambda: registry.dialplans,
+                                settings.escalation, controller_settings.console_url,
+                                lambda task_id: reactor.callFromThread(events.task_changed, tasks.get(task_id)))
     # The calls. The one edge of the graph read later than it is built: calls start escalation
     # chains, whose alert calls (below) ask the calls about the patient; the engine is looked up
     # when a call escalates, long after start.
@@ -263,7 +270,7 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
                                 controller_settings, desk, legs, metrics, events=events,
                                 escalate=(lambda session, tier: escalation.engine.escalate(session, tier))
                                 if settings.escalation.enabled else None,
-                                tasks=tasks, returns=forwarding_watch.calls.returning)
+                                tasks=tasks, returns=forwarding_watch.calls.returning, recordings=recording.hooks)
     # Alert calls (the escalation's `call` steps) dial through the pool and ask the controller
     # about the patient's call; the voice channel places them (None: SMS instead).
     esc = settings.escalation
@@ -316,7 +323,7 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
                          lambda practice, number, by: from_thread(forwarding_watch.service.run_now, practice, number, by),
                          lambda: from_thread(forwarding_watch.service.under_way), forwarding_watch.service.cap,
                          settings.watch.enabled)
-    purge = PurgeService(RetentionPurger(db, settings.retention), reactor,
+    purge = PurgeService(RetentionPurger(db, settings.retention, media=[recording.retention]), reactor,
                          settings.retention.purge_interval_hours * 3600.0, on_thread)
 
     metrics_http = TCPServer(settings.metrics.port, metrics_site(metrics), interface=settings.metrics.host)
@@ -331,13 +338,13 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
         team,  # the database's team on the desk before any call
         escalation.service if esc.enabled else None,  # the engine, started on the node leading it
         pool, PoolMetrics(pool, metrics, recorder), CallbackTasksService(tasks, controller, registry, reactor),
-        CallCountsService(db, controller),
+        CallCountsService(db, controller), recording.service,
         edge, registrations, forwarding_watch.service,  # its calls need the media plane, their return the edge
         *observers(settings, metrics, lambda: registry.dialplans, desk.queues, pool, db.engine, edge, reactor),
         weekly_reports,
         admin_service(settings.http, api, reactor, purge, console=console, hub=console_hub,
                       oncall=OnCallApi(dialplan_of, tier_label), team=team_api, wallboard=wallboard,
-                      reports=reports_api, watch=watch_api),
+                      reports=reports_api, watch=watch_api, recordings=recording.api(calls, from_thread)),
     ]
     top = MultiService()
     for child in children:
@@ -345,6 +352,6 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
             child.setServiceParent(top)
     parts = {"db": db, "calls": calls, "recorder": recorder, "registry": registry, "dialplans": dialplans,
              "controller": controller, "desk": desk, "pool": pool, "metrics": metrics, "escalation": escalation.engine,
-             "cluster": cluster,
+             "cluster": cluster, "recording": recording,
              "watch": forwarding_watch.service}
     return top, parts

@@ -22,6 +22,7 @@ from callrouter.controller.settings import ControllerSettings
 from callrouter.escalation.settings import EscalationSettings
 from callrouter.events.settings import MqttSettings
 from callrouter.media.settings import MediaSettings
+from callrouter.recording.settings import RecordingSettings
 from callrouter.sip.settings import SipSettings, aligned_with_media
 from callrouter.watch.settings import WatchSettings
 
@@ -130,6 +131,7 @@ class Settings:
     escalation: EscalationSettings = field(default_factory=EscalationSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)  # the forwarding watch (off by default)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)  # node leases (several nodes, PostgreSQL)
+    recording: RecordingSettings = field(default_factory=RecordingSettings)  # call recording, voicemail (docs/recording.md)
 
     def problems(self) -> list[str]:
         """Cross-checks of values each section accepts on its own."""
@@ -140,6 +142,7 @@ class Settings:
         out += self.watch.problems()
         out += self.http.problems()
         out += self.cluster.problems()
+        out += self.recording.problems()
         if self.controller.agents:
             out.append("controller.agents: the old name of controller.secretaries; give only secretaries")
         for key, entries in self.controller.secretaries.items():

@@ -26,10 +26,8 @@ from callrouter.recording.calls import CallRecordings
 from callrouter.recording.cipher import MediaKey
 from callrouter.recording.ports import DemandBook
 from callrouter.recording.settings import RecordingSettings
-from callrouter.recording.vault import MediaRetention, MediaVault, private_dir
+from callrouter.recording.vault import MediaRetention, MediaVault, media_retention, private_dir
 from callrouter.recording.voicemail import Messages, VoicemailMail
-from callrouter.store import recordings as recording_store
-from callrouter.store import voicemails as voicemail_store
 from callrouter.store.db import Database
 from callrouter.store.recordings import RecordingRepository
 from callrouter.store.voicemails import VoicemailRepository
@@ -92,8 +90,7 @@ def build_recording(settings: RecordingSettings, var_dir: Path, voicemail_dir: P
         timer = TimerService(interval, job)
         timer.clock = reactor
         timer.setServiceParent(service)
-    retention = MediaRetention(vault, settings.keep_days, settings.notes_days, settings.voicemail_days,
-                               recording_store.purge, voicemail_store.purge)
+    retention = media_retention(vault, settings.keep_days, settings.notes_days, settings.voicemail_days)
     return RecordingParts(hooks, service, retention, recordings, voicemails, vault, demands)
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from callrouter.recording.cipher import MediaKey, Sealed
+from callrouter.store import recordings as recording_rows
+from callrouter.store import voicemails as voicemail_rows
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +45,9 @@ def valid_name(name: str) -> bool:
 
 
 class MediaVault:
-    def __init__(self, root: Path, key: MediaKey, legacy_root: Path | None = None) -> None:
+    """`key` None: a vault that only removes files (the CLI's purge needs no key)."""
+
+    def __init__(self, root: Path, key: MediaKey | None, legacy_root: Path | None = None) -> None:
         self.root = private_dir(root)
         self.key = key
         self._legacy_root = legacy_root.resolve() if legacy_root is not None else None
@@ -144,3 +148,9 @@ class MediaRetention:
                   "voicemails": vm_counts["voicemails"], "audio_files": len(files),
                   "media_cutoffs": {**rec_counts["cutoffs"], "voicemails": vm_counts["cutoff"]}}
         return counts, lambda: self.vault.remove(files)
+
+
+def media_retention(vault: MediaVault, keep_days: int | None, notes_days: int | None,
+                    voicemail_days: int | None) -> MediaRetention:
+    """The purge's step for `vault`, with the store's purges of recordings and voicemail messages."""
+    return MediaRetention(vault, keep_days, notes_days, voicemail_days, recording_rows.purge, voicemail_rows.purge)

@@ -109,9 +109,16 @@ def _db_upgrade(args, db: Database, settings: Settings, now) -> int:
 
 
 def _db_purge(args, db: Database, settings: Settings, now) -> int:
-    result = RetentionPurger(db, settings.retention).purge(_actor(), now)
+    from callrouter.recording.vault import MediaVault, media_retention  # the audio files go with their rows
+
+    r = settings.recording
+    media = media_retention(MediaVault(r.vault_path(settings.var_dir), None, settings.controller.voicemail_dir),
+                            r.keep_days, r.notes_days, r.voicemail_days)
+    result = RetentionPurger(db, settings.retention, media=[media]).purge(_actor(), now)
     print(f"purged {result.call_records} call records, {result.recordings} recordings, "
-          f"{result.audit} audit entries, {result.expired_tokens} expired tokens")
+          f"{result.audit} audit entries, {result.expired_tokens} expired tokens, "
+          f"{result.media.get('call_recordings', 0)} call recordings, {result.media.get('voicemails', 0)} "
+          f"voicemail messages")
     return 0
 
 

@@ -12,6 +12,7 @@ import pytest
 from callrouter.devtools import sipp as scen
 from tests.app.conftest import NUMBER
 from tests.media.harness import RtpSink, Sipp
+from tests.sip.harness import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +98,9 @@ def test_voicemail_keeps_the_message(service, tmp_path):
     sipp_ok(caller)
     [record] = service.calls(wait_closed=1)
     assert record.outcome == "voicemail"
-    files = list((tmp_path / "voicemail" / "e2e-test").glob("*.wav"))
+    # The message is sealed into the media vault (docs/recording.md): no plain file is left.
+    assert wait_for(lambda: not list((tmp_path / "voicemail" / "e2e-test").glob("*.wav")), timeout=10)
+    files = list((tmp_path / "var" / "vault").glob("*.enc"))
     assert len(files) == 1 and files[0].stat().st_size > 8000  # more than half a second of 8 kHz audio
 
 
