@@ -137,13 +137,17 @@ class EscalationEngine(Service):
             self._advance(escalation_id)
         for view in views:
             if self._holds():
-                yield self._advance(view.id) if view.id in self._chains else self._take(view)
+                yield self._advance(view.id) if view.id in self._chains else self._take(view, cancel=False)
 
-    def _take(self, view: EscalationView) -> "defer.Deferred[Any] | None":
+    def _take(self, view: EscalationView, cancel: bool = True) -> "defer.Deferred[Any] | None":
         if view.id in self._chains:
             return None
         dialplan = self._dialplan_for(view.practice)
         tier = dialplan.escalation.get(view.tier) if dialplan else None
+        if tier is None and not cancel:  # started by a node whose dialplans this one has not reloaded yet
+            logger.warning("escalation %s (%s/%s): no such practice or tier here yet; taken when there is",
+                           view.id, view.practice, view.tier)
+            return None
         if tier is None:
             logger.error("escalation %s (%s/%s) cannot resume: no such practice or tier now; cancelled",
                          view.id, view.practice, view.tier)

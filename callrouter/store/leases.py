@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from callrouter.cluster.lease import EXPIRED, RENEWED, SUPERSEDED
 from callrouter.cluster.ports import Acquired, Fenced, FenceSource
 from callrouter.store.db import Database
-from callrouter.store.escalations import EscalationRepository, OnChange
+from callrouter.store.escalations import EscalationRepository, EscalationView, OnChange
 from callrouter.store.models import EscalationStepRecord, LeadRecord, NodeLeaseRecord
 
 RELEASE_WAIT_S = 5.0
@@ -190,8 +190,10 @@ class LeaderChains(EscalationRepository):
         super().__init__(FencedDatabase(db, fence, hold_s), node, on_change)  # type: ignore[arg-type]
         self._starts = EscalationRepository(db, node, on_change)
 
-    def create(self, *args, **kwargs):
-        return self._starts.create(*args, **kwargs)
+    def create(self, call_id: str | None, practice: str, tier: str, caller: str | None,
+               now: dt.datetime, dialplan_version: str | None = None, triggered_by: str | None = None,
+               note: str | None = None) -> EscalationView:
+        return self._starts.create(call_id, practice, tier, caller, now, dialplan_version, triggered_by, note)
 
     def mark_interrupted_sends(self) -> int:
         """On taking the lead: every step still `sending` was claimed by an earlier leader (this

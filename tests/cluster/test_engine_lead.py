@@ -97,3 +97,17 @@ def test_the_single_node_of_sqlite_leads_at_once_and_runs_its_chains(db, channel
     assert engine.running
     start_chain(engine)
     assert sent(channels) == ["+33611111111", "martin@example.org"]
+
+
+def test_a_chain_of_a_tier_the_leader_has_not_reloaded_yet_waits_for_it_rather_than_being_cancelled(db, channels):
+    clock = clock_at()
+    plans = {"cab": dialplan(escalation={})}         # the leader's dialplans, before its reload
+    leader = EscalationEngine(EscalationRepository(db), channels, plans.get, SETTINGS, clock,
+                              EscalationMetrics(CollectorRegistry()), sync)
+    leader.startService()
+    eid = EscalationRepository(db).create("call-1", "cab", "urgent", None, leader.now()).id  # by a node that has it
+    leader.reconcile()
+    assert EscalationRepository(db).get(eid).state == "active" and sent(channels) == []
+    plans["cab"] = dialplan()                         # reloaded
+    leader.reconcile()
+    assert leader.active_ids() == [eid] and sent(channels)[0] == "+33611111111"

@@ -57,6 +57,19 @@ def leader_of(leases, node, lease_s=30.0):
     return epoch, term
 
 
+def test_the_leaders_chain_store_has_the_chain_store_signatures():
+    import inspect
+
+    from callrouter.escalation.ports import ChainStore
+
+    def parameters(f):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(f).parameters.values()]
+
+    names = {n for k in ChainStore.__mro__ if k.__module__ == ChainStore.__module__
+             for n, v in vars(k).items() if inspect.isfunction(v) and not n.startswith("_")}
+    assert names and all(parameters(getattr(LeaderChains, n)) == parameters(getattr(ChainStore, n)) for n in names)
+
+
 def test_sqlite_has_no_lease_rows_to_keep(tmp_path):
     with fresh_database("sqlite", tmp_path) as sqlite:
         assert lease_store(sqlite) is None
