@@ -97,7 +97,8 @@ class CallRecordings:
             return
         entry = self.calls[s.call_id] = Entry(s.call_id, s.practice, selection, then=then)
         s.state, s.menu_ahead = State.ANNOUNCE, None  # its keys come to `digit` through the flow
-        logger.info("call %s: consent to recording asked (%s)", s.call_id, selection.reason)
+        logger.info("call %s: consent to recording asked, prompt %s (%s)", s.call_id,
+                    selection.policy.consent_prompt, selection.reason)
         s.player.play([self._prompt(selection.policy.consent_prompt, s)], lambda: s.timers.start(
             "consent", selection.policy.consent_wait_s, lambda: self._go_on(s, entry)))
 

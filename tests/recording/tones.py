@@ -7,8 +7,9 @@ import math
 import wave
 from pathlib import Path
 
+from callrouter.devtools.rtp import tone_pcap
 from callrouter.devtools.sipp_alert import called_back_patient_phone, media_steps
-from callrouter.devtools.sipp_xml import HEAD, INVITE, WAIT_BYE
+from callrouter.devtools.sipp_xml import HEAD, INVITE, WAIT_BYE, play
 
 CALLER_HZ = 620.0
 SECRETARY_HZ = 1460.0
@@ -50,8 +51,15 @@ def tone_frames(samples: list[int], frequency: float, purity: float = 0.6) -> in
 def caller_with_tone(directory: Path, name: str, steps: list[tuple], end: str = "wait_bye",
                      wait_bye_ms: int = 60000) -> Path:
     """A patient's call (INVITE to [service], media at [$rtp_port]): once answered, `steps`
-    ("tone", (Hz, ms)) / ("digit", "9") / ("pause", ms), then waits for the service's BYE."""
-    body = HEAD.format(name=name) + INVITE + media_steps(directory, steps, event_pt=101)
+    ("tone", (Hz, ms)) / ("digit", "9") / ("pause", ms), or ("tone_bg", (Hz, ms)): a tone that
+    goes on while the next steps run (the service's BYE may come during it), then waits for the
+    service's BYE."""
+    body = HEAD.format(name=name) + INVITE
+    for kind, value in steps:
+        if kind == "tone_bg":
+            body += play(str(tone_pcap(directory, value[0], value[1])))
+        else:
+            body += media_steps(directory, [(kind, value)], event_pt=101)
     body += WAIT_BYE.format(timeout_ms=wait_bye_ms) + "</scenario>\n"
     path = directory / f"{name}.xml"
     path.write_text(body)

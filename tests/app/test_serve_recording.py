@@ -1,0 +1,296 @@
+"""Call recording with consent, and voicemail a secretary can use, on one whole service: `callrouter
+serve` with the real Kamailio edge and two pjsua2 workers; patients and a secretary's softphone are
+SIPp runs through the edge, each sending a pure tone of its own; what is stored is read back through
+the API, decrypted by the service.
+
+- rec-on records every call (sampled, 100 %): the caller hears the consent message before the queue
+  (its prompt named in the service's log, its RTP at her phone); pressing 9 leaves no file; a call
+  not refused is recorded from the worker's conference bridge: the audio served (decrypted, its
+  SHA-256 as stored) is stereo with the caller's tone on the left, the secretary's on the right,
+  as long as their conversation; « le patient refuse » mid-call deletes it; a secretary gets 403,
+  a supervisor's listening is in the audit trail.
+- rec-vm records nothing but e-mails the practice for each voicemail message: a message left by
+  SIPp is listed with its task, played (the bytes served match its SHA-256), e-mailed without the
+  caller's number.
+- The purge, run at an injected time past each limit, removes the rows and their files, audited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import hashlib
+import io
+import json
+import urllib.error
+import urllib.request
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from callrouter.config import RetentionSettings
+from callrouter.devtools import sipp as scen
+from callrouter.devtools.serve import ServeProcess, base_config, edge_config
+from callrouter.ports import Actor
+from callrouter.recording.vault import MediaVault, media_retention
+from callrouter.store.db import Database
+from callrouter.store.retention import RetentionPurger
+from tests.app.acd_support import Acd, Practice, add_secretaries, add_supervisor
+from tests.factories import REPO
+from tests.media.harness import Sipp as MediaSipp
+from tests.recording.tones import CALLER_HZ, SECRETARY_HZ, caller_with_tone, channels, secretary_with_tone, tone_frames
+from tests.sip.harness import Sipp, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class RecordedPractice(Practice):
+    recording: str = ""
+
+    def dialplan(self) -> str:
+        return super().dialplan() + "recording:\n" + "".join(f"  {line}\n" for line in self.recording.splitlines())
+
+
+RECORDED = RecordedPractice("rec-on", "+33100000151", ("sonia",), recording="mode: sampled\npercent: 100")
+VOICEMAIL = RecordedPractice("rec-vm", "+33100000152", ("vera",), recording="mode: off\nvoicemail_email: cabinet@example.fr")
+SUPERVISOR = "sabine"
+
+
+@pytest.fixture(scope="module")
+def acd(tmp_path_factory, prompts_built):
+    root = tmp_path_factory.mktemp("recording")
+    dialplans = root / "dialplans"
+    dialplans.mkdir()
+    for practice in (RECORDED, VOICEMAIL):
+        (dialplans / f"{practice.name}.yaml").write_text(practice.dialplan())
+    config = base_config(root, dialplans, REPO / "prompts", workers=2,
+                         agents={f"{p.name}/*": list(p.secretaries) for p in (RECORDED, VOICEMAIL)}, sip=edge_config(root))
+    config["controller"]["ring_timeout_s"] = 5.0
+    config["recording"] = {"notify_interval_s": 1.0}
+    config["escalation"] = {"outbox_file": str(root / "outbox.jsonl")}  # e-mails as files, no relay
+    svc = ServeProcess(root, config).start()
+    try:
+        svc.wait_edge_ready(2)
+        secrets = add_secretaries(svc.db_url, {"sonia": "rec-on", "vera": "rec-vm"},
+                                  key_file=Path(config["var_dir"]) / "secrets.key")
+        acd = Acd(svc, root, {p.name: p for p in (RECORDED, VOICEMAIL)}, totp_secrets=secrets)
+        acd.totp_secrets[SUPERVISOR] = add_supervisor(acd, SUPERVISOR, "Sabine")
+        acd.tokens = {}
+        yield acd
+    finally:
+        stray = svc.stop()
+        assert not stray, f"processes left running after stop (Kamailio included): {stray}"
+
+
+@pytest.fixture
+def service(acd):
+    try:
+        yield acd
+    finally:
+        acd.kill_started()
+
+
+def token(acd, username: str) -> str:
+    """Her bearer, signed in once for the module (a TOTP code is never accepted twice)."""
+    if username not in acd.tokens:
+        acd.tokens[username] = acd.sign_in(username)
+    return acd.tokens[username]
+
+
+def raw_get(acd, path: str, who: str) -> tuple[int, bytes, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{acd.svc.config['http']['port']}{path}")
+    request.add_header("Authorization", f"Bearer {token(acd, who)}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read(), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), dict(exc.headers)
+
+
+def var(acd) -> Path:
+    return Path(acd.svc.config["var_dir"])
+
+
+def sealed_files(acd) -> set[str]:
+    return {p.name for p in (var(acd) / "vault").glob("*.enc")}
+
+
+def patient(acd, practice: str, caller: str, steps: list[tuple]) -> tuple[MediaSipp, object]:
+    workdir = acd.root / f"patient-{caller.lstrip('+')}"
+    workdir.mkdir(exist_ok=True)
+    sink = acd.rtp_sink()
+    run = MediaSipp(str(caller_with_tone(workdir, "patient", steps)), remote_port=acd.edge[1],
+                    service=acd.practices[practice].number, variables={"rtp_port": str(sink.port), "caller": caller},
+                    workdir=workdir, timeout_s=90)
+    acd.started.append(run)
+    return run, sink
+
+
+def sonia_answers(acd, steps: list[tuple]) -> Sipp:
+    """Sonia's softphone, registered at the edge, answers the next offer, runs `steps`, hangs up."""
+    phone = acd.softphone("sonia")
+    phone.register()
+    acd.wait_registered()
+    workdir = acd.root / "softphones"
+    workdir.mkdir(exist_ok=True)
+    scenario = secretary_with_tone(workdir, f"sonia-{len(acd.started)}", steps)
+    run = Sipp(workdir, str(scenario), port=phone.port, calls=1, timeout_s=90,
+               extra=["-set", "rtp_port", str(acd.rtp_sink().port)], name="sonia")
+    acd.started.append(run)
+    acd.sonia = phone
+    return run
+
+
+def status(acd, call_id: str) -> dict:
+    code, body = acd.api("GET", f"/api/calls/{call_id}/recording", token(acd, SUPERVISOR))
+    assert code == 200, body
+    return body
+
+
+def test_the_caller_hears_the_consent_message_and_9_means_no_recording(service):
+    acd = service
+    before = sealed_files(acd)
+    phone = sonia_answers(acd, [("pause", 2000)])
+    run, sink = patient(acd, "rec-on", "+33615000001", [("pause", 3000), ("digit", "9")])
+    assert sink.wait_audible(100, timeout=10) >= 100, "the consent message's audio did not reach the caller"
+    record = acd.record("+33615000001")
+    assert record.outcome == "answered" and record.secretary == acd.uri("sonia")
+    assert phone.wait(60) == 0 and run.wait(60) == 0, run.errors()
+    assert f"call {record.id}: consent to recording asked, prompt recording_consent" in acd.svc.log_text()
+    said = status(acd, record.id)
+    assert (said["status"], said["recording_id"]) == ("refused", None)
+    assert "refuse key" in said["reason"]
+    assert sealed_files(acd) == before and list((var(acd) / "recording-spool").iterdir()) == []
+    acd.sonia.unregister()
+
+
+def test_a_call_not_refused_is_recorded_in_stereo_as_long_as_the_conversation(service):
+    """The caller's tone goes from her answer on; sonia's after she answers; both hang up after."""
+    acd = service
+    phone = sonia_answers(acd, [("pause", 500), ("tone", (SECRETARY_HZ, 4000)), ("pause", 1500)])
+    run, _ = patient(acd, "rec-on", "+33615000002", [("tone_bg", (CALLER_HZ, 40000))])
+    record = acd.record("+33615000002")
+    assert phone.wait(60) == 0, phone.errors()
+    assert run.wait(60) == 0, run.errors()
+    assert status(acd, record.id)["status"] == "recorded"
+
+    def stored():
+        code, body = acd.api("GET", "/api/practices/rec-on/recordings", token(acd, SUPERVISOR))
+        return next((r for r in body["recordings"] if r["call_id"] == record.id), None) if code == 200 else None
+
+    rec = wait_for(stored, timeout=20, interval=0.3)
+    assert rec is not None, acd.svc.log_tail()
+    assert rec["channels"] == 2 and rec["secretary"] == "sonia"
+
+    code, _, _ = raw_get(acd, f"/api/recordings/{rec['id']}/audio", "sonia")
+    assert code == 403  # a secretary does not hear recordings
+    code, audio, headers = raw_get(acd, f"/api/recordings/{rec['id']}/audio", SUPERVISOR)
+    assert code == 200 and headers["Content-Type"] == "audio/wav"
+    assert hashlib.sha256(audio).hexdigest() == rec["sha256"]
+    wav = acd.root / "heard.wav"
+    wav.write_bytes(audio)
+    n, rate, (left, right) = channels(wav)
+    assert (n, rate) == (2, 8000)
+    assert tone_frames(left, CALLER_HZ) > 100 and tone_frames(left, SECRETARY_HZ) < 5
+    assert tone_frames(right, SECRETARY_HZ) > 100 and tone_frames(right, CALLER_HZ) < 5
+    talked = (record.ended_at - record.answered_at).total_seconds()
+    assert abs(len(left) / rate - talked) < 1.0, (len(left) / rate, talked)
+    assert abs(rec["duration_seconds"] - talked) < 1.0
+    code, audit = acd.api("GET", "/api/audit?action=recording.listen", token(acd, SUPERVISOR))
+    assert [e for e in audit["entries"] if e["target"] == f"recording:{rec['id']}" and e["actor"] == SUPERVISOR]
+    assert "+33615000002" not in acd.svc.log_text() and str(var(acd) / "vault") not in acd.svc.log_text()
+    acd.sonia.unregister()
+
+
+def test_le_patient_refuse_mid_call_deletes_what_was_recorded(service):
+    acd = service
+    phone = sonia_answers(acd, [("pause", 7000)])
+    run, _ = patient(acd, "rec-on", "+33615000003", [("tone_bg", (CALLER_HZ, 40000))])
+    record = acd.record("+33615000003", until=lambda r: r.answered_at is not None)
+    assert wait_for(lambda: status(acd, record.id)["status"] == "recorded", timeout=10, interval=0.2)
+    code, body = acd.api("POST", f"/api/calls/{record.id}/recording/refuse", token(acd, "sonia"))
+    assert code == 200 and body == {"call_id": record.id, "status": "refused", "recording": "stopped"}, body
+    assert phone.wait(60) == 0 and run.wait(60) == 0
+    acd.record("+33615000003")
+    said = status(acd, record.id)
+    assert (said["status"], said["recording_id"]) == ("refused", None) and "sonia" in said["reason"]
+    assert wait_for(lambda: not list((var(acd) / "recording-spool").iterdir()), timeout=10)
+    code, listed = acd.api("GET", "/api/practices/rec-on/recordings", token(acd, SUPERVISOR))
+    assert all(r["call_id"] != record.id for r in listed["recordings"])
+    code, audit = acd.api("GET", "/api/audit?action=recording.refused", token(acd, SUPERVISOR))
+    assert [e for e in audit["entries"] if e["target"] == f"call:{record.id}" and e["actor"] == "sonia"]
+    acd.sonia.unregister()
+
+
+def test_a_voicemail_message_is_listed_played_and_e_mailed_without_the_number(service):
+    acd = service
+    workdir = acd.root / "vm"
+    workdir.mkdir(exist_ok=True)
+    caller = "+33615000004"
+    scenario = scen.caller(workdir, "vm", [("pause", 6000), ("audio", 6000), ("digit", "#")], end="wait_bye")
+    run = MediaSipp(str(scenario), remote_port=acd.edge[1], service=VOICEMAIL.number,
+                    variables={"rtp_port": acd.rtp_port(), "caller": caller}, workdir=workdir, timeout_s=90)
+    acd.started.append(run)
+    assert run.wait(60) == 0, run.errors()
+    record = acd.record(caller)
+    assert record.outcome == "voicemail"
+
+    def listed():
+        code, body = acd.api("GET", "/api/practices/rec-vm/voicemails?open=1", token(acd, "vera"))
+        return next((m for m in body["voicemails"] if m["call_id"] == record.id and m["playable"]), None)
+
+    message = wait_for(listed, timeout=20, interval=0.3)
+    assert message is not None, acd.svc.log_tail()
+    assert message["task"]["number"] == caller and message["task"]["state"] == "open"
+    assert not list((acd.root / "voicemail").rglob("*.wav"))  # sealed: no plain file left
+    code, audio, headers = raw_get(acd, message["audio_url"], "vera")
+    assert code == 200 and headers["Content-Type"] == "audio/wav"
+    assert hashlib.sha256(audio).hexdigest() == message["sha256"]
+    with wave.open(io.BytesIO(audio)) as w:
+        assert (w.getnchannels(), w.getframerate()) == (1, 8000) and w.getnframes() > 8000 * 3
+    assert raw_get(acd, message["audio_url"], "sonia")[0] == 404  # another practice's message
+    code, audit = acd.api("GET", "/api/audit?action=voicemail.listen", token(acd, SUPERVISOR))
+    assert [e for e in audit["entries"] if e["target"] == f"voicemail:{message['id']}" and e["actor"] == "vera"]
+
+    mails = wait_for(lambda: list((var(acd) / "voicemail-mail").glob("*.eml")), timeout=15)
+    assert mails, acd.svc.log_tail()
+    mail = email.message_from_bytes(mails[0].read_bytes(), policy=email.policy.default)
+    assert mail["Subject"] == "Nouveau message vocal — Cabinet rec-vm" and mail["To"] == "cabinet@example.fr"
+    body = mail.get_content()
+    assert "Un message vocal de 0 min" in body and "console du secrétariat" in body
+    assert caller not in body and "06 15 00 00 04" not in body and caller[3:] not in mails[0].read_text(errors="replace")
+
+
+def test_the_purge_removes_rows_and_files_at_their_limits_and_is_audited(service):
+    """Run with an injected time: past six months the recordings of this module go with their
+    files; past the messages' 90 days, the voicemail messages too. (It runs last: the earlier tests
+    stored what it purges.)"""
+    acd = service
+    code, recs = acd.api("GET", "/api/practices/rec-on/recordings", token(acd, SUPERVISOR))
+    code, vms = acd.api("GET", "/api/practices/rec-vm/voicemails", token(acd, "vera"))
+    assert recs["recordings"] and vms["voicemails"], "the earlier tests of the module store what is purged here"
+    files_before = sealed_files(acd)
+    newest = max(dt.datetime.fromisoformat(r["created_at"]) for r in recs["recordings"] + vms["voicemails"])
+    db = Database.from_url(acd.svc.db_url)
+    try:
+        vault = MediaVault(var(acd) / "vault", None, acd.root / "voicemail")
+        purger = RetentionPurger(db, RetentionSettings(call_records_days=None, recordings_days=None,
+                                                       audit_days=None, state_history_days=None),
+                                 media=[media_retention(vault, 183, 365, 90)])
+        early = purger.purge(Actor("test", "cli"), newest + dt.timedelta(days=89))
+        assert (early.media["call_recordings"], early.media["voicemails"]) == (0, 0)
+        assert sealed_files(acd) == files_before
+        late = purger.purge(Actor("test", "cli"), newest + dt.timedelta(days=184))
+    finally:
+        db.dispose()
+    assert late.media["call_recordings"] == len(recs["recordings"])
+    assert late.media["voicemails"] == len(vms["voicemails"])
+    assert late.media["audio_files"] == len(files_before) and sealed_files(acd) == set()
+    acd.tokens.clear()  # the purge at that time removed every API token too
+    code, audit = acd.api("GET", "/api/audit?action=retention.purge", token(acd, SUPERVISOR))
+    details = [json.loads(e["details"]) if isinstance(e["details"], str) else e["details"] for e in audit["entries"]]
+    assert any(d.get("call_recordings") == len(recs["recordings"]) for d in details)
