@@ -12,6 +12,8 @@ the API, decrypted by the service.
 - rec-vm records nothing but e-mails the practice for each voicemail message: a message left by
   SIPp is listed with its task, played (the bytes served match its SHA-256), e-mailed without the
   caller's number.
+- In the console (Debian's chromium through Playwright), « Messagerie » lists a message with the
+  number to call back and plays it in an <audio> element fed by the API; its task is closed there.
 - The purge, run at an injected time past each limit, removes the rows and their files, audited.
 """
 
@@ -39,6 +41,7 @@ from callrouter.recording.vault import MediaVault, media_retention
 from callrouter.store.db import Database
 from callrouter.store.retention import RetentionPurger
 from tests.app.acd_support import Acd, Practice, add_secretaries, add_supervisor
+from tests.app.test_serve_console import CHROMIUM, CHROMIUM_FLAGS, chromium_or_fail, sign_in_enrolling
 from tests.factories import REPO
 from tests.media.harness import Sipp as MediaSipp
 from tests.recording.tones import CALLER_HZ, SECRETARY_HZ, caller_with_tone, channels, secretary_with_tone, tone_frames
@@ -56,7 +59,8 @@ class RecordedPractice(Practice):
 
 
 RECORDED = RecordedPractice("rec-on", "+33100000151", ("sonia",), recording="mode: sampled\npercent: 100")
-VOICEMAIL = RecordedPractice("rec-vm", "+33100000152", ("vera",), recording="mode: off\nvoicemail_email: cabinet@example.fr")
+VOICEMAIL = RecordedPractice("rec-vm", "+33100000152", ("vera", "victor"),
+                             recording="mode: off\nvoicemail_email: cabinet@example.fr")
 SUPERVISOR = "sabine"
 
 
@@ -75,7 +79,7 @@ def acd(tmp_path_factory, prompts_built):
     svc = ServeProcess(root, config).start()
     try:
         svc.wait_edge_ready(2)
-        secrets = add_secretaries(svc.db_url, {"sonia": "rec-on", "vera": "rec-vm"},
+        secrets = add_secretaries(svc.db_url, {"sonia": "rec-on", "vera": "rec-vm", "victor": "rec-vm"},
                                   key_file=Path(config["var_dir"]) / "secrets.key")
         acd = Acd(svc, root, {p.name: p for p in (RECORDED, VOICEMAIL)}, totp_secrets=secrets)
         acd.totp_secrets[SUPERVISOR] = add_supervisor(acd, SUPERVISOR, "Sabine")
@@ -84,6 +88,17 @@ def acd(tmp_path_factory, prompts_built):
     finally:
         stray = svc.stop()
         assert not stray, f"processes left running after stop (Kamailio included): {stray}"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = chromium_or_fail()
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
 
 
 @pytest.fixture
@@ -226,11 +241,11 @@ def test_le_patient_refuse_mid_call_deletes_what_was_recorded(service):
     acd.sonia.unregister()
 
 
-def test_a_voicemail_message_is_listed_played_and_e_mailed_without_the_number(service):
-    acd = service
-    workdir = acd.root / "vm"
+def leave_voicemail(acd, caller: str) -> tuple[object, dict]:
+    """A patient of rec-vm (nobody to answer: its voicemail) leaves a 6-second message, then #;
+    (her call's record, the message as vera's list shows it once sealed)."""
+    workdir = acd.root / f"vm-{caller.lstrip('+')}"
     workdir.mkdir(exist_ok=True)
-    caller = "+33615000004"
     scenario = scen.caller(workdir, "vm", [("pause", 6000), ("audio", 6000), ("digit", "#")], end="wait_bye")
     run = MediaSipp(str(scenario), remote_port=acd.edge[1], service=VOICEMAIL.number,
                     variables={"rtp_port": acd.rtp_port(), "caller": caller}, workdir=workdir, timeout_s=90)
@@ -245,6 +260,13 @@ def test_a_voicemail_message_is_listed_played_and_e_mailed_without_the_number(se
 
     message = wait_for(listed, timeout=20, interval=0.3)
     assert message is not None, acd.svc.log_tail()
+    return record, message
+
+
+def test_a_voicemail_message_is_listed_played_and_e_mailed_without_the_number(service):
+    acd = service
+    caller = "+33615000004"
+    record, message = leave_voicemail(acd, caller)
     assert message["task"]["number"] == caller and message["task"]["state"] == "open"
     assert not list((acd.root / "voicemail").rglob("*.wav"))  # sealed: no plain file left
     code, audio, headers = raw_get(acd, message["audio_url"], "vera")
@@ -263,6 +285,41 @@ def test_a_voicemail_message_is_listed_played_and_e_mailed_without_the_number(se
     body = mail.get_content()
     assert "Un message vocal de 0 min" in body and "console du secrétariat" in body
     assert caller not in body and "06 15 00 00 04" not in body and caller[3:] not in mails[0].read_text(errors="replace")
+
+
+def test_the_console_lists_the_message_plays_it_in_the_page_and_closes_its_task(service, browser):
+    """victor signs in through the page: « Messagerie » lists the message with the number to call
+    back; its <audio> element loads the message from the API (the session's cookie, the page's
+    media-src 'self'), audited; « Je m'en occupe » then « Fait » close its task."""
+    acd = service
+    record, message = leave_voicemail(acd, "+33615000005")
+    page = browser.new_page()
+    try:
+        errors = sign_in_enrolling(page, acd, "victor")
+        item = f"#voicemails li[data-voicemail-id='{message['id']}']"
+        page.wait_for_selector(item)
+        assert page.text_content(f"{item} .task-number") == "06 15 00 00 05"
+        assert page.get_attribute(f"{item} audio", "src") == message["audio_url"]
+        loaded = page.evaluate("""async (selector) => {
+          const audio = document.querySelector(selector);
+          audio.preload = "auto";
+          audio.load();
+          await new Promise((ok, ko) => { audio.onloadedmetadata = ok; audio.onerror = () => ko(String(audio.error && audio.error.code)); });
+          return audio.duration;
+        }""", f"{item} audio")
+        assert loaded > 3, loaded
+        page.click(f"{item} [data-action=assign]")
+        page.wait_for_selector(f"{item}.task-mine")
+        page.click(f"{item} [data-action=done]")
+        page.wait_for_selector(item, state="detached")
+        assert errors == [], errors
+    finally:
+        page.close()
+    code, audit = acd.api("GET", "/api/audit?action=voicemail.listen", token(acd, SUPERVISOR))
+    assert [e for e in audit["entries"] if e["target"] == f"voicemail:{message['id']}" and e["actor"] == "victor"]
+    code, body = acd.api("GET", "/api/practices/rec-vm/voicemails", token(acd, "vera"))
+    task = next(m["task"] for m in body["voicemails"] if m["id"] == message["id"])
+    assert (task["state"], task["assigned_to"]) == ("done", "victor")
 
 
 def test_the_purge_removes_rows_and_files_at_their_limits_and_is_audited(service):
