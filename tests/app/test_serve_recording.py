@@ -58,7 +58,7 @@ class RecordedPractice(Practice):
         return super().dialplan() + "recording:\n" + "".join(f"  {line}\n" for line in self.recording.splitlines())
 
 
-RECORDED = RecordedPractice("rec-on", "+33100000151", ("sonia",), recording="mode: sampled\npercent: 100")
+RECORDED = RecordedPractice("rec-on", "+33100000151", ("sonia", "selma"), recording="mode: sampled\npercent: 100")
 VOICEMAIL = RecordedPractice("rec-vm", "+33100000152", ("vera", "victor"),
                              recording="mode: off\nvoicemail_email: cabinet@example.fr")
 SUPERVISOR = "sabine"
@@ -79,11 +79,12 @@ def acd(tmp_path_factory, prompts_built):
     svc = ServeProcess(root, config).start()
     try:
         svc.wait_edge_ready(2)
-        secrets = add_secretaries(svc.db_url, {"sonia": "rec-on", "vera": "rec-vm", "victor": "rec-vm"},
+        secrets = add_secretaries(svc.db_url, {"sonia": "rec-on", "selma": "rec-on", "vera": "rec-vm",
+                                                "victor": "rec-vm"},
                                   key_file=Path(config["var_dir"]) / "secrets.key")
         acd = Acd(svc, root, {p.name: p for p in (RECORDED, VOICEMAIL)}, totp_secrets=secrets)
         acd.totp_secrets[SUPERVISOR] = add_supervisor(acd, SUPERVISOR, "Sabine")
-        acd.tokens = {}
+        acd.tokens, acd.phones = {}, {}
         yield acd
     finally:
         stray = svc.stop()
@@ -145,19 +146,24 @@ def patient(acd, practice: str, caller: str, steps: list[tuple]) -> tuple[MediaS
     return run, sink
 
 
-def sonia_answers(acd, steps: list[tuple]) -> Sipp:
-    """Sonia's softphone, registered at the edge, answers the next offer, runs `steps`, hangs up."""
-    phone = acd.softphone("sonia")
+def answers(acd, username: str, steps: list[tuple]) -> Sipp:
+    """Her softphone, registered at the edge, answers the next offer, runs `steps`, hangs up
+    (`acd.phones[username]` to unregister it)."""
+    phone = acd.softphone(username)
     phone.register()
     acd.wait_registered()
     workdir = acd.root / "softphones"
     workdir.mkdir(exist_ok=True)
-    scenario = secretary_with_tone(workdir, f"sonia-{len(acd.started)}", steps)
+    scenario = secretary_with_tone(workdir, f"{username}-{len(acd.started)}", steps)
     run = Sipp(workdir, str(scenario), port=phone.port, calls=1, timeout_s=90,
-               extra=["-set", "rtp_port", str(acd.rtp_sink().port)], name="sonia")
+               extra=["-set", "rtp_port", str(acd.rtp_sink().port)], name=username)
     acd.started.append(run)
-    acd.sonia = phone
+    acd.phones[username] = phone
     return run
+
+
+def sonia_answers(acd, steps: list[tuple]) -> Sipp:
+    return answers(acd, "sonia", steps)
 
 
 def status(acd, call_id: str) -> dict:
@@ -180,7 +186,7 @@ def test_the_caller_hears_the_consent_message_and_9_means_no_recording(service):
     assert (said["status"], said["recording_id"]) == ("refused", None)
     assert "refuse key" in said["reason"]
     assert sealed_files(acd) == before and list((var(acd) / "recording-spool").iterdir()) == []
-    acd.sonia.unregister()
+    acd.phones["sonia"].unregister()
 
 
 def test_a_call_not_refused_is_recorded_in_stereo_as_long_as_the_conversation(service):
@@ -218,7 +224,7 @@ def test_a_call_not_refused_is_recorded_in_stereo_as_long_as_the_conversation(se
     code, audit = acd.api("GET", "/api/audit?action=recording.listen", token(acd, SUPERVISOR))
     assert [e for e in audit["entries"] if e["target"] == f"recording:{rec['id']}" and e["actor"] == SUPERVISOR]
     assert "+33615000002" not in acd.svc.log_text() and str(var(acd) / "vault") not in acd.svc.log_text()
-    acd.sonia.unregister()
+    acd.phones["sonia"].unregister()
 
 
 def test_le_patient_refuse_mid_call_deletes_what_was_recorded(service):
@@ -238,7 +244,7 @@ def test_le_patient_refuse_mid_call_deletes_what_was_recorded(service):
     assert all(r["call_id"] != record.id for r in listed["recordings"])
     code, audit = acd.api("GET", "/api/audit?action=recording.refused", token(acd, SUPERVISOR))
     assert [e for e in audit["entries"] if e["target"] == f"call:{record.id}" and e["actor"] == "sonia"]
-    acd.sonia.unregister()
+    acd.phones["sonia"].unregister()
 
 
 def leave_voicemail(acd, caller: str) -> tuple[object, dict]:
@@ -261,6 +267,31 @@ def leave_voicemail(acd, caller: str) -> tuple[object, dict]:
     message = wait_for(listed, timeout=20, interval=0.3)
     assert message is not None, acd.svc.log_tail()
     return record, message
+
+
+def test_le_patient_refuse_from_the_call_card(service, browser):
+    """selma's console: the card of her call in progress says it is recorded; « Le patient refuse
+    l'enregistrement » stops it and deletes what was recorded."""
+    acd = service
+    page = browser.new_page()
+    try:
+        errors = sign_in_enrolling(page, acd, "selma")  # before her phone registers: she is offline
+        phone = answers(acd, "selma", [("pause", 9000)])
+        run, _ = patient(acd, "rec-on", "+33615000006", [("tone_bg", (CALLER_HZ, 40000))])
+        page.wait_for_selector("#card[data-status=in_call]", timeout=45000)
+        page.wait_for_selector("#card-recording:text('Appel enregistré')", timeout=10000)
+        page.click("#card-refuse")
+        page.wait_for_selector("#card-recording:text('Enregistrement arrêté et supprimé')", timeout=10000)
+        assert page.is_hidden("#card-refuse") and errors == [], errors
+    finally:
+        page.close()
+    assert phone.wait(60) == 0 and run.wait(60) == 0
+    record = acd.record("+33615000006")
+    said = status(acd, record.id)
+    assert (said["status"], said["recording_id"]) == ("refused", None) and "selma" in said["reason"]
+    code, listed = acd.api("GET", "/api/practices/rec-on/recordings", token(acd, SUPERVISOR))
+    assert all(r["call_id"] != record.id for r in listed["recordings"])
+    acd.phones["selma"].unregister()
 
 
 def test_a_voicemail_message_is_listed_played_and_e_mailed_without_the_number(service):
