@@ -186,7 +186,7 @@ class RecordingsApi:
         except UnknownRecording:
             raise ApiError(404, "not_found", "no such request") from None
         self.demands_changed()
-        return demand_json(d)
+        return demand_json(d, stopped_at=d.ends_at if d.ends_at <= ctx.now else None)
 
     # --- voicemail ----------------------------------------------------------------------------------
 
