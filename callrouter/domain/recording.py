@@ -153,3 +153,95 @@ def at_bridge(selection: Selection, refused: bool, secretary: str, practice: str
 def retention_cutoff(now: dt.datetime, days: int | None) -> dt.datetime | None:
     """Kept while younger than `days` (None: no limit)."""
     return None if days is None else now - dt.timedelta(days=days)
+
+
+# --- what the store gives back, and the API shows ---------------------------------------------------
+
+class UnknownRecording(LookupError):
+    """No such recording, voicemail message or request (or one of a practice the user does not cover)."""
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+@dataclass(frozen=True)
+class NoteView:
+    id: int
+    recording_id: int | None
+    call_id: str
+    practice: str
+    secretary: str | None
+    author: str
+    score: int | None
+    text: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "recording_id": self.recording_id, "call_id": self.call_id,
+                "practice": self.practice, "secretary": self.secretary, "author": self.author,
+                "score": self.score, "text": self.text, "created_at": self.created_at.isoformat(),
+                "updated_at": self.updated_at.isoformat()}
+
+
+@dataclass(frozen=True)
+class RecordingView:
+    """A recorded call. `file` (the vault's name of its encrypted audio) never leaves the server."""
+
+    id: int
+    call_id: str
+    practice: str
+    secretary: str | None
+    file: str
+    sha256: str
+    size_bytes: int
+    channels: int
+    duration_seconds: float
+    started_at: dt.datetime
+    created_at: dt.datetime
+    reason: str | None
+    note: NoteView | None = None
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "call_id": self.call_id, "practice": self.practice, "secretary": self.secretary,
+                "sha256": self.sha256, "size_bytes": self.size_bytes, "channels": self.channels,
+                "duration_seconds": self.duration_seconds, "started_at": self.started_at.isoformat(),
+                "created_at": self.created_at.isoformat(), "reason": self.reason,
+                "note": self.note.to_json() if self.note else None,
+                "audio_url": f"/api/recordings/{self.id}/audio"}
+
+
+@dataclass(frozen=True)
+class VoicemailView:
+    """A voicemail message, with the callback task it created (its number, state and who took it)."""
+
+    id: int
+    call_id: str
+    practice: str
+    file: str | None
+    sha256: str | None
+    size_bytes: int | None
+    duration_seconds: float | None
+    truncated: bool
+    started_at: dt.datetime
+    created_at: dt.datetime
+    task_id: str | None = None
+    number: str | None = None
+    task_state: str | None = None
+    assigned_to: str | None = None
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "call_id": self.call_id, "practice": self.practice, "sha256": self.sha256,
+                "size_bytes": self.size_bytes, "duration_seconds": self.duration_seconds,
+                "truncated": self.truncated, "started_at": self.started_at.isoformat(),
+                "created_at": self.created_at.isoformat(), "playable": self.file is not None,
+                "task": None if self.task_id is None else {
+                    "id": self.task_id, "number": self.number, "state": self.task_state,
+                    "assigned_to": self.assigned_to},
+                "audio_url": f"/api/voicemails/{self.id}/audio"}
+
+
+def demand_json(d: Demand, stopped_at: dt.datetime | None = None) -> dict:
+    return {"id": d.id, "secretary": d.secretary, "practice": d.practice, "starts_at": d.starts_at.isoformat(),
+            "ends_at": d.ends_at.isoformat(), "by": d.by, "stopped_at": _iso(stopped_at)}

@@ -66,6 +66,8 @@ def test_the_call_record_says_what_happened_and_a_refusal_deletes_the_recording(
     with pytest.raises(UnknownRecording):
         repo.get(rid)
     assert [e.target for e in entries(db, "recording.refused")] == ["call:c1"]
+    repo.set_status("c1", RECORDED, "a write of the bridge coming late", T0)
+    assert repo.status_of("c1")[0] == REFUSED
     # A recording finished after the refusal is not stored.
     assert repo.add("c1", "cab", "alice", "x" * 32 + ".enc", "k", "0" * 64, 1, 2, 1.0, T0, T0) is None
 
