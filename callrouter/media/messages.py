@@ -291,6 +291,55 @@ class CallRecordingFinished:
     reason: str
 
 
+# ---------------------------------------------------------------------------------------------
+# Relays: the pool joining two legs of two workers (worker/relay.py); the controller never sees them
+
+
+@dataclass(frozen=True)
+class RelayOpen:
+    """Open this worker's end of relay `relay` for `leg` (which stops what it was playing); its
+    RTP port is reported with `relay_ready`."""
+
+    type: ClassVar[str] = "relay_open"
+    relay: str
+    leg: str
+
+
+@dataclass(frozen=True)
+class RelayConnect:
+    """The other end of `relay` listens on `port` (same host): the audio flows both ways."""
+
+    type: ClassVar[str] = "relay_connect"
+    relay: str
+    port: int
+
+    def check(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ProtocolError(f"relay_connect: port {self.port} is not a port")
+
+
+@dataclass(frozen=True)
+class RelayClose:
+    type: ClassVar[str] = "relay_close"
+    relay: str
+
+
+@dataclass(frozen=True)
+class RelayReady:
+    type: ClassVar[str] = "relay_ready"
+    relay: str
+    port: int
+
+
+@dataclass(frozen=True)
+class RelayEnded:
+    """The worker closed its end by itself (its leg ended)."""
+
+    type: ClassVar[str] = "relay_ended"
+    relay: str
+    reason: str = ""
+
+
 @dataclass(frozen=True)
 class Error:
     """A command that could not be executed, or a line that could not be read."""
@@ -302,9 +351,9 @@ class Error:
 
 
 Command = Union[Answer, Play, StopPlayback, Record, Dial, Bridge, Unbridge, Transfer, Hangup, RecordCall,
-                StopCallRecording]
+                StopCallRecording, RelayOpen, RelayConnect, RelayClose]
 Event = Union[Ready, IncomingCall, Digit, PlaybackFinished, LegState, LegEnded, RecordingFinished, Error,
-              CallRecordingFinished]
+              CallRecordingFinished, RelayReady, RelayEnded]
 Message = Union[Command, Event]
 
 COMMANDS: Mapping[str, type] = {c.type: c for c in typing.get_args(Command)}

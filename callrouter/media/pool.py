@@ -226,7 +226,6 @@ class MediaPool(service.Service):
         argv = [self._python, "-m", "callrouter.media.worker", "--name", slot.name,
                 "--sip-port", str(slot.sip_port), "--rtp-port", str(slot.rtp_port),
                 "--rtp-port-range", str(s.rtp_ports_per_worker), "--bind", s.bind,
-                "--poll-ms", str(s.poll_ms), "--idle-poll-ms", str(s.idle_poll_ms),
                 "--pj-log-level", str(s.pj_log_level)]
         slot.state, slot.cap, slot.pid, slot.ready_at, slot.timer = "starting", 0, None, None, None
         slot.transport = self._reactor.spawnProcess(_WorkerProcess(self, slot), self._python, argv,

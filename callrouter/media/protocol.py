@@ -40,6 +40,7 @@ from callrouter.media.messages import (  # noqa: F401 - the contract's names, us
     MISSED_CODES, DISPLAY_NAME_MAX, header_safe, display_name, Dial, Bridge, Unbridge, Transfer,
     Hangup, Ready, IncomingCall, Digit, PlaybackFinished, LegState, LegEnded, RecordingFinished,
     Error, Command, Event, Message, COMMANDS, EVENTS, RecordCall, StopCallRecording, CallRecordingFinished,
+    RelayOpen, RelayConnect, RelayClose, RelayReady, RelayEnded,
 )
 
 VERSION = 1

@@ -28,8 +28,6 @@ class MediaSettings:
     sip_port_base: int = 5070
     rtp_port_base: int = 20000
     rtp_ports_per_worker: int = 200
-    poll_ms: int = 20            # longest wait of a command while the worker holds legs
-    idle_poll_ms: int = 100      # ... while it holds none (keeps an idle worker near 0% CPU)
     pj_log_level: int = 1
     ready_timeout_seconds: float = 20.0
     stop_timeout_seconds: float = 5.0
@@ -56,8 +54,6 @@ class MediaSettings:
             out.append("rtp_ports_per_worker must be even and at least 8")
         if self.rtp_port_base + self.workers_max * self.rtp_ports_per_worker > 65535:
             out.append("rtp_port_base + workers_max * rtp_ports_per_worker exceeds 65535")
-        if not 1 <= self.poll_ms <= 500 or not self.poll_ms <= self.idle_poll_ms <= 1000:
-            out.append("poll_ms must be in 1..500 and idle_poll_ms in poll_ms..1000")
         if self.restart_delay_seconds <= 0 or self.restart_delay_max_seconds < self.restart_delay_seconds:
             out.append("restart delays must be positive, the maximum not below the first")
         if self.restart_backoff_factor < 1:

@@ -178,6 +178,12 @@ class RtpSink:
             time.sleep(0.05)
         return self.audible()
 
+    def send_digit(self, dest: tuple[str, int], event: int, seq: int, timestamp: int) -> None:
+        """One RFC 4733 event packet (payload type 101): the start of a digit, then its end."""
+        for n, (end, duration) in enumerate(((0, 160), (0x80, 800), (0x80, 800), (0x80, 800))):
+            header = struct.pack("!BBHII", 0x80, 101 | (0x80 if n == 0 else 0), seq + n, timestamp, 0x1234)
+            self.sock.sendto(header + struct.pack("!BBH", event, end | 10, duration), dest)
+
     def send_rtp(self, dest: tuple[str, int], payload: bytes, payload_type: int = 8, count: int = 50) -> None:
         ssrc = random.getrandbits(32)
         for seq in range(count):
@@ -234,10 +240,13 @@ class RawSipCaller:
                                                                  self.branch.encode())
 
     def invite(self, number: str, caller: str, display: bytes = b"", extra: bytes = b"",
-               rtp_port: int = 4000) -> None:
+               rtp_port: int = 4000, digits: bool = False) -> None:
+        """`digits`: offer RFC 4733 telephone events (payload type 101) beside A-law."""
         host = self.target[0].encode()
         sdp = (b"v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-               b"m=audio %d RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n" % rtp_port)
+               + (b"m=audio %d RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+                  b"a=fmtp:101 0-15\r\n" if digits else b"m=audio %d RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n")
+               % rtp_port)
         self.request_uri = b"sip:%s@%s:%d" % (number.encode(), host, self.target[1])
         self.from_header = (b'From: "%s" <sip:%s@%s>;tag=%s\r\n' % (display, caller.encode(),
                                                                      self.local[0].encode(), self.tag.encode()))
@@ -264,6 +273,7 @@ class RawSipCaller:
                 continue
             status = int(data[8:11])
             headers: dict[str, list[bytes]] = {}
+            self.last_body = data.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in data else b""
             for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
                 name, _, value = line.partition(b":")
                 headers.setdefault(name.strip().decode("latin-1").lower(), []).append(value.strip())

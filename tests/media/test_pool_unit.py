@@ -185,8 +185,8 @@ def test_bad_lines_from_a_worker_are_skipped(setup):
 
 def test_settings_problems_are_reported():
     assert MediaSettings().problems() == []
-    bad = MediaSettings(legs_wanted=0, workers_min=0, rtp_ports_per_worker=7, poll_ms=0)
-    assert len(bad.problems()) == 4
+    bad = MediaSettings(legs_wanted=0, workers_min=0, rtp_ports_per_worker=7)
+    assert len(bad.problems()) == 3
     with pytest.raises(ValueError, match="legs_wanted"):
         MediaPool(bad, Observer(), reactor=FakeReactor())
 

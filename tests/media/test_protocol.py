@@ -28,6 +28,8 @@ SAMPLES = [
     p.RecordCall(leg="a", other="b", recording="rec-1", path="/s/a.wav", other_path="/s/b.wav", max_seconds=600),
     p.StopCallRecording(leg="a"),
     p.CallRecordingFinished(leg="rec-1", path="/s/a.wav", other_path="/s/b.wav", duration=12.5, reason="stopped"),
+    p.RelayOpen(relay="r1", leg="a"), p.RelayConnect(relay="r1", port=20198), p.RelayClose(relay="r1"),
+    p.RelayReady(relay="r1", port=20198), p.RelayEnded(relay="r1", reason="leg_ended"),
 ]
 
 

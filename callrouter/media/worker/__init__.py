@@ -9,14 +9,16 @@ Commands arrive as JSON lines on stdin, events leave as JSON lines on stdout, lo
 End of stdin (or SIGTERM) means "shut down": every call is hung up and the process exits 0.
 SIGINT is ignored: the controller, not a terminal's Ctrl-C, decides when workers stop.
 
-Threads: pjsua runs with `threadCnt = 0` and `mainThreadOnly`, so SIP callbacks run inside
-`libHandleEvents` on the main thread; pjmedia keeps its own media and clock threads. Callbacks
-that may come from those (end of a prompt) only append to a queue that the main loop drains.
-The loop blocks in `libHandleEvents(poll_ms)` then reads stdin without blocking, so a command waits
-at most `poll_ms` (20 ms) while the worker holds legs, `idle_poll_ms` (100 ms) when it holds none;
-SIP traffic wakes the loop at once. Measured idle: about 0.4% of one CPU, 30 MB RSS.
+Threads: pjsua runs with `threadCnt = 0`, `mainThreadOnly` and its media on the SIP I/O queue, so
+SIP and RTP are read, and their callbacks run, inside `libHandleEvents` on the main thread. The
+main loop sleeps there until something happens: a packet, a command (read by a thread of its own),
+a callback posted from the conference clock's thread (the end of a prompt), a signal, or the next
+deadline of a leg (wake.py). A command is executed as it arrives; an idle worker has no timer and
+its conference clock is stopped (clock.py).
 
 Its rooms: pjsua.py (the endpoint and the pjsua2 subclasses whose callbacks only queue),
-loop.py (the main loop and the event pipe), callbacks.py (queued callbacks become events),
-commands.py (commands executed), legs.py (legs and their media), main.py (the command line).
+loop.py (the main loop and the event pipe), wake.py (what wakes the loop), clock.py (the
+conference clock), callbacks.py (queued callbacks become events), commands.py (commands executed),
+legs.py (legs and their media), call_recording.py (conversations recorded), main.py (the command
+line).
 """

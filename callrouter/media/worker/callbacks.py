@@ -108,6 +108,7 @@ class CallEvents:
                 media.startTransmit(other.media)
                 other.media.startTransmit(media)
         self._legs.conversations.media_changed(leg)
+        self._legs.relays.media_changed(leg)
 
     def on_digit(self, leg_id: str, digit: str, method: str) -> None:
         leg = self._legs.live.get(leg_id)

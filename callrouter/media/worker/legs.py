@@ -1,5 +1,6 @@
 """A media worker's legs and the media attached to them: players, recordings, bridges, hangups,
-and the deadlines checked on every turn of the loop (dial timeouts, recording limits)."""
+and their deadlines (dial timeouts, recording limits), checked when the loop wakes for them
+(`next_deadline`) or for anything else."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import pjsua2 as pj
 from callrouter.media import protocol as p
 from callrouter.media.worker.call_recording import CallRecordings
 from callrouter.media.worker.pjsua import Call, Player, Post
+from callrouter.media.worker.relay import Relays
 
 logger = logging.getLogger(__name__)
 
 SILENCE_LEVEL = 3           # signal level (0-255; speech measured at 6-32) at or under which is silence
+RECORDING_CHECK_S = 0.1     # how often a recording's level, limit and closing file are looked at
 
 
 class Refused(Exception):
@@ -60,8 +63,9 @@ class Legs:
     """The live legs by id, the legs ended but not yet dropped, and the recordings whose file is
     still being closed. Events go out through `emit`; players post their end through `post`."""
 
-    def __init__(self, emit: Callable[[p.Event], None], post: Post) -> None:
+    def __init__(self, emit: Callable[[p.Event], None], post: Post, relays: Relays) -> None:
         self._emit, self._post = emit, post
+        self.relays = relays  # legs joined to legs of other workers (relay.py)
         self.live: dict[str, Leg] = {}
         self.dead: list[Leg] = []
         self.closing: list[tuple[str, str, float, str, float]] = []
@@ -69,7 +73,25 @@ class Legs:
         self._tokens = 0
 
     def busy(self) -> bool:
-        return bool(self.live or self.closing or self.conversations.busy())
+        return bool(self.live or self.closing or self.conversations.busy() or self.relays.busy())
+
+    def media_active(self) -> bool:
+        """Some leg has audio in the conference bridge, or a recording's file is being closed:
+        the bridge's clock must run."""
+        return self.busy() and (bool(self.closing) or self.conversations.busy() or self.relays.busy()
+                                or any(leg.media is not None for leg in self.live.values()))
+
+    def next_deadline(self, now: float) -> float | None:
+        """When `tick` has something to do next (None: nothing is timed). Recordings are looked at
+        every RECORDING_CHECK_S while they run or close; a dial waits for its own timeout."""
+        due = [leg.deadline for leg in self.live.values()
+               if leg.deadline is not None and leg.reported_state != "confirmed"]
+        if self.closing or self.conversations.busy() or any(leg.recording for leg in self.live.values()):
+            due.append(now + RECORDING_CHECK_S)
+        relay_due = self.relays.next_deadline()
+        if relay_due is not None:
+            due.append(relay_due)
+        return min(due) if due else None
 
     def get(self, leg_id: str) -> Leg:
         """The live leg `leg_id`, or Refused."""
@@ -92,6 +114,8 @@ class Legs:
         if self.closing:
             self._report_closed_recordings(now)
         self.conversations.tick(now, self.live)
+        if self.relays.closing:
+            self.relays.tick(now)
         for leg in list(self.live.values()):
             if leg.ended:
                 continue
@@ -190,6 +214,7 @@ class Legs:
         self.stop_player(leg)
         self.finish_recording(leg, reason)
         self.conversations.leg_stopped(leg.id, self.live)
+        self.relays.leg_stopped(leg.id)
         for other_id in list(leg.bridged):
             other = self.live.get(other_id)
             if other is not None:

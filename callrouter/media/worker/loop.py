@@ -1,5 +1,11 @@
-"""The worker's main loop: pjsua's events, then the queued callbacks, then stdin's commands, then
-the legs' deadlines; and the event pipe to the controller (stdout)."""
+"""The worker's main loop, and the event pipe to the controller (stdout).
+
+One thread does the work: it sleeps in pjsua's `libHandleEvents` until a SIP or RTP packet, a
+command, a callback posted from the conference clock's thread, a signal (all through wake.py) or
+the next deadline of its legs; then it handles the queued callbacks, the commands, the deadlines,
+and says whether the conference clock must run (clock.py). With no leg and nothing timed it sleeps
+until woken: an idle worker has no timer at all.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import collections
 import gc
 import logging
 import os
-import select
+import threading
 import time
 from typing import BinaryIO
 
@@ -15,32 +21,47 @@ import pjsua2 as pj
 
 from callrouter.media import protocol as p
 from callrouter.media.worker.callbacks import CallEvents
+from callrouter.media.worker.clock import MediaClock
 from callrouter.media.worker.commands import Commands
 from callrouter.media.worker.legs import Legs, Refused
 from callrouter.media.worker.pjsua import create_account, start_endpoint
+from callrouter.media.worker.relay import RelayError, Relays
+from callrouter.media.worker.wake import Inbox, Waker
 
 logger = logging.getLogger(__name__)
 
+FOREVER_MS = 24 * 3600 * 1000  # "until woken": nothing in the worker is timed
+
 
 class Worker:
-    def __init__(self, name: str, sip_port: int, rtp_port: int, out: BinaryIO, poll_ms: int = 20,
-                 pj_log_level: int = 1, bind: str = "127.0.0.1", rtp_port_range: int = 200,
-                 idle_poll_ms: int = 100) -> None:
+    def __init__(self, name: str, sip_port: int, rtp_port: int, out: BinaryIO, pj_log_level: int = 1,
+                 bind: str = "127.0.0.1", rtp_port_range: int = 200) -> None:
         self.name, self.sip_port, self.rtp_port, self.bind = name, sip_port, rtp_port, bind
-        self.poll_ms, self.idle_poll_ms = poll_ms, max(poll_ms, idle_poll_ms)
         self._out: BinaryIO | None = out
         self.stopping = False  # set by end of stdin, SIGTERM or a closed event pipe
         self._queue: collections.deque[tuple] = collections.deque()
+        self._main = threading.get_ident()
         self.ep, self.cap = start_endpoint(sip_port, bind, pj_log_level)
-        self.legs = Legs(self.emit, self.post)
+        self.waker = Waker(bind, sip_port)
+        self.clock = MediaClock(self.ep)
+        self.legs = Legs(self.emit, self.post, Relays(bind, rtp_port, rtp_port_range, self.emit))
         self.events = CallEvents(name, self.legs, self.post, self.emit, self._send)
         self.account = create_account(name, bind, sip_port, rtp_port, rtp_port_range, self.events.incoming)
         self.commands = Commands(self.legs, self.account, self.post, self.emit, name, bind, sip_port)
+        self._due = float("inf")  # the next deadline: a leg's, or the clock's settling check
 
     # -- event plumbing ----------------------------------------------------------------------
 
     def post(self, item: tuple) -> None:
+        """A pjsua callback's item, handled on the main loop; from another thread it wakes it."""
         self._queue.append(item)
+        if threading.get_ident() != self._main:
+            self.waker.wake()
+
+    def stop(self) -> None:
+        """Ask the loop to stop (SIGTERM): it wakes and shuts down."""
+        self.stopping = True
+        self.waker.wake()
 
     def emit(self, event: p.Event) -> None:
         self._send(p.encode(event))
@@ -63,26 +84,35 @@ class Worker:
 
     def run(self, commands_fd: int) -> None:
         self.emit(p.Ready(worker=self.name, sip_port=self.sip_port, cap=self.cap, pid=os.getpid()))
-        os.set_blocking(commands_fd, False)
+        self.waker.wake_on_signals()
+        inbox = Inbox(commands_fd, self.waker)
+        inbox.start()
         reader = p.LineReader()
+        handle_events, monotonic, queue, chunks = self.ep.libHandleEvents, time.monotonic, self._queue, inbox.chunks
         while not self.stopping:
-            busy = self.legs.busy() or self._queue
-            self.ep.libHandleEvents(self.poll_ms if busy else self.idle_poll_ms)
+            wait = self._due - monotonic()
+            handle_events(FOREVER_MS if wait == float("inf") else max(0, int(wait * 1000.0 + 0.999)))
+            # The fast path: an RTP packet woke the loop and nothing is waiting.
+            if not queue and not chunks and monotonic() < self._due:
+                continue
+            self.waker.clear()
             self._drain()
-            readable, _, _ = select.select([commands_fd], [], [], 0)
-            if readable:
-                try:
-                    data = os.read(commands_fd, 65536)
-                except BlockingIOError:
-                    data = None
-                if data == b"":
+            for data in inbox.take():
+                if not data:
                     self.stopping = True
-                elif data:
-                    for line in reader.feed(data):
-                        self._handle_line(line)
-            self.legs.tick(time.monotonic())
-            self.legs.reap()
+                for line in reader.feed(data):
+                    self._handle_line(line)
+            self._turn(monotonic())
         self.shutdown()
+
+    def _turn(self, now: float) -> None:
+        """After events and commands: deadlines, dropped calls, the clock; and the next deadline."""
+        legs = self.legs
+        legs.tick(now)
+        legs.reap()
+        settle = self.clock.update(legs.media_active(), now)
+        due = legs.next_deadline(now)
+        self._due = min(due if due is not None else float("inf"), settle if settle is not None else float("inf"))
 
     def shutdown(self) -> None:
         """Hang up every leg, let pjsua finish, and only then destroy the library: a pj.Call or
@@ -101,6 +131,7 @@ class Worker:
         gc.collect()
         self.ep.libHandleEvents(50)
         self.account.shutdown()
+        self.waker.close()
         self.ep.libDestroy()
 
     def _handle_line(self, line: bytes | p.ProtocolError) -> None:
@@ -112,16 +143,38 @@ class Worker:
         except p.ProtocolError as exc:
             self._error(str(exc))
             return
-        leg = getattr(command, "leg", "")
+        leg = getattr(command, "leg", "") or getattr(command, "relay", "")
         try:
-            self.commands.execute(command)
-        except Refused as exc:
+            if isinstance(command, (p.RelayOpen, p.RelayConnect, p.RelayClose)):
+                self._relay(command)
+            else:
+                self.commands.execute(command)
+        except (Refused, RelayError) as exc:
             self._error(str(exc), command.type, leg)
         except pj.Error as exc:
             self._error(f"pjsua: {exc.info()}", command.type, leg)
         except Exception as exc:  # a bug must not take the other calls down
             logger.exception("command %s failed", command.type)
             self._error(f"internal error: {exc}", command.type, leg)
+
+    def _relay(self, cmd: p.RelayOpen | p.RelayConnect | p.RelayClose) -> None:
+        """The pool's relay commands (relay.py); errors name the relay in their `leg`."""
+        relays = self.legs.relays
+        if isinstance(cmd, p.RelayOpen):
+            leg = self.legs.get(cmd.leg)
+            if leg.media is None:
+                raise Refused("leg has no active audio to relay")
+            if cmd.relay in relays.active:
+                raise Refused(f"relay {cmd.relay!r} already exists")
+            self.legs.stop_player(leg)
+            relays.open(cmd.relay, leg)
+        elif isinstance(cmd, p.RelayConnect):
+            relay = relays.active.get(cmd.relay)
+            if relay is None:
+                raise Refused(f"no relay {cmd.relay!r} on this worker")
+            relays.connect(cmd.relay, cmd.port, self.legs.get(relay.leg))
+        else:
+            relays.close(cmd.relay)
 
     def _drain(self) -> None:
         while self._queue:

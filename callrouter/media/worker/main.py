@@ -1,4 +1,4 @@
-"""The worker's command line: its ports and polling, then the loop until stdin ends."""
+"""The worker's command line: its ports, then the loop until stdin ends."""
 
 from __future__ import annotations
 
@@ -24,8 +24,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rtp-port", type=int, default=20000, help="first RTP port tried")
     parser.add_argument("--rtp-port-range", type=int, default=200, help="how many RTP ports it may use")
     parser.add_argument("--bind", default="127.0.0.1")
-    parser.add_argument("--poll-ms", type=int, default=20, help="longest command latency with legs up")
-    parser.add_argument("--idle-poll-ms", type=int, default=100, help="longest command latency when idle")
     parser.add_argument("--pj-log-level", type=int, default=1)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
@@ -40,15 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format=f"%(asctime)s %(levelname)s worker[{args.name}]: %(message)s")
     try:
-        worker = Worker(args.name, args.sip_port, args.rtp_port, events, poll_ms=args.poll_ms,
-                        pj_log_level=args.pj_log_level, bind=args.bind, rtp_port_range=args.rtp_port_range,
-                        idle_poll_ms=args.idle_poll_ms)
+        worker = Worker(args.name, args.sip_port, args.rtp_port, events, pj_log_level=args.pj_log_level,
+                        bind=args.bind, rtp_port_range=args.rtp_port_range)
     except pj.Error as exc:
         logger.error("cannot start: %s", exc.info())
         return 2
     # The controller stops workers by closing their stdin. Ctrl-C in a terminal reaches the whole
     # process group: leave it to the controller; SIGTERM asks for the same orderly stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: setattr(worker, "stopping", True))
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     worker.run(sys.stdin.fileno())
     return 0

@@ -53,8 +53,13 @@ def compiled_call_cap(requested: int) -> int:
 
 
 def start_endpoint(sip_port: int, bind: str, pj_log_level: int) -> tuple[pj.Endpoint, int]:
-    """A started pjsua endpoint on one loopback UDP port, G.711 only, no sound device; and the
-    number of calls it can hold."""
+    """A started pjsua endpoint on one loopback UDP port, G.711 only; and the number of calls it
+    can hold.
+
+    One thread does all the I/O: SIP and RTP sockets share pjsip's I/O queue, polled by the main
+    loop's `libHandleEvents` (`hasIoqueue = False`, no media thread: pjmedia's own would wake every
+    10 ms, calls or not), so a digit's callback runs on the main thread too. No sound device and no
+    auto-close timer: the conference clock is opened and closed by the worker (clock.py)."""
     quiet_pjlib(pj_log_level)
     ep = pj.Endpoint()
     ep.libCreate()
@@ -70,6 +75,9 @@ def start_endpoint(sip_port: int, bind: str, pj_log_level: int) -> tuple[pj.Endp
     cfg.medConfig.channelCount = 1
     cfg.medConfig.noVad = True
     cfg.medConfig.ecTailLen = 0
+    cfg.medConfig.hasIoqueue = False
+    cfg.medConfig.threadCnt = 0
+    cfg.medConfig.sndAutoCloseTime = -1
     ep.libInit(cfg)
     cap = compiled_call_cap(REQUESTED_MAX_CALLS)
     tcfg = pj.TransportConfig()
@@ -77,7 +85,6 @@ def start_endpoint(sip_port: int, bind: str, pj_log_level: int) -> tuple[pj.Endp
     tcfg.boundAddress = bind
     ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
     ep.libStart()
-    ep.audDevManager().setNullDev()
     for codec in ep.codecEnum2():
         keep = codec.codecId in KEEP_CODECS
         ep.codecSetPriority(codec.codecId, 255 - KEEP_CODECS.index(codec.codecId) if keep else 0)
