@@ -19,10 +19,12 @@ from callrouter.dialplan.schema_calendar import read_calendar_section, read_hour
 from callrouter.dialplan.schema_diary import PLATFORMS, read_diary
 from callrouter.dialplan.schema_oncall import SPECIAL_TARGETS, check_tiers, read_escalation, read_on_call
 from callrouter.dialplan.schema_recording import read_recording
+from callrouter.dialplan.schema_kpis import read_kpis
 from callrouter.dialplan.schema_reports import read_reports
 from callrouter.dialplan.schema_routes import read_menus, read_queues, read_routes
 from callrouter.dialplan.schema_watch import read_watch
 from callrouter.dialplan.yamlsrc import YNode
+from callrouter.domain.kpis import KpiParams
 from callrouter.domain.model import CalendarSpec, Dialplan, Practitioner, WeeklyHours
 from callrouter.domain.recording import CONSENT_PROMPT
 
@@ -30,7 +32,7 @@ __all__ = ("PLATFORMS", "TOP_KEYS", "build")
 
 TOP_KEYS = ("practice", "name", "timezone", "numbers", "calendar", "hours", "sites", "practitioners",
             "queues", "ivr", "routes", "on_call", "escalation", "diary", "prompts", "reports", "watch",
-            "recording")
+            "recording", "kpis")
 
 
 def build(tree: YNode | None, source: str, content: bytes, known_prompts: frozenset[str] | None,
@@ -64,6 +66,7 @@ def build(tree: YNode | None, source: str, content: bytes, known_prompts: frozen
     diary = read_diary(ctx, g("diary")) if "diary" in root.items else None
     prompts = _prompt_texts(ctx, g("prompts"))
     reports = read_reports(ctx, g("reports")) if "reports" in root.items else None
+    kpis = read_kpis(ctx, g("kpis")) if "kpis" in root.items else KpiParams()
     watch = read_watch(ctx, g("watch"), numbers, sites) if "watch" in root.items else None
     recording, consent = read_recording(ctx, g("recording"), numbers, sites) if "recording" in root.items else (None, None)
     if consent:  # the practice's own consent message, built and played as its prompt
@@ -79,7 +82,7 @@ def build(tree: YNode | None, source: str, content: bytes, known_prompts: frozen
         practice=practice, name=name, version=version, source=source, numbers=numbers, calendar=cal,
         routes=routes, ivr=menus, queues=queues, sites=sites, practitioners=practitioners,
         on_call=on_call, escalation=tiers, diary=diary, prompts=prompts, reports=reports,
-        watch=watch, recording=recording,
+        watch=watch, recording=recording, kpis=kpis,
     ), []
 
 

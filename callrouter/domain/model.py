@@ -16,6 +16,7 @@ from callrouter.domain.rota import (  # noqa: F401
 )
 from callrouter.domain.times import MINUTES_PER_DAY, WEEKDAYS, Period, TimeRange, WeeklyHours  # noqa: F401
 from callrouter.domain.watch_spec import WatchSpec
+from callrouter.domain.kpis import KpiParams
 from callrouter.domain.recording import RecordingSpec
 
 
@@ -284,6 +285,7 @@ class Dialplan:
     reports: ReportSubscription | None = None  # the weekly activity report's contact
     watch: WatchSpec | None = None  # the forwarding watch (callrouter.domain.watch), off when None
     recording: RecordingSpec | None = None  # call recording and voicemail e-mails (domain.recording)
+    kpis: KpiParams = field(default_factory=KpiParams)  # the indicators' parameters (KPIS.md), its own or the defaults
 
     def calendar_for(self, site: str | None) -> CalendarSpec:
         return self.sites[site].calendar if site else self.calendar

@@ -39,8 +39,8 @@ DEFAULTS = KpiParams()
 
 
 def params_of(dialplan: Dialplan | None) -> KpiParams:
-    """The practice's service-level parameters (the defaults until a dialplan can agree others)."""
-    return DEFAULTS
+    """The practice's service-level parameters: its dialplan's `kpis`, else the defaults."""
+    return dialplan.kpis if dialplan is not None else DEFAULTS
 
 
 @dataclass(eq=False)

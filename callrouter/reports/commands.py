@@ -75,7 +75,7 @@ def cmd_report(args) -> int:
             return 1
         since, until = period.bounds(zone)
         report = build_report(plan.practice, plan.name, zone, period,
-                              KpiQueries(db).records([plan.practice], since, until), now)
+                              KpiQueries(db).records([plan.practice], since, until), now, plan.kpis)
         out = render(report, args.format)
         target = args.output or (Path(out.filename) if args.format in ("html", "pdf") else None)
         if args.format in FILE_FORMATS:

@@ -144,7 +144,7 @@ class WeeklyReports(TimerService):
         zone = ZoneInfo(plan.calendar.timezone)
         since, until = period.bounds(zone)
         report = build_report(plan.practice, plan.name, zone, period,
-                              self._records.records([plan.practice], since, until), now)
+                              self._records.records([plan.practice], since, until), now, plan.kpis)
         year, week, _ = period.start.isocalendar()
         return ReportMail(plan.reports.emails, subject(report, week), body(report),
                           filename(report, "pdf"), self._render_pdf(report),

@@ -67,7 +67,7 @@ class ReportsApi:
             raise ApiError(400, "invalid_query", str(exc)) from None
         since, until = period.bounds(zone)
         report = build_report(practice, dialplan.name, zone, period, self.records.records([practice], since, until),
-                              ctx.now)
+                              ctx.now, dialplan.kpis)
         out = render(report, fmt)
         if fmt not in FILE_FORMATS:
             return HttpResponse(200, out.body, out.content_type)

@@ -127,10 +127,10 @@ class WallboardApi:
         return {"id": dialplan.practice, "name": dialplan.name, "timezone": dialplan.calendar.timezone,
                 "day": period.start.isoformat(), "status": state.status, "route": route, "open_now": open_now,
                 "alarm": open_now and bool(refs) and people["logged_in"] == 0,
-                **_waiting(waiting), "today": self._today(mine), "secretaries": people,
+                **_waiting(waiting), "today": self._today(mine, dialplan.kpis), "secretaries": people,
                 "queues": [{"id": r.queue, "label": r.label, "line": r.line,
                             **_waiting([w for w in waiting if w.queue == r.queue]),
-                            "today": self._today([c for c in mine if c.queue == r.queue]),
+                            "today": self._today([c for c in mine if c.queue == r.queue], dialplan.kpis),
                             "secretaries": _people(live.covering.get((r.practice, r.queue), ()), team)}
                            for r in refs]}
 
@@ -146,12 +146,19 @@ class WallboardApi:
                         "queues": [{"practice": r.practice, "queue": r.queue, "label": r.label,
                                     "practice_name": plans[r.practice].name} for r in members],
                         **_waiting([w for w in live.waiting if w.line == line]),
-                        "today": self._today([c for c in calls if (c.practice, c.queue) in keys]),
+                        "today": self._today([c for c in calls if (c.practice, c.queue) in keys],
+                                             _line_params(plans[r.practice].kpis for r in members)),
                         "secretaries": _people(covering, team)})
         return out
 
-    def _today(self, calls: list[CallFact]) -> dict:
-        return _figures(call_figures(calls, self.params))
+    def _today(self, calls: list[CallFact], params: KpiParams) -> dict:
+        return _figures(call_figures(calls, params))
+
+
+def _line_params(of_practices: Iterable[KpiParams]) -> KpiParams:
+    """A shared line's parameters: its practices' when they agree, else the defaults."""
+    distinct = set(of_practices)
+    return distinct.pop() if len(distinct) == 1 else KpiParams()
 
 
 def _today(dialplan: Dialplan, now: dt.datetime) -> tuple[Period, tuple[dt.datetime, dt.datetime]]:

@@ -53,8 +53,9 @@ def dialplans(tmp_path):
     for practice, name, number, kind in [("cab-a", "Cabinet A", "+33100000201", "openings"),
                                           ("cab-b", "Cabinet B", "+33100000202", "closures"),
                                           ("cab-c", "Cabinet C", "+33100000203", "openings")]:
+        own = "kpis: {sl_threshold: 60s, sl_target: 90%}\n" if practice == "cab-c" else ""  # agreed with cab-c
         (folder / f"{practice}.yaml").write_text(DIALPLAN.format(practice=practice, name=name, number=number,
-                                                                 kind=kind, always=ALWAYS))
+                                                                 kind=kind, always=ALWAYS) + own)
     result = load_paths([folder], Catalogue.load())
     assert not result.errors, result.errors
     return {d.practice: d for d in result.dialplans}
@@ -140,6 +141,24 @@ def test_the_board_shows_waiting_calls_todays_figures_the_team_and_the_alarm(env
     [chain] = b["escalations"]
     assert chain["needs_attention"] and chain["caller"] is None and chain["practice_name"] == "Cabinet A"
     assert chain["steps"][0]["practitioner_name"] == "Dr Anne Arnaud"
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_practice_s_own_service_level_terms_count_on_its_tile_and_not_on_a_line_it_shares(env, board):
+    desk, clock, chains, now, client = board
+    earlier = now - dt.timedelta(minutes=1)
+    recorded(env.calls, "c-general", "cab-c", earlier, 1, 50, 60, "answered")              # 49 s
+    recorded(env.calls, "c-shared", "cab-c", earlier, 1, 50, 60, "answered", queue="nord")  # 49 s
+    r = yield client.call("GET", "/api/wallboard", token=env.tokens["super"])
+    b = r.json()
+    c = next(p for p in b["practices"] if p["id"] == "cab-c")
+    # cab-c agreed 60 s and 90 %: both calls are within its terms...
+    assert c["today"]["service_level"] == {"numerator": 2, "denominator": 2, "rate": 1.0, "target": 0.9,
+                                           "threshold_s": 60.0}
+    # ...while the line cab-a and cab-b share with it keeps the default terms: 49 s is late there.
+    [line] = b["lines"]
+    assert line["today"]["service_level"] == {"numerator": 0, "denominator": 1, "rate": 0.0, "target": 0.8,
+                                              "threshold_s": 30.0}
 
 
 @pytest_twisted.inlineCallbacks
