@@ -3,6 +3,7 @@
 // relevant event asks for a refresh of what it changed, at most one per second; no polling loop.
 import { api, setCsrf, SignedOut } from "/static/api.js";
 import { renderChains } from "/static/wallboard.chains.js";
+import { loadRecordings, mayListen, practiceChoices, wireRecordings } from "/static/wallboard.recordings.js";
 import { currentTeam, loadSettings, wireSettings } from "/static/wallboard.settings.js";
 import { loadHistory, renderTeam, tickTeam } from "/static/wallboard.team.js";
 import { renderTiles, tickTiles } from "/static/wallboard.tiles.js";
@@ -13,6 +14,7 @@ let session = null;
 let board = null;
 let readAt = 0; // Date.now() when the board was read: the waits tick on from there
 let names = new Map(); // secretary id -> display name
+let recordingsAsked = false; // whether she may listen has been asked (once, with the first board)
 
 function signedOut(expired) {
   location.assign(expired ? "/console/connexion?expiree" : "/console/connexion");
@@ -34,6 +36,7 @@ async function refreshBoard() {
       $("forbidden").hidden = false;
       $("board").hidden = true;
       $("settings").hidden = true;
+      $("recordings").hidden = true;
       document.querySelector(".views").hidden = true;
       return undefined;
     }
@@ -47,7 +50,17 @@ async function refreshBoard() {
   renderChains(board.escalations, take);
   document.body.classList.toggle("has-alarm", board.practices.some((p) => p.alarm));
   document.body.dataset.refreshed = String(readAt);
+  if (!recordingsAsked) {
+    recordingsAsked = true;
+    $("view-recordings").hidden = !(await mayListen(board.practices));
+  }
   return undefined;
+}
+
+async function refreshRecordings() {
+  if (!board) return;
+  practiceChoices(board.practices);
+  await loadRecordings(board.practices, board.team);
 }
 
 async function refreshHistory() {
@@ -81,6 +94,7 @@ const boardSoon = coalesced(refreshBoard);
 const watchSoon = coalesced(refreshWatch);
 const historySoon = coalesced(refreshHistory);
 const settingsSoon = coalesced(refreshSettings);
+const recordingsSoon = coalesced(refreshRecordings);
 
 function reasons() {
   const team = currentTeam();
@@ -160,12 +174,12 @@ function connect() {
 }
 
 function show(view) {
-  const settings = view === "settings";
-  $("board").hidden = settings;
-  $("settings").hidden = !settings;
-  $("view-board").setAttribute("aria-pressed", String(!settings));
-  $("view-settings").setAttribute("aria-pressed", String(settings));
-  if (settings) settingsSoon();
+  for (const name of ["board", "settings", "recordings"]) {
+    $(name).hidden = name !== view;
+    $(`view-${name}`).setAttribute("aria-pressed", String(name === view));
+  }
+  if (view === "settings") settingsSoon();
+  if (view === "recordings") recordingsSoon();
 }
 
 async function start() {
@@ -178,6 +192,7 @@ async function start() {
   $("who").textContent = session.display_name || session.username;
   $("view-board").addEventListener("click", () => show("board"));
   $("view-settings").addEventListener("click", () => show("settings"));
+  $("view-recordings").addEventListener("click", () => show("recordings"));
   $("signout").addEventListener("click", async () => {
     try {
       await api("DELETE", "/api/session");
@@ -186,6 +201,7 @@ async function start() {
     }
   });
   wireSettings();
+  wireRecordings(() => (board ? board.team : []));
   tick();
   setInterval(tick, 1000);
   connect();
