@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 from callrouter.store.base import Base, UtcDateTime
 
@@ -27,6 +27,9 @@ class CallRecordingStatus(Base):
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(200))
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    # Read with its call (CallRecord.recording_status, loaded with every record read), never written through it.
+    call = relationship("CallRecord", viewonly=True,
+                        backref=backref("recording_status", uselist=False, lazy="selectin", viewonly=True))
 
 
 class CallRecordingFile(Base):

@@ -28,7 +28,17 @@ def serialise_call(call: Any) -> dict:
         "legs": [{"kind": leg.kind, "party": leg.party, "started_at": _iso(leg.started_at),
                   "ended_at": _iso(leg.ended_at), "end_cause": leg.end_cause}
                  for leg in call.legs],
+        "recording": recording_of(call),
     }
+
+
+def recording_of(call: Any) -> dict:
+    """What the record says about recording (docs/recording.md): recorded, refused, not_selected or
+    failed, and why; a call no policy asked about is not_selected."""
+    status = getattr(call, "recording_status", None)
+    if status is None:
+        return {"status": "not_selected", "reason": "not asked (no recording policy applied)"}
+    return {"status": status.status, "reason": status.reason}
 
 
 CSV_COLUMNS: Sequence[str] = (
