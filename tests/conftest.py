@@ -14,6 +14,8 @@ import os
 
 import pytest
 
+from callrouter.store.testing import KINDS, fresh_database
+
 CI_VARIABLE = "CI"
 
 
@@ -61,3 +63,20 @@ def pytest_make_collect_report(collector: pytest.Collector):
     if under_ci() and report.skipped:
         fail_skip(report)
     return report
+
+
+# --- databases shared by the store-backed tests ---------------------------------------------------
+
+@pytest.fixture(params=KINDS)
+def db(request, tmp_path):
+    """A fresh database migrated from empty, on SQLite and on the real PostgreSQL (127.0.0.1:5432,
+    db `test`): a test taking `db` runs once on each."""
+    with fresh_database(request.param, tmp_path) as database:
+        yield database
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
+    """A fresh SQLite database migrated from empty."""
+    with fresh_database("sqlite", tmp_path) as database:
+        yield database

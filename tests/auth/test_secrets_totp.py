@@ -15,7 +15,6 @@ from callrouter.auth.totp import code_at
 from callrouter.domain.errors import AuthFailed
 from callrouter.ports import Actor
 from callrouter.store.audit import AuditLog
-from callrouter.store.testing import KINDS, fresh_database
 from callrouter.store.totp_secrets import open_secrets, rotate, seal_plaintext, secrets_state
 from callrouter.store.users import UserRepository
 
@@ -28,12 +27,6 @@ HOUR = dt.timedelta(hours=1)
 @pytest.fixture(autouse=True)
 def fast_password_hashing(monkeypatch):
     monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-
-
-@pytest.fixture(params=KINDS)
-def db(request, tmp_path):
-    with fresh_database(request.param, tmp_path) as database:
-        yield database
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from callrouter.domain.team import StateChange, seed_team
 from callrouter.store.audit import AuditLog
 from callrouter.store.db import Database
 from callrouter.store.team import TeamRepository
-from callrouter.store.testing import KINDS, fresh_database
 from callrouter.ports import Actor
 
 NOW = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.timezone.utc)
@@ -38,12 +37,6 @@ def change(n: int, **kw) -> StateChange:
 def blocking(f, *args):
     """Runs the write in the test's thread (the daemon runs it on the reactor's thread pool)."""
     return defer.maybeDeferred(f, *args)
-
-
-@pytest.fixture(params=KINDS)
-def db(request, tmp_path):
-    with fresh_database(request.param, tmp_path) as database:
-        yield database
 
 
 @pytest.fixture

@@ -8,16 +8,9 @@ from callrouter.escalation.settings import DutyContact
 from callrouter.events.notifier import EventNotifier
 from callrouter.events.testing import RecordingPublisher
 from callrouter.store.escalations import EscalationRepository
-from callrouter.store.testing import KINDS, fresh_database
 from tests.escalation.support import (
     SECRET, SETTINGS, FakeChannel, clock_at, dialplan, make_engine, replace, same_signature,
 )
-
-
-@pytest.fixture(params=KINDS)
-def db(request, tmp_path):
-    with fresh_database(request.param, tmp_path) as database:
-        yield database
 
 
 @pytest.fixture

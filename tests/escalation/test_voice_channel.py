@@ -12,18 +12,11 @@ from callrouter.domain.model import EscalationStep, EscalationTier
 from callrouter.escalation.channels import OutboxFileChannel, build_channels
 from callrouter.escalation.voice import CallMessage, PracticeNames, VoiceChannel
 from callrouter.store.escalations import EscalationRepository
-from callrouter.store.testing import KINDS, fresh_database
 from tests.escalation.support import SETTINGS, FakeChannel, clock_at, dialplan, make_engine, replace, sync
 
 TIER = EscalationTier("urgent", (EscalationStep("call", "on_call", wait_s=120),
                                  EscalationStep("sms", "backup", wait_s=60)))
 PLAN = dialplan(escalation={"urgent": TIER})
-
-
-@pytest.fixture(params=KINDS)
-def db(request, tmp_path):
-    with fresh_database(request.param, tmp_path) as database:
-        yield database
 
 
 class FakeAlerts:

@@ -14,17 +14,10 @@ from callrouter.events.notifier import EventNotifier
 from callrouter.events.task_feed import CHANGES, AnnouncedTasks
 from callrouter.events.testing import RecordingPublisher
 from callrouter.store.tasks import TaskRepository
-from callrouter.store.testing import KINDS, fresh_database
 from callrouter.web.sse import EventHub, Stream
 
 T0 = dt.datetime(2027, 2, 3, 9, 0, tzinfo=dt.timezone.utc)
 NUMBER = "+33612345678"
-
-
-@pytest.fixture(params=KINDS)
-def db(request, tmp_path):
-    with fresh_database(request.param, tmp_path) as db:
-        yield db
 
 
 def test_every_change_of_the_store_is_announced_with_its_state_and_no_number(db):

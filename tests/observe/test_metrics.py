@@ -17,7 +17,6 @@ from callrouter.media.pool import WorkerStatus
 from callrouter.media.pool_metrics import PoolMetrics
 from callrouter.metrics import Metrics
 from callrouter.observe.resources import ChildResources, group_members, usage
-from callrouter.store.testing import KINDS, fresh_database
 from tests.escalation.support import FakeChannel, clock_at, dialplan, make_engine
 
 
@@ -46,12 +45,6 @@ def test_only_a_reload_without_error_moves_the_last_success_timestamp():
 def test_the_process_collectors_are_exposed():
     text = generate_latest(Metrics().registry).decode()
     assert "process_start_time_seconds" in text and "python_gc_collections_total" in text
-
-
-@pytest.fixture(params=KINDS)
-def db(request, tmp_path):
-    with fresh_database(request.param, tmp_path) as database:
-        yield database
 
 
 def steps(registry, channel: str, outcome: str) -> float:

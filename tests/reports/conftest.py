@@ -13,19 +13,6 @@ from aiosmtpd.controller import Controller
 from argon2 import PasswordHasher
 
 from callrouter.auth import passwords
-from callrouter.store.testing import KINDS, fresh_database
-
-
-@pytest.fixture(params=KINDS)
-def db(request, tmp_path):
-    with fresh_database(request.param, tmp_path) as database:
-        yield database
-
-
-@pytest.fixture
-def sqlite_db(tmp_path):
-    with fresh_database("sqlite", tmp_path) as database:
-        yield database
 
 
 @pytest.fixture(autouse=True)
