@@ -32,7 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
+from callrouter.auth import passwords
+from callrouter.auth.sealing import KeyFileBox
 from callrouter.config import RetentionSettings
 from callrouter.devtools import sipp as scen
 from callrouter.devtools.serve import ServeProcess, base_config, edge_config
@@ -40,7 +43,9 @@ from callrouter.ports import Actor
 from callrouter.recording.vault import MediaVault, media_retention
 from callrouter.store.db import Database
 from callrouter.store.retention import RetentionPurger
-from tests.app.acd_support import Acd, Practice, add_secretaries, add_supervisor
+from callrouter.store.users import UserRepository
+from callrouter.auth.totp import code_at
+from tests.app.acd_support import ADMIN, CONSOLE_PASSWORD, REALM, Acd, Practice, add_secretaries, add_supervisor
 from tests.app.test_serve_console import CHROMIUM, CHROMIUM_FLAGS, chromium_or_fail, sign_in_enrolling
 from tests.factories import REPO
 from tests.media.harness import Sipp as MediaSipp
@@ -48,6 +53,8 @@ from tests.recording.tones import CALLER_HZ, SECRETARY_HZ, caller_with_tone, cha
 from tests.sip.harness import Sipp, wait_for
 
 pytestmark = pytest.mark.integration
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "wallboard"
 
 
 @dataclass(frozen=True)
@@ -351,6 +358,119 @@ def test_the_console_lists_the_message_plays_it_in_the_page_and_closes_its_task(
     code, body = acd.api("GET", "/api/practices/rec-vm/voicemails", token(acd, "vera"))
     task = next(m["task"] for m in body["voicemails"] if m["id"] == message["id"])
     assert (task["state"], task["assigned_to"]) == ("done", "victor")
+
+
+# The duration of an <audio> element once its metadata is loaded (a function: the page's CSP
+# refuses strings evaluated as scripts).
+LOADED_DURATION = """async (selector) => {
+  const audio = document.querySelector(selector);
+  if (audio.readyState < 1) {
+    await new Promise((ok, ko) => { audio.addEventListener("loadedmetadata", ok);
+      audio.addEventListener("error", () => ko(String(audio.error && audio.error.code))); });
+  }
+  return audio.duration;
+}"""
+
+
+def test_the_supervisor_hears_a_recording_in_the_wallboard_and_notes_it(service, browser):
+    """Solène, a supervisor (recordings:listen and evaluate by default), signs in through the page:
+    « Enregistrements » lists sonia's recorded call; « Écouter » loads it into an <audio> element
+    from the API (the session's cookie, media-src 'self'), which the audit trail then holds; her
+    note is there after a reload. (The call recorded earlier in the module is the one listed.)"""
+    acd = service
+    code, body = acd.api("GET", "/api/practices/rec-on/recordings", token(acd, SUPERVISOR))
+    rec = next((r for r in body["recordings"] if r["secretary"] == "sonia"), None) if code == 200 else None
+    assert rec is not None, "the earlier tests of the module record a call of sonia's"
+    acd.totp_secrets["solene"] = add_supervisor(acd, "solene", "Solène Durand")
+    base = f"http://127.0.0.1:{acd.svc.config['http']['port']}"
+    context = browser.new_context(locale="fr-FR", viewport={"width": 1600, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(f"{base}/console/connexion")
+        page.fill("#username", "solene")
+        page.fill("#password", CONSOLE_PASSWORD)
+        page.click("#submit")
+        page.wait_for_selector("#enrol:not([hidden])")
+        page.fill("#totp", code_at(acd.totp_secrets["solene"], dt.datetime.now(dt.timezone.utc)))
+        errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.click("#submit")
+        page.wait_for_url(f"{base}/wallboard")
+        page.click("#view-recordings:not([hidden])")
+        item = f"#recordings-list tr[data-recording-id='{rec['id']}']"
+        page.wait_for_selector(item)
+        cells = page.query_selector_all(f"{item} td")
+        assert [c.text_content() for c in cells[:2]] == ["Cabinet rec-on", "Sonia"]
+        minutes, seconds = divmod(int(rec["duration_seconds"]), 60)
+        assert cells[3].text_content() == f"{minutes:02d}:{seconds:02d}"
+        page.click(f"{item} button:text('Écouter')")
+        audio = f"{item} audio"
+        assert page.get_attribute(audio, "src") == rec["audio_url"]
+        duration = page.evaluate(LOADED_DURATION, audio)
+        assert duration > 0 and abs(duration - rec["duration_seconds"]) < 0.5, (duration, rec["duration_seconds"])
+        page.fill(f"{item} textarea", "Accueil chaleureux ; reformuler le motif avant de transférer.")
+        page.select_option(f"{item} select", "4")
+        page.click(f"{item} button:text('Enregistrer la note')")
+        page.wait_for_selector(f"{item} form.note[data-saved]")
+        assert page.text_content(f"{item} form.note [role=status]") == "Note enregistrée (solene)."
+        page.reload()
+        page.click("#view-recordings:not([hidden])")
+        page.wait_for_selector(item)
+        assert page.input_value(f"{item} textarea") == "Accueil chaleureux ; reformuler le motif avant de transférer."
+        assert page.input_value(f"{item} select") == "4"
+        page.click(f"{item} button:text('Écouter')")
+        assert page.evaluate(LOADED_DURATION, audio) > 0
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "7-enregistrements.png"), full_page=True)
+        assert page.is_visible("#demands-panel") and errors == [], errors
+    finally:
+        context.close()
+    code, audit = acd.api("GET", "/api/audit?action=recording.listen", token(acd, SUPERVISOR))
+    assert [e for e in audit["entries"] if e["target"] == f"recording:{rec['id']}" and e["actor"] == "solene"]
+    code, stored = acd.api("GET", f"/api/recordings/{rec['id']}", token(acd, SUPERVISOR))
+    assert (stored["note"]["author"], stored["note"]["score"]) == ("solene", 4)
+
+
+def add_user(acd, username: str, role: str) -> None:
+    """A user of `role` with the console's password (as add_supervisor makes supervisors); her TOTP
+    secret in acd.totp_secrets."""
+    db = Database.from_url(acd.svc.db_url)
+    hasher = passwords._hasher
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # console password: cheap
+    try:
+        users = UserRepository(db, sip_realm=REALM, totp_box=KeyFileBox(var(acd) / "secrets.key"))
+        acd.totp_secrets[username] = users.add(ADMIN, username, username.title(), role, CONSOLE_PASSWORD,
+                                               dt.datetime.now(dt.timezone.utc)).totp_secret
+    finally:
+        passwords._hasher = hasher
+        db.dispose()
+
+
+def test_the_recordings_tab_is_hidden_from_whoever_may_not_listen(service, browser):
+    """An administrator manages recordings but hears none: the tab stays hidden, and the list route
+    she would have used says why, in the page's words."""
+    acd = service
+    add_user(acd, "adele", "admin")
+    base = f"http://127.0.0.1:{acd.svc.config['http']['port']}"
+    context = browser.new_context(locale="fr-FR")
+    page = context.new_page()
+    try:
+        page.goto(f"{base}/console/connexion")
+        page.fill("#username", "adele")
+        page.fill("#password", CONSOLE_PASSWORD)
+        page.click("#submit")
+        page.wait_for_selector("#enrol:not([hidden])")
+        page.fill("#totp", code_at(acd.totp_secrets["adele"], dt.datetime.now(dt.timezone.utc)))
+        page.click("#submit")
+        page.wait_for_url(lambda url: "connexion" not in url)
+        page.goto(f"{base}/wallboard")
+        page.wait_for_selector("[data-practice='rec-on']")
+        page.wait_for_selector("body[data-refreshed]")
+        page.wait_for_timeout(500)  # the question whether she may listen follows the first board
+        assert page.is_hidden("#view-recordings") and page.is_hidden("#recordings")
+    finally:
+        context.close()
 
 
 def test_the_purge_removes_rows_and_files_at_their_limits_and_is_audited(service):
