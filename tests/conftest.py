@@ -14,6 +14,9 @@ import os
 
 import pytest
 
+from argon2 import PasswordHasher
+
+from callrouter.auth import passwords
 from callrouter.store.testing import KINDS, fresh_database
 
 CI_VARIABLE = "CI"
@@ -80,3 +83,10 @@ def sqlite_db(tmp_path):
     """A fresh SQLite database migrated from empty."""
     with fresh_database("sqlite", tmp_path) as database:
         yield database
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch):
+    """Cheap argon2 parameters in every test: they check behaviour, not the hash's cost (the
+    service under test in a subprocess keeps its own)."""
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import text
 
 from callrouter.auth import passwords, sealing
@@ -27,11 +26,6 @@ from callrouter.store.users import UserRepository
 
 CLI = str(Path(sys.executable).with_name("callrouter"))
 PASSWORD = "a long enough password"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch):
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture(params=KINDS)

@@ -6,7 +6,6 @@ import datetime as dt
 import stat
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import text
 
 from callrouter.auth import passwords, sealing
@@ -22,11 +21,6 @@ T0 = dt.datetime(2026, 3, 2, 8, 0, 10, tzinfo=dt.timezone.utc)
 ADMIN = Actor("admin", "cli")
 PASSWORD = "a long enough password"
 HOUR = dt.timedelta(hours=1)
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch):
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture

@@ -3,17 +3,10 @@ check behaviour, not the hash's cost), and an SMS gateway over real HTTP on loop
 
 import pytest
 import pytest_twisted
-from argon2 import PasswordHasher
 from twisted.internet import reactor
 from twisted.web import server
 
-from callrouter.auth import passwords
 from tests.escalation.support import Gateway
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch):
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture

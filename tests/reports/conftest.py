@@ -10,14 +10,6 @@ import subprocess
 
 import pytest
 from aiosmtpd.controller import Controller
-from argon2 import PasswordHasher
-
-from callrouter.auth import passwords
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch):
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 class Mailbox:

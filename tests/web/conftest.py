@@ -4,10 +4,8 @@ import datetime as dt
 
 import pytest
 import pytest_twisted
-from argon2 import PasswordHasher
 from twisted.internet import reactor
 
-from callrouter.auth import passwords
 from callrouter.auth.totp import code_at
 from callrouter.store.audit import AuditLog
 from callrouter.store.calls import CallRepository
@@ -16,13 +14,6 @@ from callrouter.store.users import UserRepository
 from callrouter.web.api import Api
 from callrouter.web.site import build_site
 from web_support import MAX_BODY, PASSWORD, PEOPLE, ROOT, ApiEnv, Client, FakeDialplans, now, practice_cards
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch):
-    """Cheap argon2 parameters: the tests check behaviour, not the hash's cost."""
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
-                                                             parallelism=1))
 
 
 @pytest.fixture(params=KINDS)
