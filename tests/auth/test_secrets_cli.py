@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from callrouter.auth import passwords, sealing
+from callrouter.auth import sealing
 from callrouter.auth.sealing import KeyFileBox
 from callrouter.auth.totp import code_at
 from callrouter.cli import main

@@ -8,7 +8,7 @@ import stat
 import pytest
 from sqlalchemy import text
 
-from callrouter.auth import passwords, sealing
+from callrouter.auth import sealing
 from callrouter.auth.sealing import KeyFileBox, KeyFileError, SealingError, SecretBox, WrongKey
 from callrouter.auth.totp import code_at
 from callrouter.domain.errors import AuthFailed
