@@ -393,11 +393,13 @@ def test_the_supervisor_hears_a_recording_in_the_wallboard_and_notes_it(service,
         page.wait_for_selector("#enrol:not([hidden])")
         page.fill("#totp", code_at(acd.totp_secrets["solene"], dt.datetime.now(dt.timezone.utc)))
         errors: list[str] = []
-        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("console", lambda m: m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico")
+                and errors.append(f"{m.text} {m.location}"))  # the browser's own favicon request: none is served
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.click("#submit")
         page.wait_for_url(f"{base}/wallboard")
-        page.click("#view-recordings:not([hidden])")
+        page.wait_for_selector("body[data-recordings='1']")
+        page.click("#view-recordings")
         item = f"#recordings-list tr[data-recording-id='{rec['id']}']"
         page.wait_for_selector(item)
         cells = page.query_selector_all(f"{item} td")
@@ -421,15 +423,25 @@ def test_the_supervisor_hears_a_recording_in_the_wallboard_and_notes_it(service,
         assert page.input_value(f"{item} select") == "4"
         page.click(f"{item} button:text('Écouter')")
         assert page.evaluate(LOADED_DURATION, audio) > 0
+        page.select_option("#demand-secretary", "selma")  # in training: her next calls recorded for 30 minutes
+        page.fill("#demand-minutes", "30")
+        page.click("#demand-form button[type=submit]")  # « Demander l'enregistrement »
+        page.wait_for_selector("#demands li[data-demand-id]")
+        assert page.text_content("#demand-status") == "Demande enregistrée : ses prochains appels seront enregistrés."
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "7-enregistrements.png"), full_page=True)
-        assert page.is_visible("#demands-panel") and errors == [], errors
+        page.click("#demands li[data-demand-id] button:text('Arrêter')")
+        page.wait_for_selector("#demands-empty:not([hidden])")
+        assert errors == [], errors
     finally:
         context.close()
     code, audit = acd.api("GET", "/api/audit?action=recording.listen", token(acd, SUPERVISOR))
     assert [e for e in audit["entries"] if e["target"] == f"recording:{rec['id']}" and e["actor"] == "solene"]
     code, stored = acd.api("GET", f"/api/recordings/{rec['id']}", token(acd, SUPERVISOR))
     assert (stored["note"]["author"], stored["note"]["score"]) == ("solene", 4)
+    code, audit = acd.api("GET", "/api/audit?action=recording.demand", token(acd, SUPERVISOR))
+    assert [e for e in audit["entries"] if e["target"] == "secretary:selma" and e["actor"] == "solene"]
+    assert acd.api("GET", "/api/recording-demands", token(acd, SUPERVISOR))[1]["demands"] == []  # stopped
 
 
 def add_user(acd, username: str, role: str) -> None:
@@ -451,7 +463,7 @@ def test_the_recordings_tab_is_hidden_from_whoever_may_not_listen(service, brows
     """An administrator manages recordings but hears none: the tab stays hidden, and the list route
     she would have used says why, in the page's words."""
     acd = service
-    add_user(acd, "adele", "admin")
+    add_user(acd, "adele", "administrator")
     base = f"http://127.0.0.1:{acd.svc.config['http']['port']}"
     context = browser.new_context(locale="fr-FR")
     page = context.new_page()
@@ -466,8 +478,7 @@ def test_the_recordings_tab_is_hidden_from_whoever_may_not_listen(service, brows
         page.wait_for_url(lambda url: "connexion" not in url)
         page.goto(f"{base}/wallboard")
         page.wait_for_selector("[data-practice='rec-on']")
-        page.wait_for_selector("body[data-refreshed]")
-        page.wait_for_timeout(500)  # the question whether she may listen follows the first board
+        page.wait_for_selector("body[data-recordings='0']")  # asked whether she may listen: no
         assert page.is_hidden("#view-recordings") and page.is_hidden("#recordings")
     finally:
         context.close()

@@ -52,7 +52,9 @@ async function refreshBoard() {
   document.body.dataset.refreshed = String(readAt);
   if (!recordingsAsked) {
     recordingsAsked = true;
-    $("view-recordings").hidden = !(await mayListen(board.practices));
+    const may = await mayListen(board.practices);
+    $("view-recordings").hidden = !may;
+    document.body.dataset.recordings = may ? "1" : "0"; // asked: the tab is as it will stay
   }
   return undefined;
 }

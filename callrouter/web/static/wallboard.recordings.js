@@ -122,8 +122,9 @@ async function loadDemands(team) {
   const chosen = $("demand-secretary").value;
   $("demand-secretary").replaceChildren(...team.filter((m) => m.username).map((m) =>
     el("option", { value: m.username, text: m.display_name || m.username, selected: m.username === chosen })));
+  const names = new Map(team.map((m) => [m.username || m.id, m.display_name || m.username || m.id]));
   $("demands").replaceChildren(...demands.map((d) => el("li", { "data-demand-id": d.id },
-    el("span", { text: `${d.secretary}${d.practice ? ` (${d.practice})` : ""} — jusqu'à ${when(d.ends_at)}, demandé par ${d.by}` }),
+    el("span", { text: `${names.get(d.secretary) || d.secretary}${d.practice ? ` (${d.practice})` : ""} — jusqu'à ${when(d.ends_at)}, demandé par ${d.by}` }),
     el("button", { type: "button", class: "link", text: "Arrêter", onclick: () => stopDemand(d, team) }))));
   $("demands-empty").hidden = demands.length > 0;
 }
