@@ -49,6 +49,7 @@ from callrouter.recording.build import build_recording
 from callrouter.reports.mailer import SmtpReportMailer
 from callrouter.reports.render import render
 from callrouter.reports.weekly import WeeklyReports
+from callrouter.sip.dispatch import EdgeDispatcher
 from callrouter.sip.registrations import RegistrationsClient, RegistrationsPoller
 from callrouter.sip.service import KamailioService
 from callrouter.store.audit import SYSTEM, AuditLog
@@ -244,7 +245,10 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     # The media plane: the pool reports to the leg router, which hands each leg's events to its owner.
     controller_settings = settings.served_controller
     legs = LegRouter()
-    pool = MediaPool(settings.media, legs, reactor)
+    # It grows and shrinks with the load, keeping the edge's dispatcher in step.
+    edge_dispatch = (EdgeDispatcher(RegistrationsClient(settings.sip.rpc_port), settings.edge, reactor)
+                     if settings.sip.enabled else None)
+    pool = MediaPool(settings.media, legs, reactor, edge=edge_dispatch)
     # The forwarding watch calls the practices' lines through the pool; the call controller hands
     # it every new call first, and a watch call coming back is released there (never a call).
     watch_store = WatchRepository(db, settings.node, on_change=lambda run: reactor.callFromThread(events.watch_changed, run))

@@ -60,6 +60,13 @@ class Metrics:
         self.worker_restarts = Counter("callrouter_media_worker_restarts", "Media workers restarted after dying", registry=r)
         self.call_slots = Gauge("callrouter_media_call_slots", "Call legs the ready media workers hold (used) "
                                 "and can still take (free)", ["state"], registry=r)
+        self.pool_at_max = Gauge("callrouter_media_pool_at_max", "1 while the media pool wants more workers than "
+                                 "media.workers_max allows", registry=r)
+        self.workers_max_reached = Counter("callrouter_media_workers_max_reached", "Times the media pool reached "
+                                           "media.workers_max while it wanted more workers", registry=r)
+        self.spare_calls = Gauge("callrouter_media_spare_calls", "New calls the media pool can take at once, each "
+                                 "with a slot for a second leg (available), and the floor it keeps ahead of the "
+                                 "traffic (floor)", ["kind"], registry=r)
         self.record_backlog = Gauge("callrouter_call_record_backlog", "Call-record writes waiting for the database", registry=r)
         self.secretaries_registered = Gauge("callrouter_secretaries_registered",
                                             "Secretaries' softphones registered at the edge", registry=r)

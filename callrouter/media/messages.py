@@ -325,6 +325,14 @@ class RelayClose:
 
 
 @dataclass(frozen=True)
+class Retire:
+    """The pool retires this worker: from now on it refuses new calls (503, the edge tries another
+    worker) and exits once it holds no leg. Its own legs go on until they end."""
+
+    type: ClassVar[str] = "retire"
+
+
+@dataclass(frozen=True)
 class RelayReady:
     type: ClassVar[str] = "relay_ready"
     relay: str
@@ -351,7 +359,7 @@ class Error:
 
 
 Command = Union[Answer, Play, StopPlayback, Record, Dial, Bridge, Unbridge, Transfer, Hangup, RecordCall,
-                StopCallRecording, RelayOpen, RelayConnect, RelayClose]
+                StopCallRecording, RelayOpen, RelayConnect, RelayClose, Retire]
 Event = Union[Ready, IncomingCall, Digit, PlaybackFinished, LegState, LegEnded, RecordingFinished, Error,
               CallRecordingFinished, RelayReady, RelayEnded]
 Message = Union[Command, Event]

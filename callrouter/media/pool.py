@@ -1,39 +1,46 @@
 """The media worker pool: a Twisted service in the controller supervising worker processes.
 
 It starts the workers (one process per SIP port, consecutive from `sip_port_base`), learns each
-worker's call cap from its `ready` event and sizes the pool from the legs wanted, tracks which legs
-live on which worker, routes commands to the worker holding the leg, and restarts a worker that
-dies (with a growing delay). Every leg that was on a dead worker is reported to the observer as
-lost with cause "worker_lost": the controller closes those calls; the other workers' calls go on.
+worker's call cap from its `ready` event, tracks which legs live on which worker, routes commands
+to the worker holding the leg, and restarts a worker that dies (with a growing delay). Every leg
+that was on a dead worker is reported to the observer as lost with cause "worker_lost": the
+controller closes those calls; the other workers' calls go on.
 
-A caller and the secretary it is bridged to must be legs of the same worker, so a worker should
-be sent at most `cap // 2` callers (Kamailio's dispatcher load limit) and the controller dials
-the secretary with `dial(worker_of(caller_leg), ...)`; `pick(legs=2)` finds room for a new pair.
+Its size follows the load (callrouter.media.sizing, resized by pool_resize.py): workers are added
+ahead of the traffic and retired when idle, and the edge's dispatcher is kept in step (`edge`): a
+worker is activated there once ready, and a retiring one is taken out before it stops taking calls.
+
+Slots: a caller takes one slot. Her secretary's leg is dialled on the caller's worker when it has
+room (`dial(worker_of(caller_leg), ...)`), else on the roomiest worker; a `bridge` of two legs of
+two workers becomes a relay between them (relays.py). `pick(legs)` finds room for legs the
+controller places itself, never taking the room callers still waiting for a second leg need.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 from twisted.application import service
 from twisted.application.internet import backoffPolicy
-from twisted.internet import defer, error, protocol
+from twisted.internet import defer, error
 from twisted.python.failure import Failure
 
-from callrouter.domain.masking import mask_numbers_in
 from callrouter.media import protocol as p
+from callrouter.media.pool_resize import EdgeDispatch, NoEdge, Resizer
+from callrouter.media.relays import RelayBook
 from callrouter.media.settings import MediaSettings
+from callrouter.media.worker_process import WorkerProcess
 
 logger = logging.getLogger(__name__)
 
-_PJSUA_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} ")
 WORKER_LOST = "worker_lost"
 WORKER_STOPPED = "worker_stopped"
+RUNNING = ("ready", "retiring")  # states whose worker holds legs and takes commands
+_RELAY_EVENTS = (p.RelayReady, p.RelayEnded)
 
 
 class MediaObserver(Protocol):
@@ -58,15 +65,19 @@ class WorkerSlot:
     name: str
     sip_port: int
     rtp_port: int
-    state: str = "down"              # down -> starting -> ready -> (down | stopping)
+    state: str = "down"              # down -> starting -> ready -> (retiring ->) down | stopping
     cap: int = 0
     pid: int | None = None
     legs: set[str] = field(default_factory=set)
     failures: int = 0
     ready_at: float | None = None
+    idle_since: float | None = None  # when it last held no leg
     transport: Any = None
-    timer: Any = None                # pending restart or ready timeout
+    timer: Any = None                # pending restart, ready timeout or retirement step
     ended: defer.Deferred | None = None
+    retire_phase: str = ""           # "edge", "grace", "sent" while retiring
+    generation: int = 0              # bumped when a retirement starts or is called off
+    restarts: int = 0                # processes started again after this one died
 
 
 @dataclass(frozen=True)
@@ -77,48 +88,14 @@ class WorkerStatus:
     cap: int
     legs: int
     pid: int | None
-
-
-class _WorkerProcess(protocol.ProcessProtocol):
-    def __init__(self, pool: "MediaPool", slot: WorkerSlot) -> None:
-        self._pool, self._slot = pool, slot
-        self._out = p.LineReader()
-        self._err = bytearray()
-
-    def outReceived(self, data: bytes) -> None:
-        for line in self._out.feed(data):
-            if isinstance(line, p.ProtocolError):
-                logger.warning("worker %s: %s", self._slot.name, line)
-                continue
-            try:
-                event = p.decode_event(line)
-            except p.ProtocolError as exc:
-                logger.warning("worker %s sent a bad event: %s", self._slot.name, exc)
-                continue
-            self._pool._on_event(self._slot, self.transport, event)
-
-    def errReceived(self, data: bytes) -> None:
-        # The worker's log lines, passed on line by line. Its own mask numbers already; pjsua's do
-        # not (at pj_log_level 4 and up it dumps whole SIP messages): every line is masked here.
-        self._err += data
-        while b"\n" in self._err:
-            line, _, rest = bytes(self._err).partition(b"\n")
-            self._err = bytearray(rest[-65536:])
-            text = mask_numbers_in(line.decode("utf-8", "replace").rstrip())
-            if text.strip():
-                # pjsua's own lines (its start-up banner) start with a bare time: keep them at debug.
-                level = logging.DEBUG if _PJSUA_LINE.match(text) else logging.INFO
-                logger.log(level, "worker %s: %s", self._slot.name, text)
-
-    def processEnded(self, reason: Failure) -> None:
-        self._pool._on_exit(self._slot, self.transport, reason)
+    restarts: int = 0
 
 
 class MediaPool(service.Service):
     name = "media-pool"
 
     def __init__(self, settings: MediaSettings, observer: MediaObserver, reactor: Any = None,
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, edge: EdgeDispatch | None = None) -> None:
         problems = settings.problems()
         if problems:
             raise ValueError("media settings: " + "; ".join(problems))
@@ -130,8 +107,12 @@ class MediaPool(service.Service):
         self._python = python
         self._slots: list[WorkerSlot] = []
         self._owner: dict[str, WorkerSlot] = {}
+        self._callers: set[str] = set()    # incoming legs alive
+        self._waiting: set[str] = set()    # ... not bridged yet: each may need a second slot
         self._ready_waiters: list[defer.Deferred] = []
         self.cap: int | None = None
+        self.relays = RelayBook(self._write)
+        self.resizer = Resizer(self, edge or NoEdge(), reactor)
         # Restart delays: restart_delay_seconds after a first quick death, times the factor after
         # each further one, at most restart_delay_max_seconds; no jitter (one process per slot).
         self._restart_delay = backoffPolicy(settings.restart_delay_seconds, settings.restart_delay_max_seconds,
@@ -141,10 +122,11 @@ class MediaPool(service.Service):
 
     def startService(self) -> None:
         super().startService()
-        self._grow(self.settings.workers_min)
+        self.resizer.start()
 
     def stopService(self) -> defer.Deferred:
         super().stopService()
+        self.resizer.stop()
         waits = []
         for slot in self._slots:
             self._cancel_timer(slot)
@@ -167,22 +149,36 @@ class MediaPool(service.Service):
     # -- what the controller uses ------------------------------------------------------------
 
     def when_ready(self) -> defer.Deferred:
-        """Fires once the pool has its full size and every worker reported ready."""
+        """Fires once the pool has its first size and every worker started reported ready."""
         d: defer.Deferred = defer.Deferred()
         self._ready_waiters.append(d)
         self._check_ready()
         return d
 
     def status(self) -> list[WorkerStatus]:
-        return [WorkerStatus(s.name, s.sip_port, s.state, s.cap, len(s.legs), s.pid) for s in self._slots]
+        return [WorkerStatus(s.name, s.sip_port, s.state, s.cap, len(s.legs), s.pid, s.restarts) for s in self._slots]
+
+    def slots(self) -> Sequence[WorkerSlot]:
+        return tuple(self._slots)
+
+    def waiting(self) -> int:
+        """Callers without a second leg yet."""
+        return len(self._waiting)
 
     def sip_ports(self) -> list[int]:
-        """The SIP ports of every worker position (for Kamailio's dispatcher list)."""
+        """The SIP ports of every worker position started so far."""
         return [s.sip_port for s in self._slots]
 
     def pick(self, legs: int = 1) -> str | None:
-        """The ready worker with room for `legs` more legs, least loaded first; None when full."""
-        candidates = [s for s in self._slots if s.state == "ready" and len(s.legs) + legs <= s.cap]
+        """The ready worker with room for `legs` more legs, least loaded first; None when it has
+        none, or when, at workers_max, that room is what callers waiting for a second leg need."""
+        ready = [s for s in self._slots if s.state == "ready"]
+        grown = sum(1 for s in self._slots if s.state != "down") >= self.settings.workers_max
+        reserved = len(self._waiting) if grown else 0
+        if sum(s.cap - len(s.legs) for s in ready) - reserved < legs:
+            return None
+        candidates = ([s for s in ready if len(s.legs) + legs <= s.cap]
+                      or [s for s in ready if len(s.legs) < s.cap])
         if not candidates:
             return None
         return min(candidates, key=lambda s: (len(s.legs), s.index)).name
@@ -192,32 +188,59 @@ class MediaPool(service.Service):
         return slot.name if slot is not None else None
 
     def send(self, command: p.Command) -> None:
-        """Send a command to the worker holding its leg (raises NoSuchLeg when none does)."""
+        """Send a command to the worker holding its leg (raises NoSuchLeg when none does); a
+        bridge of two legs of two workers becomes a relay."""
         slot = self._owner.get(command.leg)
-        if slot is None or slot.state != "ready":
+        if slot is None or slot.state not in RUNNING:
             raise NoSuchLeg(command.leg)
+        if isinstance(command, (p.Bridge, p.Unbridge)):
+            other = self._owner.get(command.other)
+            if other is None or other.state not in RUNNING:
+                raise NoSuchLeg(command.other)
+            if isinstance(command, p.Bridge):
+                self._waiting.difference_update((command.leg, command.other))
+                if other is not slot:
+                    self.relays.bridge(slot, command.leg, other, command.other)
+                    return
+            else:
+                self._waiting.update(leg for leg in (command.leg, command.other) if leg in self._callers)
+                if other is not slot and self.relays.unbridge(command.leg, command.other):
+                    return
         self._write(slot, command)
 
     def dial(self, worker: str, command: p.Dial) -> None:
-        """Place a new leg on a given worker (the one holding the leg it will be bridged with)."""
+        """Place a new leg on a given worker (the one holding the leg it will be bridged with), or
+        on the roomiest one when that one is full."""
         slot = self._slot_named(worker)
-        if slot is None or slot.state != "ready":
+        if slot is None or slot.state not in RUNNING:
             raise NoSuchLeg(f"no ready worker {worker!r}")
         if command.leg in self._owner:
             raise ValueError(f"leg {command.leg!r} already exists")
+        if len(slot.legs) >= slot.cap:
+            roomy = [s for s in self._slots if s.state == "ready" and len(s.legs) < s.cap]
+            if roomy:
+                target = min(roomy, key=lambda s: (len(s.legs), s.index))
+                logger.info("worker %s is full: leg %s placed on %s", slot.name, command.leg, target.name)
+                slot = target
         self._adopt(slot, command.leg)
         self._write(slot, command)
+        self.resizer.changed()
 
-    # -- worker lifecycle --------------------------------------------------------------------
+    # -- worker lifecycle (the resizer decides when) ------------------------------------------
 
-    def _grow(self, size: int) -> None:
-        size = min(size, self.settings.workers_max)
-        while len(self._slots) < size:
+    def _start_one(self) -> WorkerSlot | None:
+        """Start a worker in the first free position; None at workers_max."""
+        slot = next((s for s in self._slots if s.state == "down" and s.timer is None), None)
+        if slot is None:
+            if len(self._slots) >= self.settings.workers_max:
+                return None
             index = len(self._slots)
             slot = WorkerSlot(index=index, name=f"w{index}", sip_port=self.settings.sip_port(index),
                               rtp_port=self.settings.rtp_port(index))
             self._slots.append(slot)
-            self._spawn(slot)
+        slot.failures = 0
+        self._spawn(slot)
+        return slot
 
     def _spawn(self, slot: WorkerSlot) -> None:
         if not self.running:
@@ -228,7 +251,8 @@ class MediaPool(service.Service):
                 "--rtp-port-range", str(s.rtp_ports_per_worker), "--bind", s.bind,
                 "--pj-log-level", str(s.pj_log_level)]
         slot.state, slot.cap, slot.pid, slot.ready_at, slot.timer = "starting", 0, None, None, None
-        slot.transport = self._reactor.spawnProcess(_WorkerProcess(self, slot), self._python, argv,
+        slot.retire_phase, slot.idle_since = "", None
+        slot.transport = self._reactor.spawnProcess(WorkerProcess(self, slot), self._python, argv,
                                                     env=dict(os.environ))
         slot.pid = slot.transport.pid
         slot.timer = self._reactor.callLater(s.ready_timeout_seconds, self._ready_timeout, slot)
@@ -254,15 +278,17 @@ class MediaPool(service.Service):
             return  # an older process of this slot
         self._cancel_timer(slot)
         stopping = slot.state == "stopping"
+        retired = slot.state == "retiring" and slot.retire_phase == "sent"
         was_stable = slot.ready_at is not None and \
             self._reactor.seconds() - slot.ready_at >= self.settings.stable_after_seconds
-        slot.transport, slot.state, slot.pid = None, "down", None
+        slot.transport, slot.state, slot.pid, slot.retire_phase = None, "down", None, ""
         lost = sorted(slot.legs)
         for leg in lost:
-            self._owner.pop(leg, None)
+            self._forget(leg)
         slot.legs.clear()
-        cause = WORKER_STOPPED if stopping else WORKER_LOST
-        if not stopping:
+        self.relays.worker_gone(slot)
+        cause = WORKER_STOPPED if stopping or retired else WORKER_LOST
+        if not stopping and not retired:
             logger.error("media worker %s died (%s) with %s leg(s)", slot.name,
                          reason.getErrorMessage(), len(lost))
         for leg in lost:
@@ -275,6 +301,10 @@ class MediaPool(service.Service):
             if ended is not None:
                 ended.callback(None)
             return
+        if retired:
+            logger.info("media worker %s retired", slot.name)
+            self.resizer.changed()
+            return
         slot.failures = 0 if was_stable else slot.failures + 1
         delay = self._restart_delay(max(0, slot.failures - 1))
         logger.info("restarting media worker %s in %.1fs", slot.name, delay)
@@ -282,6 +312,7 @@ class MediaPool(service.Service):
 
     def _restart(self, slot: WorkerSlot) -> None:
         slot.timer = None
+        slot.restarts += 1
         self._spawn(slot)
 
     def _cancel_timer(self, slot: WorkerSlot) -> None:
@@ -294,22 +325,29 @@ class MediaPool(service.Service):
     def _on_event(self, slot: WorkerSlot, transport: Any, event: p.Event) -> None:
         if transport is not slot.transport:
             return
+        if isinstance(event, _RELAY_EVENTS):
+            if isinstance(event, p.RelayReady):
+                self.relays.ready(slot, event.relay, event.port)
+            else:
+                self.relays.ended(slot, event.relay)
+            return
+        if isinstance(event, p.Error) and event.command.startswith("relay_"):
+            logger.warning("media worker %s: %s %s: %s", slot.name, event.command, event.leg, event.message)
+            self.relays.ended(slot, event.leg)
+            return
         if isinstance(event, p.Ready):
-            self._cancel_timer(slot)
-            slot.state, slot.cap, slot.ready_at = "ready", event.cap, self._reactor.seconds()
-            logger.info("media worker %s ready: SIP port %s, %s legs", slot.name, event.sip_port, event.cap)
-            if self.cap is None:
-                self.cap = event.cap
-                shortfall = self.settings.shortfall(event.cap)
-                if shortfall is not None:
-                    logger.error("%s", shortfall)
-                self._grow(self.settings.workers_needed(event.cap))
+            self._ready(slot, event)
         elif isinstance(event, p.IncomingCall):
             self._adopt(slot, event.leg)
+            self._callers.add(event.leg)
+            self._waiting.add(event.leg)
+            self.resizer.arrival()
         elif isinstance(event, p.LegEnded):
             slot.legs.discard(event.leg)
             if self._owner.get(event.leg) is slot:
-                del self._owner[event.leg]
+                self._forget(event.leg)
+            if not slot.legs:
+                slot.idle_since = self._reactor.seconds()
         elif isinstance(event, p.Error):
             logger.warning("media worker %s: %s %s: %s", slot.name, event.command or "-", event.leg or "-",
                            event.message)
@@ -320,12 +358,32 @@ class MediaPool(service.Service):
         if isinstance(event, p.Ready):
             self._check_ready()
 
+    def _ready(self, slot: WorkerSlot, event: p.Ready) -> None:
+        self._cancel_timer(slot)
+        now = self._reactor.seconds()
+        slot.state, slot.cap, slot.ready_at, slot.idle_since = "ready", event.cap, now, now
+        logger.info("media worker %s ready: SIP port %s, %s legs", slot.name, event.sip_port, event.cap)
+        if self.cap is None:
+            self.cap = event.cap
+            shortfall = self.settings.shortfall(event.cap)
+            if shortfall is not None:
+                logger.error("%s", shortfall)
+        self.resizer.worker_ready(slot)
+
     def _adopt(self, slot: WorkerSlot, leg: str) -> None:
         slot.legs.add(leg)
+        slot.idle_since = None
         self._owner[leg] = slot
 
+    def _forget(self, leg: str) -> None:
+        self._owner.pop(leg, None)
+        self._callers.discard(leg)
+        self._waiting.discard(leg)
+
     def _check_ready(self) -> None:
-        if self.cap is None or not all(s.state == "ready" for s in self._slots):
+        if self.cap is None or not self.resizer.started_size_reached():
+            return
+        if any(s.state == "starting" for s in self._slots):
             return
         waiters, self._ready_waiters = self._ready_waiters, []
         for waiter in waiters:

@@ -5,13 +5,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from callrouter.media.sizing import Sizing
+
 
 @dataclass(frozen=True)
 class MediaSettings:
     """How many media workers to run, where they listen, and how they are restarted.
 
-    The pool runs `max(workers_min, ceil(legs_wanted / cap))` workers, `cap` being the call cap
-    each worker reports when it starts (4 with the PyPI pjsua2 wheel; a bridged call takes 2).
+    The pool follows the load (callrouter.media.sizing): it keeps `spare_calls` calls of spare
+    capacity (or the calls of the last `arrival_lead_seconds` at the recent rate, when more) ahead
+    of the traffic, adding workers up to `workers_max` and retiring those idle for
+    `idle_retire_seconds` down to `max(workers_min, ceil(legs_wanted / cap))`; `cap` is the call cap
+    each worker reports when it starts (4 with the PyPI pjsua2 wheel; a bridged call takes 2). A
+    retired worker is taken out of the edge's dispatcher first, then given `retire_grace_seconds`
+    for calls already on their way, then told to refuse new calls and to exit once empty.
     Worker i listens for SIP on `sip_port_base + i` (Kamailio's dispatcher sends INVITEs there) and
     takes RTP ports from `rtp_port_base + i * rtp_ports_per_worker`.
 
@@ -35,6 +42,16 @@ class MediaSettings:
     restart_delay_max_seconds: float = 30.0
     restart_backoff_factor: float = 2.0
     stable_after_seconds: float = 60.0
+    spare_calls: int = 8
+    arrival_lead_seconds: float = 3.0
+    idle_retire_seconds: float = 300.0
+    retire_grace_seconds: float = 1.0
+
+    @property
+    def sizing(self) -> Sizing:
+        return Sizing(workers_min=self.workers_min, workers_max=self.workers_max, legs_wanted=self.legs_wanted,
+                      spare_calls=self.spare_calls, arrival_lead_seconds=self.arrival_lead_seconds,
+                      idle_retire_seconds=self.idle_retire_seconds)
 
     def problems(self) -> list[str]:
         """What is wrong with these values (empty when they are usable)."""
@@ -58,6 +75,10 @@ class MediaSettings:
             out.append("restart delays must be positive, the maximum not below the first")
         if self.restart_backoff_factor < 1:
             out.append("restart_backoff_factor must be >= 1")
+        if self.spare_calls < 1:
+            out.append("spare_calls must be at least 1: the room for the next caller and her secretary's leg")
+        if self.arrival_lead_seconds < 0 or self.idle_retire_seconds < 0 or self.retire_grace_seconds < 0:
+            out.append("arrival_lead_seconds, idle_retire_seconds and retire_grace_seconds must be >= 0")
         return out
 
     def workers_needed(self, cap: int) -> int:

@@ -63,7 +63,7 @@ def ready(transport: FakeTransport, name: str, port: int, cap: int = 4) -> None:
 @pytest.fixture
 def setup():
     reactor, observer = FakeReactor(), Observer()
-    settings = MediaSettings(legs_wanted=10, workers_min=1, sip_port_base=6000, rtp_port_base=30000,
+    settings = MediaSettings(legs_wanted=10, workers_min=1, spare_calls=1, sip_port_base=6000, rtp_port_base=30000,
                              rtp_ports_per_worker=100, restart_delay_seconds=1, restart_delay_max_seconds=8,
                              stable_after_seconds=60, ready_timeout_seconds=20)
     pool = MediaPool(settings, observer, reactor=reactor, python="/usr/bin/python3")
@@ -193,7 +193,7 @@ def test_settings_problems_are_reported():
 
 def test_legs_wanted_beyond_workers_max_is_logged_as_an_error_naming_both_settings(caplog):
     """400 legs of 4-leg workers would need 100 workers: the pool says so loudly, with the numbers,
-    and runs workers_max of them."""
+    runs workers_max of them, and says it is held at workers_max."""
     reactor = FakeReactor()
     settings = MediaSettings(legs_wanted=400, workers_min=1, workers_max=3, sip_port_base=6000,
                              rtp_port_base=30000, rtp_ports_per_worker=400)
@@ -204,7 +204,10 @@ def test_legs_wanted_beyond_workers_max_is_logged_as_an_error_naming_both_settin
     assert len(reactor.spawned) == 3
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
         "media.legs_wanted 400 needs 100 workers of 4 legs, above media.workers_max 3: running 3 workers "
-        "(12 legs); raise media.workers_max or lower media.legs_wanted"]
+        "(12 legs); raise media.workers_max or lower media.legs_wanted",
+        "media pool at media.workers_max (3 workers): 2 spare call(s) of the 8 wanted ahead of the traffic; "
+        "raise media.workers_max or add a node"]
+    assert pool.resizer.at_max and pool.resizer.at_max_episodes == 1
 
 
 def test_legs_wanted_within_workers_max_logs_no_error(setup, caplog):

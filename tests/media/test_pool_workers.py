@@ -56,7 +56,7 @@ def test_killed_worker_is_restarted_its_legs_lost_others_untouched(tmp_path):
     """Two workers hold a call each; SIGKILL on the first: its leg is reported worker_lost, the
     second worker's call goes on and ends normally, and the restarted first worker takes calls."""
     base = free_udp_port(span=LEGS_WANTED)
-    settings = MediaSettings(legs_wanted=LEGS_WANTED, workers_min=1, sip_port_base=base,
+    settings = MediaSettings(legs_wanted=LEGS_WANTED, workers_min=1, spare_calls=1, sip_port_base=base,
                              rtp_port_base=free_udp_port(even=True), rtp_ports_per_worker=100,
                              restart_delay_seconds=0.2, stop_timeout_seconds=5)
     observer = Observer()
@@ -108,7 +108,7 @@ def test_controller_dials_a_secretary_on_the_callers_worker_and_bridges(tmp_path
     """Through the pool: pick a worker with room for two legs, dial the secretary on the worker
     holding the caller, bridge, and the pool forgets both legs once they end."""
     base = free_udp_port(span=LEGS_WANTED)
-    settings = MediaSettings(legs_wanted=LEGS_WANTED, workers_min=1, sip_port_base=base,
+    settings = MediaSettings(legs_wanted=LEGS_WANTED, workers_min=1, spare_calls=1, sip_port_base=base,
                              rtp_port_base=free_udp_port(even=True), rtp_ports_per_worker=100)
     observer = Observer()
     pool = MediaPool(settings, observer)

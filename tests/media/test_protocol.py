@@ -29,7 +29,7 @@ SAMPLES = [
     p.StopCallRecording(leg="a"),
     p.CallRecordingFinished(leg="rec-1", path="/s/a.wav", other_path="/s/b.wav", duration=12.5, reason="stopped"),
     p.RelayOpen(relay="r1", leg="a"), p.RelayConnect(relay="r1", port=20198), p.RelayClose(relay="r1"),
-    p.RelayReady(relay="r1", port=20198), p.RelayEnded(relay="r1", reason="leg_ended"),
+    p.RelayReady(relay="r1", port=20198), p.RelayEnded(relay="r1", reason="leg_ended"), p.Retire(),
 ]
 
 

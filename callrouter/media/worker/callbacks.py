@@ -21,8 +21,10 @@ logger = logging.getLogger(__name__)
 
 class CallEvents:
     def __init__(self, name: str, legs: Legs, post: Post, emit: Callable[[p.Event], None],
-                 send: Callable[[bytes], None]) -> None:
+                 send: Callable[[bytes], None], refusing: Callable[[], bool] = lambda: False) -> None:
+        """`refusing()`: true once the worker is retired (new calls get 503)."""
         self._name, self._legs, self._post, self._emit, self._send = name, legs, post, emit, send
+        self._refusing = refusing
         self._seq = 0
 
     def handle(self, item: tuple) -> None:
@@ -33,6 +35,14 @@ class CallEvents:
         self._seq += 1
         leg_id = f"{self._name}-{os.getpid()}-{self._seq}"
         leg = Leg(id=leg_id, call=Call(self._post, leg_id, account, call_id), outgoing=False)
+        if self._refusing():
+            # Retired: the edge no longer sends calls here; one already on its way goes elsewhere.
+            prm = pj.CallOpParam(True)
+            prm.statusCode = 503
+            leg.call.hangup(prm)
+            self._legs.dead.append(leg)
+            logger.info("incoming call %s refused 503: this worker is retired", leg_id)
+            return
         try:
             summary = summarise_invite(message)
             line = p.encode(p.IncomingCall(

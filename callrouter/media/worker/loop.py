@@ -39,13 +39,14 @@ class Worker:
         self.name, self.sip_port, self.rtp_port, self.bind = name, sip_port, rtp_port, bind
         self._out: BinaryIO | None = out
         self.stopping = False  # set by end of stdin, SIGTERM or a closed event pipe
+        self.retiring = False  # set by `retire`: new calls refused, exit once no leg is left
         self._queue: collections.deque[tuple] = collections.deque()
         self._main = threading.get_ident()
         self.ep, self.cap = start_endpoint(sip_port, bind, pj_log_level)
         self.waker = Waker(bind, sip_port)
         self.clock = MediaClock(self.ep)
         self.legs = Legs(self.emit, self.post, Relays(bind, rtp_port, rtp_port_range, self.emit))
-        self.events = CallEvents(name, self.legs, self.post, self.emit, self._send)
+        self.events = CallEvents(name, self.legs, self.post, self.emit, self._send, lambda: self.retiring)
         self.account = create_account(name, bind, sip_port, rtp_port, rtp_port_range, self.events.incoming)
         self.commands = Commands(self.legs, self.account, self.post, self.emit, name, bind, sip_port)
         self._due = float("inf")  # the next deadline: a leg's, or the clock's settling check
@@ -110,6 +111,9 @@ class Worker:
         legs = self.legs
         legs.tick(now)
         legs.reap()
+        if self.retiring and not legs.busy():
+            logger.info("worker %s retired: no leg left, exiting", self.name)
+            self.stopping = True
         settle = self.clock.update(legs.media_active(), now)
         due = legs.next_deadline(now)
         self._due = min(due if due is not None else float("inf"), settle if settle is not None else float("inf"))
@@ -147,6 +151,8 @@ class Worker:
         try:
             if isinstance(command, (p.RelayOpen, p.RelayConnect, p.RelayClose)):
                 self._relay(command)
+            elif isinstance(command, p.Retire):
+                self.retiring = True
             else:
                 self.commands.execute(command)
         except (Refused, RelayError) as exc:

@@ -1,0 +1,207 @@
+"""The pool's size, kept where callrouter.media.sizing says, and the edge kept in step with it.
+
+- Growth: after every new call, worker ready or worker gone (at most once per reactor turn) and
+  every second, the plan is read again; workers are started (or retiring ones put back) at once.
+- Retirement: an idle worker is first taken out of the edge's dispatcher (`edge.deactivate`); once
+  the edge answered, calls already on their way get `retire_grace_seconds`, then the worker is
+  told to `retire` (it refuses new calls with 503 and exits once its last leg ended). A worker is
+  never stopped while it holds a call. If the edge does not answer, the worker stays.
+- The edge activates a worker once it is ready (`edge.activate`), rather than after its next
+  OPTIONS probe.
+- At `workers_max`: logged once as an error each time it is reached (`at_max`, `at_max_episodes`
+  for the metrics), and when the free slots are all needed by callers already in (each may still
+  need her secretary's leg), new calls are refused at the edge (every worker deactivated) until a
+  worker's worth of slots is free again (`admitting`).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import Any, Protocol
+
+from twisted.internet import defer, task
+
+from callrouter.media import protocol as p
+from callrouter.media import sizing
+
+logger = logging.getLogger("callrouter.media.pool")
+
+ARRIVAL_WINDOW_S = 2.0
+TICK_S = 1.0
+
+
+class EdgeDispatch(Protocol):
+    """The edge's dispatcher as the pool keeps it (implemented by callrouter.sip.dispatch)."""
+
+    def activate(self, port: int) -> defer.Deferred:
+        """The edge may send calls to the worker on `port`; fires True once it does."""
+
+    def deactivate(self, port: int) -> defer.Deferred:
+        """The edge sends no new call to `port` (its OPTIONS probes do not bring it back); fires
+        True once it does, False if the edge did not answer."""
+
+
+class NoEdge:
+    """No edge (sip.enabled false): callers reach the workers directly."""
+
+    def activate(self, port: int) -> defer.Deferred:
+        return defer.succeed(True)
+
+    def deactivate(self, port: int) -> defer.Deferred:
+        return defer.succeed(True)
+
+
+class Resizer:
+    def __init__(self, pool: Any, edge: EdgeDispatch, reactor: Any) -> None:
+        self._pool, self._edge, self._reactor = pool, edge, reactor
+        self._arrivals: collections.deque[float] = collections.deque()
+        self._loop = task.LoopingCall(self.resize)
+        self._loop.clock = reactor
+        self._soon: Any = None
+        self._sized = False   # a plan ran with the cap known (when_ready waits for it)
+        self.at_max = False
+        self.at_max_episodes = 0
+        self.admitting = True
+        self.capacity: sizing.Capacity | None = None
+
+    # -- what the pool tells it --------------------------------------------------------------
+
+    def start(self) -> None:
+        self.resize()
+        self._loop.start(TICK_S, now=False)
+
+    def stop(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
+        if self._soon is not None and self._soon.active():
+            self._soon.cancel()
+
+    def arrival(self) -> None:
+        self._arrivals.append(self._reactor.seconds())
+        self.changed()
+
+    def changed(self) -> None:
+        """Look at the plan again on the next reactor turn (once, however many changes)."""
+        if self._soon is None or not self._soon.active():
+            self._soon = self._reactor.callLater(0, self.resize)
+
+    def worker_ready(self, slot: Any) -> None:
+        if self.admitting:
+            self._activate(slot)
+        self.resize()
+
+    def started_size_reached(self) -> bool:
+        return self._sized
+
+    def arrival_rate(self, now: float) -> float:
+        while self._arrivals and self._arrivals[0] < now - ARRIVAL_WINDOW_S:
+            self._arrivals.popleft()
+        return len(self._arrivals) / ARRIVAL_WINDOW_S
+
+    # -- the plan ----------------------------------------------------------------------------
+
+    def resize(self) -> None:
+        pool = self._pool
+        if not pool.running:
+            return
+        now = self._reactor.seconds()
+        views = [_view(s) for s in pool.slots()]
+        plan = sizing.plan(views, pool.waiting(), self.arrival_rate(now), now, pool.cap, pool.settings.sizing)
+        self.capacity = plan.capacity
+        slots = pool.slots()
+        for index in plan.revive:
+            self._revive(slots[index])
+        for _ in range(plan.start):
+            if pool._start_one() is None:
+                break
+        for index in plan.retire:
+            self._retire(slots[index])
+        if pool.cap is not None:
+            self._sized = True
+        self._limits(plan)
+
+    def _limits(self, plan: sizing.Plan) -> None:
+        s, c = self._pool.settings, plan.capacity
+        if plan.at_max and not self.at_max:
+            self.at_max_episodes += 1
+            logger.error("media pool at media.workers_max (%s workers): %s spare call(s) of the %s wanted ahead "
+                         "of the traffic; raise media.workers_max or add a node", s.workers_max, c.spare_calls,
+                         c.floor)
+        elif self.at_max and not plan.at_max:
+            logger.info("media pool below media.workers_max again")
+        self.at_max = plan.at_max
+        cap = self._pool.cap or 1
+        if not plan.admit and self.admitting:
+            self.admitting = False
+            logger.error("media pool full: the %s free slot(s) are kept for the %s caller(s) waiting for their "
+                         "secretary's leg; new calls are refused at the edge", c.free_slots, c.waiting)
+            for slot in self._pool.slots():
+                if slot.state == "ready":
+                    self._edge.deactivate(slot.sip_port).addErrback(self._failed, "deactivate", slot)
+        elif plan.admit and not self.admitting and c.free_slots - c.waiting >= cap:
+            self.admitting = True
+            logger.info("media pool takes new calls again (%s free slots)", c.free_slots)
+            for slot in self._pool.slots():
+                if slot.state == "ready":
+                    self._activate(slot)
+
+    # -- retirement --------------------------------------------------------------------------
+
+    def _retire(self, slot: Any) -> None:
+        slot.state, slot.retire_phase = "retiring", "edge"
+        slot.generation += 1
+        generation = slot.generation
+        logger.info("media worker %s idle for %ss: retiring it", slot.name, self._pool.settings.idle_retire_seconds)
+        d = self._edge.deactivate(slot.sip_port)
+        d.addErrback(lambda failure: self._failed(failure, "deactivate", slot) or False)
+        d.addCallback(self._out_of_edge, slot, generation)
+
+    def _out_of_edge(self, done: bool, slot: Any, generation: int) -> None:
+        if slot.generation != generation or slot.state != "retiring":
+            return
+        if not done:
+            logger.warning("the edge did not take media worker %s out of its dispatcher: keeping it", slot.name)
+            self._back(slot)
+            return
+        slot.retire_phase = "grace"
+        slot.timer = self._reactor.callLater(self._pool.settings.retire_grace_seconds, self._send_retire, slot,
+                                             generation)
+
+    def _send_retire(self, slot: Any, generation: int) -> None:
+        slot.timer = None
+        if slot.generation != generation or slot.state != "retiring":
+            return
+        slot.retire_phase = "sent"
+        self._pool._write(slot, p.Retire())
+
+    def _revive(self, slot: Any) -> None:
+        slot.generation += 1
+        if slot.timer is not None and slot.timer.active():
+            slot.timer.cancel()
+        slot.timer = None
+        logger.info("media worker %s needed again: no longer retiring", slot.name)
+        self._back(slot)
+        if self.admitting:
+            self._activate(slot)
+
+    def _back(self, slot: Any) -> None:
+        slot.state, slot.retire_phase = "ready", ""
+        slot.idle_since = self._reactor.seconds() if not slot.legs else None
+
+    def _activate(self, slot: Any) -> None:
+        self._edge.activate(slot.sip_port).addErrback(self._failed, "activate", slot)
+
+    def _failed(self, failure: Any, what: str, slot: Any) -> None:
+        logger.warning("edge %s of media worker %s failed: %s", what, slot.name, failure.getErrorMessage())
+
+
+def _view(slot: Any) -> sizing.WorkerView:
+    state = slot.state
+    if state == "retiring":
+        state = sizing.REVIVABLE if slot.retire_phase in ("edge", "grace") else sizing.RETIRING
+    elif state == "stopping":
+        state = sizing.RETIRING
+    elif state == "down" and slot.timer is not None:
+        state = sizing.STARTING  # restarting after a crash: it will be back
+    return sizing.WorkerView(slot.index, state, slot.cap, len(slot.legs), slot.idle_since)

@@ -1,0 +1,96 @@
+"""The pool's side of the relays: a bridge between legs of two workers (worker/relay.py).
+
+A `bridge` of two legs on two workers opens a relay end on each (`relay_open`); once both have
+reported their RTP port (`relay_ready`), each is told the other's (`relay_connect`) and the audio
+flows. An `unbridge`, either leg's end (its worker closes its end and says `relay_ended`), an error
+on either side, or a worker's death closes the other end. The controller sees none of it: for it,
+the two legs are bridged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from callrouter.media import protocol as p
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class End:
+    worker: Any   # the pool's slot
+    leg: str
+    port: int | None = None
+
+
+@dataclass
+class Relay:
+    id: str
+    ends: tuple[End, End]
+    connected: bool = False
+    legs: frozenset[str] = field(default_factory=frozenset)
+
+
+class RelayBook:
+    """`write(slot, command)` sends to a worker."""
+
+    def __init__(self, write: Callable[[Any, p.Command], None]) -> None:
+        self._write = write
+        self._relays: dict[str, Relay] = {}
+        self._seq = itertools.count(1)
+
+    def __len__(self) -> int:
+        return len(self._relays)
+
+    def bridge(self, a_slot: Any, a_leg: str, b_slot: Any, b_leg: str) -> str:
+        relay = Relay(f"x{next(self._seq)}", (End(a_slot, a_leg), End(b_slot, b_leg)), legs=frozenset((a_leg, b_leg)))
+        self._relays[relay.id] = relay
+        for end in relay.ends:
+            self._write(end.worker, p.RelayOpen(relay=relay.id, leg=end.leg))
+        logger.info("relay %s: %s on %s with %s on %s", relay.id, a_leg, a_slot.name, b_leg, b_slot.name)
+        return relay.id
+
+    def of_pair(self, a_leg: str, b_leg: str) -> str | None:
+        pair = frozenset((a_leg, b_leg))
+        return next((r.id for r in self._relays.values() if r.legs == pair), None)
+
+    def ready(self, slot: Any, relay_id: str, port: int) -> None:
+        relay = self._relays.get(relay_id)
+        if relay is None:  # closed meanwhile: its end opened late
+            self._write(slot, p.RelayClose(relay=relay_id))
+            return
+        for end in relay.ends:
+            if end.worker is slot:
+                end.port = port
+        a, b = relay.ends
+        if a.port is not None and b.port is not None and not relay.connected:
+            relay.connected = True
+            self._write(a.worker, p.RelayConnect(relay=relay.id, port=b.port))
+            self._write(b.worker, p.RelayConnect(relay=relay.id, port=a.port))
+
+    def close(self, relay_id: str, except_slot: Any = None) -> None:
+        """Close both ends (but the one on `except_slot`, closed already)."""
+        relay = self._relays.pop(relay_id, None)
+        if relay is None:
+            return
+        for end in relay.ends:
+            if end.worker is not except_slot:
+                self._write(end.worker, p.RelayClose(relay=relay_id))
+
+    def unbridge(self, a_leg: str, b_leg: str) -> bool:
+        relay_id = self.of_pair(a_leg, b_leg)
+        if relay_id is None:
+            return False
+        self.close(relay_id)
+        return True
+
+    def ended(self, slot: Any, relay_id: str) -> None:
+        """A worker closed its end by itself (its leg ended) or could not open or connect it."""
+        self.close(relay_id, except_slot=slot)
+
+    def worker_gone(self, slot: Any) -> None:
+        for relay_id in [r.id for r in self._relays.values() if any(e.worker is slot for e in r.ends)]:
+            self.close(relay_id, except_slot=slot)
