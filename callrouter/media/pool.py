@@ -189,23 +189,20 @@ class MediaPool(service.Service):
 
     def send(self, command: p.Command) -> None:
         """Send a command to the worker holding its leg (raises NoSuchLeg when none does); a
-        bridge of two legs of two workers becomes a relay."""
+        bridge of two legs of two workers becomes a relay (relays.py)."""
         slot = self._owner.get(command.leg)
         if slot is None or slot.state not in RUNNING:
             raise NoSuchLeg(command.leg)
-        if isinstance(command, (p.Bridge, p.Unbridge)):
+        if isinstance(command, (p.Bridge, p.Unbridge, p.RecordCall)):
             other = self._owner.get(command.other)
             if other is None or other.state not in RUNNING:
                 raise NoSuchLeg(command.other)
             if isinstance(command, p.Bridge):
                 self._waiting.difference_update((command.leg, command.other))
-                if other is not slot:
-                    self.relays.bridge(slot, command.leg, other, command.other)
-                    return
-            else:
+            elif isinstance(command, p.Unbridge):
                 self._waiting.update(leg for leg in (command.leg, command.other) if leg in self._callers)
-                if other is not slot and self.relays.unbridge(command.leg, command.other):
-                    return
+            if other is not slot and self.relays.route(slot, other, command):
+                return
         self._write(slot, command)
 
     def dial(self, worker: str, command: p.Dial) -> None:

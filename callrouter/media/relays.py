@@ -3,12 +3,14 @@
 A `bridge` of two legs on two workers opens a relay end on each (`relay_open`); once both have
 reported their RTP port (`relay_ready`), each is told the other's (`relay_connect`) and the audio
 flows. An `unbridge`, either leg's end (its worker closes its end and says `relay_ended`), an error
-on either side, or a worker's death closes the other end. The controller sees none of it: for it,
-the two legs are bridged.
+on either side, or a worker's death closes the other end. A `record_call` of the two legs goes to
+the first leg's worker, once connected, with the relay as the other leg: both sides recorded
+there, on one clock. The controller sees none of it: for it, the two legs are bridged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ class Relay:
     ends: tuple[End, End]
     connected: bool = False
     legs: frozenset[str] = field(default_factory=frozenset)
+    then: list[tuple[Any, p.Command]] = field(default_factory=list)  # sent once connected
 
 
 class RelayBook:
@@ -44,6 +47,26 @@ class RelayBook:
 
     def __len__(self) -> int:
         return len(self._relays)
+
+    def route(self, a_slot: Any, b_slot: Any, command: Any) -> bool:
+        """A bridge, unbridge or conversation recording of legs of two workers; False when it is
+        none of those the relays do (an unbridge or recording of legs that were never joined)."""
+        if isinstance(command, p.Bridge):
+            self.bridge(a_slot, command.leg, b_slot, command.other)
+            return True
+        relay_id = self.of_pair(command.leg, command.other)
+        if relay_id is None:
+            return False
+        if isinstance(command, p.Unbridge):
+            self.close(relay_id)
+        else:
+            relay = self._relays[relay_id]
+            recording = dataclasses.replace(command, other=relay_id)
+            if relay.connected:
+                self._write(a_slot, recording)
+            else:
+                relay.then.append((a_slot, recording))
+        return True
 
     def bridge(self, a_slot: Any, a_leg: str, b_slot: Any, b_leg: str) -> str:
         relay = Relay(f"x{next(self._seq)}", (End(a_slot, a_leg), End(b_slot, b_leg)), legs=frozenset((a_leg, b_leg)))
@@ -70,6 +93,9 @@ class RelayBook:
             relay.connected = True
             self._write(a.worker, p.RelayConnect(relay=relay.id, port=b.port))
             self._write(b.worker, p.RelayConnect(relay=relay.id, port=a.port))
+            then, relay.then = relay.then, []
+            for slot, command in then:
+                self._write(slot, command)
 
     def close(self, relay_id: str, except_slot: Any = None) -> None:
         """Close both ends (but the one on `except_slot`, closed already)."""
@@ -79,13 +105,6 @@ class RelayBook:
         for end in relay.ends:
             if end.worker is not except_slot:
                 self._write(end.worker, p.RelayClose(relay=relay_id))
-
-    def unbridge(self, a_leg: str, b_leg: str) -> bool:
-        relay_id = self.of_pair(a_leg, b_leg)
-        if relay_id is None:
-            return False
-        self.close(relay_id)
-        return True
 
     def ended(self, slot: Any, relay_id: str) -> None:
         """A worker closed its end by itself (its leg ended) or could not open or connect it."""

@@ -244,9 +244,14 @@ def test_a_full_workers_second_leg_goes_elsewhere_and_the_bridge_becomes_a_relay
     relay_id = w0.commands()[-1].relay
     assert w0.commands()[-1] == p.RelayOpen(relay=relay_id, leg="a")
     assert w1.commands()[-1] == p.RelayOpen(relay=relay_id, leg="sec")
+    record = p.RecordCall(leg="a", other="sec", recording="rec", path="/s/a.wav", other_path="/s/b.wav")
+    pool.send(record)                             # the conversation is recorded once the relay is up
+    assert w0.commands()[-1] == p.RelayOpen(relay=relay_id, leg="a")
     w0.emit(p.RelayReady(relay=relay_id, port=30098))
     w1.emit(p.RelayReady(relay=relay_id, port=30198))
-    assert w0.commands()[-1] == p.RelayConnect(relay=relay_id, port=30198)
+    assert w0.commands()[-2:] == [p.RelayConnect(relay=relay_id, port=30198),
+                                  p.RecordCall(leg="a", other=relay_id, recording="rec", path="/s/a.wav",
+                                               other_path="/s/b.wav")]
     assert w1.commands()[-1] == p.RelayConnect(relay=relay_id, port=30098)
     w1.emit(p.RelayEnded(relay=relay_id, reason="leg_ended"))   # the secretary hung up
     w1.emit(p.LegEnded(leg="sec", code=200))

@@ -149,3 +149,54 @@ def defer_to_thread_send(sink: RtpSink):
 
     return threads.deferToThread(sink.send_rtp, next(iter(sink.sources)), bytes((0x20 + (i * 7) % 64) ^ 0x55
                                                                              for i in range(160)), 8, 50)
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_full_workers_caller_gets_her_secretary_on_another_worker_both_ways(tmp_path):
+    """Through the pool with real workers: the caller's worker holds four callers, so the
+    secretary's leg dialled "on the caller's worker" goes to the other one; the bridge becomes a
+    relay and the audio goes both ways; the relay goes with the secretary's hang-up."""
+    base = free_udp_port(span=2)
+    settings = MediaSettings(legs_wanted=8, workers_min=2, workers_max=2, spare_calls=1, sip_port_base=base,
+                             rtp_port_base=free_udp_port(even=True), rtp_ports_per_worker=100)
+    observer = Observer()
+    pool = MediaPool(settings, observer)
+    pool.startService()
+    sinks = [RtpSink() for _ in range(5)]
+    runs: list[Sipp] = []
+    try:
+        yield pool.when_ready()
+        legs = []
+        for sink in sinks[:4]:
+            worker, leg, caller = yield answered_call(pool, observer, base, sink, tmp_path)
+            assert worker == "w0"
+            legs.append(leg)
+            runs.append(caller)
+        secretary_rtp = sinks[4]
+        secretary = Sipp("uas_secretary.xml", variables={"rtp_port": str(secretary_rtp.port)}, workdir=tmp_path)
+        runs.append(secretary)
+        pool.dial("w0", p.Dial(leg="sec-1", uri=f"sip:secretary@127.0.0.1:{secretary.port}",
+                               display_name="Cabinet Exemple", headers={"X-Callrouter-Call": "call-42"}))
+        assert pool.worker_of("sec-1") == "w1"
+        yield until(lambda: observer.find(p.LegState, leg="sec-1", state="confirmed"), "the secretary")
+        pool.send(p.Bridge(leg=legs[0], other="sec-1"))
+        caller_rtp = sinks[0]
+        yield until(lambda: caller_rtp.sources and secretary_rtp.sources, "RTP on both legs")
+        yield defer_to_thread_send(caller_rtp)
+        yield until(lambda: secretary_rtp.audible() >= 20, "the caller's voice at the secretary, through the relay")
+        yield defer_to_thread_send(secretary_rtp)
+        yield until(lambda: caller_rtp.audible() >= 20, "the secretary's voice back to the caller")
+        assert len(pool.relays) == 1
+        assert not [e for _, e in observer.events if isinstance(e, p.Error)]
+        pool.send(p.Hangup(leg="sec-1"))
+        yield until(lambda: len(pool.relays) == 0, "the relay closed with the secretary's leg")
+        for leg in legs:
+            pool.send(p.Hangup(leg=leg))
+        yield until(lambda: all(r.proc.poll() is not None for r in runs), "SIPp ends")
+        assert all(r.proc.returncode == 0 for r in runs), [r.errors() for r in runs]
+    finally:
+        yield pool.stopService()
+        for run in runs:
+            run.kill()
+        for sink in sinks:
+            sink.close()

@@ -123,3 +123,41 @@ def test_relays_take_no_call_slot_and_close_cleanly_many_times(workers, sinks, t
     assert [e.relay for e in a.seen if isinstance(e, p.RelayEnded)] == ["last"]
     assert callers.wait() == 0, callers.errors()
     assert secretary.wait() == 0, secretary.errors()
+
+
+def test_a_conversation_joined_by_a_relay_is_recorded_both_sides_on_the_callers_worker(workers, sinks, tmp_path):
+    """record_call with the relay as the other leg: the caller's worker records her voice and what
+    comes through the relay (the secretary's) apart, on its one clock; the secretary's hang-up (the
+    relay closing) ends the recording."""
+    from tests.recording.tones import CALLER_HZ, SECRETARY_HZ, caller_with_tone, channels, secretary_with_tone
+    from tests.recording.tones import tone_frames
+
+    a, b = workers
+    caller_rtp, secretary_rtp = sinks(), sinks()
+    secretary = Sipp(str(secretary_with_tone(tmp_path, "secretary", [("pause", 1500), ("tone", (SECRETARY_HZ, 3000)),
+                                                                       ("pause", 500)])),
+                     variables={"rtp_port": str(secretary_rtp.port)}, workdir=tmp_path, timeout_s=60)
+    caller = Sipp(str(caller_with_tone(tmp_path, "caller", [("pause", 200), ("tone", (CALLER_HZ, 3000))])),
+                  remote_port=a.sip_port, variables={"rtp_port": str(caller_rtp.port), "caller": CALLER},
+                  workdir=tmp_path, timeout_s=60)
+    call = a.expect(p.IncomingCall)
+    a.send(p.Answer(leg=call.leg))
+    a.expect(p.LegState, leg=call.leg, state="confirmed")
+    b.send(p.Dial(leg="sec-1", uri=f"sip:secretary@127.0.0.1:{secretary.port}"))
+    b.expect(p.LegState, leg="sec-1", state="confirmed")
+    relay(a, call.leg, b, "sec-1")
+    time.sleep(0.1)
+    left, right = tmp_path / "spool" / "a.wav", tmp_path / "spool" / "b.wav"
+    a.send(p.RecordCall(leg=call.leg, other="r1", recording="rec-1", path=str(left), other_path=str(right)))
+    b.expect(p.LegEnded, leg="sec-1")            # the secretary hangs up after her tone
+    a.send(p.RelayClose(relay="r1"))              # the pool closes the caller's end
+    done = a.expect(p.CallRecordingFinished, leg="rec-1")
+    assert done.reason == "leg_ended" and 4.0 < done.duration < 8.0
+    a.send(p.Hangup(leg=call.leg))
+    a.expect(p.LegEnded, leg=call.leg)
+    assert secretary.wait() == 0, secretary.errors()
+    assert caller.wait() == 0, caller.errors()
+    _, _, (caller_side,) = channels(left)
+    _, _, (secretary_side,) = channels(right)
+    assert tone_frames(caller_side, CALLER_HZ) > 100 and tone_frames(caller_side, SECRETARY_HZ) == 0
+    assert tone_frames(secretary_side, SECRETARY_HZ) > 100 and tone_frames(secretary_side, CALLER_HZ) == 0

@@ -45,7 +45,9 @@ class Worker:
         self.ep, self.cap = start_endpoint(sip_port, bind, pj_log_level)
         self.waker = Waker(bind, sip_port)
         self.clock = MediaClock(self.ep)
-        self.legs = Legs(self.emit, self.post, Relays(bind, rtp_port, rtp_port_range, self.emit))
+        relays = Relays(bind, rtp_port, rtp_port_range, self.emit, self.ep,
+                        stopped=lambda relay_id: self.legs.conversations.leg_stopped(relay_id, self.legs.live))
+        self.legs = Legs(self.emit, self.post, relays)
         self.events = CallEvents(name, self.legs, self.post, self.emit, self._send, lambda: self.retiring)
         self.account = create_account(name, bind, sip_port, rtp_port, rtp_port_range, self.events.incoming)
         self.commands = Commands(self.legs, self.account, self.post, self.emit, name, bind, sip_port)
@@ -153,6 +155,8 @@ class Worker:
                 self._relay(command)
             elif isinstance(command, p.Retire):
                 self.retiring = True
+            elif isinstance(command, p.RecordCall) and command.other in self.legs.relays.active:
+                self._record_relayed(command)
             else:
                 self.commands.execute(command)
         except (Refused, RelayError) as exc:
@@ -181,6 +185,20 @@ class Worker:
             relays.connect(cmd.relay, cmd.port, self.legs.get(relay.leg))
         else:
             relays.close(cmd.relay)
+
+    def _record_relayed(self, cmd: p.RecordCall) -> None:
+        """A conversation whose other leg is on another worker: recorded here, the far side from
+        the relay's conference port (the pool names the relay as `other`), on this one clock."""
+        a = self.legs.get(cmd.leg)
+        recordings = self.legs.conversations
+        if a.media is None:
+            raise Refused("only a leg with active audio can be recorded")
+        if cmd.recording in recordings.active or recordings.of_leg(a.id):
+            raise Refused("this conversation is already being recorded")
+        far = self.legs.relays.far_end(cmd.other)
+        for path in (cmd.path, cmd.other_path):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        recordings.start(a, far, cmd)
 
     def _drain(self) -> None:
         while self._queue:

@@ -116,12 +116,23 @@ class Relay:
     keep: list[Any] = field(default_factory=list)  # C buffers pjmedia points into while the stream lives
 
 
+@dataclass
+class FarEnd:
+    """A relay standing for the other worker's leg (id: the relay's)."""
+
+    id: str
+    media: Any
+
+
 class Relays:
     """One worker's relay ends, by relay id. RTP ports are taken from the top of the worker's RTP
     range down (pjsua takes its calls' from the bottom up; a port in use is skipped either way)."""
 
-    def __init__(self, bind: str, rtp_port: int, rtp_port_range: int, emit: Callable[[p.Event], None]) -> None:
+    def __init__(self, bind: str, rtp_port: int, rtp_port_range: int, emit: Callable[[p.Event], None],
+                 endpoint: Any = None, stopped: Callable[[str], None] = lambda relay_id: None) -> None:
+        """`stopped(relay_id)`: a relay closed (a conversation recording of its far side ends)."""
         self._bind, self._low, self._high, self._emit = bind, rtp_port, rtp_port + rtp_port_range, emit
+        self._ep, self._stopped = endpoint, stopped
         self._c: _Pjmedia | None = None
         self.active: dict[str, Relay] = {}
         self.closing: list[tuple[float, Relay]] = []
@@ -204,6 +215,17 @@ class Relays:
         c.check(c.conf_connect(relay.leg_slot, relay.slot), "connect to the relay")
         c.check(c.conf_connect(relay.slot, relay.leg_slot), "connect from the relay")
 
+    def far_end(self, relay_id: str) -> "FarEnd":
+        """The relay's end as a leg for a conversation recording: what the other worker's leg says
+        comes out of its conference port."""
+        relay = self.active[relay_id]
+        if relay.slot is None or self._ep is None:
+            raise RelayError(f"relay {relay_id!r} is not connected yet")
+        media = next((m for m in self._ep.mediaEnumPorts2() if m.getPortId() == relay.slot), None)
+        if media is None:
+            raise RelayError(f"relay {relay_id!r} has no conference port")
+        return FarEnd(relay_id, media)
+
     def media_changed(self, leg: Any) -> None:
         for relay in self.of_leg(leg.id):
             if leg.media is not None and leg.media.getPortId() != relay.leg_slot:
@@ -220,6 +242,7 @@ class Relays:
         if relay.stream is not None:
             c.stream_destroy(relay.stream)  # the bridge holds its port's reference until then
         self.closing.append((time.monotonic() + CLOSE_AFTER_S, relay))
+        self._stopped(relay_id)
         if report:
             self._emit(p.RelayEnded(relay=relay_id, reason=reason))
 
