@@ -96,6 +96,11 @@ def alerts(timing: Timing = PRODUCTION) -> tuple[Alert, ...]:
               "2m", "critical", "No free media call slot on {{ $labels.instance }}",
               "Every call slot of the ready media workers is in use (or no worker is ready): new calls "
               "are refused with 486 and no secretary can be rung."),
+        Alert("CallrouterMediaWorkersMax", "max by (instance) (callrouter_media_pool_at_max) == 1", "1m", "warning",
+              "The media pool on {{ $labels.instance }} is held at media.workers_max",
+              "The pool wants more media workers than media.workers_max allows: its spare call capacity is "
+              "below the floor it keeps ahead of the traffic, and when the callers already in need every free "
+              "slot new calls are refused at the edge. Raise media.workers_max or add a node."),
         Alert("CallrouterMediaWorkerRestarts", "increase(callrouter_media_worker_restarts_total[15m]) > 0", "0m",
               "warning", "Media workers restarted on {{ $labels.instance }}",
               "{{ $value | humanize }} media worker restart(s) in 15 minutes. The calls a dead worker held "
