@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from callrouter.devtools.serve import CLI, ServeProcess, base_config, free_udp_port
+from tests.app.browser import launched
 from tests.factories import REPO
 
 NUMBER = "+33100000042"
@@ -65,3 +66,9 @@ def service(tmp_path, prompts_built):
     finally:
         stray = svc.stop()
         assert not stray, f"processes left running after stop: {stray}"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless chromium per test module (tests/app/browser.py)."""
+    yield from launched()

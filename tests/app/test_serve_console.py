@@ -27,7 +27,6 @@ import datetime as dt
 import http.server
 import json
 import re
-import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -43,9 +42,6 @@ from tests.sip.harness import wait_for
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
 BOOKING = "https://www.doctolib.fr/medecin-generaliste/paris/claire-martin"
 INSTRUCTIONS = "Renouvellements d'ordonnance : prendre le nom et le traitement, le Dr Martin rappelle le soir."
@@ -97,14 +93,6 @@ PRACTICE = DiaryPractice("acd-console", "+33100000131", ("lea", "maud"), menu=Tr
 GARDE = DiaryPractice("acd-console-garde", "+33100000132", ("nina",), menu=True, people=MARTIN + ON_CALL)
 
 
-def chromium_or_fail():
-    """Playwright and Debian's chromium; missing, a skip (which CI turns into a failure)."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
-    if not shutil.which(CHROMIUM):
-        pytest.skip("Debian's chromium is missing: apt-get install chromium (scripts/ensure-system-deps)")
-    return sync_api
-
-
 class SmsGateway(http.server.ThreadingHTTPServer):
     """An SMS provider over real HTTP on loopback: records each message, answers with an id."""
 
@@ -144,17 +132,6 @@ def gateway():
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = chromium_or_fail()
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ from callrouter.store.retention import RetentionPurger
 from callrouter.store.users import UserRepository
 from callrouter.auth.totp import code_at
 from tests.app.acd_support import ADMIN, CONSOLE_PASSWORD, REALM, Acd, Practice, add_secretaries, add_supervisor
-from tests.app.test_serve_console import CHROMIUM, CHROMIUM_FLAGS, chromium_or_fail, sign_in_enrolling
+from tests.app.test_serve_console import sign_in_enrolling
 from tests.factories import REPO
 from tests.media.harness import Sipp as MediaSipp
 from tests.recording.tones import CALLER_HZ, SECRETARY_HZ, caller_with_tone, channels, secretary_with_tone, tone_frames
@@ -96,17 +96,6 @@ def acd(tmp_path_factory, prompts_built):
     finally:
         stray = svc.stop()
         assert not stray, f"processes left running after stop (Kamailio included): {stray}"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = chromium_or_fail()
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from callrouter.store.db import Database
 from callrouter.store.escalations import EscalationRepository
 from callrouter.store.watch import WatchRepository
 from tests.app.acd_support import CONSOLE_PASSWORD, add_supervisor, Practice, running_acd
-from tests.app.test_serve_console import CHROMIUM, CHROMIUM_FLAGS, chromium_or_fail
 
 pytestmark = pytest.mark.integration
 
@@ -51,17 +50,6 @@ SIDE = OpenPractice("wb-side", "+33100000142", ("olga",), title="Maison de sant√
                     extra='watch: {forwarding: closed, at: ["03:10"], numbers: ["+33100000142"]}\n')
 ALARM = OpenPractice("wb-alarm", "+33100000143", ("rose",), title="Cabinet des Lilas")
 MOVE = OpenPractice("wb-move", "+33100000144", ("paul",), title="P√©diatrie Saint-Denis")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = chromium_or_fail()
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")
