@@ -7,7 +7,9 @@
   told to `retire` (it refuses new calls with 503 and exits once its last leg ended). A worker is
   never stopped while it holds a call. If the edge does not answer, the worker stays.
 - The edge activates a worker once it is ready (`edge.activate`), rather than after its next
-  OPTIONS probe.
+  OPTIONS probe; the positions no worker holds yet are disabled there once, after the first worker
+  is ready, so that the edge does not probe ports nobody listens on (each probe of a silent port is
+  a transaction held until its timeout: with hundreds of positions, the edge's memory).
 - At `workers_max`: logged once as an error each time it is reached (`at_max`, `at_max_episodes`
   for the metrics), and when the free slots are all needed by callers already in (each may still
   need her secretary's leg), new calls are refused at the edge (every worker deactivated) until a
@@ -60,6 +62,7 @@ class Resizer:
         self._loop.clock = reactor
         self._soon: Any = None
         self._sized = False   # a plan ran with the cap known (when_ready waits for it)
+        self._swept = False   # the unused positions were disabled at the edge
         self.at_max = False
         self.at_max_episodes = 0
         self.admitting = True
@@ -90,6 +93,13 @@ class Resizer:
         if self.admitting:
             self._activate(slot)
         self.resize()
+        if not self._swept:
+            self._swept = True
+            used = {s.sip_port for s in self._pool.slots() if s.state != "down"}
+            settings = self._pool.settings
+            for port in (settings.sip_port(i) for i in range(settings.workers_max)):
+                if port not in used:
+                    self._edge.deactivate(port).addErrback(self._failed, "deactivate", slot)
 
     def started_size_reached(self) -> bool:
         return self._sized

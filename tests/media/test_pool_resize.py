@@ -119,8 +119,10 @@ def test_an_idle_worker_leaves_the_edge_first_then_retires_and_is_not_restarted(
     w1 = transport(reactor, "w1")
     for leg in ("c1", "c2", "c3"):
         w0.emit(p.LegEnded(leg=leg, code=200))
+    swept = [("deactivate", port) for port in range(6001, 6006)]
+    assert edge.calls[:6] == [("activate", 6000), *swept]   # the positions nobody holds yet
     reactor.advance(59)
-    assert not [c for c in edge.calls if c[0] == "deactivate"]
+    assert edge.calls[6:] == [("activate", 6001)]
     reactor.advance(2)                          # idle past idle_retire_seconds: the highest goes
     assert edge.calls[-1] == ("deactivate", 6001)
     assert pool.status()[1].state == "retiring" and p.Retire() not in w1.commands()
