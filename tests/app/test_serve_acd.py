@@ -17,8 +17,10 @@ import pytest
 from callrouter.devtools import sipp as scen
 from callrouter.devtools.serve import free_udp_port
 from callrouter.store.db import Database
+from callrouter.store.models_recording import VoicemailMessage
 from callrouter.store.tasks import TaskQuery, TaskRepository
 from tests.media.harness import RtpSink
+from tests.sip.harness import wait_for
 from tests.media.harness import Sipp as MediaSipp
 from tests.app.acd_support import (
     MAX_MISSED_OFFERS,
@@ -249,8 +251,7 @@ def test_overflow_on_queue_length_and_on_wait_sends_the_patient_to_voicemail(ser
     assert WAIT_MAX_S - 0.3 <= seconds(waited.routed_at, waited.queued_at) <= WAIT_MAX_S + 3, waited.routed_at
     assert full.offered_at is None and waited.offered_at is None
     assert full.reason.endswith("overflow on length") and waited.reason.endswith("overflow on wait")
-    messages = {p.stem for p in (acd.root / "voicemail" / "acd-overflow").glob("*.wav")}
-    assert {full.id, waited.id} <= messages
+    assert wait_for(lambda: {full.id, waited.id} <= voicemail_calls(acd, "acd-overflow"), timeout=10)
     after = acd.svc.metrics()
     assert overflows(after, "length") - overflows(before, "length") == 1, after
     assert overflows(after, "wait") - overflows(before, "wait") == 1, after
@@ -331,3 +332,14 @@ def wait_for_task(tasks, task_id, state, timeout=20):
         time.sleep(0.2)
     assert view.state == state, view
     return view
+
+
+def voicemail_calls(acd, practice: str) -> set[str]:
+    """The calls whose message the practice's voicemail holds, sealed in the media vault."""
+    db = Database.from_url(acd.svc.db_url)
+    try:
+        with db.transaction() as s:
+            return {m.call_id for m in s.query(VoicemailMessage).filter_by(practice=practice)
+                    if m.file and m.sha256}
+    finally:
+        db.dispose()
