@@ -26,8 +26,12 @@ check: venv
 test: system-deps venv prompts
 	$(BIN)/python -m pytest -q
 
-bench: system-deps venv
-	$(BIN)/python -m bench
+# The benchmarks (not in `make test`; every run bounded): results, with their targets, in
+# bench/results/. BENCH=bench_calls runs one of them; SCALE=short runs each phase small.
+bench: BENCH ?=
+bench: SCALE ?= full
+bench: system-deps venv prompts
+	BENCH_SCALE=$(SCALE) $(BIN)/python -m bench $(BENCH)
 
 run: system-deps venv prompts
 	$(BIN)/callrouter check --config deploy/dev/callrouter.yaml dialplans

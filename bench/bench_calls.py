@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench import sipp_load as sl
 from bench.floor import RelayFloor
-from bench.procstat import Usage, context_switches, group_of, rss_mb
+from bench.procstat import Usage, context_switches, group_of, legs_of, rss_mb
 from bench.rtp_check import EchoCheck
 from callrouter.devtools.serve import CLI, ServeProcess, base_config, edge_config
 from callrouter.media.settings import MediaSettings
@@ -33,8 +33,8 @@ from callrouter.media.settings import MediaSettings
 REPO = Path(__file__).resolve().parent.parent
 MENU, WAIT, BRIDGE = "+33100000077", "+33100000079", "+33100000078"
 SECRETARIES = 100
-WORKERS_MAX = 200  # an idle worker costs no CPU and about 30 MB: the pool's ceiling, not its size
-IDLE_RETIRE_S = 5.0  # short, so that each phase starts from the pool its floor asks for
+WORKERS_MAX = 250  # an idle worker costs no CPU and about 30 MB: the pool's ceiling, not its size
+IDLE_RETIRE_S = 300.0  # as in production: a pool grown by a phase stays for the next ones
 
 FULL = dict(rates=(20, 50, 100), rate_seconds=20, burst_rate=200, burst_seconds=60, held=250, held_seconds=60,
             bridged=100, bridged_seconds=60, idle_seconds=20)
@@ -81,10 +81,10 @@ def media_settings(workers: int) -> dict:
     """The pool for this run: a fixed size with the pool of old, otherwise the elastic pool with a
     floor of spare call capacity ahead of the bursts (`BENCH_WORKERS` overrides the fixed size)."""
     fields = {f.name for f in dataclasses.fields(MediaSettings)}
-    if "spare_calls" not in fields:
+    if "spare_calls" not in fields or os.environ.get("BENCH_FIXED"):
         return {"legs_wanted": workers * 4, "workers_min": workers, "workers_max": workers}
-    return {"legs_wanted": 8, "workers_min": 2, "workers_max": WORKERS_MAX,
-            "spare_calls": int(os.environ.get("BENCH_SPARE", "16")), "idle_retire_seconds": IDLE_RETIRE_S}
+    return {"legs_wanted": 8, "workers_min": 2, "workers_max": WORKERS_MAX, "arrival_lead_seconds": 0.5,
+            "spare_calls": int(os.environ.get("BENCH_SPARE", "100")), "idle_retire_seconds": IDLE_RETIRE_S}
 
 
 def config(tmp: Path, phones_port: int) -> dict:
@@ -150,6 +150,8 @@ def run() -> dict:
             if os.environ.get("BENCH_LOG"):  # the service's log, to read after a surprising run
                 Path(os.environ["BENCH_LOG"]).write_text(svc.log_text())
     result["stray_processes"] = stray
+    result["sip_worker_max_calls"] = svc.config["sip"]["worker_max_calls"]
+    result["media"] = svc.config["media"]
     return finish(result, s)
 
 
@@ -176,6 +178,14 @@ def phases(tmp: Path, s: dict, svc: ServeProcess, floor: RelayFloor, phones: sl.
                    "worker_cpu_pct_each": round(idle["workers"] / max(1, len(workers)), 4),
                    "worker_wakeups_per_s_each": round(switches / max(1, len(workers)) / s["idle_seconds"], 2),
                    "worker_rss_mb_mean": round(statistics.mean(rss), 1) if rss else None}
+    # The calls held first, on the pool its floor asks for: the workers they add are the workers they
+    # need (a caller in the menu or the queue takes one slot).
+    for name, phase in (("held", held), ("bridged", bridged)):
+        try:
+            out[name] = phase(tmp, s, svc, usage, edge, idle)
+        except Exception as exc:  # one phase's failure is written down; the others' figures are kept
+            out[name] = {"error": repr(exc), "calls": 0, "failed": -1}
+        time.sleep(3)
     menu = sl.menu_caller(tmp, "menu", 2000)
     out["latency"] = {}
     for rate in (*s["rates"], s["burst_rate"]):
@@ -192,23 +202,7 @@ def phases(tmp: Path, s: dict, svc: ServeProcess, floor: RelayFloor, phones: sl.
         out["latency"][str(rate)] = {"floor": base.summary(), "callrouter": ours.summary(),
                                      "p50_ratio_to_floor": ratio, "cpu_pct_of_core": cpu}
         time.sleep(3)
-    for name, phase in (("held", held), ("bridged", bridged)):
-        settle(svc)
-        try:
-            out[name] = phase(tmp, s, svc, usage, edge, idle)
-        except Exception as exc:  # one phase's failure is written down; the others' figures are kept
-            out[name] = {"error": repr(exc), "calls": 0, "failed": -1}
     return out
-
-
-def settle(svc: ServeProcess, timeout: float = 60.0) -> None:
-    """Until the pool has shrunk back to what its floor asks for (a fixed pool: at once)."""
-    deadline, last, steady = time.monotonic() + timeout, None, 0
-    while time.monotonic() < deadline and steady < 4:
-        workers = svc.metrics().get("callrouter_media_workers")
-        steady = steady + 1 if workers == last else 0
-        last = workers
-        time.sleep(1.0 if IDLE_RETIRE_S < 30 else 0.1)
 
 
 def _background(target, *args) -> tuple[threading.Thread, list]:
@@ -227,11 +221,13 @@ def held(tmp: Path, s: dict, svc: ServeProcess, usage: Usage, edge: int, idle: d
     wait = sl.menu_caller(tmp, "held_wait", hold, audio=True)
     runs = [_background(sl.run_callers, tmp, menu, edge, rate / 2, n // 2, MENU, None, None, False),
             _background(sl.run_callers, tmp, wait, edge, rate / 2, n - n // 2, WAIT, None, None, False)]
+    before = len(svc.worker_pids())
     time.sleep(12)
     window = max(5.0, s["held_seconds"] - 15)
     workers = list(svc.worker_pids().values())
     cpu = usage.measure(lambda: time.sleep(window), window)
     rss = sum(rss_mb(p) for p in workers)
+    legs = [n for n in (legs_of(p) for p in workers) if n]
     for thread, _ in runs:
         thread.join(timeout=s["held_seconds"] + 300)
     loads = [box[0] for _, box in runs if box]
@@ -240,7 +236,11 @@ def held(tmp: Path, s: dict, svc: ServeProcess, usage: Usage, edge: int, idle: d
     per_call = {g: round((cpu[g] - idle.get(g, 0.0)) / n, 4)
                 for g in ("workers", "controller", "kamailio")}
     return {"calls": n, "successful": ok, "failed": failed, "cpu_pct_of_core": cpu,
-            "cpu_pct_per_active_call": per_call, "workers_during": len(workers),
+            "cpu_pct_per_active_call": per_call, "workers_before": before, "workers_during": len(workers),
+            "calls_per_worker_added": round(n / max(1, len(workers) - before), 2),
+            "workers_holding_calls": len(legs), "legs_per_busy_worker": {
+                "mean": round(statistics.mean(legs), 2) if legs else None, "max": max(legs, default=0),
+                "with_4": sum(1 for n in legs if n >= 4)},
             "worker_rss_mb_total": round(rss, 1),
             "rss_mb_per_call_slot": round(rss / max(1, len(workers) * 4), 2)}
 
@@ -289,9 +289,10 @@ def compared(result: dict, s: dict) -> list[str]:
                  f"{bi.get('worker_wakeups_per_s_each')} -> {ai['worker_wakeups_per_s_each']} wake-ups/s")
     bh, ah = before.get("held", {}), result["held"]
     if bh.get("calls") and ah.get("calls"):
-        lines.append(f"  held: {bh['calls']} calls on {bh.get('workers_during')} workers -> {ah['calls']} calls on "
-                     f"{ah.get('workers_during')} workers ({bh['calls'] / max(1, bh.get('workers_during') or 1):.2f}"
-                     f" -> {ah['calls'] / max(1, ah.get('workers_during') or 1):.2f} calls per worker)")
+        maxload = before.get("sip_worker_max_calls", 2)
+        lines.append(f"  held in menu and queue: {bh['calls']} calls on a fixed {bh.get('workers_during')} workers, "
+                     f"{maxload} callers per worker at most -> {ah.get('calls_per_worker_added')} callers per worker "
+                     f"added ({ah.get('workers_before')} -> {ah.get('workers_during')} workers for {ah['calls']})")
     return lines
 
 

@@ -58,6 +58,16 @@ def context_switches(pid: int) -> int:
     return total
 
 
+def legs_of(pid: int) -> int:
+    """A media worker's legs, from its sockets: its SIP socket and its waker, then an RTP and an
+    RTCP socket per leg (and per relay end)."""
+    try:
+        sockets = sum(1 for fd in Path(f"/proc/{pid}/fd").iterdir() if os.readlink(fd).startswith("socket:"))
+    except OSError:
+        return 0
+    return max(0, sockets - 2) // 2
+
+
 def group_of(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()
     return [int(p) for p in out] or [pid]
