@@ -18,6 +18,7 @@ import time
 from typing import BinaryIO
 
 import pjsua2 as pj
+from pjsua2 import _pjsua2
 
 from callrouter.media import protocol as p
 from callrouter.media.worker.callbacks import CallEvents
@@ -91,12 +92,15 @@ class Worker:
         inbox = Inbox(commands_fd, self.waker)
         inbox.start()
         reader = p.LineReader()
-        handle_events, monotonic, queue, chunks = self.ep.libHandleEvents, time.monotonic, self._queue, inbox.chunks
+        # Every RTP packet wakes the loop (four calls: 200 times a second): its turn is kept short,
+        # the SWIG function called without its Python wrapper.
+        handle_events, ep = _pjsua2.Endpoint_libHandleEvents, self.ep
+        monotonic, queue, chunks, inf = time.monotonic, self._queue, inbox.chunks, float("inf")
         while not self.stopping:
-            wait = self._due - monotonic()
-            handle_events(FOREVER_MS if wait == float("inf") else max(0, int(wait * 1000.0 + 0.999)))
+            due = self._due
+            handle_events(ep, FOREVER_MS if due == inf else max(0, int((due - monotonic()) * 1000.0 + 0.999)))
             # The fast path: an RTP packet woke the loop and nothing is waiting.
-            if not queue and not chunks and monotonic() < self._due:
+            if not queue and not chunks and (due == inf or monotonic() < due):
                 continue
             self.waker.clear()
             self._drain()
