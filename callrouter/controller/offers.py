@@ -130,12 +130,21 @@ class Offers:
                        tier=d.tier if d else None, ivr_answers=list(s.ivr_answers), console_url=console,
                        queued_at=queued_at)
             self._desk.ringing(secretary, pop)  # the screen-pop goes out before her phone rings
-            ctx.send(s.worker, p.Dial(leg, secretary.uri, display_name=p.display_name(f"{s.dialplan.name} - {label}"),
-                                      headers=headers, timeout_seconds=ctx.settings.ring_timeout_s + 5))
+            dial = p.Dial(leg, secretary.uri, display_name=p.display_name(f"{s.dialplan.name} - {label}"),
+                          headers=headers, timeout_seconds=ctx.settings.ring_timeout_s + 5)
+            lead = ctx.settings.pop_lead_s
+            if lead > 0:  # her console's card first: the phone rings a moment after the pop left
+                ctx.reactor.callLater(lead, self._dial_if_still_offered, s, leg, dial)
+            else:
+                ctx.send(s.worker, dial)
             ctx.recorder.offered(s.call_id, secretary.uri, ctx.now())
             ctx.recorder.leg_started(s.call_id, leg, "secretary", secretary.uri, ctx.now())
         ctx.loop(s, ctx.settings.ringback_prompt)
         s.timers.start("ring", ctx.settings.ring_timeout_s, lambda: self._ring_timeout(s))
+
+    def _dial_if_still_offered(self, s: CallSession, leg: str, dial) -> None:
+        if leg in s.offers and s.state == State.RINGING:
+            self._ctx.send(s.worker, dial)
 
     def _ring_timeout(self, s: CallSession) -> None:
         if s.state is State.RINGING and s.offers:

@@ -29,6 +29,9 @@ class ControllerSettings:
     # Where registered softphones are reached (the edge's host:port); set by the service tree.
     secretary_domain: str | None = None
     ring_timeout_s: float = 20.0
+    # How long after her screen-pop left her phone is rung, so that her console shows the card
+    # first (the pop goes over the event stream, the INVITE through a worker and the edge).
+    pop_lead_s: float = 0.0
     max_missed_offers: int = 3  # offers not taken in a row before a secretary is paused (0: never)
     outbound_trunk: str = "127.0.0.1:5080"  # host:port where forwarded calls are sent
     voicemail_dir: Path = Path("var/voicemail")

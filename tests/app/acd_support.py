@@ -269,7 +269,7 @@ def start_acd(root: Path, practices: list[Practice], outbound_trunk: str | None 
         (dialplans / f"{practice.name}.yaml").write_text(practice.dialplan())
     config = base_config(root, dialplans, REPO / "prompts", workers=2,
                          agents={f"{p.name}/*": list(p.secretaries) for p in practices}, sip=edge_config(root))
-    config["controller"].update({"ring_timeout_s": RING_TIMEOUT_S, "max_missed_offers": MAX_MISSED_OFFERS,
+    config["controller"].update({"ring_timeout_s": RING_TIMEOUT_S, "pop_lead_s": 0.05, "max_missed_offers": MAX_MISSED_OFFERS,
                                  "login_required": login_required})
     if outbound_trunk:
         config["controller"]["outbound_trunk"] = outbound_trunk
