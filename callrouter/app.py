@@ -248,7 +248,8 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     # It grows and shrinks with the load, keeping the edge's dispatcher in step.
     edge_dispatch = (EdgeDispatcher(RegistrationsClient(settings.sip.rpc_port), settings.edge, reactor)
                      if settings.sip.enabled else None)
-    pool = MediaPool(settings.media, legs, reactor, edge=edge_dispatch)
+    pool = MediaPool(settings.media, legs, reactor, edge=edge_dispatch,
+                     callers_per_worker=settings.sip.worker_max_calls if settings.sip.enabled else 0)
     # The forwarding watch calls the practices' lines through the pool; the call controller hands
     # it every new call first, and a watch call coming back is released there (never a call).
     watch_store = WatchRepository(db, settings.node, on_change=lambda run: reactor.callFromThread(events.watch_changed, run))

@@ -95,7 +95,9 @@ class MediaPool(service.Service):
     name = "media-pool"
 
     def __init__(self, settings: MediaSettings, observer: MediaObserver, reactor: Any = None,
-                 python: str = sys.executable, edge: EdgeDispatch | None = None) -> None:
+                 python: str = sys.executable, edge: EdgeDispatch | None = None, callers_per_worker: int = 0) -> None:
+        """`edge`: the dispatcher kept in step (None: no edge); `callers_per_worker`: the edge's
+        limit of callers it sends one worker (sip.worker_max_calls; 0: none but the cap)."""
         problems = settings.problems()
         if problems:
             raise ValueError("media settings: " + "; ".join(problems))
@@ -112,7 +114,7 @@ class MediaPool(service.Service):
         self._ready_waiters: list[defer.Deferred] = []
         self.cap: int | None = None
         self.relays = RelayBook(self._write)
-        self.resizer = Resizer(self, edge or NoEdge(), reactor)
+        self.resizer = Resizer(self, edge or NoEdge(), reactor, callers_per_worker)
         # Restart delays: restart_delay_seconds after a first quick death, times the factor after
         # each further one, at most restart_delay_max_seconds; no jitter (one process per slot).
         self._restart_delay = backoffPolicy(settings.restart_delay_seconds, settings.restart_delay_max_seconds,
@@ -164,6 +166,9 @@ class MediaPool(service.Service):
     def waiting(self) -> int:
         """Callers without a second leg yet."""
         return len(self._waiting)
+
+    def callers_on(self, slot: WorkerSlot) -> int:
+        return len(slot.legs & self._callers)
 
     def sip_ports(self) -> list[int]:
         """The SIP ports of every worker position started so far."""
@@ -391,7 +396,3 @@ class MediaPool(service.Service):
 
     def _slot_named(self, name: str) -> WorkerSlot | None:
         return next((s for s in self._slots if s.name == name), None)
-
-
-__all__: Sequence[str] = ("MediaPool", "MediaObserver", "NoSuchLeg", "WorkerStatus", "WORKER_LOST",
-                          "WORKER_STOPPED")

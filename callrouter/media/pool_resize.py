@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 from typing import Any, Protocol
 
@@ -59,8 +60,10 @@ class NoEdge:
 
 
 class Resizer:
-    def __init__(self, pool: Any, edge: EdgeDispatch, reactor: Any) -> None:
+    def __init__(self, pool: Any, edge: EdgeDispatch, reactor: Any, callers_per_worker: int = 0) -> None:
+        """`callers_per_worker`: the edge's limit of callers sent to one worker (0: the cap)."""
         self._pool, self._edge, self._reactor = pool, edge, reactor
+        self._sizing = dataclasses.replace(pool.settings.sizing, callers_per_worker=callers_per_worker)
         self._arrivals: collections.deque[float] = collections.deque()
         self._loop = task.LoopingCall(self.resize)
         self._loop.clock = reactor
@@ -120,8 +123,8 @@ class Resizer:
         if not pool.running:
             return
         now = self._reactor.seconds()
-        views = [_view(s) for s in pool.slots()]
-        plan = sizing.plan(views, pool.waiting(), self.arrival_rate(now), now, pool.cap, pool.settings.sizing)
+        views = [_view(s, pool.callers_on(s)) for s in pool.slots()]
+        plan = sizing.plan(views, pool.waiting(), self.arrival_rate(now), now, pool.cap, self._sizing)
         self.capacity = plan.capacity
         slots = pool.slots()
         for index in plan.revive:
@@ -211,7 +214,7 @@ class Resizer:
         logger.warning("edge %s of media worker %s failed: %s", what, slot.name, failure.getErrorMessage())
 
 
-def _view(slot: Any) -> sizing.WorkerView:
+def _view(slot: Any, callers: int) -> sizing.WorkerView:
     state = slot.state
     if state == "retiring":
         state = sizing.REVIVABLE if slot.retire_phase in ("edge", "grace") else sizing.RETIRING
@@ -219,4 +222,4 @@ def _view(slot: Any) -> sizing.WorkerView:
         state = sizing.RETIRING
     elif state == "down" and slot.timer is not None:
         state = sizing.STARTING  # restarting after a crash: it will be back
-    return sizing.WorkerView(slot.index, state, slot.cap, len(slot.legs), slot.idle_since)
+    return sizing.WorkerView(slot.index, state, slot.cap, len(slot.legs), slot.idle_since, callers)

@@ -43,7 +43,7 @@ class MediaSettings:
     restart_backoff_factor: float = 2.0
     stable_after_seconds: float = 60.0
     spare_calls: int = 8
-    arrival_lead_seconds: float = 3.0
+    arrival_lead_seconds: float = 1.0
     idle_retire_seconds: float = 300.0
     retire_grace_seconds: float = 1.0
 

@@ -6,7 +6,11 @@ is full, on another worker joined to hers by a relay (worker/relay.py). So the p
 aside per caller: it keeps a floor of spare capacity, in calls (each a slot for the caller and one
 for a second leg), ahead of the traffic:
 
-    spare calls = free slots // 2
+    spare calls = min(free slots // 2, room for callers)
+
+The room for callers is what the edge will still send: each worker's free slots, or fewer when the
+edge sends a worker at most `callers_per_worker` callers (`sip.worker_max_calls`; 0: no limit but
+the cap).
 
 The floor is `spare_calls`, or the calls that arrive in `arrival_lead_seconds` at the recent rate
 when that is more (a burst grows the pool while it lasts). Workers still starting count as the
@@ -41,6 +45,7 @@ class WorkerView:
     cap: int
     legs: int
     idle_since: float | None = None  # when it last became empty (None: it holds legs)
+    callers: int = 0                 # of its legs, the incoming ones (the edge counts those)
 
 
 @dataclass(frozen=True)
@@ -51,8 +56,9 @@ class Sizing:
     workers_max: int = 64
     legs_wanted: int = 8
     spare_calls: int = 8
-    arrival_lead_seconds: float = 3.0
+    arrival_lead_seconds: float = 1.0
     idle_retire_seconds: float = 300.0
+    callers_per_worker: int = 0      # the edge's limit of callers sent to one worker (0: the cap)
 
 
 @dataclass(frozen=True)
@@ -92,11 +98,15 @@ def plan(workers: Sequence[WorkerView], waiting: int, arrivals_per_s: float, now
     if cap is None:  # nothing known yet: the minimum, then the plan proper once a worker is ready
         start = max(0, min(s.workers_min, s.workers_max) - running)
         return Plan(start, (), (), False, True, Capacity(free, waiting, 0, floor, active))
-    spare = free // 2
+    limit = min(cap, s.callers_per_worker or cap)
+    callers_room = sum(max(0, min(w.cap - w.legs, limit - w.callers)) for w in ready)
+    spare = min(free // 2, callers_room)
     future = free + len(starting) * cap
     minimum = max(s.workers_min, math.ceil(s.legs_wanted / cap))
     missing_legs = 2 * floor - future
-    want = max(minimum - active, math.ceil(missing_legs / cap) if missing_legs > 0 else 0, 0)
+    missing_callers = floor - (callers_room + len(starting) * limit)
+    want = max(minimum - active, math.ceil(missing_legs / cap) if missing_legs > 0 else 0,
+               math.ceil(missing_callers / limit) if missing_callers > 0 else 0, 0)
     revive = tuple(w.index for w in revivable[:want])
     want -= len(revive)
     room = max(0, s.workers_max - running)
@@ -109,21 +119,22 @@ def plan(workers: Sequence[WorkerView], waiting: int, arrivals_per_s: float, now
     at_max = at_max or not admit
     retire: list[int] = []
     if want <= 0 and not revive:
-        retire = _retirable(ready, active, free, floor, minimum, now, s)
+        retire = _retirable(ready, active, free, callers_room, limit, floor, minimum, now, s)
     return Plan(start, revive, tuple(retire), at_max, admit, Capacity(free, waiting, spare, floor, active))
 
 
-def _retirable(ready: list[WorkerView], active: int, free: int, floor: int, minimum: int, now: float,
-               s: Sizing) -> list[int]:
+def _retirable(ready: list[WorkerView], active: int, free: int, callers_room: int, limit: int, floor: int,
+               minimum: int, now: float, s: Sizing) -> list[int]:
     out = []
     idle = [w for w in ready if w.legs == 0 and w.idle_since is not None
             and now - w.idle_since >= s.idle_retire_seconds]
     for w in sorted(idle, key=lambda w: -w.index):
         if active - 1 < minimum:
             break
-        if (free - w.cap) // 2 < floor:
+        if min((free - w.cap) // 2, callers_room - limit) < floor:
             break
         out.append(w.index)
         active -= 1
         free -= w.cap
+        callers_room -= limit
     return out

@@ -45,13 +45,14 @@ class Backlog:
         return 0
 
 
-def make(**overrides):
+def make(callers_per_worker=0, **overrides):
     reactor, observer, edge = FakeReactor(), Observer(), FakeEdge()
     values = dict(legs_wanted=4, workers_min=1, workers_max=6, spare_calls=2, arrival_lead_seconds=0,
                   idle_retire_seconds=60, retire_grace_seconds=1, sip_port_base=6000, rtp_port_base=30000,
                   rtp_ports_per_worker=100)
     values.update(overrides)
-    pool = MediaPool(MediaSettings(**values), observer, reactor=reactor, python="/usr/bin/python3", edge=edge)
+    pool = MediaPool(MediaSettings(**values), observer, reactor=reactor, python="/usr/bin/python3", edge=edge,
+                     callers_per_worker=callers_per_worker)
     pool.startService()
     return pool, reactor, observer, edge
 
@@ -272,3 +273,17 @@ def test_a_dead_workers_relays_are_closed_on_the_other_side():
     w1.exit()
     assert w0.commands()[-1] == p.RelayClose(relay=relay_id)
     assert observer.lost == [("w1", "sec", "worker_lost")]
+
+
+def test_with_the_edge_sending_two_callers_a_worker_the_pool_grows_for_the_callers():
+    """sip.worker_max_calls 2 (the edge's old default): two callers fill a worker for the edge even
+    though it has two free slots; the pool counts the room the edge will use."""
+    pool, reactor, _, _ = make(callers_per_worker=2, spare_calls=1, workers_min=1)
+    all_ready(reactor)
+    w0 = transport(reactor, "w0")
+    call(w0, "a")
+    reactor.advance(0)
+    assert len(reactor.spawned) == 1             # one caller more fits on w0
+    call(w0, "b")
+    reactor.advance(0)
+    assert len(reactor.spawned) == 2 and pool.resizer.capacity.free_slots == 2

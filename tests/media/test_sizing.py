@@ -105,3 +105,14 @@ def test_the_plan_keeps_its_promises(raw, waiting, rate, now, s):
 @pytest.mark.parametrize("arrivals", [0.0, 1.0, 100.0])
 def test_the_floor_is_never_below_the_setting(arrivals):
     assert floor_calls(S, arrivals) >= S.spare_calls
+
+
+def test_when_the_edge_sends_a_worker_two_callers_at_most_its_free_slots_are_not_room_for_callers():
+    """sip.worker_max_calls 2: a worker with two callers has two free slots the edge will never fill
+    with a new caller (they are her second legs' room): the pool grows for the callers to come."""
+    s = Sizing(workers_min=1, workers_max=10, legs_wanted=4, spare_calls=2, callers_per_worker=2)
+    two_each = [WorkerView(i, READY, CAP, 2, None, callers=2) for i in range(3)]
+    p = plan(two_each, waiting=6, arrivals_per_s=0.0, now=0.0, cap=CAP, s=s)
+    assert p.capacity.free_slots == 6 and p.capacity.spare_calls == 0 and p.start == 1
+    free_for_callers = [*two_each, ready(3)]
+    assert plan(free_for_callers, waiting=6, arrivals_per_s=0.0, now=0.0, cap=CAP, s=s).capacity.spare_calls == 2
