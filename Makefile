@@ -23,8 +23,11 @@ prompts: venv system-deps
 check: venv
 	$(BIN)/callrouter check --config deploy/dev/callrouter.yaml dialplans
 
+# The modules run in TEST_JOBS processes (each its own PostgreSQL schemas, ports and temporary
+# directories); most whole-service tests wait on SIP timers, so two processes fit two cores.
+test: TEST_JOBS ?= 2
 test: system-deps venv prompts
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
 # The benchmarks (not in `make test`; every run bounded): results, with their targets, in
 # bench/results/. BENCH=bench_calls runs one of them; SCALE=short runs each phase small.
