@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = "callrouter.store:migrations"
+PG_CONNECT_TIMEOUT_S = 5  # unless the URL gives its own connect_timeout
 
 
 def make_engine(url: str) -> Engine:
@@ -36,7 +37,10 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    # A database that stops answering (a black-holed address, a dead primary) must fail a
+    # connection in seconds, not hang the thread that asked: every write is retried anyway.
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
