@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import statistics
 from typing import Iterable
 
-from callrouter.domain.escalation_views import ACTIVE, EscalationView, iso_or_none
+from callrouter.domain.escalation_views import EscalationView, iso_or_none
+from callrouter.domain.kpis import EscalationFact, escalation_figures
 
 CSV_COLUMNS = ("id", "call_id", "practice", "tier", "started_at", "outcome", "acknowledged_by",
                "acknowledged_via", "acknowledged_at", "ack_delay_seconds", "steps_sent",
@@ -15,27 +15,22 @@ CSV_COLUMNS = ("id", "call_id", "practice", "tier", "started_at", "outcome", "ac
 
 def report(practice: str, since: dt.datetime, until: dt.datetime,
            views: Iterable[EscalationView]) -> dict:
-    tiers: dict[str, dict] = {}
-    for v in views:
-        t = tiers.setdefault(v.tier, {"escalations": 0, "acknowledged": 0, "unacknowledged": 0,
-                                      "active": 0, "delays": []})
-        t["escalations"] += 1
-        if v.acknowledged_at is not None:
-            t["acknowledged"] += 1
-            t["delays"].append(v.ack_delay_s)
-        elif v.state == ACTIVE:
-            t["active"] += 1
-        else:
-            t["unacknowledged"] += 1
-    out = {}
-    for name, t in sorted(tiers.items()):
-        delays = t.pop("delays")
-        t["ack_delay_p50_seconds"] = statistics.median(delays) if delays else None
-        t["ack_delay_worst_seconds"] = max(delays) if delays else None
-        out[name] = t
-    return {"practice": practice, "since": since.isoformat(), "until": until.isoformat(), "tiers": out,
-            "escalations": sum(t["escalations"] for t in out.values()),
-            "unacknowledged": sum(t["unacknowledged"] for t in out.values())}
+    """The weekly summary per tier, from the indicators' own escalation figures (domain/kpis.py), so
+    that this API, `callrouter report` and the wallboard count a chain the same way: a cancelled
+    chain (its call was answered first, or a supervisor stopped it) is neither acknowledged nor
+    unacknowledged."""
+    facts = [EscalationFact(v.id, v.practice, v.tier, v.started_at, v.state, v.outcome, v.acknowledged_at,
+                            len(v.declined_by), v.call_id, v.taken_at) for v in views]
+    tiers = {}
+    for t in escalation_figures(facts):
+        unacknowledged = len(t.unacknowledged)
+        tiers[t.tier] = {"escalations": t.started, "acknowledged": t.acknowledged,
+                         "unacknowledged": unacknowledged, "active": t.active,
+                         "cancelled": t.started - t.acknowledged - t.active - unacknowledged,
+                         "ack_delay_p50_seconds": t.ack_delay.p50, "ack_delay_worst_seconds": t.ack_delay.worst}
+    return {"practice": practice, "since": since.isoformat(), "until": until.isoformat(), "tiers": tiers,
+            "escalations": sum(t["escalations"] for t in tiers.values()),
+            "unacknowledged": sum(t["unacknowledged"] for t in tiers.values())}
 
 
 def csv_rows(views: Iterable[EscalationView]) -> Iterable[list]:

@@ -147,12 +147,14 @@ def test_weekly_report_per_practice(db):
         repo.acknowledge(e.id, "dr-martin", "link", at(delay))
     e = repo.create(None, "cab", "urgent", None, T0)
     repo.finish(e.id, chain.EXHAUSTED, at(900))
+    e = repo.create(None, "cab", "urgent", None, T0)
+    repo.finish(e.id, chain.CANCELLED, at(30))  # the call was answered first: not unacknowledged
     repo.create(None, "cab", "vital", None, T0)
     repo.create(None, "other", "urgent", None, T0)
     r = repo.weekly_report("cab", T0 - dt.timedelta(days=7), T0 + dt.timedelta(days=1))
-    assert r["escalations"] == 5 and r["unacknowledged"] == 1
-    assert r["tiers"]["urgent"] == {"escalations": 4, "acknowledged": 3, "unacknowledged": 1, "active": 0,
-                                    "ack_delay_p50_seconds": 120, "ack_delay_worst_seconds": 600}
+    assert r["escalations"] == 6 and r["unacknowledged"] == 1
+    assert r["tiers"]["urgent"] == {"escalations": 5, "acknowledged": 3, "unacknowledged": 1, "active": 0,
+                                    "cancelled": 1, "ack_delay_p50_seconds": 120, "ack_delay_worst_seconds": 600}
     assert r["tiers"]["vital"]["active"] == 1
 
 
