@@ -101,6 +101,7 @@ class RetentionSettings:
     recordings_days: int | None = 90
     audit_days: int | None = 6 * 365
     state_history_days: int | None = 400  # the secretaries' state changes (who paused whom, when)
+    watch_days: int | None = 400  # the forwarding watch's runs, attempts and alerts (no patient data)
     purge_interval_hours: int = 24
 
 

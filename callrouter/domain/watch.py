@@ -24,6 +24,7 @@ from typing import Iterable, Sequence
 
 from callrouter.domain import calendar
 from callrouter.domain.model import Dialplan
+from callrouter.domain.phone import InvalidNumber, normalise
 from callrouter.domain.watch_spec import ALWAYS, WatchedNumber, WatchSpec, WatchWindow
 
 UTC = dt.timezone.utc
@@ -83,6 +84,14 @@ def after_attempt(outcomes: Sequence[str], retry_possible: bool = True) -> str:
 
 
 # --- the numbers the watch calls present -----------------------------------------------------------
+
+def number_key(number: str) -> str:
+    """A number as the watch compares it: E.164 when it is a French one (0142... and +33142... match)."""
+    try:
+        return normalise(number)
+    except InvalidNumber:
+        return number.strip()
+
 
 def range_numbers(first: str, size: int) -> tuple[str, ...]:
     """The `size` consecutive numbers from `first` (E.164: +33180000100, +33180000101...)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callrouter.store.base import Base, UtcDateTime
@@ -41,11 +41,15 @@ class WatchRun(Base):
         UniqueConstraint("slot_key"),
         Index("ix_watch_runs_practice_started_at", "practice", "started_at"),
         Index("ix_watch_runs_state", "state"),
+        # One run under way per number, whichever node runs it (migration 0016).
+        Index("uq_watch_runs_number_calling", "number", unique=True,
+              sqlite_where=text("state = 'calling'"), postgresql_where=text("state = 'calling'")),
     )
 
 
 class WatchAttempt(Base):
-    """One watch call of a run (the first, and its retry)."""
+    """One watch call of a run (the first, and its retry). `returned_at`: when its call came back
+    at a node other than the one that placed it (any node's edge may get it)."""
 
     __tablename__ = "watch_attempts"
 
@@ -59,6 +63,9 @@ class WatchAttempt(Base):
     rang: Mapped[bool] = mapped_column(Boolean, default=False)
     rtt_ms: Mapped[int | None] = mapped_column(Integer)
     name_kept: Mapped[bool | None] = mapped_column(Boolean)  # the display-name token came back too
+    # The call back as another node's edge saw it (the placing node reads it from here).
+    returned_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    returned_node: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (UniqueConstraint("run_id", "n"),)
 

@@ -22,6 +22,7 @@ from callrouter.store import audit
 from callrouter.store.db import Database
 from callrouter.store.models import ApiToken, CallRecord, Escalation, Recording, SecretaryStateChange
 from callrouter.store.tasks import purge_closed
+from callrouter.store.watch import purge_runs
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +38,14 @@ class PurgeResult:
     escalations: int = 0  # ended chains and their steps (callback numbers, notes), likewise
     state_history: int = 0  # secretaries' state changes
     media: dict[str, Any] = field(default_factory=dict)  # call recordings, their notes, voicemail messages
+    watch_runs: int = 0  # the forwarding watch's ended runs (their attempts and alerts go with them)
 
     def to_json(self) -> dict:
         return {"call_records": self.call_records, "recordings": self.recordings,
                 "audit": self.audit, "expired_tokens": self.expired_tokens,
                 "callback_tasks": self.callback_tasks, "escalations": self.escalations,
-                "state_history": self.state_history, "cutoffs": self.cutoffs, **self.media}
+                "state_history": self.state_history, "watch_runs": self.watch_runs, "cutoffs": self.cutoffs,
+                **self.media}
 
 
 class MediaPurge(Protocol):
@@ -69,6 +72,7 @@ class RetentionPurger:
         rec_cut = _cutoff(now, s_.recordings_days)
         audit_cut = _cutoff(now, s_.audit_days)
         history_cut = _cutoff(now, s_.state_history_days)
+        watch_cut = _cutoff(now, s_.watch_days)
         with self._db.transaction() as s:
             calls = recs = audited = tasks = chains = history = 0
             if calls_cut is not None:
@@ -86,6 +90,7 @@ class RetentionPurger:
             if history_cut is not None:
                 history = s.execute(delete(SecretaryStateChange)
                                     .where(SecretaryStateChange.at < history_cut)).rowcount
+            watch_runs = purge_runs(s, watch_cut) if watch_cut is not None else 0
             tokens = s.execute(delete(ApiToken).where(ApiToken.expires_at <= now)).rowcount
             media: dict[str, Any] = {}
             after: list[Callable[[], None]] = []
@@ -95,7 +100,8 @@ class RetentionPurger:
                 after.append(then)
             result = PurgeResult(calls, recs, audited, tokens, {
                 "call_records": _iso(calls_cut), "recordings": _iso(rec_cut),
-                "audit": _iso(audit_cut), "state_history": _iso(history_cut)}, tasks, chains, history, media)
+                "audit": _iso(audit_cut), "state_history": _iso(history_cut), "watch": _iso(watch_cut)},
+                tasks, chains, history, media, watch_runs)
             audit.append(s, actor, "retention.purge", "store", now, details=result.to_json())
         for then in after:  # the rows are gone: now their files
             then()

@@ -12,6 +12,11 @@ outbox of the alerts a failure sends.
   start-up: this node's runs left `calling` are closed as interrupted (no verdict: nothing was
   learnt), its alerts left `sending` become `unknown` and are never sent again by themselves.
 - `acknowledge` takes a failure off the wallboards, audited with who did it.
+- Several nodes: one run `calling` per number is a unique index (whichever node inserts second is
+  refused); with `claims` (the watch lead's fenced database) a run and its retry are inserted only
+  by the node leading the watch. Any node's edge may get the call back: `record_return` writes it
+  on the attempt waiting for it, which the placing node reads with `returns`.
+- `purge_runs`: the retention purge's step for the watch.
 
 Blocking, one transaction per call: run from a thread pool. `on_change(run)` is called with the
 run after each change of it is committed (the daemon publishes it).
@@ -22,11 +27,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Callable, Iterable
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from callrouter.domain.watch import may_start
+from callrouter.domain.watch import may_start, number_key
 from callrouter.domain.watch_views import (
     CALLING, FAILED, INTERRUPTED, PENDING, SEND_FAILED, SENDING, SENT, UNKNOWN, AlertView, AttemptView, RunView,
     UnknownRun, WatchRefused,
@@ -38,12 +43,16 @@ from callrouter.store.models import WatchAlert, WatchAttempt, WatchRun
 
 MAX_ALERT_ATTEMPTS = 3
 IN_FLIGHT_LIMIT = dt.timedelta(minutes=30)  # a run `calling` longer than this is not under way any more
+BUSY_NUMBER = "un appel de test de ce numéro est déjà en cours"
 
 
 class WatchRepository:
     def __init__(self, db: Database, node: str = "local",
-                 on_change: Callable[[RunView], None] | None = None) -> None:
+                 on_change: Callable[[RunView], None] | None = None, claims: Database | None = None) -> None:
+        """`claims`: where runs and retries are inserted (the watch lead's fenced database on a
+        node of several: refused once this node does not lead); `db` by default."""
         self._db, self._node = db, node
+        self._claims = claims or db
         self._on_change = on_change or (lambda view: None)
 
     # --- runs ------------------------------------------------------------------------------------
@@ -54,17 +63,19 @@ class WatchRepository:
         """The new run, `calling`, with its first attempt; None when its slot was claimed already.
         WatchRefused when the day's budget is spent or the number is under way."""
         try:
-            with self._db.transaction() as s:
+            with self._claims.transaction() as s:
                 if s.scalar(select(WatchRun.id).where(WatchRun.slot_key == slot_key)) is not None:
                     return None
                 runs_today = s.scalar(select(func.count(WatchRun.id)).where(
                     WatchRun.practice == practice, WatchRun.started_at >= day[0], WatchRun.started_at < day[1]))
                 if not may_start(runs_today or 0, cap):
                     raise WatchRefused(f"le nombre d'appels de test du jour est atteint pour ce cabinet ({cap})")
-                if s.scalar(select(WatchRun.id).where(
-                        WatchRun.number == number, WatchRun.state == CALLING,
-                        WatchRun.started_at > now - IN_FLIGHT_LIMIT)) is not None:
-                    raise WatchRefused("un appel de test de ce numéro est déjà en cours")
+                # A run left calling too long (its node stopped for good) is not under way any more.
+                s.execute(update(WatchRun).where(WatchRun.number == number, WatchRun.state == CALLING,
+                                                 WatchRun.started_at <= now - IN_FLIGHT_LIMIT)
+                          .values(state=INTERRUPTED, ended_at=now))
+                if s.scalar(select(WatchRun.id).where(WatchRun.number == number, WatchRun.state == CALLING)) is not None:
+                    raise WatchRefused(BUSY_NUMBER)
                 run = WatchRun(slot_key=slot_key[:200], practice=practice, number=number, returns_on=returns_on,
                                caller=caller, token=token, trigger=trigger[:64], node=self._node, state=CALLING,
                                planned_at=planned_at, started_at=now)
@@ -73,13 +84,17 @@ class WatchRepository:
                 s.add(WatchAttempt(run_id=run.id, n=1, started_at=now, rang=False))
                 s.flush()
                 view = _view(s, run)
-        except IntegrityError:  # another node inserted the slot between our check and our insert
-            return None
+        except IntegrityError:
+            # Another node inserted this slot, or a run of this number, between our checks and our insert.
+            with self._db.transaction() as s:
+                if s.scalar(select(WatchRun.id).where(WatchRun.slot_key == slot_key[:200])) is not None:
+                    return None
+            raise WatchRefused(BUSY_NUMBER) from None
         self._on_change(view)
         return view
 
     def add_attempt(self, run_id: int, n: int, now: dt.datetime) -> None:
-        with self._db.transaction() as s:
+        with self._claims.transaction() as s:
             s.add(WatchAttempt(run_id=run_id, n=n, started_at=now, rang=False))
 
     def end_attempt(self, run_id: int, n: int, outcome: str, now: dt.datetime, sip_code: int | None = None,
@@ -128,6 +143,36 @@ class WatchRepository:
             alerts = s.execute(update(WatchAlert).where(WatchAlert.state == SENDING, WatchAlert.node == self._node)
                                .values(state=UNKNOWN, error="interrupted by a restart; not sent again")).rowcount
         return runs, alerts
+
+    # --- the call back, seen by another node -------------------------------------------------------
+
+    def record_return(self, caller: str, number: str, name_kept: bool, now: dt.datetime) -> int | None:
+        """A call back from `caller` (of the watch range) on `number` reached this node: written on
+        the attempt of the run under way waiting for exactly that pair, whichever node placed it.
+        Its run's id, or None when no attempt waits for it (late)."""
+        caller, number = number_key(caller), number_key(number)
+        with self._db.transaction() as s:
+            for run in s.scalars(select(WatchRun).where(WatchRun.state == CALLING,
+                                                        WatchRun.started_at > now - IN_FLIGHT_LIMIT)):
+                if (number_key(run.caller), number_key(run.returns_on)) != (caller, number):
+                    continue
+                done = s.execute(update(WatchAttempt).where(
+                    WatchAttempt.run_id == run.id, WatchAttempt.ended_at.is_(None), WatchAttempt.returned_at.is_(None))
+                    .values(returned_at=now, returned_node=self._node[:64], name_kept=name_kept))
+                return run.id if done.rowcount else None
+        return None
+
+    def returns(self, run_ids: Iterable[int]) -> list[tuple[int, int, dt.datetime, bool | None]]:
+        """(run, attempt, when, name kept) of the calls back other nodes wrote for these runs' open attempts."""
+        ids = list(run_ids)
+        if not ids:
+            return []
+        with self._db.transaction() as s:
+            rows = s.execute(select(WatchAttempt.run_id, WatchAttempt.n, WatchAttempt.returned_at,
+                                    WatchAttempt.name_kept)
+                             .where(WatchAttempt.run_id.in_(ids), WatchAttempt.returned_at.is_not(None),
+                                    WatchAttempt.ended_at.is_(None))).all()
+            return [(r.run_id, r.n, r.returned_at, r.name_kept) for r in rows]
 
     # --- alerts ------------------------------------------------------------------------------------
 
@@ -200,6 +245,15 @@ class WatchRepository:
             return [_view(s, r) for r in s.scalars(stmt.order_by(WatchRun.id.desc()).limit(200))]
 
 
+def purge_runs(s: Session, cutoff: dt.datetime) -> int:
+    """Inside the retention purge's transaction: runs ended before `cutoff`, with their attempts
+    and alerts (ON DELETE CASCADE). Kept whatever their age: runs under way, and failures nobody
+    acknowledged yet (they stay red on the wallboards until someone does)."""
+    return s.execute(delete(WatchRun).where(
+        WatchRun.state != CALLING, WatchRun.ended_at.is_not(None), WatchRun.ended_at < cutoff,
+        or_(WatchRun.state != FAILED, WatchRun.acknowledged_at.is_not(None)))).rowcount
+
+
 def _get(s: Session, run_id: int) -> WatchRun:
     run = s.get(WatchRun, run_id)
     if run is None:
@@ -222,4 +276,4 @@ def _view(s: Session, r: WatchRun) -> RunView:
                    r.acknowledged_by, attempts, alerts)
 
 
-__all__ = ["WatchRepository", "MAX_ALERT_ATTEMPTS", "SENT", "UnknownRun", "WatchRefused"]
+__all__ = ["WatchRepository", "purge_runs", "MAX_ALERT_ATTEMPTS", "SENT", "UnknownRun", "WatchRefused"]

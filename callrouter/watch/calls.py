@@ -33,7 +33,7 @@ from callrouter.controller.legs import LegRouter
 from callrouter.controller.player import SessionTimers
 from callrouter.domain import watch
 from callrouter.domain.call import mask_number
-from callrouter.domain.phone import InvalidNumber, normalise
+from callrouter.domain.watch import number_key
 from callrouter.media import protocol as p
 from callrouter.ports import MediaControl
 
@@ -89,14 +89,6 @@ class Attempt:
     state: State = State.DIALING
     rang: bool = False
     outcome: AttemptResult | None = field(default=None)
-
-
-def number_key(number: str) -> str:
-    """A number as the watch compares it: E.164 when it is a French one (0142... and +33142... match)."""
-    try:
-        return normalise(number)
-    except InvalidNumber:
-        return number.strip()
 
 
 class WatchCalls:
