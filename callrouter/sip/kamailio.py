@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 from sqlalchemy.engine import make_url
 
+from callrouter.sip import webrtc
 from callrouter.sip.settings import DISPATCH_ALGORITHMS, SipSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,6 +123,7 @@ def generated_block(sip: SipSettings, *, realm: str, database_url: str, files: K
     if sip.outbound_trunk:
         lines.append("#!define WITH_OUTBOUND_TRUNK")
         lines.append(f'#!define OUTBOUND_TRUNK "{sip.outbound_trunk}"')
+    lines += webrtc.generated_lines(sip)
     lines += [f"children={sip.children}", *_listen_lines(sip, realm)]
     lines.append("# ---- end of generated block ----")
     return "\n".join(lines)

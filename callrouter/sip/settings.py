@@ -34,6 +34,8 @@ class SipSettings:
     udp_port: int = 5060
     tcp_port: int = 5060
     tls_port: int = 5061
+    # SIP over secure WebSocket for the console's phone (0: off); needs tls_port (same certificate).
+    wss_port: int = 0
     # Loopback-only HTTP port answering JSON-RPC (registrations); never exposed.
     rpc_port: int = 5099
     # Sources whose INVITEs are calls forwarded from practices' lines (IP addresses).
@@ -65,6 +67,11 @@ class SipSettings:
     pkg_mb: int = 8
     runtime_dir: str = "var/run/kamailio"
     tls_dir: str = "var/tls"
+    # rtpengine, between the browsers' WebRTC media and the workers' plain RTP (used with wss_port).
+    rtpengine_binary: str = "rtpengine"
+    rtpengine_ng_port: int = 2223  # loopback UDP control port (the ng protocol)
+    rtpengine_port_min: int = 30000
+    rtpengine_port_max: int = 30999
     scanner_user_agents: tuple[str, ...] = field(default=(
         "friendly-scanner", "sipvicious", "sipcli", "VaxSIPUserAgent", "sip-scan", "sipsak",
         "iWar", "sundayddr", "SIVuS", "Gulp", "smap", "PortSIP VoIP SDK", "pplsip",
@@ -81,6 +88,7 @@ class SipSettings:
             found.append(f"sip.rpc_port: expected a port, got {self.rpc_port}")
         if self.udp_port == 0 and self.tcp_port == 0 and self.tls_port == 0:
             found.append("sip: at least one of udp_port, tcp_port, tls_port must be set")
+        found += _webrtc_problems(self)
         if self.rpc_port in (self.tcp_port, self.tls_port):
             found.append("sip.rpc_port: must differ from the SIP TCP/TLS ports")
         for name in ("listen_address", "worker_host"):
@@ -135,6 +143,24 @@ def aligned_with_media(sip: SipSettings, media) -> SipSettings:
     """
     return replace(sip, worker_host=media.bind, worker_base_port=media.sip_port_base,
                    worker_count=media.workers_max)
+
+
+def _webrtc_problems(sip: SipSettings) -> list[str]:
+    if sip.wss_port == 0:
+        return []
+    found = []
+    if not 1 <= sip.wss_port <= 65535:
+        found.append(f"sip.wss_port: expected 0 (off) or a port, got {sip.wss_port}")
+    if sip.tls_port == 0:
+        found.append("sip.wss_port: needs sip.tls_port (the WebSocket socket uses its certificate)")
+    if sip.wss_port in (sip.tcp_port, sip.tls_port, sip.rpc_port):
+        found.append("sip.wss_port: must differ from the SIP TCP/TLS and RPC ports")
+    if not 1 <= sip.rtpengine_ng_port <= 65535:
+        found.append(f"sip.rtpengine_ng_port: expected a port, got {sip.rtpengine_ng_port}")
+    if not 1024 <= sip.rtpengine_port_min < sip.rtpengine_port_max <= 65535:
+        found.append(f"sip.rtpengine_port_min/max: expected 1024 <= min < max <= 65535, got "
+                     f"{sip.rtpengine_port_min}-{sip.rtpengine_port_max}")
+    return found
 
 
 def _is_ip(text: str) -> bool:
