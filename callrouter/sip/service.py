@@ -25,7 +25,8 @@ from twisted.internet.interfaces import IReactorProcess, IReactorTime
 from twisted.python.failure import Failure
 
 from callrouter.domain.masking import mask_numbers_in
-from callrouter.sip import kamailio
+from callrouter.sip import kamailio, webrtc
+from callrouter.sip.rtpengine import RtpengineService
 from callrouter.sip.settings import SipSettings
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,9 @@ class KamailioService(service.Service):
         self._ended: defer.Deferred | None = None
         self.starts = 0
         self.files: kamailio.KamailioFiles | None = None
+        # With WSS on, rtpengine for the browsers' media: started before Kamailio, stopped after.
+        self.rtpengine = (RtpengineService(self.sip, kamailio.layout(self._config_dir, self.sip, base).runtime_dir,
+                                           reactor) if webrtc.enabled(self.sip) else None)
 
     @property
     def pid(self) -> int | None:
@@ -111,6 +115,8 @@ class KamailioService(service.Service):
         self.files = kamailio.write_config(self._config_dir, self.sip, realm=self._realm,
                                            database_url=self._database_url, base=self._base)
         reap_stale(self.files.pid_file, self.files.config)
+        if self.rtpengine is not None:
+            self.rtpengine.startService()
         self._spawn()
 
     def _spawn(self) -> None:
@@ -153,6 +159,11 @@ class KamailioService(service.Service):
         if self._restart_call is not None and self._restart_call.active():
             self._restart_call.cancel()
             self._restart_call = None
+        if self.rtpengine is not None:
+            return self._stop_kamailio().addBoth(lambda _: self.rtpengine.stopService())
+        return self._stop_kamailio()
+
+    def _stop_kamailio(self) -> defer.Deferred:
         if self._pid is None or self._ended is None:
             return defer.succeed(None)
         ended = self._ended

@@ -1,0 +1,141 @@
+"""rtpengine as a child of the edge: started before Kamailio, stopped after it, restarted if it dies.
+
+It bridges the console's WebRTC media (ICE, DTLS-SRTP, rtcp-mux: the browser) and the workers' plain
+RTP/AVP G.711, in userspace only (`--table=-1`: no kernel module, nothing to load as root). Kamailio
+drives it over the ng protocol on a loopback UDP port (callrouter.sip.webrtc); the RTP ports it
+opens on `sip.listen_address` are `sip.rtpengine_port_min`..`max`. It reads no configuration file
+(Debian's /etc/rtpengine is for its own unit, which scripts/ensure-system-deps disables), and runs
+in its own process group so that stopping it leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+from pathlib import Path
+from typing import Callable
+
+from twisted.application import service
+from twisted.internet import defer, error, protocol
+from twisted.python.failure import Failure
+
+from callrouter.sip.settings import SipSettings
+
+logger = logging.getLogger(__name__)
+
+
+def command(sip: SipSettings, pid_file: Path) -> list[str]:
+    """rtpengine in the foreground, logging to stderr, userspace forwarding only."""
+    return [sip.rtpengine_binary, "--config-file=none", "--foreground", "--log-stderr",
+            "--no-log-timestamps", "--table=-1", f"--interface={sip.listen_address}",
+            f"--listen-ng=127.0.0.1:{sip.rtpengine_ng_port}",
+            f"--port-min={sip.rtpengine_port_min}", f"--port-max={sip.rtpengine_port_max}",
+            "--num-threads=2", "--delete-delay=0", "--log-level=5", f"--pidfile={pid_file}"]
+
+
+class _Lines(protocol.ProcessProtocol):
+    def __init__(self, on_ended: Callable[[Failure], None]) -> None:
+        self._buffer = b""
+        self._on_ended = on_ended
+
+    def errReceived(self, data: bytes) -> None:
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            text = line.decode("utf-8", "replace").rstrip()
+            if text:  # call ids and addresses only: rtpengine logs no numbers at this level
+                level = logging.WARNING if text.startswith(("ERR", "CRIT", "WARN")) else logging.INFO
+                logger.log(level, "rtpengine: %s", text)
+
+    outReceived = errReceived
+
+    def processEnded(self, reason: Failure) -> None:
+        self._on_ended(reason)
+
+
+class RtpengineService(service.Service):
+    """One supervised rtpengine (started by callrouter.sip.service.KamailioService with WSS on)."""
+
+    name = "rtpengine"
+
+    def __init__(self, sip: SipSettings, runtime_dir: Path, reactor, *, stop_grace: float = 5.0,
+                 restart_delay: float = 2.0) -> None:
+        self.sip = sip
+        self._runtime_dir = Path(runtime_dir)
+        self._reactor = reactor
+        self._stop_grace = stop_grace
+        self._restart_delay = restart_delay
+        self._process = None
+        self._pid: int | None = None
+        self._ended: defer.Deferred | None = None
+        self._restart_call = None
+        self._stopping = False
+        self.starts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
+    def startService(self) -> None:
+        super().startService()
+        self._stopping = False
+        self._runtime_dir.mkdir(parents=True, exist_ok=True)
+        self._spawn()
+
+    def _spawn(self) -> None:
+        self._restart_call = None
+        args = command(self.sip, self._runtime_dir / "rtpengine.pid")
+        binary = shutil.which(args[0]) or args[0]
+        setsid = shutil.which("setsid")
+        argv = [setsid, binary, *args[1:]] if setsid else [binary, *args[1:]]
+        self._ended = defer.Deferred()
+        self._process = self._reactor.spawnProcess(_Lines(self._process_ended), argv[0], argv,
+                                                   env=os.environ.copy())
+        self._pid = self._process.pid
+        self.starts += 1
+        logger.info("rtpengine started (pid %s): %s", self._pid, " ".join(argv))
+
+    def _process_ended(self, reason: Failure) -> None:
+        pid, self._pid, self._process = self._pid, None, None
+        if pid is not None:
+            _kill_group(pid, signal.SIGKILL)
+        ended, self._ended = self._ended, None
+        if self._stopping:
+            logger.info("rtpengine stopped")
+        else:
+            logger.error("rtpengine exited (code %s); restarting in %.0f s",
+                         getattr(reason.value, "exitCode", None), self._restart_delay)
+            self._restart_call = self._reactor.callLater(self._restart_delay, self._spawn)
+        if ended is not None:
+            ended.callback(None)
+
+    def stopService(self) -> defer.Deferred:
+        super().stopService()
+        self._stopping = True
+        if self._restart_call is not None and self._restart_call.active():
+            self._restart_call.cancel()
+        if self._pid is None or self._ended is None:
+            return defer.succeed(None)
+        ended, pid = self._ended, self._pid
+        _kill_group(pid, signal.SIGTERM)
+        try:
+            self._process.signalProcess("TERM")
+        except error.ProcessExitedAlready:
+            pass
+        timer = self._reactor.callLater(self._stop_grace, _kill_group, pid, signal.SIGKILL)
+
+        def done(result):
+            if timer.active():
+                timer.cancel()
+            return result
+
+        return ended.addBoth(done)
+
+
+def _kill_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
