@@ -1,7 +1,7 @@
 """The pool's size, kept where callrouter.media.sizing says, and the edge kept in step with it.
 
-- Growth: after every new call, worker ready or worker gone (at most once per reactor turn) and
-  every second, the plan is read again; workers are started (or retiring ones put back) at once,
+- Growth: after every new call, worker ready or worker gone (at most every REPLAN_S) and every
+  second, the plan is read again; workers are started (or retiring ones put back) at once,
   at most MAX_STARTING starting together (the next ones as those become ready).
 - Retirement: an idle worker is first taken out of the edge's dispatcher (`edge.deactivate`); once
   the edge answered, calls already on their way get `retire_grace_seconds`, then the worker is
@@ -33,6 +33,9 @@ logger = logging.getLogger("callrouter.media.pool")
 
 ARRIVAL_WINDOW_S = 2.0
 TICK_S = 1.0
+# At most this often after a change: a plan reads every worker position (hundreds), and at 100
+# calls/s a plan per call cost the controller a fifth of a core; a worker takes longer to start.
+REPLAN_S = 0.1
 # Workers starting at once. A start costs about 0.07 s of CPU (the interpreter, the imports,
 # pjsua's init): a burst that wants fifty more workers must not take both cores from the calls.
 MAX_STARTING = 6
@@ -68,6 +71,7 @@ class Resizer:
         self._loop = task.LoopingCall(self.resize)
         self._loop.clock = reactor
         self._soon: Any = None
+        self._planned_at = float("-inf")
         self._sized = False   # a plan ran with the cap known (when_ready waits for it)
         self._swept = False   # the unused positions were disabled at the edge
         self.at_max = False
@@ -92,9 +96,11 @@ class Resizer:
         self.changed()
 
     def changed(self) -> None:
-        """Look at the plan again on the next reactor turn (once, however many changes)."""
+        """Look at the plan again soon: on the next reactor turn, or REPLAN_S after the last plan
+        (once, however many changes meanwhile)."""
         if self._soon is None or not self._soon.active():
-            self._soon = self._reactor.callLater(0, self.resize)
+            delay = max(0.0, self._planned_at + REPLAN_S - self._reactor.seconds())
+            self._soon = self._reactor.callLater(delay, self.resize)
 
     def worker_ready(self, slot: Any) -> None:
         if self.admitting:
@@ -122,7 +128,7 @@ class Resizer:
         pool = self._pool
         if not pool.running:
             return
-        now = self._reactor.seconds()
+        now = self._planned_at = self._reactor.seconds()
         views = [_view(s, pool.callers_on(s)) for s in pool.slots()]
         plan = sizing.plan(views, pool.waiting(), self.arrival_rate(now), now, pool.cap, self._sizing)
         self.capacity = plan.capacity

@@ -11,6 +11,7 @@ from twisted.internet import defer
 from callrouter.media import protocol as p
 from callrouter.media.pool import MediaPool
 from callrouter.media.pool_metrics import PoolMetrics
+from callrouter.media.pool_resize import REPLAN_S
 from callrouter.media.settings import MediaSettings
 from callrouter.metrics import Metrics
 from tests.media.harness import Observer
@@ -95,16 +96,16 @@ def test_workers_are_added_ahead_of_the_callers_and_activated_at_the_edge():
     assert len(reactor.spawned) == 1           # 4 free slots: 2 spare calls, the floor
     w0 = transport(reactor, "w0")
     call(w0, "c1")                             # 3 free slots: 1 spare call (a caller and a second leg)
-    reactor.advance(0)
+    reactor.advance(REPLAN_S)
     assert len(reactor.spawned) == 2           # added before the next callers come
     all_ready(reactor)
     assert ("activate", 6000) in edge.calls and ("activate", 6001) in edge.calls
     for leg in ("c2", "c3", "c4"):
         call(w0, leg)                          # w0 full of callers: one slot each, w1's 4 free
-    reactor.advance(0)
+    reactor.advance(REPLAN_S)
     assert len(reactor.spawned) == 2 and pool.resizer.capacity.spare_calls == 2
     call(transport(reactor, "w1"), "c5")
-    reactor.advance(0)
+    reactor.advance(REPLAN_S)
     all_ready(reactor)
     assert len(reactor.spawned) == 3 and pool.resizer.capacity.spare_calls >= 2
 
@@ -115,7 +116,7 @@ def test_an_idle_worker_leaves_the_edge_first_then_retires_and_is_not_restarted(
     w0 = transport(reactor, "w0")
     for leg in ("c1", "c2", "c3"):
         call(w0, leg)
-    reactor.advance(0)
+    reactor.advance(REPLAN_S)
     all_ready(reactor)
     w1 = transport(reactor, "w1")
     for leg in ("c1", "c2", "c3"):
@@ -141,7 +142,7 @@ def test_a_call_that_reaches_a_retiring_worker_is_served_to_its_end():
     w0 = transport(reactor, "w0")
     for leg in ("a", "b", "c"):
         call(w0, leg)
-    reactor.advance(0)
+    reactor.advance(REPLAN_S)
     all_ready(reactor)
     for leg in ("a", "b", "c"):
         w0.emit(p.LegEnded(leg=leg, code=200))
@@ -161,7 +162,7 @@ def test_if_the_edge_does_not_answer_the_worker_stays():
     w0 = transport(reactor, "w0")
     for leg in ("a", "b", "c"):
         call(w0, leg)
-    reactor.advance(0)
+    reactor.advance(REPLAN_S)
     all_ready(reactor)
     for leg in ("a", "b", "c"):
         w0.emit(p.LegEnded(leg=leg, code=200))
@@ -180,7 +181,7 @@ def test_a_retiring_worker_is_put_back_when_the_callers_come_back():
     w0 = transport(reactor, "w0")
     for leg in ("a", "b", "c"):
         call(w0, leg)
-    reactor.advance(0)
+    reactor.advance(REPLAN_S)
     all_ready(reactor)
     for leg in ("a", "b", "c"):
         w0.emit(p.LegEnded(leg=leg, code=200))
@@ -188,7 +189,7 @@ def test_a_retiring_worker_is_put_back_when_the_callers_come_back():
     assert pool.status()[1].state == "retiring"
     for leg in ("d", "e", "f"):
         call(w0, leg)
-    reactor.advance(0)
+    reactor.advance(REPLAN_S)
     assert pool.status()[1].state == "ready" and edge.calls[-1] == ("activate", 6001)
     reactor.advance(10)
     assert p.Retire() not in transport(reactor, "w1").commands() and len(reactor.spawned) == 2
@@ -203,12 +204,12 @@ def test_workers_max_is_said_measured_and_new_calls_are_held_at_the_edge(caplog)
     with caplog.at_level("ERROR", logger="callrouter.media.pool"):
         for leg in ("a", "b", "c"):
             call(w0, leg)
-        reactor.advance(0)
+        reactor.advance(REPLAN_S)
         all_ready(reactor)
         w1 = transport(reactor, "w1")
         for leg in ("d", "e", "f"):
             call(w1, leg)
-        reactor.advance(0)
+        reactor.advance(REPLAN_S)
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert errors[0].startswith("media pool at media.workers_max (2 workers)")
     # 2 free slots and 6 callers who may each need one: no new caller until some are served.
@@ -282,8 +283,8 @@ def test_with_the_edge_sending_two_callers_a_worker_the_pool_grows_for_the_calle
     all_ready(reactor)
     w0 = transport(reactor, "w0")
     call(w0, "a")
-    reactor.advance(0)
+    reactor.advance(REPLAN_S)
     assert len(reactor.spawned) == 1             # one caller more fits on w0
     call(w0, "b")
-    reactor.advance(0)
+    reactor.advance(REPLAN_S)
     assert len(reactor.spawned) == 2 and pool.resizer.capacity.free_slots == 2
