@@ -3,7 +3,6 @@ real databases: created 0600 at first use, rotation installing the new key, a lo
 everything with what to do."""
 
 import datetime as dt
-import io
 import os
 import re
 import stat
@@ -17,12 +16,12 @@ from sqlalchemy import text
 from callrouter.auth import sealing
 from callrouter.auth.sealing import KeyFileBox
 from callrouter.auth.totp import code_at
-from callrouter.cli import main
 from callrouter.ports import Actor
 from callrouter.store.keys import open_keys
-from callrouter.store.testing import KINDS, fresh_database
+from callrouter.store.testing import KINDS
 from callrouter.store.totp_secrets import secrets_state
 from callrouter.store.users import UserRepository
+from tests.cli_support import cli_database, run
 
 CLI = str(Path(sys.executable).with_name("callrouter"))
 PASSWORD = "a long enough password"
@@ -31,20 +30,8 @@ PASSWORD = "a long enough password"
 @pytest.fixture(params=KINDS)
 def cli_db(request, tmp_path, monkeypatch):
     """A migrated database given to the CLI through the environment; `var/` under tmp_path."""
-    with fresh_database(request.param, tmp_path) as db:
-        monkeypatch.setenv("CALLROUTER_DATABASE_URL", db.url)
-        monkeypatch.delenv("CALLROUTER_CONFIG", raising=False)
-        monkeypatch.chdir(tmp_path)
+    with cli_database(request.param, tmp_path, monkeypatch) as db:
         yield db
-
-
-def run(*argv, stdin=""):
-    old = sys.stdin
-    sys.stdin = io.StringIO(stdin)
-    try:
-        return main(list(argv))
-    finally:
-        sys.stdin = old
 
 
 def add_user(capsys, name="alice") -> str:

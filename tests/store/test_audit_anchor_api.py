@@ -14,6 +14,7 @@ from callrouter.store.keys import open_keys
 from callrouter.store.users import UserRepository
 from callrouter.web.api import Api
 from callrouter.web.site import build_site
+from tests.cli_support import hand_to_cli
 from tests.store.test_audit_anchor import MALLORY, rewrite_whole_chain
 from tests.web.web_support import MAX_BODY, PASSWORD, ROOT, Client, FakeDialplans
 
@@ -46,8 +47,6 @@ def test_the_api_and_the_cli_report_a_rewritten_chain(db, tmp_path, monkeypatch,
         assert "rewritten in the database" in body["error"]
     finally:
         yield port.stopListening()
-    monkeypatch.setenv("CALLROUTER_DATABASE_URL", db.url)
-    monkeypatch.delenv("CALLROUTER_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)  # var/ holds the key files
+    hand_to_cli(monkeypatch, db, tmp_path)  # var/ holds the key files
     assert main(["db", "verify-audit"]) == 1
     assert "audit chain BROKEN: the chain's head does not match its anchor MAC" in capsys.readouterr().err

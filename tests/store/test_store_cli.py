@@ -1,34 +1,19 @@
 """`callrouter db ...` and `callrouter users ...` against the real databases."""
 
-import io
 
 import pytest
 
-from callrouter.cli import main
 from callrouter.store.audit import AuditLog
-from callrouter.store.testing import KINDS, fresh_database
+from callrouter.store.testing import KINDS
 from callrouter.store.users import UserRepository
+from tests.cli_support import cli_database, run
 
 
 @pytest.fixture(params=KINDS)
 def empty_db(request, tmp_path, monkeypatch):
     """A database with no schema yet, its URL given to the CLI through the environment."""
-    with fresh_database(request.param, tmp_path, migrate=False) as db:
-        monkeypatch.setenv("CALLROUTER_DATABASE_URL", db.url)
-        monkeypatch.delenv("CALLROUTER_CONFIG", raising=False)
-        monkeypatch.chdir(tmp_path)
+    with cli_database(request.param, tmp_path, monkeypatch, migrate=False) as db:
         yield db
-
-
-def run(*argv, stdin=""):
-    import sys
-
-    old = sys.stdin
-    sys.stdin = io.StringIO(stdin)
-    try:
-        return main(list(argv))
-    finally:
-        sys.stdin = old
 
 
 def test_db_upgrade_then_users_lifecycle(empty_db, capsys):
