@@ -39,7 +39,9 @@ from callrouter.escalation.service import build_escalation, build_voice
 from callrouter.events.build import build_events
 from callrouter.events.card import practice_card, tier_label
 from callrouter.events.task_feed import AnnouncedTasks
+from callrouter.media.link import WorkerLink
 from callrouter.media.pool import MediaPool
+from callrouter.media.service import MediaService, socket_path
 from callrouter.media.pool_metrics import PoolMetrics
 from callrouter.metrics import Metrics
 from callrouter.observe.build import observers, service_level_sink
@@ -190,8 +192,26 @@ def metrics_site(metrics: Metrics) -> Site:
     return Site(root)
 
 
-def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any]]:
-    """The whole service tree, and its main parts by name (for tests and signal handlers)."""
+def media_service(settings: Settings, reactor: Any) -> MediaService:
+    """The media service (`callrouter media`): the worker processes, reached on var_dir/media.sock."""
+    return MediaService(settings.media, socket_path(settings.var_dir), reactor)
+
+
+def edge_service(settings: Settings, reactor: Any) -> KamailioService | None:
+    """The SIP edge (`callrouter edge`): Kamailio configured from the settings (None: sip disabled)."""
+    if not settings.sip.enabled:
+        return None
+    return KamailioService(settings.edge, realm=settings.auth.sip_realm, database_url=settings.database_url,
+                           config_dir=settings.var_dir / "kamailio", reactor=reactor)
+
+
+def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiService, dict[str, Any]]:
+    """The whole service tree, and its main parts by name (for tests and signal handlers).
+
+    `whole`: the media service and the edge run in this tree too (`callrouter serve`); else they
+    are services of their own (`callrouter media`, `callrouter edge`) that outlive this controller
+    (`callrouter controller`), which leaves the workers and their calls running when it stops. Either
+    way the controller reaches the workers through the media service's socket."""
     def on_thread(f: Callable, *args: Any):  # from the reactor: run f on its thread pool
         return threads.deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
 
@@ -248,8 +268,10 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     # It grows and shrinks with the load, keeping the edge's dispatcher in step.
     edge_dispatch = (EdgeDispatcher(RegistrationsClient(settings.sip.rpc_port), settings.edge, reactor)
                      if settings.sip.enabled else None)
+    media = media_service(settings, reactor) if whole else None
     pool = MediaPool(settings.media, legs, reactor, edge=edge_dispatch,
-                     callers_per_worker=settings.sip.worker_max_calls if settings.sip.enabled else 0)
+                     callers_per_worker=settings.sip.worker_max_calls if settings.sip.enabled else 0,
+                     link=WorkerLink(socket_path(settings.var_dir), reactor), keep_workers=not whole)
     # The forwarding watch calls the practices' lines through the pool; the call controller hands
     # it every new call first, and a watch call coming back is released there (never a call).
     watch_store = WatchRepository(db, settings.node, on_change=lambda run: reactor.callFromThread(events.watch_changed, run))
@@ -290,8 +312,7 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
     # The SIP edge, and who is registered at it.
     edge = registrations = None
     if settings.sip.enabled:
-        edge = KamailioService(settings.edge, realm=settings.auth.sip_realm, database_url=settings.database_url,
-                               config_dir=settings.var_dir / "kamailio", reactor=reactor)
+        edge = edge_service(settings, reactor) if whole else None
         registrations = RegistrationsPoller(RegistrationsClient(settings.sip.rpc_port), desk, reactor)
 
     # The admin API.
@@ -342,7 +363,7 @@ def build(settings: Settings, reactor: Any) -> tuple[MultiService, dict[str, Any
         dialplans, RotaFeedService(lambda: registry.dialplans, settings.var_dir / "ical", reactor),
         team,  # the database's team on the desk before any call
         escalation.service if esc.enabled else None,  # the engine, started on the node leading it
-        pool, PoolMetrics(pool, metrics, recorder), CallbackTasksService(tasks, controller, registry, reactor),
+        media, pool, PoolMetrics(pool, metrics, recorder), CallbackTasksService(tasks, controller, registry, reactor),
         CallCountsService(db, controller), recording.service,
         edge, registrations, forwarding_watch.service,  # its calls need the media plane, their return the edge
         *observers(settings, metrics, lambda: registry.dialplans, desk.queues, pool, db.engine, edge, reactor),

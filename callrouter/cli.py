@@ -22,6 +22,9 @@ COMMANDS = {
     "auth": "callrouter.store.key_commands",
     "prompts": "callrouter.media.commands",
     "serve": "callrouter.serve",
+    "controller": "callrouter.serve",
+    "media": "callrouter.serve",
+    "edge": "callrouter.serve",
     "kamailio": "callrouter.sip.commands",
     "report": "callrouter.reports.commands",
 }

@@ -1,6 +1,12 @@
 """CLI: `callrouter serve`: the service tree of callrouter.app, run on the reactor until a signal.
 
-It refuses a database behind this version's migrations, says "running" only once calls can be
+The service is three parts: the media service (the worker processes), the SIP edge (Kamailio) and
+the controller, which reaches the workers through the media service's socket and the edge through
+its RPC. `serve` runs the three in one process; `callrouter media`, `callrouter edge` and
+`callrouter controller` run each alone (deploy/systemd/), so that restarting the controller (an
+upgrade, a settings change) leaves the workers, the edge and the calls running.
+
+The controller refuses a database behind this version's migrations, says "running" only once calls can be
 served, stops on SIGINT/SIGTERM (a second one while stopping does nothing more) and reloads the
 dialplans on SIGHUP.
 """
@@ -21,40 +27,44 @@ def register(sub) -> None:
     s = sub.add_parser("serve", help="run the service: SIP edge, media workers, controller, admin API")
     add_config_argument(s)
     s.set_defaults(func=cmd_serve)
+    s = sub.add_parser("controller", help="run the controller alone (the media and edge services run apart)")
+    add_config_argument(s)
+    s.set_defaults(func=lambda args: cmd_serve(args, whole=False))
+    s = sub.add_parser("media", help="run the media service alone: the worker processes, on var/media.sock")
+    add_config_argument(s)
+    s.set_defaults(func=lambda args: cmd_part(args, "media"))
+    s = sub.add_parser("edge", help="run the SIP edge alone: Kamailio configured from the settings")
+    add_config_argument(s)
+    s.set_defaults(func=lambda args: cmd_part(args, "edge"))
 
 
-def cmd_serve(args) -> int:
+def _reactor() -> Any:
     from twisted.internet import asyncioreactor
 
     if "twisted.internet.reactor" not in sys.modules:
         asyncioreactor.install()
     from twisted.internet import reactor
 
-    from callrouter.app import build
+    return reactor
 
+
+def _settings(args) -> Settings | None:
     try:
-        settings = settings_for_cli(args.config)
+        return settings_for_cli(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)
-        return 1
-    if (problem := _schema_problem(settings.database_url)) is not None:
-        print(f"error: {problem}", file=sys.stderr)
-        return 1
-    from callrouter.auth.sealing import SealingError
-    from callrouter.web.tls import TlsFilesError
+        return None
 
-    try:
-        top, parts = build(settings, reactor)
-    except (SealingError, TlsFilesError) as exc:  # a key file missing or not the database's; bad TLS files
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+
+def _run(top: Any, reactor: Any, on_hup: Any = None, then: Any = None) -> None:
+    """Run `top` on the reactor until SIGINT/SIGTERM (a second one while stopping does nothing
+    more); SIGHUP calls `on_hup`; `then` is called once it started."""
     reactor.callWhenRunning(top.startService)
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
-
     stopping: list[bool] = []
 
-    def stop_once() -> None:  # a second Ctrl-C (or SIGTERM) while stopping: nothing more to do
+    def stop_once() -> None:
         if not stopping:
             stopping.append(True)
             reactor.stop()
@@ -64,14 +74,54 @@ def cmd_serve(args) -> int:
 
     def own_signals() -> None:
         # Ctrl-C must stop us even when started from a script that left SIGINT ignored (then
-        # Twisted would not install its own handler); SIGHUP reloads the dialplans.
+        # Twisted would not install its own handler).
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(parts["dialplans"].reload))
+        if on_hup is not None:
+            signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(on_hup))
 
     reactor.callWhenRunning(own_signals)
-    reactor.callWhenRunning(_when_serving, settings, parts, reactor)
+    if then is not None:
+        reactor.callWhenRunning(then)
     reactor.run()
+
+
+def cmd_part(args, part: str) -> int:
+    """`callrouter media` / `callrouter edge`: one part of the service, alone."""
+    reactor = _reactor()
+    from callrouter.app import edge_service, media_service
+
+    settings = _settings(args)
+    if settings is None:
+        return 1
+    top = media_service(settings, reactor) if part == "media" else edge_service(settings, reactor)
+    if top is None:
+        print("error: sip.enabled is false: no edge to run", file=sys.stderr)
+        return 1
+    logger.info("callrouter %s starting", part)
+    _run(top, reactor)
+    return 0
+
+
+def cmd_serve(args, whole: bool = True) -> int:
+    reactor = _reactor()
+    from callrouter.app import build
+
+    settings = _settings(args)
+    if settings is None:
+        return 1
+    if (problem := _schema_problem(settings.database_url)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    from callrouter.auth.sealing import SealingError
+    from callrouter.web.tls import TlsFilesError
+
+    try:
+        top, parts = build(settings, reactor, whole=whole)
+    except (SealingError, TlsFilesError) as exc:  # a key file missing or not the database's; bad TLS files
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _run(top, reactor, on_hup=parts["dialplans"].reload, then=lambda: _when_serving(settings, parts, reactor))
     return 0
 
 

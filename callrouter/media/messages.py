@@ -333,6 +333,38 @@ class Retire:
 
 
 @dataclass(frozen=True)
+class ReportLegs:
+    """A `leg_report` per live leg, then `legs_reported` (for a controller taking over)."""
+    type: ClassVar[str] = "report_legs"
+
+
+@dataclass(frozen=True)
+class LegReport:
+    """One live leg: `outgoing` if dialled; `state` "" before any; `bridged` the legs of this worker
+    it hears, `relays` those joining it to other workers (comma-separated); `playing` a file."""
+
+    type: ClassVar[str] = "leg_report"
+    leg: str
+    sip_call_id: str
+    peer: str
+    outgoing: bool
+    state: str = ""
+    bridged: str = ""
+    relays: str = ""
+    playing: str = ""
+
+    def check(self) -> None:
+        if self.state and self.state not in LEG_STATES:
+            raise ProtocolError(f"leg_report: state must be empty or one of {', '.join(LEG_STATES)}")
+
+
+@dataclass(frozen=True)
+class LegsReported:
+    type: ClassVar[str] = "legs_reported"
+    count: int
+
+
+@dataclass(frozen=True)
 class RelayReady:
     type: ClassVar[str] = "relay_ready"
     relay: str
@@ -359,9 +391,9 @@ class Error:
 
 
 Command = Union[Answer, Play, StopPlayback, Record, Dial, Bridge, Unbridge, Transfer, Hangup, RecordCall,
-                StopCallRecording, RelayOpen, RelayConnect, RelayClose, Retire]
+                StopCallRecording, RelayOpen, RelayConnect, RelayClose, Retire, ReportLegs]
 Event = Union[Ready, IncomingCall, Digit, PlaybackFinished, LegState, LegEnded, RecordingFinished, Error,
-              CallRecordingFinished, RelayReady, RelayEnded]
+              CallRecordingFinished, RelayReady, RelayEnded, LegReport, LegsReported]
 Message = Union[Command, Event]
 
 COMMANDS: Mapping[str, type] = {c.type: c for c in typing.get_args(Command)}

@@ -14,6 +14,10 @@ Slots: a caller takes one slot. Her secretary's leg is dialled on the caller's w
 room (`dial(worker_of(caller_leg), ...)`), else on the roomiest worker; a `bridge` of two legs of
 two workers becomes a relay between them (relays.py). `pick(legs)` finds room for legs the
 controller places itself, never taking the room callers still waiting for a second leg need.
+
+With a media service (`link`, service.py), the workers outlive the controller: a new pool takes
+over the running ones (`take_over`) and asks each for its live legs (`leg_report`, handed on to
+the observer, which rebuilds its calls from them).
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 from twisted.application import service
@@ -33,6 +36,7 @@ from callrouter.media import protocol as p
 from callrouter.media.pool_resize import EdgeDispatch, NoEdge, Resizer
 from callrouter.media.relays import RelayBook
 from callrouter.media.settings import MediaSettings
+from callrouter.media.slots import WorkerSlot, WorkerStatus, take_over  # noqa: F401 - WorkerStatus: the pool's
 from callrouter.media.worker_process import WorkerProcess
 
 logger = logging.getLogger(__name__)
@@ -57,47 +61,17 @@ class NoSuchLeg(LookupError):
     """A command for a leg no live worker holds."""
 
 
-@dataclass
-class WorkerSlot:
-    """One worker position: a fixed name and ports; the process in it comes and goes."""
-
-    index: int
-    name: str
-    sip_port: int
-    rtp_port: int
-    state: str = "down"              # down -> starting -> ready -> (retiring ->) down | stopping
-    cap: int = 0
-    pid: int | None = None
-    legs: set[str] = field(default_factory=set)
-    failures: int = 0
-    ready_at: float | None = None
-    idle_since: float | None = None  # when it last held no leg
-    transport: Any = None
-    timer: Any = None                # pending restart, ready timeout or retirement step
-    ended: defer.Deferred | None = None
-    retire_phase: str = ""           # "edge", "grace", "sent" while retiring
-    generation: int = 0              # bumped when a retirement starts or is called off
-    restarts: int = 0                # processes started again after this one died
-
-
-@dataclass(frozen=True)
-class WorkerStatus:
-    name: str
-    sip_port: int
-    state: str
-    cap: int
-    legs: int
-    pid: int | None
-    restarts: int = 0
-
-
 class MediaPool(service.Service):
     name = "media-pool"
 
     def __init__(self, settings: MediaSettings, observer: MediaObserver, reactor: Any = None,
-                 python: str = sys.executable, edge: EdgeDispatch | None = None, callers_per_worker: int = 0) -> None:
+                 python: str = sys.executable, edge: EdgeDispatch | None = None, callers_per_worker: int = 0,
+                 link: Any = None, keep_workers: bool = False) -> None:
         """`edge`: the dispatcher kept in step (None: no edge); `callers_per_worker`: the edge's
-        limit of callers it sends one worker (sip.worker_max_calls; 0: none but the cap)."""
+        limit of callers it sends one worker (sip.worker_max_calls; 0: none but the cap);
+        `link`: the media service holding the workers (link.WorkerLink; None: they are this
+        process's children); `keep_workers`: stopping the pool leaves them running (to the next
+        controller) rather than stopping them."""
         problems = settings.problems()
         if problems:
             raise ValueError("media settings: " + "; ".join(problems))
@@ -107,6 +81,8 @@ class MediaPool(service.Service):
         self._observer = observer
         self._reactor = reactor
         self._python = python
+        self._link, self._keep_workers = link, keep_workers
+        self._launcher = link if link is not None else reactor
         self._slots: list[WorkerSlot] = []
         self._owner: dict[str, WorkerSlot] = {}
         self._callers: set[str] = set()    # incoming legs alive
@@ -124,11 +100,26 @@ class MediaPool(service.Service):
 
     def startService(self) -> None:
         super().startService()
-        self.resizer.start()
+        if self._link is None:
+            self.resizer.start()
+            return
+        d = self._link.connect()
+        d.addCallback(self._found)
+        d.addErrback(lambda f: logger.error("media pool not started: %s", f.getErrorMessage()))
+
+    def _found(self, workers: list) -> None:
+        if self.running:
+            take_over(self, self._link, workers)
+            self.resizer.start()
 
     def stopService(self) -> defer.Deferred:
         super().stopService()
         self.resizer.stop()
+        if self._keep_workers:  # the workers and their calls go on, for the next controller
+            for slot in self._slots:
+                self._cancel_timer(slot)
+            self._link.close()
+            return defer.succeed(None)
         waits = []
         for slot in self._slots:
             self._cancel_timer(slot)
@@ -254,8 +245,8 @@ class MediaPool(service.Service):
                 "--pj-log-level", str(s.pj_log_level)]
         slot.state, slot.cap, slot.pid, slot.ready_at, slot.timer = "starting", 0, None, None, None
         slot.retire_phase, slot.idle_since = "", None
-        slot.transport = self._reactor.spawnProcess(WorkerProcess(self, slot), self._python, argv,
-                                                    env=dict(os.environ))
+        slot.transport = self._launcher.spawnProcess(WorkerProcess(self, slot), self._python, argv,
+                                                     env=dict(os.environ))
         slot.pid = slot.transport.pid
         slot.timer = self._reactor.callLater(s.ready_timeout_seconds, self._ready_timeout, slot)
         logger.info("media worker %s starting (pid %s, SIP port %s)", slot.name, slot.pid, slot.sip_port)
@@ -344,6 +335,12 @@ class MediaPool(service.Service):
             self._callers.add(event.leg)
             self._waiting.add(event.leg)
             self.resizer.arrival()
+        elif isinstance(event, p.LegReport):
+            self._adopt(slot, event.leg)
+            if not event.outgoing:
+                self._callers.add(event.leg)
+                if not event.bridged and not event.relays:
+                    self._waiting.add(event.leg)
         elif isinstance(event, p.LegEnded):
             slot.legs.discard(event.leg)
             if self._owner.get(event.leg) is slot:
@@ -364,6 +361,7 @@ class MediaPool(service.Service):
         self._cancel_timer(slot)
         now = self._reactor.seconds()
         slot.state, slot.cap, slot.ready_at, slot.idle_since = "ready", event.cap, now, now
+        slot.pid = event.pid
         logger.info("media worker %s ready: SIP port %s, %s legs", slot.name, event.sip_port, event.cap)
         if self.cap is None:
             self.cap = event.cap

@@ -23,6 +23,9 @@ What the controller can rely on:
 - A `dial` that cannot even start (every call slot taken) ends at once: `leg_ended` 486 by "worker".
 - End of stdin (or SIGTERM) stops the worker: it hangs up its legs, reports them, and exits 0.
   `retire` stops it gently: new calls are refused 503, and it exits 0 once its last leg ended.
+- `report_legs` is answered by a `leg_report` per live leg then `legs_reported`: a controller
+  taking over the worker (the media service keeps it across controller restarts) rebuilds its
+  calls from them.
 
 This module is pure (no pjsua2, no Twisted): both ends and the tests share it. The messages
 themselves are in messages.py; every name there is also a name of this module.
@@ -41,7 +44,7 @@ from callrouter.media.messages import (  # noqa: F401 - the contract's names, us
     MISSED_CODES, DISPLAY_NAME_MAX, header_safe, display_name, Dial, Bridge, Unbridge, Transfer,
     Hangup, Ready, IncomingCall, Digit, PlaybackFinished, LegState, LegEnded, RecordingFinished,
     Error, Command, Event, Message, COMMANDS, EVENTS, RecordCall, StopCallRecording, CallRecordingFinished,
-    RelayOpen, RelayConnect, RelayClose, RelayReady, RelayEnded, Retire,
+    RelayOpen, RelayConnect, RelayClose, RelayReady, RelayEnded, Retire, ReportLegs, LegReport, LegsReported,
 )
 
 VERSION = 1

@@ -30,6 +30,9 @@ SAMPLES = [
     p.CallRecordingFinished(leg="rec-1", path="/s/a.wav", other_path="/s/b.wav", duration=12.5, reason="stopped"),
     p.RelayOpen(relay="r1", leg="a"), p.RelayConnect(relay="r1", port=20198), p.RelayClose(relay="r1"),
     p.RelayReady(relay="r1", port=20198), p.RelayEnded(relay="r1", reason="leg_ended"), p.Retire(),
+    p.ReportLegs(), p.LegsReported(count=2),
+    p.LegReport(leg="w0-1-1", sip_call_id="abc", peer="<sip:+33612345678@x>", outgoing=False, state="confirmed",
+                bridged="sec-1", relays="", playing=""),
 ]
 
 

@@ -159,6 +159,8 @@ class Worker:
                 self._relay(command)
             elif isinstance(command, p.Retire):
                 self.retiring = True
+            elif isinstance(command, p.ReportLegs):
+                self._report_legs()
             elif isinstance(command, p.RecordCall) and command.other in self.legs.relays.active:
                 self._record_relayed(command)
             else:
@@ -189,6 +191,22 @@ class Worker:
             relays.connect(cmd.relay, cmd.port, self.legs.get(relay.leg))
         else:
             relays.close(cmd.relay)
+
+    def _report_legs(self) -> None:
+        """Every live leg as a controller taking this worker over needs it, then the count."""
+        legs = [leg for leg in self.legs.live.values() if not leg.ended]
+        for leg in legs:
+            try:
+                info = leg.call.getInfo()
+                call_id, peer = info.callIdString, info.remoteUri
+            except pj.Error:
+                call_id = peer = ""
+            relays = ",".join(sorted(r for r, relay in self.legs.relays.active.items() if relay.leg == leg.id))
+            self.emit(p.LegReport(leg=leg.id, sip_call_id=call_id, peer=peer, outgoing=leg.outgoing,
+                                  state=leg.reported_state if leg.reported_state in p.LEG_STATES else "",
+                                  bridged=",".join(sorted(leg.bridged)), relays=relays,
+                                  playing=leg.player_path if leg.player is not None else ""))
+        self.emit(p.LegsReported(count=len(legs)))
 
     def _record_relayed(self, cmd: p.RecordCall) -> None:
         """A conversation whose other leg is on another worker: recorded here, the far side from

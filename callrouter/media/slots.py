@@ -1,0 +1,72 @@
+"""A worker position of the media pool, and what its status shows."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet import defer
+
+from callrouter.media import protocol as p
+from callrouter.media.worker_process import WorkerProcess
+
+logger = logging.getLogger("callrouter.media.pool")
+
+
+@dataclass
+class WorkerSlot:
+    """One worker position: a fixed name and ports; the process in it comes and goes."""
+
+    index: int
+    name: str
+    sip_port: int
+    rtp_port: int
+    state: str = "down"              # down -> starting -> ready -> (retiring ->) down | stopping
+    cap: int = 0
+    pid: int | None = None
+    legs: set[str] = field(default_factory=set)
+    failures: int = 0
+    ready_at: float | None = None
+    idle_since: float | None = None  # when it last held no leg
+    transport: Any = None
+    timer: Any = None                # pending restart, ready timeout or retirement step
+    ended: defer.Deferred | None = None
+    retire_phase: str = ""           # "edge", "grace", "sent" while retiring
+    generation: int = 0              # bumped when a retirement starts or is called off
+    restarts: int = 0                # processes started again after this one died
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    name: str
+    sip_port: int
+    state: str
+    cap: int
+    legs: int
+    pid: int | None
+    restarts: int = 0
+
+
+def take_over(pool: Any, link: Any, workers: list) -> None:
+    """The workers the media service already runs (channel.LiveWorker) put in their positions:
+    each attached (its ready line replayed), then asked for its live legs."""
+    settings = pool.settings
+    for worker in sorted(workers, key=lambda w: w.worker):
+        index = int(worker.worker[1:]) if worker.worker[1:].isdigit() else -1
+        if not 0 <= index < settings.workers_max:
+            logger.warning("media worker %s is not a position of this pool: left alone", worker.worker)
+            continue
+        while len(pool._slots) <= index:
+            i = len(pool._slots)
+            pool._slots.append(WorkerSlot(index=i, name=f"w{i}", sip_port=settings.sip_port(i),
+                                          rtp_port=settings.rtp_port(i)))
+        slot = pool._slots[index]
+        slot.state, slot.pid = "starting", worker.pid
+        slot.timer = pool._reactor.callLater(settings.ready_timeout_seconds, pool._ready_timeout, slot)
+        logger.info("media worker %s taken over (pid %s)", slot.name, worker.pid)
+        slot.transport = link.attach(worker, WorkerProcess(pool, slot))
+        if worker.ready is not None:
+            slot.transport.proto.outReceived(worker.ready + b"\n")
+        if slot.state == "ready":
+            pool._write(slot, p.ReportLegs())
