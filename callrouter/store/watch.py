@@ -146,10 +146,10 @@ class WatchRepository:
 
     # --- the call back, seen by another node -------------------------------------------------------
 
-    def record_return(self, caller: str, number: str, name_kept: bool, now: dt.datetime) -> int | None:
-        """A call back from `caller` (of the watch range) on `number` reached this node: written on
-        the attempt of the run under way waiting for exactly that pair, whichever node placed it.
-        Its run's id, or None when no attempt waits for it (late)."""
+    def record_return(self, caller: str, number: str, caller_name: str, now: dt.datetime) -> int | None:
+        """A call back from `caller` (of the watch range) on `number`, named `caller_name`, reached
+        this node: written on the attempt of the run under way waiting for exactly that pair,
+        whichever node placed it. Its run's id, or None when no attempt waits for it (late)."""
         caller, number = number_key(caller), number_key(number)
         with self._db.transaction() as s:
             for run in s.scalars(select(WatchRun).where(WatchRun.state == CALLING,
@@ -158,7 +158,8 @@ class WatchRepository:
                     continue
                 done = s.execute(update(WatchAttempt).where(
                     WatchAttempt.run_id == run.id, WatchAttempt.ended_at.is_(None), WatchAttempt.returned_at.is_(None))
-                    .values(returned_at=now, returned_node=self._node[:64], name_kept=name_kept))
+                    .values(returned_at=now, returned_node=self._node[:64],
+                            name_kept=bool(run.token) and run.token in (caller_name or "")))
                 return run.id if done.rowcount else None
         return None
 

@@ -95,8 +95,11 @@ class WatchCalls:
     """Places watch attempts and recognises their return; gets the events of the legs it dialled."""
 
     def __init__(self, reactor: Any, media: MediaControl, settings: CallSettings,
-                 legs: LegRouter | None = None) -> None:
+                 legs: LegRouter | None = None, elsewhere: Callable[[str, str, str], Any] | None = None) -> None:
+        """`elsewhere(caller, number, caller_name)`: told of a call back no attempt here waits for
+        (the store writes it for the node that placed the call, callrouter.watch.build)."""
         self._reactor, self._media, self.settings = reactor, media, settings
+        self._elsewhere = elsewhere or (lambda caller, number, name: None)
         self._attempts: MutableMapping[str, Attempt] = legs.owned_by(self) if legs else {}
         self._callers = frozenset(number_key(n) for n in settings.callers)
 
@@ -147,14 +150,26 @@ class WatchCalls:
         a = next((a for a in self._attempts.values() if a.state in (State.DIALING, State.RINGING)
                   and number_key(a.request.caller) == caller and number_key(a.request.returns_on) == number), None)
         if a is None:
-            logger.warning("a call back from the watch range to %s matched no watch under way (late, or from "
-                           "another node): released", mask_number(ev.number))
+            logger.info("a call back from the watch range to %s matched no watch under way here (another "
+                        "node's, or late): released, and written for the node that placed it", mask_number(ev.number))
+            self._elsewhere(ev.caller or "", ev.number, ev.caller_name or "")
             return True
         rtt = max(0.0, self._reactor.seconds() - a.dialled_at)
         logger.info("watch %s: the call came back on %s after %.1f s: the forwarding works", a.request.key,
                     worker, rtt)
         self._decide(a, AttemptResult(watch.PASSED, rtt_s=round(rtt, 3), rang=a.rang,
                                       name_kept=a.request.token in (ev.caller_name or "")))
+        self._send(p.Hangup(a.leg, 487))
+        return True
+
+    def returned(self, key: str, rtt_s: float, name_kept: bool | None) -> bool:
+        """The call back of attempt `key` reached another node (read from the store): it passes,
+        if it still waits. False when it was decided already."""
+        a = self._attempts.get(LEG_PREFIX + key)
+        if a is None or a.state not in (State.DIALING, State.RINGING):
+            return False
+        logger.info("watch %s: the call came back at another node after %.1f s: the forwarding works", key, rtt_s)
+        self._decide(a, AttemptResult(watch.PASSED, rtt_s=round(max(0.0, rtt_s), 3), rang=a.rang, name_kept=name_kept))
         self._send(p.Hangup(a.leg, 487))
         return True
 

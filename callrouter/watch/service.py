@@ -13,6 +13,13 @@ store announces each change of a run (the wallboards' event). Alerts a gateway r
 again every minute, and the gauge is read again from the store's verdicts, whichever node gave
 them, so every node's gauge says the same. `run_now` starts a watch at once
 (the API's "test now"), under the same rules. Nothing runs while `enabled` is false: the kill switch.
+
+Several nodes: only the node leading the watch (`leads()`, the cluster's `watch` lead) plans and
+places calls, and asks it again before each call (a node that lost its lease places none; the
+store's claims are fenced by the same lead). The call back may reach any node's edge: the node it
+reaches writes it on the attempt (callrouter.watch.build), and with `shared` this node reads the
+store every second for its attempts under way, and once more when one ends without its call back
+(the other node's release may end our leg before we read it).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any, Callable, Mapping
 from twisted.application.service import Service
 from twisted.internet import defer, task
 
+from callrouter.cluster.ports import Fenced
 from callrouter.domain import watch
 from callrouter.domain.call import mask_number
 from callrouter.domain.model import Dialplan
@@ -43,6 +51,10 @@ logger = logging.getLogger(__name__)
 SEEN_KEEP = dt.timedelta(days=1)  # how long a slot started here is remembered (the store keeps it for good)
 ALERT_RETRY = dt.timedelta(minutes=1)  # how often alerts a gateway refused are tried again
 PLANS_KEPT = 2000  # days of plans kept in memory (a few per practice)
+RETURNS_EVERY_S = 1.0  # with several nodes: how often the store is read for calls back seen elsewhere
+RETURN_GRACE_S = 3.0   # and how long after an attempt ended without its call back
+NOT_LEADING = ("ce serveur ne mène pas la veille des renvois en ce moment : un autre serveur passe les "
+               "appels de test")
 
 
 class WatchService(Service):
@@ -51,11 +63,17 @@ class WatchService(Service):
     def __init__(self, settings: WatchSettings, dialplans: Callable[[], Mapping[str, Dialplan]], store: WatchStore,
                  calls: WatchCalls, alerts: WatchAlerts, reactor: Any, run_blocking: RunBlocking, metrics: Metrics,
                  secretariat: tuple[tuple[str, str], ...] = (),
-                 when_ready: Callable[[], defer.Deferred] | None = None) -> None:
+                 when_ready: Callable[[], defer.Deferred] | None = None,
+                 leads: Callable[[], bool] | None = None, shared: bool = False) -> None:
         """`secretariat`: the secretariat's contacts (channel, destination) told of every failure;
         `when_ready()`: fires once calls can be placed (the media workers ready): the schedule is
-        read from then on only."""
+        read from then on only; `leads()`: whether this node leads the watch now (None: always,
+        the single node); `shared`: other nodes' edges may get the calls back (several nodes)."""
         self._when_ready = when_ready or (lambda: defer.succeed(None))
+        self._leads = leads or (lambda: True)
+        self._shared = shared
+        self._dialled: dict[tuple[int, int], float] = {}  # (run, attempt) -> when it was dialled (reactor)
+        self._returns_loop: task.LoopingCall | None = None
         self.settings = settings
         self._dialplans, self._store, self._calls, self._alerts = dialplans, store, calls, alerts
         self._reactor, self._run, self._metrics = reactor, run_blocking, metrics
@@ -82,6 +100,11 @@ class WatchService(Service):
         if not self.settings.enabled:
             logger.info("forwarding watch disabled (watch.enabled is false): no watch call goes out")
             return
+        if self._shared:
+            self._returns_loop = task.LoopingCall(self._poll_returns)
+            self._returns_loop.clock = self._reactor
+            self._returns_loop.start(RETURNS_EVERY_S, now=False).addErrback(
+                lambda f: logger.error("forwarding watch: calls back no longer read: %s", f.getTraceback()))
         self._loop = task.LoopingCall(self.tick)
         self._loop.clock = self._reactor
         self._when_ready().addCallback(self._read_schedule).addErrback(
@@ -94,8 +117,9 @@ class WatchService(Service):
 
     def stopService(self):
         super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        for loop in (self._loop, self._returns_loop):
+            if loop is not None and loop.running:
+                loop.stop()
 
     def _after_restart(self, counts: tuple[int, int]) -> None:
         runs, alerts = counts
@@ -121,12 +145,16 @@ class WatchService(Service):
         if not self.settings.enabled or not self.running:
             return
         now = self._now()
+        leads = self._leads()
         if self._next_flush is None or now >= self._next_flush:
             self._next_flush = now + ALERT_RETRY
-            self._alerts.flush()  # alerts a gateway refused, tried again
+            if leads:
+                self._alerts.flush()  # alerts a gateway refused, tried again
             # The verdicts of every node, so that all nodes' gauges say the same thing.
             self._run(self._store.latest).addCallback(self._seed).addErrback(
                 lambda f: logger.warning("forwarding watch: verdicts not read: %s", f.getErrorMessage()))
+        if not leads:  # another node plans and places the watch calls
+            return
         since = now - dt.timedelta(minutes=self.settings.catch_up_minutes)
         for key, at in list(self._seen.items()):
             if at < now - SEEN_KEEP:
@@ -178,6 +206,8 @@ class WatchService(Service):
             dialplan = self._dialplans().get(practice)
             if not self.settings.enabled:
                 raise WatchRefused("la veille des renvois est désactivée dans les réglages (watch.enabled)")
+            if not self._leads():
+                raise WatchRefused(NOT_LEADING)
             if dialplan is None or dialplan.watch is None:
                 raise WatchRefused("ce cabinet n'a pas de veille de renvoi dans ses règles (section watch)")
             spec = dialplan.watch
@@ -210,6 +240,7 @@ class WatchService(Service):
         day = watch.local_day_bounds(dialplan.calendar.timezone, now)
         d = self._run(self._store.start_run, key or planned.key, dialplan.practice, number.call, number.returns_on,
                       caller, secrets.token_hex(3), trigger, planned.at, now, day, self.cap(dialplan))
+        d.addErrback(_not_leading)
 
         def started(run: RunView | None) -> RunView | None:
             if run is None:
@@ -228,7 +259,12 @@ class WatchService(Service):
         d = self._attempts(run, dialplan, number)
         d.addErrback(lambda f: logger.error("forwarding watch %s of %s broke off: %s", run.id, run.practice,
                                             f.getTraceback()))
-        d.addBoth(lambda _: self._runs.pop(run.id, None))
+        d.addBoth(self._gone, run.id)
+
+    def _gone(self, _: Any, run_id: int) -> None:
+        self._runs.pop(run_id, None)
+        for n in (1, 2):
+            self._dialled.pop((run_id, n), None)
 
     @defer.inlineCallbacks
     def _attempts(self, run: RunView, dialplan: Dialplan, number: WatchedNumber):
@@ -241,9 +277,21 @@ class WatchService(Service):
                 if not (self.settings.enabled and self.running):
                     break
                 yield self._wait_number_free(number.call)
-                yield self._run(self._store.add_attempt, run.id, n, self._now())
+                if self._leads():
+                    try:
+                        yield self._run(self._store.add_attempt, run.id, n, self._now())
+                    except Fenced:
+                        pass
+            if not self._leads():  # the lead went to another node: no call from here any more
+                logger.warning("forwarding watch %s of %s: this node does not lead the watch any more: "
+                               "interrupted, no call placed", run.id, run.practice)
+                yield self._run(self._store.finish, run.id, INTERRUPTED, last.outcome, self._now())
+                return
+            self._dialled[(run.id, n)] = self._reactor.seconds()
             last = yield self._calls.place(AttemptRequest(f"{run.id}-{n}", run.practice, number.call,
                                                           number.returns_on, run.caller, run.token, spec.timeout_s))
+            if self._shared and last.outcome not in (watch.PASSED, watch.NOT_PLACED):
+                last = yield self._returned_elsewhere(run.id, n, last)
             outcomes.append(last.outcome)
             self._metrics.watch_calls.labels(run.practice, last.outcome).inc()
             yield self._run(self._store.end_attempt, run.id, n, last.outcome, self._now(), last.sip_code, last.rang,
@@ -271,6 +319,40 @@ class WatchService(Service):
                      run.practice, last.outcome, len(outcomes), len(view.alerts))
         yield self._alerts.flush()
 
+    # --- calls back that reached another node (several nodes) ------------------------------------------
+
+    def _poll_returns(self) -> Any:
+        if not self._dialled:
+            return None
+        d = self._run(self._store.returns, sorted({run_id for run_id, _ in self._dialled}))
+        d.addCallback(self._returns_read)
+        d.addErrback(lambda f: logger.warning("forwarding watch: calls back not read: %s", f.getErrorMessage()))
+        return d
+
+    def _returns_read(self, rows) -> None:
+        for run_id, n, at, name_kept in rows:
+            dialled = self._dialled.get((run_id, n))
+            if dialled is not None:
+                self._calls.returned(f"{run_id}-{n}", at.timestamp() - dialled, name_kept)
+
+    @defer.inlineCallbacks
+    def _returned_elsewhere(self, run_id: int, n: int, last: AttemptResult):
+        """`last`, or a pass when another node wrote this attempt's call back (read for a moment:
+        that node's release of the call back may have ended our leg before it wrote it)."""
+        waited = 0.0
+        while True:
+            rows = yield self._run(self._store.returns, [run_id])
+            for _, got, at, name_kept in rows:
+                if got == n and (run_id, n) in self._dialled:
+                    rtt = max(0.0, at.timestamp() - self._dialled[(run_id, n)])
+                    logger.info("forwarding watch %s-%d: the call came back at another node after %.1f s", run_id,
+                                n, rtt)
+                    return AttemptResult(watch.PASSED, rtt_s=round(rtt, 3), rang=last.rang, name_kept=name_kept)
+            if waited >= RETURN_GRACE_S:
+                return last
+            yield task.deferLater(self._reactor, 0.5, lambda: None)
+            waited += 0.5
+
     @defer.inlineCallbacks
     def _wait_number_free(self, number: str):
         """Until the first attempt's leg has ended (at most the guard): one call to a number at once."""
@@ -293,6 +375,11 @@ class WatchService(Service):
 
     def _now(self) -> dt.datetime:
         return utc_from_clock(self._reactor)
+
+
+def _not_leading(failure) -> None:
+    failure.trap(Fenced)  # the store refused the claim: another node leads the watch now
+    raise WatchRefused(NOT_LEADING)
 
 
 def _ms(seconds: float | None) -> int | None:

@@ -76,27 +76,27 @@ def test_the_call_back_seen_by_another_node_is_read_by_the_node_that_placed_it(d
     run = start(placing, "k1", returns_on=FORWARDED_TO)
     assert placing.returns([run.id]) == []
     # Another call from the range, or to another number, is not this run's.
-    assert edge.record_return("+33180000101", "0100000009", True, T0) is None
-    assert edge.record_return(CALLER, NUMBER, True, T0) is None
+    assert edge.record_return("+33180000101", "0100000009", "", T0) is None
+    assert edge.record_return(CALLER, NUMBER, "", T0) is None
     back = T0 + dt.timedelta(seconds=4)
-    assert edge.record_return("0180000100", "0100000009", True, back) == run.id  # national forms match
+    assert edge.record_return("0180000100", "0100000009", "Test renvoi a1b2c3", back) == run.id  # national forms match
     assert placing.returns([run.id]) == [(run.id, 1, back, True)]
-    assert edge.record_return(CALLER, FORWARDED_TO, False, back) is None  # written once
+    assert edge.record_return(CALLER, FORWARDED_TO, "", back) is None  # written once
     with db.transaction() as s:
         assert s.scalar(select(WatchAttempt.returned_node).where(WatchAttempt.run_id == run.id)) == "b"
     placing.end_attempt(run.id, 1, PASSED, back, rtt_ms=4000, name_kept=True)
     assert placing.returns([run.id]) == []  # the attempt is over
     placing.finish(run.id, PASSED, PASSED, back, 4000)
-    assert edge.record_return(CALLER, FORWARDED_TO, True, back) is None  # late: no run under way
+    assert edge.record_return(CALLER, FORWARDED_TO, "", back) is None  # late: no run under way
 
 
 def test_the_call_back_goes_to_the_open_attempt_only(db):
     placing, edge = WatchRepository(db, node="a"), WatchRepository(db, node="b")
     run = start(placing, "k1")
     placing.end_attempt(run.id, 1, "no_return", T0 + dt.timedelta(seconds=30))
-    assert edge.record_return(CALLER, NUMBER, False, T0 + dt.timedelta(seconds=40)) is None  # between attempts
+    assert edge.record_return(CALLER, NUMBER, "", T0 + dt.timedelta(seconds=40)) is None  # between attempts
     placing.add_attempt(run.id, 2, T0 + dt.timedelta(minutes=5))
-    assert edge.record_return(CALLER, NUMBER, False, T0 + dt.timedelta(minutes=5, seconds=3)) == run.id
+    assert edge.record_return(CALLER, NUMBER, "", T0 + dt.timedelta(minutes=5, seconds=3)) == run.id
     assert [(r[0], r[1]) for r in placing.returns([run.id])] == [(run.id, 2)]
 
 
