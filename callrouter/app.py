@@ -59,7 +59,7 @@ from callrouter.store.calls import CallRepository, arrivals_since
 from callrouter.store.db import Database
 from callrouter.store.escalations import EscalationRepository
 from callrouter.store.keys import open_keys
-from callrouter.store.leases import LeaderChains, lease_store
+from callrouter.store.leases import FencedDatabase, LeaderChains, lease_store
 from callrouter.store.kpi_queries import KpiQueries
 from callrouter.store.reports import ReportOutbox
 from callrouter.store.retention import PurgeService, RetentionPurger
@@ -68,7 +68,7 @@ from callrouter.store.team import TeamRepository
 from callrouter.store.sessions import ConsoleSessionRepository
 from callrouter.store.users import UserRepository
 from callrouter.store.watch import WatchRepository
-from callrouter.watch.build import build_watch
+from callrouter.watch.build import WATCH_LEAD, build_watch
 from callrouter.web.api import Api
 from callrouter.web.console import ConsoleApi
 from callrouter.web.sessions import ConsoleSessions
@@ -274,9 +274,14 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
                      link=WorkerLink(socket_path(settings.var_dir), reactor), keep_workers=not whole)
     # The forwarding watch calls the practices' lines through the pool; the call controller hands
     # it every new call first, and a watch call coming back is released there (never a call).
-    watch_store = WatchRepository(db, settings.node, on_change=lambda run: reactor.callFromThread(events.watch_changed, run))
+    # Several nodes: the node leading the watch places its calls (its claims fenced by that lead).
+    watch_lead = cluster.lead(WATCH_LEAD, lambda fence: None if cluster.single else FencedDatabase(
+        db, fence, settings.cluster.lease_seconds))
+    watch_store = WatchRepository(db, settings.node, claims=watch_lead.chains,
+                                  on_change=lambda run: reactor.callFromThread(events.watch_changed, run))
     forwarding_watch = build_watch(settings.watch, settings.escalation, controller_settings.outbound_trunk, watch_store,
-                                   pool, legs, lambda: registry.dialplans, reactor, on_thread, metrics, pool.when_ready)
+                                   pool, legs, lambda: registry.dialplans, reactor, on_thread, metrics, pool.when_ready,
+                                   lead=watch_lead, shared=not cluster.single)
     # The team (coverage, levels, pause reasons) lives in the database: the settings only seed it
     # once; the secretaries' state changes are written there off the reactor.
     team_repo = TeamRepository(db)
@@ -365,7 +370,8 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
         escalation.service if esc.enabled else None,  # the engine, started on the node leading it
         media, pool, PoolMetrics(pool, metrics, recorder), CallbackTasksService(tasks, controller, registry, reactor),
         CallCountsService(db, controller), recording.service,
-        edge, registrations, forwarding_watch.service,  # its calls need the media plane, their return the edge
+        edge, registrations,
+        forwarding_watch.lead, forwarding_watch.service,  # its calls need the media plane, their return the edge
         *observers(settings, metrics, lambda: registry.dialplans, desk.queues, pool, db.engine, edge, reactor),
         weekly_reports,
         admin_service(settings.http, api, reactor, purge, console=console, hub=console_hub,
