@@ -4,8 +4,9 @@ practice's forwarding, and what a supervisor does about it.
 - GET /api/watch (dialplans:read): per practice with a watch (in the user's scope), each watched
   number's last verdict, the failures nobody acknowledged yet (red on the wallboard), the runs
   under way and the next watches planned; `enabled` is the settings' kill switch.
-- GET /api/practices/{practice}/watch (dialplans:read): its runs, newest first, with their
-  attempts and the alerts they sent.
+- GET /api/practices/{practice}/watch (dialplans:read): its runs, newest first (`limit`, 50; `days`:
+  only those started in the last days), with their attempts and the alerts they sent, and the
+  practice's time zone (the wallboard's history shows local times).
 - POST /api/practices/{practice}/watch/run (team:write): a watch started now ("tester le renvoi"),
   under the same rules as the planned ones (budget, one call per number, not while the practice is
   open when it forwards only when closed); a refusal is a 409 with its French message.
@@ -30,7 +31,7 @@ from callrouter.web.http import ApiError, Field, int_between, parse_body, parse_
 from callrouter.web.router import Context, Route, check_visible, guarded
 
 RUN_BODY = {"number": Field(str, required=False, max_length=32)}
-HISTORY_QUERY = {"limit": int_between(1, 500)}
+HISTORY_QUERY = {"limit": int_between(1, 500), "days": int_between(1, 400)}
 NEXT_COUNT = 3
 
 
@@ -62,7 +63,7 @@ class WatchApi:
         alarms = self.store.alarms(watched)
         running = [r for r in self.under_way() if r.practice in watched]
         return {"enabled": self.enabled, "practices": [
-            {"practice": p, "name": d.name, "forwarding": d.watch.forwarding,
+            {"practice": p, "name": d.name, "forwarding": d.watch.forwarding, "timezone": d.calendar.timezone,
              "numbers": [_number(n, latest.get((p, n.call))) for n in d.watch.numbers],
              "alarms": [run_json(r) for r in alarms if r.practice == p],
              "under_way": [run_json(r) for r in running if r.practice == p],
@@ -73,7 +74,10 @@ class WatchApi:
     def history(self, ctx: Context):
         practice = self._practice(ctx)
         q = parse_query(ctx.request, HISTORY_QUERY)
-        return {"practice": practice, "runs": [run_json(r) for r in self.store.runs([practice], q.get("limit", 50))]}
+        since = ctx.now - dt.timedelta(days=q["days"]) if "days" in q else None
+        dialplan = self.dialplans()[practice]
+        return {"practice": practice, "name": dialplan.name, "timezone": dialplan.calendar.timezone,
+                "runs": [run_json(r) for r in self.store.runs([practice], q.get("limit", 50), since)]}
 
     def start(self, ctx: Context):
         practice = self._practice(ctx)

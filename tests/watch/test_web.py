@@ -98,6 +98,15 @@ def test_a_practice_s_history_newest_first_and_only_for_who_covers_it(env):
         (second.id, "passed", 1800), (first.id, "failed", None)]
     assert call("GET", "/api/practices/cab-b/watch", "sec")[0] == 404
     assert call("GET", "/api/practices/nowhere/watch", "super")[0] == 404
+    assert (body["name"], body["timezone"]) == ("Cabinet de test", "Europe/Paris")
+    # The last days only: a run from two weeks ago is left out of a week's history.
+    old = store.start_run("k0", "cab-a", "+33100000002", "+33100000002", "+33180000100", "t", SCHEDULE, NOW,
+                          NOW - dt.timedelta(days=14), (NOW - dt.timedelta(days=15), NOW), 8)
+    store.finish(old.id, PASSED, "passed", NOW - dt.timedelta(days=14), rtt_ms=2100)
+    assert len(call("GET", "/api/practices/cab-a/watch", "sec")[1]["runs"]) == 3
+    status, body = call("GET", "/api/practices/cab-a/watch", "sec", query={"days": ("7",)})
+    assert status == 200 and [r["id"] for r in body["runs"]] == [second.id, first.id]
+    assert call("GET", "/api/practices/cab-a/watch", "sec", query={"days": ("0",)})[0] == 400
 
 
 def test_a_supervisor_starts_a_test_now_a_secretary_may_not(env):
