@@ -34,6 +34,10 @@ from callrouter.domain.oncall import nth_start
 # (practice, url) -> (the feed's last good content, where it was read for messages), or None
 FeedReader = Callable[[str, str], "tuple[bytes, str] | None"]
 NOBODY = "nobody"
+# A rota's shifts: within these years, and none longer than this (a feed naming someone for
+# centuries is a typing error, and whole-day scans of a shift at each call must stay short).
+YEARS = (1900, 2199)
+MAX_SHIFT = dt.timedelta(days=366)
 
 
 def cache_path(cache_dir: Path, practice: str, url: str) -> Path:
@@ -100,14 +104,22 @@ def _shift(e: ical.Event, zone: ZoneInfo, names: Mapping[str, str | None],
         errors.append(ical.ParseError(e.summary_line, f'event "{e.summary or "(no SUMMARY)"}" names no practitioner: '
                                               f"add the name to on_call.ical.map{hint}, or map it to nobody"))
         return None
+    if not all(YEARS[0] <= when.year <= YEARS[1] for when in (e.start, e.end, *e.exdates, *excluded)):
+        errors.append(ical.ParseError(e.line, f"the event's dates must lie between the years {YEARS[0]} and "
+                                              f"{YEARS[1]}"))
+        return None
     start, end = local(e.start, zone), local(e.end, zone)
     if end <= start:
         return None  # an instant, not a shift
+    if end - start > MAX_SHIFT:
+        errors.append(ical.ParseError(e.line, f"an on-call shift of more than {MAX_SHIFT.days} days: "
+                                              f"write it as shorter events (or a recurring one)"))
+        return None
     recurrence = None
     if e.rule is not None:
         r = e.rule
         until = None
-        if r.until is not None:
+        if r.until is not None and r.until.year <= YEARS[1]:  # a later UNTIL: as good as none
             until = (local(r.until, zone) if isinstance(r.until, dt.datetime)
                      else dt.datetime.combine(r.until, dt.time(23, 59, 59)))
         exdates = frozenset(local(x, zone) for x in (*e.exdates, *excluded))

@@ -308,6 +308,9 @@ def _event(begin: int, props: list[_Line], errors: list[ParseError]) -> Event | 
         errors.append(ParseError(current.number, message if message.startswith(current.name)
                                  else f"{current.name}: {message}"))
         return None
+    except OverflowError:  # a date next to year 9999 moved past it (a day, a duration), a huge duration
+        errors.append(ParseError(current.number, f"{current.name}: the date or duration is out of range"))
+        return None
     if isinstance(start, dt.datetime) != isinstance(end, dt.datetime):
         errors.append(ParseError(first.get("DTEND", first["DTSTART"]).number,
                                  "DTSTART and DTEND must both be dates or both be date-times"))
