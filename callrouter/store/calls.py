@@ -8,6 +8,7 @@ commit went through but whose answer was lost with the connection.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ class CallRepository:
 
     # --- writes, from the controller ---------------------------------------------------------
 
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """The writes of this thread within the block as one transaction (Database.batch): the
+        call recorder's way to store what it has queued with one commit."""
+        return self._db.batch()
+
     def open_call(self, call_id: str, practice: str, number: str, caller: str | None,
                   now: dt.datetime, worker: str | None = None) -> None:
         with self._db.transaction() as s:
@@ -48,7 +54,7 @@ class CallRepository:
             s.add(CallRecord(id=call_id, practice=practice, number=number, caller=caller,
                              node=self._node, worker=worker, arrived_at=now))
             s.add(CallLeg(call_id=call_id, kind="caller", party=caller, started_at=now))
-        logger.info("call %s opened for %s from %s", call_id, practice, mask_number(caller))
+        logger.debug("call %s opened for %s from %s", call_id, practice, mask_number(caller))
 
     def ivr_answered(self, call_id: str, now: dt.datetime) -> None:
         self._set(call_id, ivr_answered_at=now)
@@ -110,7 +116,7 @@ class CallRepository:
             if call.ended_at is not None:
                 return False
             _close(s, call, outcome, cause, now)
-        logger.info("call %s closed: %s%s", call_id, outcome, f" ({cause})" if cause else "")
+        logger.debug("call %s closed: %s%s", call_id, outcome, f" ({cause})" if cause else "")
         return True
 
     def close_worker_calls(self, worker: str, cause: str, now: dt.datetime) -> list[str]:

@@ -1,13 +1,16 @@
 """Engine, sessions and migrations.
 
 `Database` is safe to share between threads: each repository call opens one short transaction with
-`transaction()`, which is what lets the Twisted controller run it in a thread pool.
+`transaction()`, which is what lets the Twisted controller run it in a thread pool. Within
+`batch()`, the repository calls of that thread share one transaction instead (the call recorder
+writes what it has queued that way: one commit for many writes).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -70,6 +73,7 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._batch = threading.local()  # .session: the batch() in progress on this thread
 
     @classmethod
     def from_url(cls, url: str) -> "Database":
@@ -81,9 +85,28 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back entirely if it raises."""
+        """One transaction: committed when the block ends, rolled back entirely if it raises.
+        Inside `batch()` (same thread), the batch's session: committed with the batch."""
+        shared = getattr(self._batch, "session", None)
+        if shared is not None:
+            yield shared
+            return
         with self._sessions() as session, session.begin():
             yield session
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Every `transaction()` of this thread within the block is one transaction, committed
+        when the block ends; if anything in it raises, all of it is rolled back."""
+        if getattr(self._batch, "session", None) is not None:
+            yield  # already in one
+            return
+        with self._sessions() as session, session.begin():
+            self._batch.session = session
+            try:
+                yield
+            finally:
+                self._batch.session = None
 
     def upgrade(self, revision: str = "head") -> None:
         logger.info("upgrading database %s to %s", self.engine.url.render_as_string(), revision)
