@@ -35,6 +35,7 @@ MENU, WAIT, BRIDGE = "+33100000077", "+33100000079", "+33100000078"
 SECRETARIES = 100
 WORKERS_MAX = 250  # an idle worker costs no CPU and about 30 MB: the pool's ceiling, not its size
 IDLE_RETIRE_S = 300.0  # as in production: a pool grown by a phase stays for the next ones
+SHED_LAG_MS = 250  # a controller this late refuses new calls at the edge (media.shed_lag_ms)
 
 FULL = dict(rates=(20, 50, 100), rate_seconds=20, burst_rate=200, burst_seconds=60, held=250, held_seconds=60,
             bridged=100, bridged_seconds=60, idle_seconds=20)
@@ -83,8 +84,11 @@ def media_settings(workers: int) -> dict:
     fields = {f.name for f in dataclasses.fields(MediaSettings)}
     if "spare_calls" not in fields or os.environ.get("BENCH_FIXED"):
         return {"legs_wanted": workers * 4, "workers_min": workers, "workers_max": workers}
-    return {"legs_wanted": 8, "workers_min": 2, "workers_max": WORKERS_MAX, "arrival_lead_seconds": 0.5,
-            "spare_calls": int(os.environ.get("BENCH_SPARE", "100")), "idle_retire_seconds": IDLE_RETIRE_S}
+    out = {"legs_wanted": 8, "workers_min": 2, "workers_max": WORKERS_MAX, "arrival_lead_seconds": 0.5,
+           "spare_calls": int(os.environ.get("BENCH_SPARE", "100")), "idle_retire_seconds": IDLE_RETIRE_S}
+    if "shed_lag_ms" in fields:  # new calls refused at the edge while the controller lags (BENCH_SHED_MS=0: never)
+        out["shed_lag_ms"] = int(os.environ.get("BENCH_SHED_MS", str(SHED_LAG_MS)))
+    return out
 
 
 def config(tmp: Path, phones_port: int) -> dict:
@@ -139,7 +143,8 @@ def run() -> dict:
             result = phases(tmp, s, svc, floor, phones)
             result["pool"] = {"workers_peak": max(sampler.workers, default=0),
                               "workers_at_end": sampler.workers[-1] if sampler.workers else None,
-                              "workers_max_reached_log_lines": svc.log_text().count("workers_max")}
+                              "workers_max_reached_log_lines": svc.log_text().count("workers_max"),
+                              "shed_episodes": svc.log_text().count("behind its calls: new calls are refused")}
             result["call_records_written"] = len(svc.calls())
         finally:
             if sampler is not None:

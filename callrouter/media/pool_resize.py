@@ -15,6 +15,8 @@
   for the metrics), and when the free slots are all needed by callers already in (each may still
   need her secretary's leg), new calls are refused at the edge (every worker deactivated) until a
   worker's worth of slots is free again (`admitting`).
+- While the controller lags behind its calls (`media.shed_lag_ms`), the edge refuses new calls with
+  503 and Retry-After (`guard`, callrouter.media.overload).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from twisted.internet import defer, task
 
 from callrouter.media import protocol as p
 from callrouter.media import sizing
+from callrouter.media.overload import LagGuard
 
 logger = logging.getLogger("callrouter.media.pool")
 
@@ -51,6 +54,10 @@ class EdgeDispatch(Protocol):
         """The edge sends no new call to `port` (its OPTIONS probes do not bring it back); fires
         True once it does, False if the edge did not answer."""
 
+    def shed(self, on: bool) -> defer.Deferred:
+        """While `on`, the edge refuses every new call (503, Retry-After): the controller lags
+        (callrouter.media.overload)."""
+
 
 class NoEdge:
     """No edge (sip.enabled false): callers reach the workers directly."""
@@ -59,6 +66,9 @@ class NoEdge:
         return defer.succeed(True)
 
     def deactivate(self, port: int) -> defer.Deferred:
+        return defer.succeed(True)
+
+    def shed(self, on: bool) -> defer.Deferred:
         return defer.succeed(True)
 
 
@@ -78,14 +88,18 @@ class Resizer:
         self.at_max_episodes = 0
         self.admitting = True
         self.capacity: sizing.Capacity | None = None
+        shed = getattr(edge, "shed", None)
+        self.guard = LagGuard(reactor, shed, pool.settings.shed_lag_ms / 1000.0 if shed else 0.0)
 
     # -- what the pool tells it --------------------------------------------------------------
 
     def start(self) -> None:
         self.resize()
         self._loop.start(TICK_S, now=False)
+        self.guard.start()
 
     def stop(self) -> None:
+        self.guard.stop()
         if self._loop.running:
             self._loop.stop()
         if self._soon is not None and self._soon.active():

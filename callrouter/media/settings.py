@@ -20,7 +20,9 @@ class MediaSettings:
     retired worker is taken out of the edge's dispatcher first, then given `retire_grace_seconds`
     for calls already on their way, then told to refuse new calls and to exit once empty.
     Worker i listens for SIP on `sip_port_base + i` (Kamailio's dispatcher sends INVITEs there) and
-    takes RTP ports from `rtp_port_base + i * rtp_ports_per_worker`.
+    takes RTP ports from `rtp_port_base + i * rtp_ports_per_worker`. While the controller's reactor
+    lags `shed_lag_ms` or more behind its timers, the edge refuses new calls with 503 and
+    Retry-After (callrouter.media.overload; 0: never).
 
     The cap belongs to the installed pjsua2 build and is only known once the first worker starts,
     so `legs_wanted` beyond `workers_max` workers of that cap cannot be refused at load: the pool
@@ -46,6 +48,7 @@ class MediaSettings:
     arrival_lead_seconds: float = 1.0
     idle_retire_seconds: float = 300.0
     retire_grace_seconds: float = 1.0
+    shed_lag_ms: int = 0
 
     @property
     def sizing(self) -> Sizing:
@@ -79,6 +82,8 @@ class MediaSettings:
             out.append("spare_calls must be at least 1: the room for the next caller and her secretary's leg")
         if self.arrival_lead_seconds < 0 or self.idle_retire_seconds < 0 or self.retire_grace_seconds < 0:
             out.append("arrival_lead_seconds, idle_retire_seconds and retire_grace_seconds must be >= 0")
+        if self.shed_lag_ms < 0:
+            out.append("shed_lag_ms must be >= 0 (0: new calls are never refused for the controller's lag)")
         return out
 
     def workers_needed(self, cap: int) -> int:

@@ -9,7 +9,9 @@ silent ones inactive. The pool does not wait for them:
   workers of a start);
 - a worker the pool retires is disabled (`d`: no new call is dispatched to it, and its probes do
   not bring it back) before it is told to stop taking calls (`EdgeDispatcher.deactivate`); a
-  disabled port is set active again when a new worker is ready on it.
+  disabled port is set active again when a new worker is ready on it;
+- while the controller lags behind its calls, the edge refuses every new call with 503 and
+  Retry-After (`EdgeDispatcher.shed`, callrouter.media.overload).
 
 The RPC is a blocking HTTP call: it runs on a thread, never on the reactor.
 """
@@ -29,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 WORKER_SET = 1  # DS_WORKERS in deploy/kamailio/kamailio.cfg
 ACTIVE, DISABLED = "ap", "d"
+SHED_VARIABLE = "shed"  # $shv(shed) in deploy/kamailio/kamailio.cfg
 
 
 class EdgeDispatcher:
@@ -47,21 +50,35 @@ class EdgeDispatcher:
     def deactivate(self, port: int) -> defer.Deferred:
         return self._set(DISABLED, port)
 
-    @defer.inlineCallbacks
-    def _set(self, state: str, port: int):
+    def shed(self, on: bool) -> defer.Deferred:
+        """While `on`, the edge refuses every new call at once (503 with Retry-After: the `shed`
+        variable of deploy/kamailio/kamailio.cfg); fires True once it does, False if it did not
+        answer in time."""
+        d = self._call(self._timeouts[DISABLED], "pv.shvSet", SHED_VARIABLE, "int", 1 if on else 0)
+        d.addCallback(lambda error: error is None or logger.warning(
+            "the edge did not %s refusing new calls (%s)", "start" if on else "stop", error) or False)
+        return d
+
+    def _set(self, state: str, port: int) -> defer.Deferred:
         """True once the edge took `state` for `port`; False if it did not answer in time."""
-        deadline = self._reactor.seconds() + self._timeouts[state]
-        destination = worker_destination(self._sip, port)
+        d = self._call(self._timeouts[state], "dispatcher.set_state", state, WORKER_SET,
+                       worker_destination(self._sip, port))
+        d.addCallback(lambda error: error is None or logger.warning(
+            "the edge did not set media worker port %s %s (%s)%s", port, "active" if state == ACTIVE else "disabled",
+            error, "; its OPTIONS probes will" if state == ACTIVE else "") or False)
+        return d
+
+    @defer.inlineCallbacks
+    def _call(self, timeout: float, method: str, *params: Any):
+        """None once the edge answered `method`; the last error if it did not within `timeout`."""
+        deadline = self._reactor.seconds() + timeout
         while True:
             try:
-                yield self._in_thread(self._client.call, "dispatcher.set_state", state, WORKER_SET, destination)
-                return True
+                yield self._in_thread(self._client.call, method, *params)
+                return None
             except RegistrationsUnavailable as exc:
                 if self._reactor.seconds() >= deadline:
-                    logger.warning("the edge did not set media worker port %s %s (%s)%s", port,
-                                   "active" if state == ACTIVE else "disabled", exc,
-                                   "; its OPTIONS probes will" if state == ACTIVE else "")
-                    return False
+                    return exc
                 yield task.deferLater(self._reactor, self._retry, lambda: None)
 
 

@@ -183,3 +183,30 @@ def test_a_malformed_call_record_header_from_a_secretary_is_dropped(edge):
     finally:
         trunk.close()
         client.close()
+
+
+def test_while_the_controller_lags_the_edge_refuses_new_calls_at_once_with_retry_after(edge, reaper):
+    from twisted.internet import defer, task
+
+    from callrouter.sip.dispatch import EdgeDispatcher
+
+    worker = start_worker(edge, reaper, 0)
+    assert wait_for(lambda: active(edge, 0)), worker_flags(edge)
+    dispatcher = EdgeDispatcher(edge.kamailio.rpc, edge.sip, task.Clock(),
+                                in_thread=lambda fn, *args: defer.maybeDeferred(fn, *args))
+    assert dispatcher.shed(True).result is True
+    try:
+        client = SipClient(edge.address, bind_ip=TRUNK_IP)
+        try:
+            response = client.request("INVITE", f"sip:{PRACTICE_NUMBER}@127.0.0.1:{edge.sip.udp_port}",
+                                      "0612345678", PRACTICE_NUMBER, body=SDP)
+        finally:
+            client.close()
+        assert response is not None and (response.status, response.reason) == (503, "Overloaded")
+        assert response.header("Retry-After") == "2"
+        assert worker.received("INVITE") == 0
+    finally:
+        assert dispatcher.shed(False).result is True
+    caller = trunk_calls(edge, reaper, 2)
+    assert caller.wait(60) == 0, caller.errors() + edge.kamailio.log_tail()
+    assert worker.received("INVITE") == 2
