@@ -8,6 +8,7 @@ import { currentTeam, loadSettings, wireSettings } from "/static/wallboard.setti
 import { loadHistory, renderTeam, tickTeam } from "/static/wallboard.team.js";
 import { renderTiles, tickTiles } from "/static/wallboard.tiles.js";
 import { renderWatch } from "/static/wallboard.watch.js";
+import { loadWatchHistory } from "/static/wallboard.watch.history.js";
 import { $, coalesced } from "/static/wallboard.util.js";
 
 let session = null;
@@ -15,6 +16,7 @@ let board = null;
 let readAt = 0; // Date.now() when the board was read: the waits tick on from there
 let names = new Map(); // secretary id -> display name
 let recordingsAsked = false; // whether she may listen has been asked (once, with the first board)
+let watchOverview = null; // the last GET /api/watch: the « Renvois » view draws its practices
 
 function signedOut(expired) {
   location.assign(expired ? "/console/connexion?expiree" : "/console/connexion");
@@ -80,7 +82,9 @@ async function refreshSettings() {
 
 async function refreshWatch() {
   try {
-    renderWatch(await api("GET", "/api/watch"), acknowledgeWatch);
+    watchOverview = await api("GET", "/api/watch");
+    renderWatch(watchOverview, acknowledgeWatch);
+    $("view-renvois").hidden = !watchOverview.practices.length;
     $("watch-error").hidden = true;
   } catch (e) {
     if (e.status === 503 || e.status === 403) {
@@ -89,11 +93,23 @@ async function refreshWatch() {
     }
     failed("watch-error", e);
   }
+  if (!$("renvois").hidden) watchHistorySoon();
   return undefined;
+}
+
+async function refreshWatchHistory() {
+  try {
+    if (!watchOverview) watchOverview = await api("GET", "/api/watch");
+    await loadWatchHistory(watchOverview);
+    $("watch-history-error").hidden = true;
+  } catch (e) {
+    failed("watch-history-error", e);
+  }
 }
 
 const boardSoon = coalesced(refreshBoard);
 const watchSoon = coalesced(refreshWatch);
+const watchHistorySoon = coalesced(refreshWatchHistory);
 const historySoon = coalesced(refreshHistory);
 const settingsSoon = coalesced(refreshSettings);
 const recordingsSoon = coalesced(refreshRecordings);
@@ -176,12 +192,13 @@ function connect() {
 }
 
 function show(view) {
-  for (const name of ["board", "settings", "recordings"]) {
+  for (const name of ["board", "settings", "recordings", "renvois"]) {
     $(name).hidden = name !== view;
     $(`view-${name}`).setAttribute("aria-pressed", String(name === view));
   }
   if (view === "settings") settingsSoon();
   if (view === "recordings") recordingsSoon();
+  if (view === "renvois") watchHistorySoon();
 }
 
 async function start() {
@@ -195,6 +212,8 @@ async function start() {
   $("view-board").addEventListener("click", () => show("board"));
   $("view-settings").addEventListener("click", () => show("settings"));
   $("view-recordings").addEventListener("click", () => show("recordings"));
+  $("view-renvois").addEventListener("click", () => show("renvois"));
+  $("watch-open-history").addEventListener("click", () => show("renvois"));
   $("signout").addEventListener("click", async () => {
     try {
       await api("DELETE", "/api/session");
