@@ -29,6 +29,7 @@ from callrouter.controller.desk import Desk
 from callrouter.controller.history import StateHistory
 from callrouter.controller.team import TeamService
 from callrouter.controller.legs import LegRouter
+from callrouter.controller.readopt import CAUSE as RESTARTED, Readoption
 from callrouter.controller.recorder import CallRecorder
 from callrouter.controller.task_session import TaskSession
 from callrouter.dialplan.feeds import RotaFeedService
@@ -93,11 +94,12 @@ class StoreService(Service):
 
     name = "store"
 
-    def __init__(self, db: Database, calls: CallRepository, reactor: Any):
-        self.db, self.calls, self.reactor = db, calls, reactor
+    def __init__(self, db: Database, calls: CallRepository, reactor: Any, close_orphans: bool = True):
+        """`close_orphans` False: the calls the media service kept are re-adopted first (readopt.py)."""
+        self.db, self.calls, self.reactor, self._close = db, calls, reactor, close_orphans
 
     def startService(self) -> None:
-        closed = self.calls.close_orphans("controller_restart", utc_from_clock(self.reactor))
+        closed = self.calls.close_orphans("controller_restart", utc_from_clock(self.reactor)) if self._close else []
         if closed:
             logger.warning("closed %d call(s) left open by the previous run", len(closed))
         super().startService()
@@ -311,6 +313,11 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
                                       digit_timeout_s=esc.call_digit_timeout_seconds, repeats=esc.call_repeats),
                         controller, legs)
     voice = build_voice(esc, escalation_repo, alerts, settings.var_dir, catalogue, reactor)
+    # A controller started apart from the media service takes back the calls its workers kept.
+    readoption = None if whole else Readoption(
+        controller, legs, lambda: on_thread(calls.open_calls),
+        lambda kept: on_thread(calls.close_orphans, RESTARTED, utc_from_clock(reactor), kept),
+        lambda: registry.router, reactor)
     escalation = build_escalation(esc, escalation_repo, dialplan_of,
                                   reactor, metrics.registry, voice=voice, events=events, lead=escalation_lead)
 
@@ -363,7 +370,7 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
     # need them), before the calls that start chains; events stop after the pool and the edge, so
     # the last "ended" messages go out.
     children: list[IService | None] = [
-        StoreService(db, calls, reactor), cluster.service, RecorderService(recorder), history, metrics_http,
+        StoreService(db, calls, reactor, close_orphans=whole), cluster.service, RecorderService(recorder), history, metrics_http,
         events_service,
         dialplans, RotaFeedService(lambda: registry.dialplans, settings.var_dir / "ical", reactor),
         team,  # the database's team on the desk before any call
@@ -385,5 +392,5 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
     parts = {"db": db, "calls": calls, "recorder": recorder, "registry": registry, "dialplans": dialplans,
              "controller": controller, "desk": desk, "pool": pool, "metrics": metrics, "escalation": escalation.engine,
              "cluster": cluster, "recording": recording,
-             "watch": forwarding_watch.service}
+             "watch": forwarding_watch.service, "readoption": readoption}
     return top, parts

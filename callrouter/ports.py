@@ -60,7 +60,10 @@ class CallStore(Protocol):
 
     def close_worker_calls(self, worker: str, cause: str, now: dt.datetime) -> list[str]: ...
 
-    def close_orphans(self, cause: str, now: dt.datetime) -> list[str]: ...
+    def close_orphans(self, cause: str, now: dt.datetime, keep: tuple[str, ...] = ()) -> list[str]: ...
+
+    def set_caller_leg(self, call_id: str, leg: str) -> None:
+        """The worker's leg of the caller, by which a controller started again re-adopts the call."""
 
 
 @dataclass(frozen=True)

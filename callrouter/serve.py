@@ -149,6 +149,9 @@ def _when_serving(settings: Settings, parts: dict[str, Any], reactor: Any) -> No
         ready.addCallback(lambda statuses: activate_workers(
             RegistrationsClient(settings.sip.rpc_port), settings.edge,
             [s.sip_port for s in statuses if s.state == "ready"], reactor))
+    if parts.get("readoption") is not None:  # a controller apart: the calls the workers kept, first
+        parts["readoption"].settle(parts["pool"].when_ready()).addErrback(
+            lambda f: logger.error("re-adoption: %s", f.getErrorMessage()))
     ready.addCallback(lambda _: _announce(settings, parts))
     ready.addErrback(lambda failure: failure.trap(defer.CancelledError))  # stopped before ready
 

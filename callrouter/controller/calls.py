@@ -102,6 +102,13 @@ class CallController:
         if s is not None:
             self._other_leg_ended(s, leg, p.LegEnded(leg, 500, cause, "local"))
 
+    def adopt(self, s: CallSession) -> None:
+        """A call rebuilt from the legs a worker reported (controller/readopt.py) taken in hand."""
+        self.sessions[s.leg] = s
+        for leg in s.legs:
+            self._other_legs[leg] = s
+        self.ctx.metrics.active_calls.inc()
+
     def _incoming(self, worker: str, ev: p.IncomingCall) -> None:
         if self._returns(worker, ev):  # a watch call back: never a call, queued or recorded
             return
@@ -118,6 +125,7 @@ class CallController:
         logger.info("call %s on %s: %s -> %s (%s)", call_id, worker, mask_number(ev.caller), ev.number,
                     dialplan.practice if dialplan else "no practice")
         ctx.recorder.open_call(call_id, s.practice, ev.number, ev.caller or None, now, worker)
+        ctx.recorder.set_caller_leg(call_id, ev.leg)  # a later controller re-adopts the call by it
         ctx.events.call_arrived(call_id, s.practice, ev.caller or None,
                                 site=dialplan.number_sites.get(ev.number) if dialplan else None)
         if dialplan is not None and ev.caller:

@@ -69,9 +69,15 @@ class LegRouter:
     def __init__(self) -> None:
         self._owners: dict[str, OwnedLegs[Any]] = {}
         self._incoming: Callable[[str, p.IncomingCall], None] | None = None
+        self._reports: Callable[[str, Any], None] | None = None
 
     def owned_by(self, owner: LegOwner) -> OwnedLegs[Any]:
         return OwnedLegs(self, owner)
+
+    def take_reports(self, handler: Callable[[str, Any], None]) -> None:
+        """`handler(worker, event)` gets the leg reports of the workers a new controller took over
+        (`leg_report`, `legs_reported`): the re-adoption (controller/readopt.py)."""
+        self._reports = handler
 
     def take_calls(self, handler: Callable[[str, p.IncomingCall], None]) -> None:
         """`handler(worker, event)` gets every incoming call (there is one: the call controller)."""
@@ -89,6 +95,10 @@ class LegRouter:
         if isinstance(event, p.IncomingCall):
             if self._incoming is not None:
                 self._incoming(worker, event)
+            return
+        if isinstance(event, (p.LegReport, p.LegsReported)):
+            if self._reports is not None:
+                self._reports(worker, event)
             return
         owner = self.owner_of(getattr(event, "leg", "") or "")
         if owner is not None:

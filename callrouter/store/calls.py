@@ -123,9 +123,13 @@ class CallRepository:
         """Close, as failed with `cause`, every open call held by a media worker that died."""
         return self._close_open(CallRecord.worker == worker, cause, now)
 
-    def close_orphans(self, cause: str, now: dt.datetime) -> list[str]:
-        """Close this node's open records (run at start-up: no call survives a restart)."""
-        return self._close_open(None, cause, now)
+    def close_orphans(self, cause: str, now: dt.datetime, keep: tuple[str, ...] = ()) -> list[str]:
+        """Close this node's open records but those in `keep` (run at start-up: no call survives
+        a restart, but those a media service kept and this controller re-adopted)."""
+        return self._close_open(CallRecord.id.not_in(keep) if keep else None, cause, now)
+
+    def set_caller_leg(self, call_id: str, leg: str) -> None:
+        self._set(call_id, caller_leg=leg)
 
     def add_recording(self, call_id: str, location: str, started_at: dt.datetime,
                       duration_seconds: float | None, now: dt.datetime) -> int:

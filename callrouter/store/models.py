@@ -27,6 +27,8 @@ class CallRecord(Base):
     # The controller node and media worker holding the call: crash sweeps close only their own.
     node: Mapped[str] = mapped_column(String(64))
     worker: Mapped[str | None] = mapped_column(String(64))
+    # The worker's leg of the caller: a controller started again re-adopts the call from it.
+    caller_leg: Mapped[str | None] = mapped_column(String(64), index=True)
     arrived_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     ivr_answered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     routed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())

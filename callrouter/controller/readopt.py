@@ -1,0 +1,160 @@
+"""Re-adoption: a controller started while the media service kept the workers (and their calls)
+takes the calls back from what the workers report and what the call records say.
+
+Each worker taken over reports its live legs (`leg_report`, then `legs_reported`, see
+callrouter.media.protocol); each caller's leg is matched to its open call record by the leg's id
+(`calls.caller_leg`):
+
+- a caller bridged to a leg of the same worker, whose record says answered: the call is rebuilt
+  bridged to that leg, with the secretary of the record on the call; it ends as any call does (the
+  record is completed normally, `answered`);
+- a caller whose record says queued: back in her queue at her place (the order is by priority then
+  by the time she was queued, from the record), hearing the hold music again at once;
+- a caller in the menu or anywhere else (a voicemail, a callback dialogue): the practice's rules
+  are applied again from the start (the welcome and the menu), never silence;
+- a caller's leg without a record (the record never written): hung up (480);
+- a dialled leg no call takes back (a secretary's phone still ringing): hung up (487), the caller
+  being offered again from the queue.
+
+Once the pool is ready and the reports are in (or `settle_s` later at most), this node's call
+records still open that no leg was found for are closed, as failed `controller_restart`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any, Callable
+
+from twisted.internet import defer, task
+
+from callrouter.controller.player import PromptPlayer, SessionTimers
+from callrouter.controller.session import CallSession, State
+from callrouter.domain.call import Call
+from callrouter.media import protocol as p
+
+logger = logging.getLogger(__name__)
+
+CAUSE = "controller_restart"
+
+
+class Readoption:
+    def __init__(self, controller: Any, legs: Any, records: Callable[[], defer.Deferred],
+                 close_rest: Callable[[tuple[str, ...]], Any], router: Callable[[], Any], reactor: Any,
+                 settle_s: float = 5.0) -> None:
+        """`records()`: fires with the open call records (store.calls.CallRepository.open_calls,
+        on a thread); `close_rest(kept)`: closes this node's other open records."""
+        self._controller, self._records, self._close_rest = controller, records, close_rest
+        self._router, self._reactor, self._settle_s = router, reactor, settle_s
+        self._reports: dict[str, list[p.LegReport]] = {}
+        self._busy: list[defer.Deferred] = []
+        self.adopted: dict[str, str] = {}  # call id -> how: bridged, queued, again
+        legs.take_reports(self.report)
+
+    def report(self, worker: str, event: Any) -> None:
+        if isinstance(event, p.LegReport):
+            self._reports.setdefault(worker, []).append(event)
+        elif isinstance(event, p.LegsReported):
+            reports = self._reports.pop(worker, [])
+            d = self._records()
+            d.addCallback(self._rebuild, worker, reports)
+            d.addErrback(lambda f: logger.error("calls of worker %s not re-adopted: %s", worker, f.getErrorMessage()))
+            self._busy.append(d)
+
+    @defer.inlineCallbacks
+    def settle(self, ready: defer.Deferred):
+        """After the pool is ready and the reports came (at most settle_s): close the rest."""
+        yield ready
+        yield task.deferLater(self._reactor, min(1.0, self._settle_s), lambda: None)
+        deadline = self._reactor.seconds() + self._settle_s
+        while self._reports and self._reactor.seconds() < deadline:
+            yield task.deferLater(self._reactor, 0.1, lambda: None)
+        yield defer.DeferredList(list(self._busy))
+        yield self._close_rest(tuple(self.adopted))
+        if self.adopted:
+            logger.warning("re-adopted %d call(s) kept by the media service", len(self.adopted))
+
+    # -- rebuilding --------------------------------------------------------------------------
+
+    def _rebuild(self, records: list, worker: str, reports: list[p.LegReport]) -> None:
+        by_leg = {r.caller_leg: r for r in records if getattr(r, "caller_leg", None)}
+        reported = {r.leg: r for r in reports}
+        taken: set[str] = set()
+        ctx = self._controller.ctx
+        for rep in reports:
+            if rep.outgoing:
+                continue
+            record = by_leg.get(rep.leg)
+            if record is None or rep.state != "confirmed":
+                logger.warning("leg %s on %s has no open call record: hung up", rep.leg, worker)
+                ctx.send(worker, p.Hangup(rep.leg, 480))
+                continue
+            taken.add(rep.leg)
+            partner = next((leg for leg in rep.bridged.split(",") if leg in reported), None)
+            if record.answered_at is not None and partner is not None:
+                taken.add(partner)
+                self._bridged(worker, rep, record, partner)
+            else:
+                self._again(worker, rep, record)
+        for rep in reports:
+            if rep.outgoing and rep.leg not in taken:
+                ctx.send(worker, p.Hangup(rep.leg, 487))
+
+    def _session(self, worker: str, rep: p.LegReport, record: Any) -> CallSession:
+        ctx = self._controller.ctx
+        dialplan = self._router().by_number.get(record.number)
+        call = Call(record.number, record.caller, arrived_at=record.arrived_at)
+        player = PromptPlayer(lambda command: ctx.send(worker, command), rep.leg)
+        return CallSession(record.id, worker, rep.leg, dialplan, call, player, SessionTimers(ctx.reactor),
+                           call_started=record.arrived_at, queue_name=record.queue)
+
+    def _bridged(self, worker: str, rep: p.LegReport, record: Any, partner: str) -> None:
+        controller = self._controller
+        s = self._session(worker, rep, record)
+        s.state, s.other_leg, s.outcome, s.bridged_at = State.BRIDGED, partner, "answered", controller.ctx.seconds()
+        secretary = controller.desk.queues.find(record.secretary) if record.secretary else None
+        if secretary is not None:
+            s.secretary = secretary
+            controller.desk.answered(secretary, record.id)
+        controller.adopt(s)
+        self.adopted[record.id] = "bridged"
+        logger.info("call %s re-adopted on %s: bridged to %s", record.id, worker, partner)
+
+    def _again(self, worker: str, rep: p.LegReport, record: Any) -> None:
+        """Back in her queue at her place if the record says queued; else the rules from the start."""
+        controller, ctx = self._controller, self._controller.ctx
+        s = self._session(worker, rep, record)
+        controller.adopt(s)
+        self.adopted[record.id] = "again"
+        router = self._router()
+        if s.dialplan is None:
+            controller.hangup(s, "failed")
+            return
+        decision = router.decide(s.call, ctx.now())
+        s.decision = decision
+        queue = s.dialplan.queues.get(record.queue) if record.queue else None
+        if queue is not None and record.queued_at is not None:
+            self._requeue(s, record, queue)
+            return
+        logger.info("call %s re-adopted on %s: its rules applied again", record.id, worker)
+        controller.flow.apply(s, decision)
+
+    def _requeue(self, s: CallSession, record: Any, queue: Any) -> None:
+        controller, ctx = self._controller, self._controller.ctx
+        dialplan = s.dialplan
+        waited = max(0.0, (ctx.now() - _aware(record.queued_at)).total_seconds())
+        line = queue.line or f"{dialplan.practice}/{record.queue}"
+        book = controller.desk.queues
+        s.state = State.QUEUED
+        s.waiting = book.enqueue(s, dialplan.practice, record.queue, queue.priority, ctx.seconds() - waited,
+                                 line=line, strategy=queue.strategy, zone=controller.counts.zone(dialplan.practice))
+        ctx.loop(s, ctx.settings.hold_prompt)
+        controller.line.changed(dialplan.practice, record.queue)
+        self.adopted[s.call_id] = "queued"
+        logger.info("call %s re-adopted on %s: back in queue %s (waiting %.0fs)", s.call_id, s.worker,
+                    record.queue, waited)
+        controller.line.dispatch()
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.timezone.utc)
