@@ -45,9 +45,18 @@ TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
 STATIC = resources.files("callrouter.web") / "static"
 
 
-def secure(request: server.Request) -> None:
+def secure(request: server.Request, csp: str = CSP) -> None:
     for name, value in SECURITY_HEADERS.items():
         request.setHeader(name.encode(), value.encode())
+    request.setHeader(b"Content-Security-Policy", csp.encode())
+
+
+def csp_connecting_to(origins: tuple[str, ...]) -> str:
+    """The policy with `origins` (validated: wss://*:port only) allowed for connections."""
+    for origin in origins:
+        if not origin.startswith("wss://*:") or not origin[8:].isdigit():
+            raise ValueError(f"not a wss://*:port origin: {origin!r}")
+    return CSP.replace("connect-src 'self'", " ".join(("connect-src 'self'", *origins)))
 
 
 def _asset(name: str) -> tuple[bytes, str] | None:
@@ -83,12 +92,14 @@ class ConsolePages(Resource):
 
     isLeaf = True
 
-    def __init__(self, sessions: ConsoleSessions, clock: Clock, reactor: Any, pool: ThreadPool) -> None:
+    def __init__(self, sessions: ConsoleSessions, clock: Clock, reactor: Any, pool: ThreadPool,
+                 connect_src: tuple[str, ...] = ()) -> None:
         super().__init__()
         self._sessions, self._clock, self._reactor, self._pool = sessions, clock, reactor, pool
+        self._csp = csp_connecting_to(connect_src)
 
     def render_GET(self, request: server.Request):
-        secure(request)
+        secure(request, self._csp)
         request.setHeader(b"Cache-Control", b"no-store")
         page = "/".join(p.decode("utf-8", "replace") for p in request.postpath).strip("/")
         wallboard = request.prepath[:1] == [b"wallboard"]

@@ -13,6 +13,7 @@ from callrouter.ports import utc_from_clock
 from callrouter.web.api import Api
 from callrouter.web.console import ConsoleApi
 from callrouter.web.oncall import OnCallApi, oncall_routes
+from callrouter.web.phone import PhoneApi, phone_routes
 from callrouter.web.recordings import RecordingsApi, recording_routes
 from callrouter.web.reports import ReportsApi, report_routes
 from callrouter.web.router import Route, Router
@@ -30,7 +31,8 @@ def admin_service(http: HttpSettings, api: Api, reactor: Any, *beside: IService,
                   console: ConsoleApi | None = None, hub: EventHub | None = None,
                   oncall: OnCallApi | None = None, team: TeamApi | None = None,
                   wallboard: WallboardApi | None = None, reports: ReportsApi | None = None,
-                  watch: WatchApi | None = None, recordings: RecordingsApi | None = None) -> MultiService:
+                  watch: WatchApi | None = None, recordings: RecordingsApi | None = None,
+                  phone: PhoneApi | None = None) -> MultiService:
     """The HTTP server serving `api` on `http`, with the services that run beside it (the
     retention purge), started after it in the order given. With `console` (and the `hub` the event
     notifier feeds), it also serves the secretaries' console, and every minute closes the console
@@ -41,12 +43,13 @@ def admin_service(http: HttpSettings, api: Api, reactor: Any, *beside: IService,
     """
     parent = MultiService()
     routes = served_routes(api, console, oncall=oncall, team=team, wallboard=wallboard, reports=reports, watch=watch,
-                           recordings=recordings)
+                           recordings=recordings, phone=phone)
     # With the console, a bearer is a session's (the cookie's) or an API token's.
     authenticate = console.sessions.authenticate if console else api.users.authenticate
     parts = ConsoleParts(console.sessions, hub or EventHub(), authenticate) if console else None
     site = build_site(Router(routes, authenticate), reactor, reactor.getThreadPool(), reactor,
-                      http.max_body_bytes, parts, hsts_max_age_s=http.hsts_max_age_s if http.tls else None)
+                      http.max_body_bytes, parts, hsts_max_age_s=http.hsts_max_age_s if http.tls else None,
+                      connect_src=(f"wss://*:{phone.wss_port}",) if phone and phone.wss_port else ())
     if http.tls:  # HTTPS only (callrouter.web.tls), with Strict-Transport-Security
         server = https_service(http.port, http.host, site, http.tls_cert, http.tls_key)
     else:
@@ -63,11 +66,11 @@ def admin_service(http: HttpSettings, api: Api, reactor: Any, *beside: IService,
 def served_routes(api: Api, console: ConsoleApi | None, oncall: OnCallApi | None = None,
                   team: TeamApi | None = None, wallboard: WallboardApi | None = None,
                   reports: ReportsApi | None = None, watch: WatchApi | None = None,
-                  recordings: RecordingsApi | None = None) -> list[Route]:
+                  recordings: RecordingsApi | None = None, phone: PhoneApi | None = None) -> list[Route]:
     """The route table the server answers from (docs/openapi.yaml is tested against it)."""
     return (api.routes() + (console.routes() if console else []) + oncall_routes(oncall) + team_routes(team)
             + wallboard_routes(wallboard) + report_routes(reports) + watch_routes(watch)
-            + recording_routes(recordings))
+            + recording_routes(recordings) + phone_routes(phone))
 
 
 def _revoke_idle(console: ConsoleApi, reactor: Any):

@@ -137,17 +137,19 @@ def no_console() -> ConsoleParts:
 
 
 def build_site(router: Router, reactor: Any, pool: ThreadPool, clock: Clock, max_body_bytes: int,
-               console: ConsoleParts | None = None, hsts_max_age_s: int | None = None) -> server.Site:
+               console: ConsoleParts | None = None, hsts_max_age_s: int | None = None,
+               connect_src: tuple[str, ...] = ()) -> server.Site:
     """The site: /api/* to the router (bodies capped at `max_body_bytes`), /api/events to the
     event stream fed by the console's hub, the console's pages and assets (callrouter.web.pages).
-    With `hsts_max_age_s`, every answer over HTTPS tells browsers to use nothing else."""
+    With `hsts_max_age_s`, every answer over HTTPS tells browsers to use nothing else. `connect_src`:
+    the origins the console's page may connect to besides this server (the edge's WebSocket)."""
     console = console or no_console()
     sessions, hub, authenticate = console.sessions, console.hub, console.authenticate
     hsts = None if hsts_max_age_s is None else f"max-age={hsts_max_age_s}".encode()
     request_class = type("ApiRequest", (LimitedRequest,), {"max_body": max_body_bytes, "hsts": hsts})
     api = ApiResource(router, reactor, pool, clock, sessions)
     events = EventStreamResource(hub, sessions, authenticate, reactor, clock, SECURITY_HEADERS)
-    root = Root(api, events, ConsolePages(sessions, clock, reactor, pool))
+    root = Root(api, events, ConsolePages(sessions, clock, reactor, pool, connect_src))
     site = server.Site(root, requestFactory=request_class)
     site.displayTracebacks = False
     return site

@@ -258,6 +258,10 @@ async function start() {
   const { ids, names } = await practicesOf(session);
   tasks.setup(session.username, ids, names);
   voicemail.setup(session.username, ids, names);
+  // The browser's phone, loaded on its own: without it (not built, or refused) the console works.
+  import("/static/console.phone.js").then((m) => m.setup()).catch(() => {
+    document.body.dataset.phone = "unavailable";
+  });
   await guarded(refreshMe);
   setInterval(tick, 1000);
   connect();

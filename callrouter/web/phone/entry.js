@@ -1,0 +1,3 @@
+import JsSIP from "jssip";
+
+export default JsSIP;
