@@ -186,10 +186,10 @@ class CallRepository:
     # --- helpers -------------------------------------------------------------------------------
 
     def _set(self, call_id: str, **values) -> None:
+        # One UPDATE, without reading the record first (several per call, on the recorder's thread).
         with self._db.transaction() as s:
-            call = self._get(s, call_id)
-            for key, value in values.items():
-                setattr(call, key, value)
+            if s.execute(update(CallRecord).where(CallRecord.id == call_id).values(**values)).rowcount == 0:
+                raise UnknownCall(call_id)
 
     @staticmethod
     def _full(s: Session, call_id: str) -> CallRecord:
