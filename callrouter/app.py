@@ -78,6 +78,7 @@ from callrouter.web.escalations import EscalationApi
 from callrouter.web.secretaries import SecretaryApi
 from callrouter.web.oncall import OnCallApi
 from callrouter.web.reports import ReportsApi
+from callrouter.web.phone import PhoneApi
 from callrouter.web.service import admin_service
 from callrouter.web.team import TeamApi
 from callrouter.web.wallboard import LiveView, WaitingNow, WallboardApi
@@ -383,7 +384,8 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
         weekly_reports,
         admin_service(settings.http, api, reactor, purge, console=console, hub=console_hub,
                       oncall=OnCallApi(dialplan_of, tier_label), team=team_api, wallboard=wallboard,
-                      reports=reports_api, watch=watch_api, recordings=recording.api(calls, from_thread)),
+                      reports=reports_api, watch=watch_api, recordings=recording.api(calls, from_thread),
+                      phone=PhoneApi(users, settings.auth.sip_realm, settings.sip.wss_port if settings.sip.enabled else 0)),
     ]
     top = MultiService()
     for child in children:
