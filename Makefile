@@ -20,13 +20,26 @@ system-deps:
 prompts: venv system-deps
 	$(BIN)/callrouter prompts build
 
+# The console's phone: JsSIP from package-lock.json, bundled by esbuild into a static asset. npm ci
+# runs only when the lock file changed (npm's cache first), so a built checkout needs no network.
+PHONE := callrouter/web/phone
+PHONE_JS := callrouter/web/static/jssip.js
+.PHONY: phone
+$(PHONE)/node_modules/.installed: $(PHONE)/package-lock.json
+	cd $(PHONE) && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+	@touch $@
+$(PHONE_JS): $(PHONE)/node_modules/.installed $(PHONE)/entry.js
+	$(PHONE)/node_modules/.bin/esbuild $(PHONE)/entry.js --bundle --format=esm --minify \
+		--target=es2020 --legal-comments=eof --log-level=warning --outfile=$@
+phone: system-deps $(PHONE_JS)
+
 check: venv
 	$(BIN)/callrouter check --config deploy/dev/callrouter.yaml dialplans
 
 # The modules run in TEST_JOBS processes (each its own PostgreSQL schemas, ports and temporary
 # directories); most whole-service tests wait on SIP timers, so two processes fit two cores.
 test: TEST_JOBS ?= 2
-test: system-deps venv prompts
+test: system-deps venv prompts phone
 	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
 # The benchmarks (not in `make test`; every run bounded): results, with their targets, in
@@ -36,7 +49,7 @@ bench: SCALE ?= full
 bench: system-deps venv prompts
 	BENCH_SCALE=$(SCALE) $(BIN)/python -m bench $(BENCH)
 
-run: system-deps venv prompts
+run: system-deps venv prompts phone
 	$(BIN)/callrouter check --config deploy/dev/callrouter.yaml dialplans
 	@scripts/dev-users
 	@scripts/run-banner
