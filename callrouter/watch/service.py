@@ -274,8 +274,9 @@ class WatchService(Service):
         for n in (1, 2):
             if n == 2:
                 yield task.deferLater(self._reactor, spec.retry_after_s, lambda: None)
-                if not (self.settings.enabled and self.running):
-                    break
+                if not (self.settings.enabled and self.running):  # stopped meanwhile: nothing learnt, no alert
+                    yield self._run(self._store.finish, run.id, INTERRUPTED, last.outcome, self._now())
+                    return
                 yield self._wait_number_free(number.call)
                 if self._leads():
                     try:

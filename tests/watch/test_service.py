@@ -317,3 +317,14 @@ def test_another_node_s_pass_clears_this_node_s_gauge_within_a_minute(world):
     other.finish(run.id, "passed", "passed", now, rtt_ms=900)
     w.clock.advance(61)
     assert w.gauge() == 0
+
+
+def test_a_run_waiting_for_its_retry_when_the_service_stops_ends_interrupted_and_alerts_nobody(world):
+    w = world()
+    w.service.run_now("test-practice", None, "sophie")
+    w.ends(w.dials()[0], 486)
+    w.service.stopService()
+    w.clock.advance(61)
+    [view] = w.store.runs()
+    assert (view.state, view.alerts) == ("interrupted", ())
+    assert len(w.dials()) == 1 and all(o.messages == [] for o in w.channels.values())
