@@ -137,7 +137,10 @@ class MediaPool(service.Service):
         for waiter in self._ready_waiters:
             waiter.cancel()
         self._ready_waiters = []
-        return defer.DeferredList(waits)
+        d = defer.DeferredList(waits)
+        if self._link is not None:  # every worker ended: the channel closes with them, not lost
+            d.addBoth(lambda result: self._link.close() or result)
+        return d
 
     # -- what the controller uses ------------------------------------------------------------
 
