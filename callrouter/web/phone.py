@@ -8,8 +8,9 @@ worth her SIP password at this edge (and at no other realm): it goes only to her
 the console's connection, never cached (the API answers no-store). Her colleagues (enabled users
 with a SIP credential) are listed for the phone's transfer menu.
 
-No WebSocket port on this server, or no SIP credential for her: 404 `no_phone`, with the reason in
-French; the console then shows its usual "Téléphone non connecté" and her softphone is used.
+No WebSocket port on this server, or no SIP credential for her: `enabled` false with the reason in
+French (a 200: the console asks on every load, and that is no error); the console then shows no
+phone line and her softphone is used.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
 from callrouter.ports import UserView
-from callrouter.web.http import ApiError
 from callrouter.web.router import Context, Route, guarded
 
 NO_WSS = "Le téléphone intégré n'est pas activé sur ce serveur (sip.wss_port)."
@@ -41,12 +41,12 @@ class PhoneApi:
 
     def describe(self, ctx: Context) -> dict:
         if not self.wss_port:
-            raise ApiError(404, "no_phone", NO_WSS)
+            return {"enabled": False, "message": NO_WSS}
         me = ctx.user.username
         credential = self.users.sip_credential(me)
         if credential is None:
-            raise ApiError(404, "no_phone", NO_CREDENTIAL)
-        return {"username": me, "display_name": ctx.user.display_name, "realm": self.realm,
+            return {"enabled": False, "message": NO_CREDENTIAL}
+        return {"enabled": True, "username": me, "display_name": ctx.user.display_name, "realm": self.realm,
                 "ha1": credential[0], "wss_port": self.wss_port,
                 "colleagues": colleagues(self.users.list(), me)}
 

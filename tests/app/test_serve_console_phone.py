@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+import re
 import struct
 import tempfile
 import threading
@@ -34,7 +35,8 @@ from tests.sip.harness import wait_for
 pytestmark = pytest.mark.integration
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console-phone"
-PRACTICE = Practice("cabinet-web", "+33100000077", ("claire", "denise"), menu=True)
+PRACTICE = Practice("cabinet-web", "+33100000077", ("claire",), menu=True)
+OTHER = Practice("cabinet-reseau", "+33100000078", ("denise",), menu=True)  # the network-loss test's
 PATIENT_TONE_HZ = 600
 BROWSER_TONE_HZ = 1000
 PHONE_JS = REPO / "callrouter" / "web" / "static" / "jssip.js"
@@ -58,19 +60,20 @@ def served(tmp_path_factory, prompts_built):
         pytest.fail("the console's phone is not built: make phone")
     root = tmp_path_factory.mktemp("phone")
     (root / "dialplans").mkdir()
-    (root / "dialplans" / "web.yaml").write_text(PRACTICE.dialplan())
+    for practice in (PRACTICE, OTHER):
+        (root / "dialplans" / f"{practice.name}.yaml").write_text(practice.dialplan())
     rtp_min = free_udp_port(even=True, span=100)
     sip = {**edge_config(root), "tls_port": free_tcp_port(), "wss_port": free_tcp_port(),
            "rtpengine_ng_port": free_udp_port(), "rtpengine_port_min": rtp_min, "rtpengine_port_max": rtp_min + 99}
     config = base_config(root, root / "dialplans", REPO / "prompts", workers=2,
-                         agents={f"{PRACTICE.name}/*": list(PRACTICE.secretaries)}, sip=sip)
+                         agents={f"{p.name}/*": list(p.secretaries) for p in (PRACTICE, OTHER)}, sip=sip)
     config["controller"].update({"ring_timeout_s": 30.0, "pop_lead_s": 0.05})
     svc = ServeProcess(root, config).start()
     try:
         svc.wait_edge_ready(2)
-        secrets = add_secretaries(svc.db_url, {name: PRACTICE.name for name in PRACTICE.secretaries},
+        secrets = add_secretaries(svc.db_url, {"claire": PRACTICE.name, "denise": OTHER.name},
                                   key_file=Path(config["var_dir"]) / "secrets.key")
-        acd = Acd(svc, root, {PRACTICE.name: PRACTICE}, totp_secrets=secrets)
+        acd = Acd(svc, root, {p.name: p for p in (PRACTICE, OTHER)}, totp_secrets=secrets)
         yield acd
     finally:
         for run in list(MediaSipp.started):
@@ -119,7 +122,7 @@ def sign_in(page, acd: Acd, username: str) -> list[str]:
     return errors
 
 
-def patient(acd: Acd, caller: str):
+def patient(acd: Acd, caller: str, practice: Practice = PRACTICE):
     """A patient's call through the edge, waiting for the service's BYE; her audio and her digit
     are sent from the socket her SDP names (the worker latches onto where RTP comes from)."""
     workdir = acd.root / f"patient-{caller.lstrip('+')}"
@@ -128,7 +131,7 @@ def patient(acd: Acd, caller: str):
     scenario = workdir / "patient.xml"
     scenario.write_text(body)
     sink = acd.rtp_sink()
-    run = MediaSipp(str(scenario), remote_port=acd.edge[1], service=PRACTICE.number,
+    run = MediaSipp(str(scenario), remote_port=acd.edge[1], service=practice.number,
                     variables={"rtp_port": str(sink.port), "caller": caller}, workdir=workdir, timeout_s=120)
     return run, sink
 
@@ -203,5 +206,47 @@ def test_a_call_rings_the_browser_is_answered_with_audio_both_ways_and_hung_up_f
         shot(page, "4-ended")
         assert "Appel terminé" in page.text_content("#webphone-peer")
         assert not [e for e in errors if "jssip" not in e.lower()], errors
+    finally:
+        context.close()
+
+
+def test_after_a_network_loss_the_phone_says_so_re_registers_by_itself_and_the_next_call_rings(served, chromium):
+    """The page's WebSocket to the edge is cut and new ones refused for a few seconds (Playwright
+    stands between the page and the edge), then let through again."""
+    acd = served
+    context = chromium.new_context(ignore_https_errors=True)
+    page = context.new_page()
+    network = {"up": True, "sockets": []}
+
+    def route(ws):
+        if not network["up"]:
+            ws.close(code=1000, reason="network down")
+            return
+        ws.connect_to_server()
+        network["sockets"].append(ws)
+
+    page.route_web_socket(re.compile(r"^wss://"), route)
+    try:
+        sign_in(page, acd, "denise")
+        assert wait_for(lambda: body_data(page, "phone") == "registered", timeout=30), page.text_content("#webphone-state")
+        network["up"] = False
+        for ws in network["sockets"]:
+            ws.close(code=1000, reason="network down")
+        assert wait_for(lambda: body_data(page, "phone") == "lost", timeout=20)
+        assert "reconnexion" in page.text_content("#webphone-state")
+        shot(page, "5-network-lost")
+        time.sleep(5)  # a few seconds without network: its reconnection attempts are refused
+        assert body_data(page, "phone") == "lost"
+        network["up"] = True
+        assert wait_for(lambda: body_data(page, "phone") == "registered", timeout=40), page.text_content("#webphone-state")
+        shot(page, "6-network-back")
+
+        run, sink = patient(acd, "+33612000002", OTHER)
+        assert wait_for(lambda: sink.sources and sink.audible() > 20, timeout=30)
+        sink.send_digit(next(iter(sink.sources)), 3, 1000, 160000)
+        page.wait_for_selector("#webphone-incoming:not([hidden])", timeout=60000)
+        page.click("#webphone-decline")
+        assert wait_for(lambda: body_data(page, "phoneCall") == "idle", timeout=10)
+        run.kill()
     finally:
         context.close()

@@ -48,6 +48,9 @@ export async function setup() {
   try {
     conf = await api("GET", "/api/phone");
   } catch (e) {
+    conf = null;
+  }
+  if (!conf || !conf.enabled) {
     document.body.dataset.phone = "none";
     return; // no phone on this server or no SIP password: her softphone answers
   }
