@@ -318,7 +318,7 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
     readoption = None if whole else Readoption(
         controller, legs, lambda: on_thread(calls.open_calls),
         lambda kept: on_thread(calls.close_orphans, RESTARTED, utc_from_clock(reactor), kept),
-        lambda: registry.router, reactor)
+        lambda: registry.router, reactor, expected=lambda: pool.taken_over)
     escalation = build_escalation(esc, escalation_repo, dialplan_of,
                                   reactor, metrics.registry, voice=voice, events=events, lead=escalation_lead)
 

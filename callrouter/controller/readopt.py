@@ -16,15 +16,17 @@ callrouter.media.protocol); each caller's leg is matched to its open call record
 - a dialled leg no call takes back (a secretary's phone still ringing): hung up (487), the caller
   being offered again from the queue.
 
-Once the pool is ready and the reports are in (or `settle_s` later at most), this node's call
-records still open that no leg was found for are closed, as failed `controller_restart`.
+Nothing is rebuilt before every worker taken over has reported (or `settle_s` after the pool is
+ready, at most), and the bridged calls are rebuilt first: a secretary on a call on one worker is
+never offered a caller waiting on another. Then this node's call records still open that no leg
+was found for are closed, as failed `controller_restart`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from twisted.internet import defer, task
 
@@ -41,13 +43,14 @@ CAUSE = "controller_restart"
 class Readoption:
     def __init__(self, controller: Any, legs: Any, records: Callable[[], defer.Deferred],
                  close_rest: Callable[[tuple[str, ...]], Any], router: Callable[[], Any], reactor: Any,
-                 settle_s: float = 5.0) -> None:
+                 expected: Callable[[], Iterable[str]], settle_s: float = 5.0) -> None:
         """`records()`: fires with the open call records (store.calls.CallRepository.open_calls,
-        on a thread); `close_rest(kept)`: closes this node's other open records."""
+        on a thread); `close_rest(kept)`: closes this node's other open records; `expected()`: the
+        workers taken over, each of which reports (media.pool.MediaPool.taken_over)."""
         self._controller, self._records, self._close_rest = controller, records, close_rest
-        self._router, self._reactor, self._settle_s = router, reactor, settle_s
+        self._router, self._reactor, self._settle_s, self._expected = router, reactor, settle_s, expected
         self._reports: dict[str, list[p.LegReport]] = {}
-        self._busy: list[defer.Deferred] = []
+        self._reported: set[str] = set()
         self.adopted: dict[str, str] = {}  # call id -> how: bridged, queued, again
         legs.take_reports(self.report)
 
@@ -55,50 +58,54 @@ class Readoption:
         if isinstance(event, p.LegReport):
             self._reports.setdefault(worker, []).append(event)
         elif isinstance(event, p.LegsReported):
-            reports = self._reports.pop(worker, [])
-            d = self._records()
-            d.addCallback(self._rebuild, worker, reports)
-            d.addErrback(lambda f: logger.error("calls of worker %s not re-adopted: %s", worker, f.getErrorMessage()))
-            self._busy.append(d)
+            self._reported.add(worker)
 
     @defer.inlineCallbacks
     def settle(self, ready: defer.Deferred):
-        """After the pool is ready and the reports came (at most settle_s): close the rest."""
+        """Once the pool is ready and every worker taken over reported (settle_s at most): the
+        calls rebuilt, then the records left closed."""
         yield ready
-        yield task.deferLater(self._reactor, min(1.0, self._settle_s), lambda: None)
         deadline = self._reactor.seconds() + self._settle_s
-        while self._reports and self._reactor.seconds() < deadline:
-            yield task.deferLater(self._reactor, 0.1, lambda: None)
-        yield defer.DeferredList(list(self._busy))
+        while not set(self._expected()) <= self._reported and self._reactor.seconds() < deadline:
+            yield task.deferLater(self._reactor, 0.05, lambda: None)
+        records = yield self._records()
+        reports = {w: legs for w, legs in self._reports.items() if w in self._reported}
+        self._rebuild(records, reports)
         yield self._close_rest(tuple(self.adopted))
         if self.adopted:
             logger.warning("re-adopted %d call(s) kept by the media service", len(self.adopted))
 
     # -- rebuilding --------------------------------------------------------------------------
 
-    def _rebuild(self, records: list, worker: str, reports: list[p.LegReport]) -> None:
+    def _rebuild(self, records: list, reports: dict[str, list[p.LegReport]]) -> None:
+        """The bridged calls of every worker first (their secretaries busy), then the others."""
         by_leg = {r.caller_leg: r for r in records if getattr(r, "caller_leg", None)}
-        reported = {r.leg: r for r in reports}
-        taken: set[str] = set()
         ctx = self._controller.ctx
-        for rep in reports:
-            if rep.outgoing:
-                continue
-            record = by_leg.get(rep.leg)
-            if record is None or rep.state != "confirmed":
-                logger.warning("leg %s on %s has no open call record: hung up", rep.leg, worker)
-                ctx.send(worker, p.Hangup(rep.leg, 480))
-                continue
-            taken.add(rep.leg)
-            partner = next((leg for leg in rep.bridged.split(",") if leg in reported), None)
-            if record.answered_at is not None and partner is not None:
-                taken.add(partner)
-                self._bridged(worker, rep, record, partner)
-            else:
-                self._again(worker, rep, record)
-        for rep in reports:
-            if rep.outgoing and rep.leg not in taken:
-                ctx.send(worker, p.Hangup(rep.leg, 487))
+        taken: set[str] = set()
+        later: list[tuple[str, p.LegReport, Any]] = []
+        for worker, legs in reports.items():
+            reported = {r.leg for r in legs}
+            for rep in legs:
+                if rep.outgoing:
+                    continue
+                record = by_leg.get(rep.leg)
+                if record is None or rep.state != "confirmed":
+                    logger.warning("leg %s on %s has no open call record: hung up", rep.leg, worker)
+                    ctx.send(worker, p.Hangup(rep.leg, 480))
+                    continue
+                taken.add(rep.leg)
+                partner = next((leg for leg in rep.bridged.split(",") if leg in reported), None)
+                if record.answered_at is not None and partner is not None:
+                    taken.add(partner)
+                    self._bridged(worker, rep, record, partner)
+                else:
+                    later.append((worker, rep, record))
+        for worker, legs in reports.items():
+            for rep in legs:
+                if rep.outgoing and rep.leg not in taken:
+                    ctx.send(worker, p.Hangup(rep.leg, 487))
+        for worker, rep, record in later:
+            self._again(worker, rep, record)
 
     def _session(self, worker: str, rep: p.LegReport, record: Any) -> CallSession:
         ctx = self._controller.ctx

@@ -82,6 +82,7 @@ class MediaPool(service.Service):
         self._reactor = reactor
         self._python = python
         self._link, self._keep_workers = link, keep_workers
+        self.taken_over: list[str] = []  # the workers found running at start, each asked for its legs
         self._launcher = link if link is not None else reactor
         self._slots: list[WorkerSlot] = []
         self._owner: dict[str, WorkerSlot] = {}
@@ -109,7 +110,7 @@ class MediaPool(service.Service):
 
     def _found(self, workers: list) -> None:
         if self.running:
-            take_over(self, self._link, workers)
+            self.taken_over.extend(take_over(self, self._link, workers))
             self.resizer.start()
 
     def stopService(self) -> defer.Deferred:

@@ -48,10 +48,10 @@ class WorkerStatus:
     restarts: int = 0
 
 
-def take_over(pool: Any, link: Any, workers: list) -> None:
+def take_over(pool: Any, link: Any, workers: list) -> list[str]:
     """The workers the media service already runs (channel.LiveWorker) put in their positions:
-    each attached (its ready line replayed), then asked for its live legs."""
-    settings = pool.settings
+    each attached (its ready line replayed), then asked for its live legs; returns those asked."""
+    settings, asked = pool.settings, []
     for worker in sorted(workers, key=lambda w: w.worker):
         index = int(worker.worker[1:]) if worker.worker[1:].isdigit() else -1
         if not 0 <= index < settings.workers_max:
@@ -70,3 +70,5 @@ def take_over(pool: Any, link: Any, workers: list) -> None:
             slot.transport.proto.outReceived(worker.ready + b"\n")
         if slot.state == "ready":
             pool._write(slot, p.ReportLegs())
+            asked.append(slot.name)
+    return asked

@@ -44,7 +44,7 @@ def restarted(h, tmp_path):
         assert h.recorder.flush(10)
         return defer.succeed(h.calls.open_calls())
 
-    readopt = Readoption(controller, legs, records, close_rest, lambda: router, h.clock)
+    readopt = Readoption(controller, legs, records, close_rest, lambda: router, h.clock, expected=lambda: ["w0"])
     return controller, legs, media, readopt, closed
 
 
