@@ -186,10 +186,17 @@ class CallRepository:
     # --- helpers -------------------------------------------------------------------------------
 
     def _set(self, call_id: str, **values) -> None:
-        # One UPDATE, without reading the record first (several per call, on the recorder's thread).
+        # One UPDATE, without reading the record first (several per call, on the recorder's thread);
+        # not matched against every record the session holds (a batch holds hundreds): the one
+        # record it may hold is read again when next used.
         with self._db.transaction() as s:
-            if s.execute(update(CallRecord).where(CallRecord.id == call_id).values(**values)).rowcount == 0:
+            done = s.execute(update(CallRecord).where(CallRecord.id == call_id).values(**values)
+                             .execution_options(synchronize_session=False))
+            if done.rowcount == 0:
                 raise UnknownCall(call_id)
+            held = s.identity_map.get(s.identity_key(CallRecord, call_id))
+            if held is not None:
+                s.expire(held, list(values))
 
     @staticmethod
     def _full(s: Session, call_id: str) -> CallRecord:
