@@ -122,12 +122,15 @@ def sign_in(page, acd: Acd, username: str) -> list[str]:
     return errors
 
 
-def patient(acd: Acd, caller: str, practice: Practice = PRACTICE):
-    """A patient's call through the edge, waiting for the service's BYE; her audio and her digit
-    are sent from the socket her SDP names (the worker latches onto where RTP comes from)."""
+def patient(acd: Acd, caller: str, practice: Practice = PRACTICE, hang_up_after_ms: int | None = None):
+    """A patient's call through the edge, waiting for the service's BYE (or hanging up herself
+    `hang_up_after_ms` after the answer); her audio and her digit are sent from the socket her SDP
+    names (the worker latches onto where RTP comes from)."""
     workdir = acd.root / f"patient-{caller.lstrip('+')}"
     workdir.mkdir(exist_ok=True)
-    body = scen.HEAD.format(name="patient") + scen.INVITE + scen.WAIT_BYE.format(timeout_ms=90000) + "</scenario>\n"
+    end = (scen.WAIT_BYE.format(timeout_ms=90000) if hang_up_after_ms is None
+           else scen.pause(hang_up_after_ms) + scen.BYE)
+    body = scen.HEAD.format(name="patient") + scen.INVITE + end + "</scenario>\n"
     scenario = workdir / "patient.xml"
     scenario.write_text(body)
     sink = acd.rtp_sink()
@@ -198,6 +201,21 @@ def test_a_call_rings_the_browser_is_answered_with_audio_both_ways_and_hung_up_f
         assert "Qualité" in page.text_content("#webphone-quality")
         shot(page, "3-in-call")
 
+        # Hold and back (re-INVITEs through the edge and rtpengine), mute and back, a digit: the
+        # call goes on, the patient's tone still reaches the page.
+        page.click("#webphone-hold")
+        page.wait_for_selector("#webphone-hold[aria-pressed=true]", timeout=15000)
+        assert page.text_content("#webphone-hold") == "Reprendre l'appel"
+        page.click("#webphone-hold")
+        page.wait_for_selector("#webphone-hold[aria-pressed=false]", timeout=15000)
+        page.click("#webphone-mute")
+        assert page.text_content("#webphone-mute") == "Réactiver le micro"
+        page.click("#webphone-mute")
+        page.click("#webphone-keypad [data-digit='5']")
+        packets = int(body_data(page, "phoneInboundPackets"))
+        assert wait_for(lambda: int(body_data(page, "phoneInboundPackets") or 0) > packets + 50, timeout=20)
+        assert body_data(page, "phoneCall") == "incall"
+
         page.click("#webphone-hangup")
         page.wait_for_selector("#webphone-incoming[hidden]", state="attached")
         assert wait_for(lambda: body_data(page, "phoneCall") == "idle", timeout=10)
@@ -235,18 +253,21 @@ def test_after_a_network_loss_the_phone_says_so_re_registers_by_itself_and_the_n
         assert wait_for(lambda: body_data(page, "phone") == "lost", timeout=20)
         assert "reconnexion" in page.text_content("#webphone-state")
         shot(page, "5-network-lost")
-        time.sleep(5)  # a few seconds without network: its reconnection attempts are refused
+        time.sleep(3)  # a few seconds without network: its reconnection attempts are refused
         assert body_data(page, "phone") == "lost"
         network["up"] = True
         assert wait_for(lambda: body_data(page, "phone") == "registered", timeout=40), page.text_content("#webphone-state")
         shot(page, "6-network-back")
 
-        run, sink = patient(acd, "+33612000002", OTHER)
+        # The next call rings her; she answers and the patient hangs up: the page's call ends too.
+        run, sink = patient(acd, "+33612000002", OTHER, hang_up_after_ms=15000)
         assert wait_for(lambda: sink.sources and sink.audible() > 20, timeout=30)
         sink.send_digit(next(iter(sink.sources)), 3, 1000, 160000)
         page.wait_for_selector("#webphone-incoming:not([hidden])", timeout=60000)
-        page.click("#webphone-decline")
-        assert wait_for(lambda: body_data(page, "phoneCall") == "idle", timeout=10)
-        run.kill()
+        page.click("#webphone-answer")
+        page.wait_for_selector("#webphone-incall:not([hidden])", timeout=20000)
+        assert run.wait(60) == 0, run.errors()
+        assert wait_for(lambda: body_data(page, "phoneCall") == "idle", timeout=20)
+        assert "Appel terminé" in page.text_content("#webphone-peer")
     finally:
         context.close()
