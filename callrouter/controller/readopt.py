@@ -5,9 +5,10 @@ Each worker taken over reports its live legs (`leg_report`, then `legs_reported`
 callrouter.media.protocol); each caller's leg is matched to its open call record by the leg's id
 (`calls.caller_leg`):
 
-- a caller bridged to a leg of the same worker, whose record says answered: the call is rebuilt
-  bridged to that leg, with the secretary of the record on the call; it ends as any call does (the
-  record is completed normally, `answered`);
+- a caller bridged to a leg, of the same worker or of another one through a relay (both ends
+  report the relay's id), whose record says answered: the call is rebuilt bridged to that leg,
+  with the secretary of the record on the call; it ends as any call does (the record is completed
+  normally, `answered`);
 - a caller whose record says queued: back in her queue at her place (the order is by priority then
   by the time she was queued, from the record), hearing the hold music again at once;
 - a caller in the menu or anywhere else (a voicemail, a callback dialogue): the practice's rules
@@ -83,6 +84,11 @@ class Readoption:
         ctx = self._controller.ctx
         taken: set[str] = set()
         later: list[tuple[str, p.LegReport, Any]] = []
+        relayed: dict[str, list[str]] = {}  # relay id -> the legs at its two ends
+        for legs in reports.values():
+            for rep in legs:
+                for relay in filter(None, rep.relays.split(",")):
+                    relayed.setdefault(relay, []).append(rep.leg)
         for worker, legs in reports.items():
             reported = {r.leg for r in legs}
             for rep in legs:
@@ -94,7 +100,9 @@ class Readoption:
                     ctx.send(worker, p.Hangup(rep.leg, 480))
                     continue
                 taken.add(rep.leg)
-                partner = next((leg for leg in rep.bridged.split(",") if leg in reported), None)
+                partner = next((leg for leg in rep.bridged.split(",") if leg in reported), None) or next(
+                    (leg for relay in filter(None, rep.relays.split(",")) for leg in relayed.get(relay, ())
+                     if leg != rep.leg), None)
                 if record.answered_at is not None and partner is not None:
                     taken.add(partner)
                     self._bridged(worker, rep, record, partner)

@@ -36,7 +36,7 @@ from callrouter.media import protocol as p
 from callrouter.media.pool_resize import EdgeDispatch, NoEdge, Resizer
 from callrouter.media.relays import RelayBook
 from callrouter.media.settings import MediaSettings
-from callrouter.media.slots import WorkerSlot, WorkerStatus, take_over  # noqa: F401 - WorkerStatus: the pool's
+from callrouter.media.slots import WorkerSlot, WorkerStatus, reported, take_over  # noqa: F401 - WorkerStatus
 from callrouter.media.worker_process import WorkerProcess
 
 logger = logging.getLogger(__name__)
@@ -340,11 +340,7 @@ class MediaPool(service.Service):
             self._waiting.add(event.leg)
             self.resizer.arrival()
         elif isinstance(event, p.LegReport):
-            self._adopt(slot, event.leg)
-            if not event.outgoing:
-                self._callers.add(event.leg)
-                if not event.bridged and not event.relays:
-                    self._waiting.add(event.leg)
+            reported(self, slot, event)
         elif isinstance(event, p.LegEnded):
             slot.legs.discard(event.leg)
             if self._owner.get(event.leg) is slot:

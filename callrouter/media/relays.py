@@ -44,6 +44,7 @@ class RelayBook:
         self._write = write
         self._relays: dict[str, Relay] = {}
         self._seq = itertools.count(1)
+        self._adopting: dict[str, End] = {}  # one end of a relay reported so far (adopt)
 
     def __len__(self) -> int:
         return len(self._relays)
@@ -79,6 +80,18 @@ class RelayBook:
     def of_pair(self, a_leg: str, b_leg: str) -> str | None:
         pair = frozenset((a_leg, b_leg))
         return next((r.id for r in self._relays.values() if r.legs == pair), None)
+
+    def adopt(self, slot: Any, relay_id: str, leg: str) -> None:
+        """An end of a relay a worker taken over reports (leg_report): the relay is known again,
+        connected, once both ends are; its id is never given to a new relay."""
+        if relay_id[1:].isdigit():
+            self._seq = itertools.count(max(next(self._seq), int(relay_id[1:]) + 1))
+        first = self._adopting.pop(relay_id, None)
+        if first is None:
+            self._adopting[relay_id] = End(slot, leg)
+            return
+        self._relays[relay_id] = Relay(relay_id, (first, End(slot, leg)), connected=True,
+                                       legs=frozenset((first.leg, leg)))
 
     def ready(self, slot: Any, relay_id: str, port: int) -> None:
         relay = self._relays.get(relay_id)

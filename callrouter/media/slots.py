@@ -72,3 +72,15 @@ def take_over(pool: Any, link: Any, workers: list) -> list[str]:
             pool._write(slot, p.ReportLegs())
             asked.append(slot.name)
     return asked
+
+
+def reported(pool: Any, slot: WorkerSlot, event: p.LegReport) -> None:
+    """A live leg of a worker taken over: held by it, a caller (waiting for her second leg unless
+    joined to one), its relays known again."""
+    pool._adopt(slot, event.leg)
+    if not event.outgoing:
+        pool._callers.add(event.leg)
+        if not event.bridged and not event.relays:
+            pool._waiting.add(event.leg)
+    for relay in filter(None, event.relays.split(",")):
+        pool.relays.adopt(slot, relay, event.leg)

@@ -105,3 +105,25 @@ def test_the_records_no_worker_reported_are_closed_as_a_restart(harness, tmp_pat
     assert closed == [[call_id]]
     rec = h.record(call_id)
     assert (rec.outcome, rec.cause) == ("failed", CAUSE)
+
+
+def test_a_call_bridged_through_a_relay_to_another_worker_stays_bridged(harness, tmp_path):
+    """The caller on w0, her secretary's leg on w1, joined by relay x4: both ends report x4."""
+    h = harness
+    secretary_leg = busy_secretary(h)
+    caller_leg = next(leg for leg, s in h.controller.sessions.items() if s.state is State.BRIDGED)
+    call_id = h.call_id(caller_leg)
+    controller, legs, media, readopt, closed = restarted(h, tmp_path)
+    legs.media_event("w0", p.LegReport(caller_leg, "c1", "<sip:+33612345678@trunk>", False, "confirmed", relays="x4"))
+    legs.media_event("w0", p.LegsReported(1))
+    legs.media_event("w1", p.LegReport(secretary_leg, "c2", f"<{SEC1}>", True, "confirmed", relays="x4"))
+    legs.media_event("w1", p.LegsReported(1))
+    readopt.settle(defer.succeed(None))
+    h.clock.advance(2)
+    s = controller.sessions[caller_leg]
+    assert (s.state, s.other_leg, s.secretary.uri) == (State.BRIDGED, secretary_leg, SEC1)
+    assert not media.commands(p.Hangup) and not media.commands(p.Play, caller_leg)
+    legs.media_event("w0", p.LegEnded(caller_leg, 200, "", "remote"))      # the patient hangs up
+    assert media.last(p.Hangup).leg == secretary_leg
+    rec = h.record(call_id)
+    assert (rec.outcome, rec.secretary, rec.cause) == ("answered", SEC1, None)

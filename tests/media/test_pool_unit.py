@@ -227,3 +227,22 @@ def test_legs_wanted_no_cap_could_serve_is_refused_at_load():
                        "test.yaml", environ={})
     assert any("legs_wanted 400 is more than workers_max 2 workers can ever hold" in problem
                and "100 legs at most" in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_a_relay_reported_by_both_ends_is_known_again_and_its_id_never_reused():
+    """After a takeover, the two ends of relay x7 reported by their workers make the relay known
+    (an unbridge of its legs closes both ends); the next relay is x8 or later."""
+    from types import SimpleNamespace
+
+    from callrouter.media.relays import RelayBook
+
+    w0, w1 = SimpleNamespace(name="w0"), SimpleNamespace(name="w1")
+    written = []
+    book = RelayBook(lambda slot, command: written.append((slot.name, command)))
+    book.adopt(w0, "x7", "a")
+    assert len(book) == 0
+    book.adopt(w1, "x7", "b")
+    assert len(book) == 1 and book.of_pair("b", "a") == "x7"
+    assert book.bridge(w0, "c", w1, "d") == "x8"
+    book.close("x7")
+    assert ("w0", p.RelayClose(relay="x7")) in written and ("w1", p.RelayClose(relay="x7")) in written
