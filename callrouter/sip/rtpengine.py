@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
 import signal
+import socket
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -59,6 +62,7 @@ class RtpengineService(service.Service):
     """One supervised rtpengine (started by callrouter.sip.service.KamailioService with WSS on)."""
 
     name = "rtpengine"
+    ready_timeout = 3.0
 
     def __init__(self, sip: SipSettings, runtime_dir: Path, reactor, *, stop_grace: float = 5.0,
                  restart_delay: float = 2.0) -> None:
@@ -79,10 +83,15 @@ class RtpengineService(service.Service):
         return self._pid
 
     def startService(self) -> None:
+        """Started, and answering on its control port before Kamailio (started next) pings it:
+        a few tens of milliseconds, at most `ready_timeout` s of waiting at start."""
         super().startService()
         self._stopping = False
         self._runtime_dir.mkdir(parents=True, exist_ok=True)
         self._spawn()
+        deadline = time.monotonic() + self.ready_timeout
+        while not answers_ping(self.sip.rtpengine_ng_port) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _spawn(self) -> None:
         self._restart_call = None
@@ -132,6 +141,19 @@ class RtpengineService(service.Service):
             return result
 
         return ended.addBoth(done)
+
+
+def answers_ping(port: int, timeout: float = 0.2) -> bool:
+    """rtpengine answers the ng protocol's `ping` with `pong` on 127.0.0.1:`port`."""
+    cookie = "%08x" % random.getrandbits(32)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(f"{cookie} d7:command4:pinge".encode(), ("127.0.0.1", port))
+            data, _ = s.recvfrom(4096)
+        except OSError:  # refused (nothing there yet) or timed out
+            return False
+    return data.startswith(cookie.encode()) and b"pong" in data
 
 
 def _kill_group(pid: int, sig: int) -> None:

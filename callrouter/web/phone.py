@@ -16,7 +16,7 @@ phone line and her softphone is used.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 from callrouter.ports import UserView
 from callrouter.web.router import Context, Route, guarded

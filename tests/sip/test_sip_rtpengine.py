@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 
 import pytest
@@ -34,19 +32,6 @@ pytestmark = pytest.mark.integration
 RTPENGINE = shutil.which("rtpengine")
 
 
-def ng_ping(port: int, timeout: float = 1.0) -> bool:
-    """rtpengine's ng `ping` answered with `pong` on 127.0.0.1:`port`."""
-    cookie = "%08x" % random.getrandbits(32)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.sendto(f"{cookie} d7:command4:pinge".encode(), ("127.0.0.1", port))
-        try:
-            data, _ = s.recvfrom(4096)
-        except (socket.timeout, ConnectionRefusedError):
-            return False
-    return data.startswith(cookie.encode()) and b"pong" in data
-
-
 def _need_parts() -> None:
     if KAMAILIO is None or RTPENGINE is None:
         pytest.fail("kamailio and rtpengine are needed (scripts/ensure-system-deps)")
@@ -63,19 +48,19 @@ async def test_the_edge_service_starts_rtpengine_with_wss_restarts_it_and_stops_
         assert svc.rtpengine is not None
         svc.startService()
         try:
-            assert await eventually(lambda: ng_ping(sip.rtpengine_ng_port))
+            assert await eventually(lambda: rtpengine.answers_ping(sip.rtpengine_ng_port))
             first = svc.rtpengine.pid
             cmdline = open(f"/proc/{first}/cmdline", "rb").read().split(b"\0")
             assert b"--table=-1" in cmdline and b"--port-min=41000" in cmdline
             os.killpg(first, signal.SIGKILL)
             assert await eventually(lambda: svc.rtpengine.starts == 2 and svc.rtpengine.pid not in (None, first))
-            assert await eventually(lambda: ng_ping(sip.rtpengine_ng_port))
+            assert await eventually(lambda: rtpengine.answers_ping(sip.rtpengine_ng_port))
             second = svc.rtpengine.pid
         finally:
             await svc.stopService()
         assert svc.rtpengine.pid is None and svc.pid is None
         assert await eventually(lambda: not group_alive(first) and not group_alive(second))
-        assert not ng_ping(sip.rtpengine_ng_port)
+        assert not rtpengine.answers_ping(sip.rtpengine_ng_port)
 
 
 def test_without_wss_the_edge_has_no_rtpengine(tmp_path):
@@ -104,7 +89,7 @@ def media_edge(tmp_path_factory):
         rtp = subprocess.Popen(rtpengine.command(sip, workdir / "rtpengine.pid"), stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            assert wait_for(lambda: ng_ping(sip.rtpengine_ng_port)), "rtpengine did not start"
+            assert wait_for(lambda: rtpengine.answers_ping(sip.rtpengine_ng_port)), "rtpengine did not start"
             proc = KamailioProc(workdir, sip, REALM, db.url)
             try:
                 yield proc
