@@ -153,3 +153,28 @@ def test_a_worker_leg_to_a_browser_gets_webrtc_sdp_and_the_worker_gets_plain_rtp
     finally:
         browser.close()
         worker.close()
+
+
+def test_a_secretary_on_a_softphone_and_in_the_browser_gets_plain_sdp_on_one_and_webrtc_on_the_other(media_edge):
+    """One branch per contact: rtpengine only on the browser's."""
+    sip = media_edge.sip
+    browser = WsSipClient(("127.0.0.1", sip.wss_port), bind_ip="127.0.0.72")
+    softphone = SipClient(("127.0.0.1", sip.udp_port), bind_ip="127.0.0.73")
+    worker = SipClient(("127.0.0.1", sip.udp_port), bind_port=sip.worker_ports()[1])
+    try:
+        assert browser.register("alice", SIP_PASSWORD).status == 200
+        assert softphone.register("alice", SIP_PASSWORD).status == 200
+        worker.send(worker.build("INVITE", f"sip:alice@127.0.0.1:{sip.udp_port}", "callrouter",
+                                 "alice", "webrtc-fork-1", 1, body=WORKER_SDP))
+        plain = softphone.receive_request("INVITE", timeout=10)
+        assert plain is not None, "no INVITE reached the softphone"
+        invite = None
+        while invite is None or not invite.startswith("INVITE "):
+            invite = browser.receive_text(timeout=10)
+            assert invite is not None, "no INVITE reached the browser"
+        assert "m=audio 40010 RTP/AVP" in plain and "ice-ufrag" not in plain  # untouched
+        assert "RTP/SAVPF" in invite.split("\r\n\r\n", 1)[1]
+    finally:
+        browser.close()
+        softphone.close()
+        worker.close()
