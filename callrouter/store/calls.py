@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from callrouter.domain.call import mask_number
@@ -49,11 +50,11 @@ class CallRepository:
     def open_call(self, call_id: str, practice: str, number: str, caller: str | None,
                   now: dt.datetime, worker: str | None = None) -> None:
         with self._db.transaction() as s:
-            if s.get(CallRecord, call_id) is not None:
+            if s.execute(_CALL_EXISTS, {"id_": call_id}).first() is not None:
                 return  # a replay
-            s.add(CallRecord(id=call_id, practice=practice, number=number, caller=caller,
-                             node=self._node, worker=worker, arrived_at=now))
-            s.add(CallLeg(call_id=call_id, kind="caller", party=caller, started_at=now))
+            s.execute(_OPEN_CALL, {"id": call_id, "practice": practice, "number": number, "caller": caller,
+                                   "node": self._node, "worker": worker, "arrived_at": now})
+            s.execute(_ADD_LEG, {"call_id": call_id, "kind": "caller", "party": caller, "started_at": now})
         logger.debug("call %s opened for %s from %s", call_id, practice, mask_number(caller))
 
     def ivr_answered(self, call_id: str, now: dt.datetime) -> None:
@@ -190,8 +191,7 @@ class CallRepository:
         # not matched against every record the session holds (a batch holds hundreds): the one
         # record it may hold is read again when next used.
         with self._db.transaction() as s:
-            done = s.execute(update(CallRecord).where(CallRecord.id == call_id).values(**values)
-                             .execution_options(synchronize_session=False))
+            done = s.execute(_set_statement(tuple(sorted(values))), {"id_": call_id, **values})
             if done.rowcount == 0:
                 raise UnknownCall(call_id)
             held = s.identity_map.get(s.identity_key(CallRecord, call_id))
@@ -259,8 +259,26 @@ def _close(s: Session, call: CallRecord, outcome: str, cause: str | None, now: d
     if call.queued_at is not None:
         waited_until = call.answered_at or now
         call.queue_wait_seconds = max(0.0, (waited_until - call.queued_at).total_seconds())
-    s.execute(update(CallLeg).where(CallLeg.call_id == call.id, CallLeg.ended_at.is_(None))
-              .values(ended_at=now, end_cause=cause or outcome))
+    s.execute(_END_LEGS, {"call_id_": call.id, "ended_at": now, "end_cause": cause or outcome})
+
+
+# The recorder's statements, built once: a statement built per write cost more than its execution
+# (SQLAlchemy computes each new statement's cache key). On the table, not the ORM entity: the few
+# records a session holds are not matched against them (_set expires the one it may hold).
+@functools.lru_cache(maxsize=32)
+def _set_statement(columns: tuple[str, ...]):
+    table = CallRecord.__table__
+    return update(table).where(table.c.id == bindparam("id_")).values({c: bindparam(c) for c in columns})
+
+
+_CALLS, _LEGS = CallRecord.__table__, CallLeg.__table__
+_CALL_EXISTS = select(_CALLS.c.id).where(_CALLS.c.id == bindparam("id_"))
+_OPEN_CALL = insert(_CALLS).values({c: bindparam(c) for c in ("id", "practice", "number", "caller", "node", "worker",
+                                                                "arrived_at")})
+_ADD_LEG = insert(_LEGS).values({c: bindparam(c) for c in ("call_id", "kind", "party", "started_at")})
+_END_LEGS = (update(CallLeg.__table__)
+             .where(CallLeg.__table__.c.call_id == bindparam("call_id_"), CallLeg.__table__.c.ended_at.is_(None))
+             .values(ended_at=bindparam("ended_at"), end_cause=bindparam("end_cause")))
 
 
 # --- "calls today", for the controller at start-up -------------------------------------------
