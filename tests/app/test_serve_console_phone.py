@@ -212,6 +212,9 @@ def test_a_call_rings_the_browser_is_answered_with_audio_both_ways_and_hung_up_f
         assert page.text_content("#webphone-mute") == "Réactiver le micro"
         page.click("#webphone-mute")
         page.click("#webphone-keypad [data-digit='5']")
+        page.click("#webphone-settings-open")  # the fake microphone is offered by name
+        page.wait_for_selector("#webphone-mic option:nth-child(2)", state="attached", timeout=10000)
+        assert page.locator("#webphone-speaker option").count() >= 1
         packets = int(body_data(page, "phoneInboundPackets"))
         assert wait_for(lambda: int(body_data(page, "phoneInboundPackets") or 0) > packets + 50, timeout=20)
         assert body_data(page, "phoneCall") == "incall"
