@@ -233,7 +233,8 @@ def test_a_call_rings_the_browser_is_answered_with_audio_both_ways_and_hung_up_f
 
 def test_after_a_network_loss_the_phone_says_so_re_registers_by_itself_and_the_next_call_rings(served, chromium):
     """The page's WebSocket to the edge is cut and new ones refused for a few seconds (Playwright
-    stands between the page and the edge), then let through again."""
+    stands between the page and the edge), then let through again. Every wait here goes through
+    Playwright, which relays the page's WebSocket only while it is called."""
     acd = served
     context = chromium.new_context(ignore_https_errors=True)
     page = context.new_page()
@@ -256,7 +257,7 @@ def test_after_a_network_loss_the_phone_says_so_re_registers_by_itself_and_the_n
         assert wait_for(lambda: body_data(page, "phone") == "lost", timeout=20)
         assert "reconnexion" in page.text_content("#webphone-state")
         shot(page, "5-network-lost")
-        time.sleep(3)  # a few seconds without network: its reconnection attempts are refused
+        page.wait_for_timeout(3000)  # a few seconds without network: its reconnection attempts are refused
         assert body_data(page, "phone") == "lost"
         network["up"] = True
         assert wait_for(lambda: body_data(page, "phone") == "registered", timeout=40), page.text_content("#webphone-state")
@@ -269,7 +270,9 @@ def test_after_a_network_loss_the_phone_says_so_re_registers_by_itself_and_the_n
         page.wait_for_selector("#webphone-incoming:not([hidden])", timeout=60000)
         page.click("#webphone-answer")
         page.wait_for_selector("#webphone-incall:not([hidden])", timeout=20000)
-        assert run.wait(60) == 0, run.errors()
+        # Waiting through Playwright: the sync API relays the page's WebSocket only while called.
+        assert wait_for(lambda: body_data(page, "phone") and run.proc.poll() is not None, timeout=60)
+        assert run.wait(5) == 0, run.errors()
         assert wait_for(lambda: body_data(page, "phoneCall") == "idle", timeout=20)
         assert "Appel terminé" in page.text_content("#webphone-peer")
     finally:
