@@ -205,7 +205,9 @@ def phases(tmp: Path, s: dict, svc: ServeProcess, floor: RelayFloor, phones: sl.
         if base.latency()["p50"] and ours.latency()["p50"]:
             ratio = round(ours.latency()["p50"] / base.latency()["p50"], 2)
         out["latency"][str(rate)] = {"floor": base.summary(), "callrouter": ours.summary(),
-                                     "p50_ratio_to_floor": ratio, "cpu_pct_of_core": cpu}
+                                     "p50_ratio_to_floor": ratio, "cpu_pct_of_core": cpu,
+                                     # this machine may be running other work: its 1-min load average
+                                     "load_average_1m": round(os.getloadavg()[0], 2)}
         time.sleep(3)
     return out
 
@@ -301,6 +303,14 @@ def compared(result: dict, s: dict) -> list[str]:
     return lines
 
 
+def ms_per_call(entry: dict, group: str) -> float | None:
+    """CPU of `group` per call that went through, in ms, from a latency phase's figures."""
+    load = entry.get("callrouter", {})
+    if not load.get("successful"):
+        return None
+    return round(entry.get("cpu_pct_of_core", {}).get(group, 0.0) * 10.0 * load["wall_s"] / load["successful"], 2)
+
+
 def verdicts(result: dict, s: dict) -> dict[str, str]:
     """Why each target came out as it did, from the figures of the run."""
     lat = result["latency"]
@@ -313,9 +323,11 @@ def verdicts(result: dict, s: dict) -> dict[str, str]:
         "p50_within_2x_floor_at_100cps":
             f"p50 {c100.get('p50')} ms against the floor's {f100.get('p50')} ms: the floor is a SIPp phone behind a bare "
             f"relay; here the INVITE goes through the edge's checks (sanity, flood, dispatcher, dialog), a worker "
-            f"(about 1 ms from the INVITE to its report, 1 ms from the answer command to the 200) and the controller's "
-            f"routing, records and events between the two (2-6 ms, traced with strace), one Python thread at "
-            f"{cpu100.get('controller')}% of a core at 100 calls/s on this 2-core machine",
+            f"(about 1 ms from the INVITE to its report, 1 ms from the answer command to the 200: the worker alone "
+            f"is past twice the floor, {round(2 * (f100.get('p50') or 0), 3)} ms, so with a worker process and a "
+            f"controller in the path the target cannot be met) and the controller's routing, records and events "
+            f"between the two, one Python thread at {cpu100.get('controller')}% of a core at 100 calls/s "
+            f"({ms_per_call(at100, 'controller')} ms of CPU per call) on this 2-core machine",
         "p99_under_10ms_at_100cps":
             f"p99 {c100.get('p99')} ms: the controller at {cpu100.get('controller')}% of a core, the workers at "
             f"{cpu100.get('workers')}% and the edge at {cpu100.get('kamailio')}% share two cores, and workers are "
@@ -326,8 +338,10 @@ def verdicts(result: dict, s: dict) -> dict[str, str]:
              f"Python thread, would need about twice its {cpu100.get('controller')}% of a core at 100 calls/s and got "
              f"{(cpub or {}).get('controller')}% (the workers {(cpub or {}).get('workers')}%, the edge "
              f"{(cpub or {}).get('kamailio')}%): the two cores saturate, answers come late, the edge gives up on the "
-             f"workers (408, 503) and callers retransmit; the pool grew to its ceiling because calls stayed longer. "
-             f"Refusing early at the edge once the controller lags would fail fewer calls than answering late"
+             f"workers (408, 503) and callers retransmit. "
+             + (f"The edge refused new calls {result.get('pool', {}).get('shed_episodes')} time(s) while the controller "
+                f"lagged {result['media'].get('shed_lag_ms')} ms or more (503 with Retry-After, counted above)"
+                if result.get("media", {}).get("shed_lag_ms") else "New calls were never refused for the controller's lag")
              if s["burst_rate"] == 200 else f"the short run stops at {s['burst_rate']} calls/s"),
         "held_zero_failures": (f"{result['held'].get('failed')} failed of {result['held'].get('calls')}"
                                + (" (the short run holds fewer than the 250 of the target)"
@@ -361,7 +375,9 @@ def finish(result: dict, s: dict) -> dict:
         f, c = entry["floor"]["invite_to_200_ms"], entry["callrouter"]["invite_to_200_ms"]
         summary.append(f"{rate} calls/s: floor p50 {f['p50']} ms p99 {f['p99']} ms; callrouter p50 {c['p50']} ms "
                        f"p99 {c['p99']} ms (x{entry['p50_ratio_to_floor']}), "
-                       f"{entry['callrouter']['failed']} of {entry['callrouter']['calls']} failed")
+                       f"{entry['callrouter']['failed']} of {entry['callrouter']['calls']} failed; controller "
+                       f"{ms_per_call(entry, 'controller')} ms of CPU per call; machine load average "
+                       f"{entry.get('load_average_1m')} (2 cores: above 2, other work was running)")
     h, b, i = result["held"], result["bridged"], result["idle"]
     summary += [
         f"idle: {i['workers']} workers, {i['worker_cpu_pct_each']}% of a core and "
@@ -371,7 +387,7 @@ def finish(result: dict, s: dict) -> dict:
         + (f" ({h['error']})" if "error" in h else ""),
         f"bridged: {b.get('successful')}/{b.get('calls')} ok, {b.get('legs_with_audio_both_ways')} with audio both "
         f"ways; per call {b.get('cpu_pct_per_bridged_call')} % of a core" + (f" ({b['error']})" if "error" in b else ""),
-        f"targets met: {sum(met.values())}/{len(met)} ({', '.join(k for k, v in met.items() if not v) or 'all'})",
+        f"targets met: {sum(met.values())}/{len(met)} (not met: {', '.join(k for k, v in met.items() if not v) or 'none'})",
     ]
     summary += [f"not met, {name}: {why}" for name, why in result["why_not_met"].items()]
     summary += compared(result, s)
