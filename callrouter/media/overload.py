@@ -6,10 +6,12 @@ callers retransmit their INVITEs into the backlog, and many more calls fail than
 (bench/results/bench_calls.json at 200 calls/s). A call refused at once fails cleanly instead:
 the caller's network may try again after `Retry-After`, and the calls already in are answered.
 
-So the guard measures the reactor's lag, how late a timer due every PERIOD_S fires, and past
-`media.shed_lag_ms` tells the edge to refuse every new call (`EdgeDispatch.shed`: 503 with
-Retry-After, one RPC, no worker touched). Once the lag stayed under half of it for HOLD_S, the
-edge takes new calls again. `media.shed_lag_ms: 0` (the default) turns the guard off.
+So the guard measures the reactor's lag, how late a timer due every PERIOD_S fires, and once it
+was `media.shed_lag_ms` or more LATE_TICKS times in a row (a controller that stays behind, not one
+long turn: a worker's start, a garbage collection) tells the edge to refuse every new call
+(`EdgeDispatch.shed`: 503 with Retry-After, one RPC, no worker touched). Once the lag stayed under
+half of it for HOLD_S, the edge takes new calls again. `media.shed_lag_ms: 0` (the default) turns
+the guard off.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from twisted.internet import defer
 logger = logging.getLogger("callrouter.media.pool")
 
 PERIOD_S = 0.05
-HOLD_S = 2.0
+LATE_TICKS = 3
+HOLD_S = 1.0
 
 
 class LagGuard:
@@ -33,6 +36,7 @@ class LagGuard:
         self._timer: Any = None
         self._due = 0.0
         self._calm_since: float | None = None
+        self._late = 0  # ticks late by lag_s or more in a row
         self.shedding = False
         self.episodes = 0
         self.lag_s = 0.0  # the last measured
@@ -56,9 +60,10 @@ class LagGuard:
         lag = self.lag_s = max(0.0, now - self._due)
         self.lag_max_s = max(self.lag_max_s, lag)
         self._next()
-        if lag >= self._lag_s:
+        self._late = self._late + 1 if lag >= self._lag_s else 0
+        if self._late:
             self._calm_since = None
-            if not self.shedding:
+            if not self.shedding and self._late >= LATE_TICKS:
                 self.shedding, self.episodes = True, self.episodes + 1
                 logger.error("the controller is %.0f ms behind its calls: new calls are refused at the edge (503, "
                              "Retry-After) until it catches up", lag * 1000)
