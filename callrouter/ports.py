@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 OUTCOMES = ("answered", "abandoned", "voicemail", "overflow", "callback_requested", "announced",
             "failed", "rejected")
 # The parties a call is made of.
-LEG_KINDS = ("caller", "worker", "secretary", "on_call")
+LEG_KINDS = ("caller", "worker", "secretary", "on_call", "transfer")  # transfer: a colleague taking over the call
 
 
 @runtime_checkable

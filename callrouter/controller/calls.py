@@ -32,6 +32,7 @@ from callrouter.controller.offers import Offers
 from callrouter.controller.player import PromptPlayer, SessionTimers
 from callrouter.controller.session import CONNECTABLE, CallSession, State
 from callrouter.controller.settings import ControllerSettings
+from callrouter.controller.transfer import Transfers
 from callrouter.domain.call import Call, mask_number
 from callrouter.domain.decision import Decision
 from callrouter.domain.routing import Router
@@ -65,6 +66,7 @@ class CallController:
         self.callbacks = CallbackDesk(ctx, desk, self.line, legs, self.counts.zone, lambda: router().dialplans, tasks)
         self.flow = Flow(ctx, self.line, self.offers, self.callbacks, self, self._other_legs,
                          escalate or (lambda s, tier: None))
+        self.transfers = Transfers(ctx, desk, self.line, self.counts, self.sessions, self._other_legs, self.hangup)
         legs.take_calls(self._incoming)
         desk.when_available(self.line.dispatch)
 
@@ -148,6 +150,8 @@ class CallController:
 
     def _other_leg_event(self, s: CallSession, leg: str, ev: Any) -> None:
         if isinstance(ev, p.LegState) and ev.state == "confirmed":
+            if self.transfers.answered(s, leg):
+                return
             if (s.state is State.RINGING and leg in s.offers) or (s.state is State.FORWARDING and leg == s.other_leg):
                 self.offers.connected(s, leg)
         elif isinstance(ev, p.LegEnded):
@@ -160,6 +164,8 @@ class CallController:
 
     def _other_leg_ended(self, s: CallSession, leg: str, ev: p.LegEnded) -> None:
         ctx = self.ctx
+        if self.transfers.leg_ended(s, leg, f"{ev.code} {ev.reason}".strip()):
+            return
         if leg in s.offers:
             # A dial our own worker could not place (no call slot left) is not her missed call:
             # the call waits a moment before the next offer instead of going round at once.
@@ -209,6 +215,7 @@ class CallController:
         state_before = s.state
         s.state = State.ENDED
         s.timers.close()
+        self.transfers.call_ended(s)
         self.line.leave(s)
         for leg in s.legs:
             ctx.send(s.worker, p.Hangup(leg, 487))

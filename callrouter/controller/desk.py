@@ -212,6 +212,12 @@ class Desk:
         secretary.count_answer(call_id, utc_from_clock(self.reactor))
         self.count()
 
+    def took_over(self, secretary: Secretary) -> None:
+        """She took over a call a colleague had answered: on a call, not one more answered today."""
+        secretary.missed = 0
+        secretary.activity = "on_call"
+        self._changed(secretary)
+
     def missed(self, secretary: Secretary) -> None:
         secretary.missed += 1
         limit = self.settings.max_missed_offers

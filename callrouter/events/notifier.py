@@ -124,6 +124,14 @@ class EventNotifier:
                    waited_s=round(waited_s, 1) if waited_s is not None else None)
 
     @_never_raises
+    def call_transfer(self, call_id: str, practice: str, state: str, *, from_secretary: str, to_secretary: str,
+                      by: str | None = None, cause: str | None = None) -> None:
+        """A call handed from one secretary to a colleague: `transferring`, then `transferred` (she
+        took it) or `transfer_failed` (back to the first one, with the cause)."""
+        self._call(call_id, practice, state, secretary=topics.secretary_id(from_secretary),
+                   to=topics.secretary_id(to_secretary), by=by, cause=cause)
+
+    @_never_raises
     def call_ended(self, call_id: str, practice: str, outcome: str, cause: str | None = None) -> None:
         self._call(call_id, practice, "ended", outcome=outcome, cause=cause)
 
