@@ -34,23 +34,13 @@ from callrouter.controller.session import CallSession, State
 from callrouter.domain import transfer as rules
 from callrouter.domain.errors import UnknownCall
 from callrouter.domain.serving import Secretary
+from callrouter.domain.transfer import NotYourCall, TransferRefused
 from callrouter.media import protocol as p
 
 logger = logging.getLogger(__name__)
 
 TRANSFERRED = "transferred"  # the end cause of the first secretary's leg once her colleague took over
-
-
-class TransferRefused(Exception):
-    """The transfer asked cannot be made; `refusal` says why (in French, with its HTTP status)."""
-
-    def __init__(self, refusal: rules.Refusal) -> None:
-        super().__init__(refusal.message)
-        self.refusal = refusal
-
-
-class NotYourCall(Exception):
-    """A secretary asked to transfer a call she is not on."""
+__all__ = ["Transfers", "NotYourCall", "TransferRefused", "TRANSFERRED"]
 
 
 @dataclass(eq=False)

@@ -47,6 +47,18 @@ class Refusal:
         return STATUS[self.code]
 
 
+class TransferRefused(Exception):
+    """The transfer asked cannot be made; `refusal` says why (in French, with its HTTP status)."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
+class NotYourCall(Exception):
+    """A secretary asked to transfer a call she is not on."""
+
+
 def can_take(secretary: Secretary) -> bool:
     """She could be offered a call right now."""
     return secretary.reachable and not secretary.busy

@@ -24,6 +24,7 @@ from callrouter.web.ports import AuditTrail, CallRecords, UserDirectory
 from callrouter.web.serialise import CSV_COLUMNS, csv_rows, serialise_call, serialise_entry
 from callrouter.web.secretaries import SecretaryApi, secretary_routes
 from callrouter.web.tasks import TaskApi, task_routes
+from callrouter.web.transfers import CallTransfers, TransferApi, transfer_routes
 from callrouter.web.router import Context, Route, Router, check_practice, filters
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ class Api:
     practice_cards: Callable[[str], dict | None] | None = None
     secretary_states: SecretaryApi | None = None  # None: the live secretary routes answer 503
     tasks: TaskApi | None = None  # None: the callback task routes answer 503
+    # The call controller's transfers (its secretary states' thread hop is used); None: the routes answer 503.
+    call_transfers: CallTransfers | None = None
 
     # --- session -------------------------------------------------------------------------------
 
@@ -235,7 +238,13 @@ class Api:
             Route("GET", "/api/practices/{practice}/card", self.practice_card, (("calls", "read"),)),
             *escalation_routes(self.escalations),
             *task_routes(self.tasks),
+            *transfer_routes(self._transfers()),
         ]
+
+    def _transfers(self) -> TransferApi | None:
+        if self.call_transfers is None or self.secretary_states is None:
+            return None
+        return TransferApi(self.audit, self.call_transfers, self.secretary_states.in_reactor, self.users)
 
     def router(self) -> Router:
         return Router(self.routes(), self.users.authenticate)

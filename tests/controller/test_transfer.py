@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from callrouter.controller.transfer import NotYourCall, TransferRefused
+from callrouter.domain.transfer import NotYourCall, TransferRefused
 from callrouter.domain.errors import UnknownCall
 from callrouter.domain.kpis import CallFact, classify
 from callrouter.media import protocol as p
