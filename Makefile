@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test bench check system-deps venv prompts clean observe fuzz-sip soak schemathesis
+.PHONY: run demo test bench check system-deps venv prompts clean observe fuzz-sip soak schemathesis fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -79,8 +79,20 @@ schemathesis: system-deps venv prompts
 	SCHEMATHESIS_EXAMPLES=$(EXAMPLES) SCHEMATHESIS_RESULTS=bench/results/schemathesis.json \
 		$(BIN)/python -m pytest -q -p no:cacheprovider tests/web/test_schemathesis.py
 
-# Long runs that do not fit in `make test`; each adds itself as a prerequisite.
+# Coverage-guided fuzzing (atheris) of the dialplan loader, the iCalendar reader and the SIP
+# message parser (fuzz/targets.py), FUZZ_SECONDS each from the seeds in fuzz/corpus/<target>/;
+# executions, coverage and crashes in bench/results/fuzz.json (crashing inputs in var/fuzz/crashes/).
+fuzz: FUZZ_SECONDS ?= 60
+fuzz: venv
+	$(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS) --out bench/results/fuzz.json
+
+# Long runs that do not fit in `make test`; each adds itself as a prerequisite. Then a real
+# `callrouter serve` taking steady calls into the menu and bridged to SIPp secretaries for DURATION
+# seconds, the RSS, open files and threads of its processes sampled and required flat within 5%
+# after the warm-up (bench/soak.py); results in bench/results/soak.json.
+soak: DURATION ?= 1800
 soak: fuzz-sip
+	$(BIN)/python -m bench.soak --duration $(DURATION) --out bench/results/soak.json
 
 clean:
 	rm -rf $(VENV) var prompts/build .pytest_cache .hypothesis

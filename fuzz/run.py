@@ -134,6 +134,9 @@ def main(argv: list[str]) -> int:
               f"{outcome['coverage_features']} features, {len(outcome['crashes'])} crashes", flush=True)
     crashes = sum(len(t["crashes"]) for t in result["targets"].values())
     result["crashes"] = crashes
+    # What earlier runs found, fixed since and kept in the corpus (each also a test of its area).
+    result["regression_inputs"] = {target: [p.name for p in sorted((CORPUS / target).glob("regression-*"))]
+                                   for target in TARGETS}
     result["summary"] = [f"{name}: {t['execs']} inputs in {t['seconds']} s, {t['coverage_edges']} edges, "
                          f"{len(t['crashes'])} crashes" for name, t in result["targets"].items()]
     result["_meta"] = {"ran_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),

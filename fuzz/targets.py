@@ -85,6 +85,8 @@ def ical(data: bytes) -> None:
 def sip(data: bytes) -> None:
     text = data.decode("utf-8", "surrogateescape")  # as SWIG hands pjsua2's message over
     summary = summarise_invite(text)
+    for value in (summary.number, summary.caller):  # logged (masked), stored, matched against numbers
+        assert not any(c < " " or c == "\x7f" for c in value), value  # no control character (sipmsg)
     report = p.IncomingCall(leg="w0-1-1", sip_call_id=summary.call_id, from_uri=summary.from_uri,
                             to_uri=summary.to_uri, number=summary.number, caller=summary.caller,
                             caller_name=summary.caller_name, headers=dict(summary.headers))
