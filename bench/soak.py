@@ -21,7 +21,9 @@ service recorded it as failed or never closed it.
 
 The pool is fixed (`workers_min == workers_max`), so that every sample holds the same processes.
 Results, with the samples, the verdicts and the parameters, go to bench/results/soak.json; the exit
-status is 1 when a measure grew past the tolerance, a call failed or a worker was restarted.
+status is 1 when a measure grew past the tolerance, a call failed, a worker was restarted, a call
+slot stayed taken once the calls were over (the pool's free slots before and after), or a process
+outlived the service.
 """
 
 from __future__ import annotations
