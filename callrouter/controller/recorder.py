@@ -172,7 +172,6 @@ class CallRecorder:
                 self._sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
 
-
     def _write(self, name: str, args: tuple, kwargs: dict) -> None:
         if name == "_call":
             fn, fargs, fkwargs = args
