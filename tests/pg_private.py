@@ -70,7 +70,9 @@ class PrivatePostgres:
         return int((self.data / "postmaster.pid").read_text().split()[0])
 
     def _signal_all(self, sig: int) -> None:
-        """The postmaster and its children (each backend is its own process)."""
+        """The postmaster and its children (each backend is its own process); none when stopped."""
+        if not (self.data / "postmaster.pid").exists():
+            return
         main = self.pid()
         pids = [main] + [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == main]
         for pid in pids:

@@ -29,6 +29,8 @@ from sqlalchemy import func, select
 from callrouter.devtools import sipp as scen
 from callrouter.devtools.sipp_xml import uas_reply
 from callrouter.devtools.serve import ServeProcess, base_config, free_udp_port
+from callrouter.controller.recorder import CallRecorder
+from callrouter.store.calls import CallQuery, CallRepository
 from callrouter.store.db import Database
 from callrouter.store.models_team import SecretaryStateChange
 from tests.app.acd_support import Practice, offered_call_ids
@@ -149,6 +151,7 @@ def test_postgresql_down_under_load_loses_no_call_and_no_record(outage_service, 
         answered_before = sum(s.received("ACK") for s in secretaries)
         time.sleep(OUTAGE_S)
         answered_during = sum(s.received("ACK") for s in secretaries) - answered_before
+        backlog = svc.metrics()["callrouter_call_record_backlog"]  # about 12 writes a call: all kept
         declined_during = away.received("INVITE")
         private_pg.start()
         up_at = dt.datetime.now(dt.timezone.utc)
@@ -157,6 +160,7 @@ def test_postgresql_down_under_load_loses_no_call_and_no_record(outage_service, 
             code = run.wait(120)
             assert code == 0, f"patients' SIPp exit {code} (a call failed): {run.errors()}"
         assert answered_during > 0, "no call answered while PostgreSQL was down"
+        assert backlog > 0, "no call-record write waited for PostgreSQL: was it down?"
         assert declined_during == 1, declined_during  # paused at once (max_missed_offers 1)
         for run in patients:  # its -m calls all successful: each answered (200) and ended by the service's BYE
             assert run.received("BYE") >= CALLS_EACH, run.received("BYE")
@@ -193,3 +197,49 @@ def test_postgresql_down_under_load_loses_no_call_and_no_record(outage_service, 
             run.kill()
         for sink in sinks:
             sink.close()
+
+
+@pytest.mark.parametrize("outage", ["crash", "freeze"])
+def test_the_call_recorder_keeps_its_writes_through_a_dead_or_hung_postgresql(private_pg, outage):
+    """The recorder alone on the private PostgreSQL, crashed (connections refused) or frozen
+    (SIGSTOP: connections accepted and never answered, each write hangs): calls opened and closed
+    meanwhile are all stored once it is back, once each, in order (no leg left open)."""
+    db = Database.from_url(private_pg.url)
+    db.upgrade()
+    recorder = CallRecorder(CallRepository(db), max_backoff_s=1.0)
+    recorder.start()
+    try:
+        def call(n: int) -> None:
+            now = dt.datetime.now(dt.timezone.utc)
+            call_id = f"{outage}-{n}"
+            recorder.open_call(call_id, "pg-queue", QUEUE.number, "+33612000000", now, worker="w0")
+            recorder.leg_started(call_id, f"{call_id}-caller", "caller", "+33612000000", now)
+            recorder.queued(call_id, "general", now)
+            recorder.leg_started(call_id, f"{call_id}-s", "secretary", "sip:s@127.0.0.1", now)
+            recorder.answered(call_id, "sip:s@127.0.0.1", now)
+            recorder.leg_ended(f"{call_id}-s", "200 OK", now)
+            recorder.leg_ended(f"{call_id}-caller", "200 OK", now)
+            recorder.close_call(call_id, "answered", now)
+
+        call(0)
+        assert recorder.flush(30)
+        down, up = (private_pg.stop, private_pg.start) if outage == "crash" else (private_pg.freeze, private_pg.thaw)
+        down()
+        for n in range(1, 21):
+            call(n)
+            time.sleep(0.2)
+        assert recorder.pending() > 0  # waiting for the database
+        up()
+        assert recorder.flush(60), f"{recorder.pending()} writes still queued"
+        records = CallRepository(db).query(CallQuery(limit=100))
+        assert sorted(r.id for r in records) == sorted(f"{outage}-{n}" for n in range(21))
+        for record in records:
+            assert record.outcome == "answered" and record.secretary == "sip:s@127.0.0.1", record
+            assert sorted(leg.kind for leg in record.legs) == ["caller", "secretary"], record.legs
+            assert all(leg.end_cause == "200 OK" for leg in record.legs), record.legs
+        if outage == "crash":
+            assert recorder.failures > 0
+    finally:
+        private_pg.thaw()  # a frozen server would hold the recorder's stop
+        recorder.stop(5)
+        db.dispose()
