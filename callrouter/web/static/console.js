@@ -9,6 +9,7 @@ import * as notify from "/static/console.notify.js";
 import { focusTiers, loadOnCall, setup as setupOnCall } from "/static/console.oncall.js";
 import * as shortcuts from "/static/console.shortcuts.js";
 import * as tasks from "/static/console.tasks.js";
+import * as transfer from "/static/console.transfer.js";
 import * as voicemail from "/static/console.voicemail.js";
 
 const STATES = {
@@ -91,7 +92,10 @@ async function refreshCall() {
   const { call } = await api("GET", "/api/secretaries/me/call");
   if (call) {
     showPop(call, false);
-    if (me && me.state === "on_call") card.markAnswered(since ? since.toISOString() : null);
+    if (me && me.state === "on_call") {
+      card.markAnswered(since ? since.toISOString() : null);
+      transfer.onCall(call.call_id);
+    }
   }
 }
 
@@ -116,6 +120,7 @@ function change(action, body) {
 }
 
 function onCallEvent(payload) {
+  transfer.onCallEvent(payload);
   const shown = card.current();
   if (!shown || payload.call_id !== shown.pop.call_id) {
     if (payload.state === "ended" && shown && payload.practice === shown.pop.practice) refreshDayCalls();
@@ -123,10 +128,21 @@ function onCallEvent(payload) {
   }
   if (payload.state === "answered") {
     if (me && payload.secretary !== me.id) card.markTaken();
-    else card.markAnswered(payload.at);
+    else {
+      card.markAnswered(payload.at);
+      transfer.onCall(payload.call_id);
+    }
+  } else if (payload.state === "transferred" && me) {
+    if (payload.to === me.id) { // she took it over from a colleague
+      card.markAnswered(payload.at);
+      transfer.onCall(payload.call_id);
+    } else if (payload.secretary === me.id) card.markTaken();
+  } else if (payload.state === "transfer_failed" && me && payload.to === me.id) {
+    card.markTaken(); // not taken: the call went back to her colleague
   } else if (payload.state === "queued" && payload.secretary === undefined && shown.status === "ringing") {
     card.clearCard(); // put back in line (not taken in time): the card leaves her screen
   } else if (payload.state === "ended") {
+    transfer.onCall(null);
     card.markEnded(payload.at);
     refreshDayCalls();
   }
@@ -253,6 +269,7 @@ async function start() {
       signedOut(false);
     }));
   setupOnCall();
+  transfer.setup();
   notify.setup();
   shortcuts.setup(shortcutActions());
   const { ids, names } = await practicesOf(session);

@@ -1,13 +1,14 @@
 // The console's phone: JsSIP registered at the edge over secure WebSocket as the signed-in
 // secretary (GET /api/phone: her username and HA1, the edge's WSS port), so calls reach her in
 // the browser as they reach a softphone. Ringing, answer, hang-up, mute, hold, DTMF (RFC 4733),
-// transfer to a colleague (REFER), microphone and speaker choice, call quality; after a network
+// transfer to a colleague (asked of the service: POST /api/calls/{id}/transfer), microphone and speaker choice, call quality; after a network
 // loss JsSIP reconnects by itself and re-registers, and the state line says so meanwhile.
 // The page records what it does on <body> (data-phone, data-phone-call) for checks.
 import JsSIP from "/static/jssip.js";
 import { api } from "/static/api.js";
 import { $, clock } from "/static/console.format.js";
 import * as media from "/static/console.phone.media.js";
+import * as transfer from "/static/console.transfer.js";
 
 let ua = null;
 let conf = null;
@@ -186,16 +187,12 @@ function wire() {
     if (session.isOnHold().local) session.unhold();
     else session.hold();
   });
+  // The service hands the call to the colleague (the patient on hold meanwhile): no SIP REFER.
+  $("webphone-transfer-to").addEventListener("focus", () => transfer.open($("webphone-transfer-to"), null));
   $("webphone-transfer").addEventListener("click", () => {
-    const to = $("webphone-transfer-to").value;
-    if (!session || !to) return;
+    if (!session) return;
     fail("");
-    session.refer(`sip:${to}@${location.hostname}`, {
-      eventHandlers: {
-        failed: () => fail("Transfert refusé : l'appel reste avec vous."),
-        requestFailed: () => fail("Transfert refusé : l'appel reste avec vous."),
-      },
-    });
+    transfer.send($("webphone-transfer-to"));
   });
 }
 
