@@ -183,6 +183,9 @@ def test_postgresql_down_under_load_loses_no_call_and_no_record(outage_service, 
             assert all(leg.ended_at is not None for leg in record.legs), record
             ours = [leg for leg in record.legs if leg.kind == "secretary" and leg.party != away_uri]
             assert [leg.party for leg in ours] == [record.secretary], record.legs
+            assert [leg.kind for leg in record.legs].count("caller") == 1, record.legs
+            menu = [("triage", "3")] if record.practice == MENU.name else []
+            assert [(a.menu, a.digit) for a in record.ivr_answers] == menu, record.ivr_answers
         during = [r for r in records if down_at <= r.answered_at <= up_at]
         assert during, "no record answered during the outage"
 
