@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from types import SimpleNamespace
 from typing import Any, Callable
 
 from twisted.application.internet import TCPServer, TimerService
@@ -341,7 +342,7 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
                        known_practice=lambda practice: practice in registry.dialplans,
                        call_now=lambda view, who: from_thread(controller.callbacks.call_now, view, who))
     api = Api(users, calls, audit, registry, dt.timedelta(minutes=settings.auth.token_ttl_minutes), escalation_api,
-              card_of, SecretaryApi(audit, desk, from_thread), task_api, controller.transfers)
+              card_of, SecretaryApi(audit, desk, from_thread), task_api)
     console = ConsoleApi(users, ConsoleSessions(ConsoleSessionRepository(db), users,
                                                 dt.timedelta(minutes=settings.http.console.inactivity_minutes),
                                                 secure_cookie=settings.http.console.cookie_secure or settings.http.tls),
@@ -380,7 +381,8 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
         CallCountsService(db, controller), recording.service,
         edge, registrations,
         forwarding_watch.lead, forwarding_watch.service,  # its calls need the media plane, their return the edge
-        *observers(settings, metrics, lambda: registry.dialplans, desk.queues, pool, db.engine, edge, reactor),
+        *observers(settings, metrics, lambda: registry.dialplans, desk.queues, pool, db.engine,
+                   edge or (SimpleNamespace(pid=None) if settings.sip.enabled else None), reactor),  # apart: RPC probed
         weekly_reports,
         admin_service(settings.http, api, reactor, purge, console=console, hub=console_hub,
                       oncall=OnCallApi(dialplan_of, tier_label), team=team_api, wallboard=wallboard,

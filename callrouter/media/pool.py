@@ -110,7 +110,7 @@ class MediaPool(service.Service):
 
     def _found(self, workers: list) -> None:
         if self.running:
-            self.taken_over.extend(take_over(self, self._link, workers))
+            take_over(self, self._link, workers, self.taken_over)
             self.resizer.start()
 
     def stopService(self) -> defer.Deferred:

@@ -48,10 +48,12 @@ class WorkerStatus:
     restarts: int = 0
 
 
-def take_over(pool: Any, link: Any, workers: list) -> list[str]:
-    """The workers the media service already runs (channel.LiveWorker) put in their positions:
-    each attached (its ready line replayed), then asked for its live legs; returns those asked."""
-    settings, asked = pool.settings, []
+def take_over(pool: Any, link: Any, workers: list, asked: list[str]) -> None:
+    """The workers the media service already runs (channel.LiveWorker) put in their positions,
+    every one held before any is ready (a ready worker makes the pool grow into the free
+    positions); then each ready line replayed and each worker asked for its live legs (named in
+    `asked` beforehand, so whoever waits for their reports knows them once the pool is ready)."""
+    settings, found = pool.settings, []
     for worker in sorted(workers, key=lambda w: w.worker):
         index = int(worker.worker[1:]) if worker.worker[1:].isdigit() else -1
         if not 0 <= index < settings.workers_max:
@@ -66,12 +68,14 @@ def take_over(pool: Any, link: Any, workers: list) -> list[str]:
         slot.timer = pool._reactor.callLater(settings.ready_timeout_seconds, pool._ready_timeout, slot)
         logger.info("media worker %s taken over (pid %s)", slot.name, worker.pid)
         slot.transport = link.attach(worker, WorkerProcess(pool, slot))
+        found.append((slot, worker))
+        if worker.ready is not None:
+            asked.append(slot.name)
+    for slot, worker in found:
         if worker.ready is not None:
             slot.transport.proto.outReceived(worker.ready + b"\n")
         if slot.state == "ready":
             pool._write(slot, p.ReportLegs())
-            asked.append(slot.name)
-    return asked
 
 
 def reported(pool: Any, slot: WorkerSlot, event: p.LegReport) -> None:

@@ -139,6 +139,7 @@ def test_restarting_the_controller_alone_drops_no_call(tmp_path, prompts_built):
         music = waiting_rtp.audible()
         svc.start_controller()
         svc.wait_log("re-adopted 2 call(s)", timeout=30)
+        svc.wait_metric("callrouter_edge_up", lambda v: v == 1)  # the edge apart, probed over its RPC
 
         assert audible_after(waiting_rtp, music, 25), "the waiting patient hears no music after the restart"
         heard = secretary_rtp.audible()
