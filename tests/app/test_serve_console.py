@@ -91,6 +91,7 @@ class DiaryPractice(Practice):
 
 PRACTICE = DiaryPractice("acd-console", "+33100000131", ("lea", "maud"), menu=True)
 GARDE = DiaryPractice("acd-console-garde", "+33100000132", ("nina",), menu=True, people=MARTIN + ON_CALL)
+XFER = DiaryPractice("acd-console-xfer", "+33100000133", ("olga", "pia"))  # a call handed to a colleague
 
 
 class SmsGateway(http.server.ThreadingHTTPServer):
@@ -137,7 +138,7 @@ def gateway():
 @pytest.fixture(scope="module")
 def acd(tmp_path_factory, prompts_built, browser, gateway):
     escalation = {"enabled": True, "ack_secret": "test-secret", "sms_url": gateway.url}
-    with running_acd(tmp_path_factory.mktemp("console"), [PRACTICE, GARDE], login_required=True,
+    with running_acd(tmp_path_factory.mktemp("console"), [PRACTICE, GARDE, XFER], login_required=True,
                      escalation=escalation) as acd:
         yield acd
 
@@ -427,6 +428,45 @@ def test_a_call_notified_in_the_background_then_tasks_an_escalation_and_shortcut
     page.keyboard.press("Escape")
     page.wait_for_selector("#idle:not([hidden])")
     assert errors == [], errors
+
+
+def test_transferer_hands_the_call_to_a_colleague_from_the_card(acd, browser):
+    """olga, on a call, clicks « Transférer » on the card: the list has pia (free, covering the
+    practice); « Transfert vers Pia… » while pia's phone rings, then « Appel transféré à Pia. »."""
+    olga, pia = acd.softphone("olga"), acd.softphone("pia")
+    olga.register()
+    pia.register()
+    context = browser.new_context(locale="fr-FR", viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    try:
+        errors = sign_in_enrolling(page, acd, "olga")
+        page.wait_for_selector("#phone:text('Téléphone connecté')", timeout=20000)
+        page.click("#login")
+        page.wait_for_selector("#state[data-state=available]")
+        status, me = acd.api("POST", "/api/secretaries/me/login", acd.sign_in("pia"))  # idle for less long
+        assert status == 200, me
+        olga.take([("answer", 500, 0)])  # hung up by the service once pia took the call
+        pia.take([("answer", 1500, 0)])
+        acd.patient("acd-console-xfer", "+33619000133", [("pause", 7000)], end="bye")
+        page.wait_for_selector("#card[data-status=in_call]", timeout=30000)
+        page.click("#transfer-open")
+        page.wait_for_selector("#transfer-form:not([hidden])")
+        assert page.eval_on_selector_all("#transfer-to option", "os => os.map(o => o.textContent)") == ["Pia"]
+        shot(page, "9-transfert-choix")
+        page.click("#transfer-form button[type=submit]")
+        page.wait_for_selector("#transfer-result:text('Transfert vers Pia')")
+        shot(page, "10-transfert-en-cours")
+        page.wait_for_selector("#transfer-result:text('Appel transféré à Pia.')", timeout=15000)
+        page.wait_for_selector("#card[data-status=taken]")
+        shot(page, "11-transfert-fait")
+        olga.finish(30)
+        pia.finish(30)
+        record = acd.record("+33619000133")
+        assert record.secretary == acd.uri("olga")
+        assert [(leg.kind, leg.party) for leg in record.legs if leg.kind == "transfer"] == [("transfer", acd.uri("pia"))]
+        assert errors == [], errors
+    finally:
+        context.close()
 
 
 def test_after_a_restart_the_same_page_reconnects_and_is_still_signed_in(acd, nina):
