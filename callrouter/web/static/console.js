@@ -138,7 +138,7 @@ function onCallEvent(payload) {
       transfer.onCall(payload.call_id);
     } else if (payload.secretary === me.id) card.markTaken();
   } else if (payload.state === "transfer_failed" && me && payload.to === me.id) {
-    card.markTaken(); // not taken: the call went back to her colleague
+    card.clearCard(); // not taken: the call went back to her colleague, its card leaves her screen
   } else if (payload.state === "queued" && payload.secretary === undefined && shown.status === "ringing") {
     card.clearCard(); // put back in line (not taken in time): the card leaves her screen
   } else if (payload.state === "ended") {
