@@ -246,3 +246,52 @@ def test_a_relay_reported_by_both_ends_is_known_again_and_its_id_never_reused():
     assert book.bridge(w0, "c", w1, "d") == "x8"
     book.close("x7")
     assert ("w0", p.RelayClose(relay="x7")) in written and ("w1", p.RelayClose(relay="x7")) in written
+
+
+class FakeLink:
+    """The media service's channel as the pool uses it: the workers it already runs, attached."""
+
+    def __init__(self, workers) -> None:
+        self.workers, self.spawned, self.attached = workers, [], {}
+
+    def connect(self):
+        from twisted.internet import defer
+
+        return defer.succeed(self.workers)
+
+    def attach(self, worker, proto):
+        self.attached[worker.worker] = FakeTransport(proto, worker.pid)
+        return self.attached[worker.worker]
+
+    def spawnProcess(self, proto, executable, args, env=None, **kw):
+        self.spawned.append(list(args))
+        return FakeTransport(proto, pid=0)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_new_pool_takes_over_the_running_workers_and_asks_each_for_its_legs():
+    """Both workers the media service holds keep their positions (none started in their place),
+    are ready with their own pids, are asked for their legs; the pool is ready once both are, and
+    its legs are those reported; stopping it (keep_workers) leaves them running."""
+    from callrouter.media.channel import LiveWorker
+
+    reactor, observer = FakeReactor(), Observer()
+    settings = MediaSettings(legs_wanted=8, workers_min=2, workers_max=2, spare_calls=1, sip_port_base=6000,
+                             rtp_port_base=30000, rtp_ports_per_worker=100)
+    workers = [LiveWorker(f"w{i}", 500 + i, (), p.encode(p.Ready(worker=f"w{i}", sip_port=6000 + i, cap=4,
+                                                                  pid=500 + i)).rstrip()) for i in range(2)]
+    link = FakeLink(workers)
+    pool = MediaPool(settings, observer, reactor=reactor, link=link, keep_workers=True)
+    ready = pool.when_ready()
+    pool.startService()
+    assert link.spawned == [] and pool.taken_over == ["w0", "w1"]
+    assert [(s.name, s.state, s.pid) for s in pool.status()] == [("w0", "ready", 500), ("w1", "ready", 501)]
+    assert all(t.commands() == [p.ReportLegs()] for t in link.attached.values())
+    assert ready.called
+    link.attached["w1"].emit(p.LegReport(leg="w1-501-3", sip_call_id="c", peer="<sip:x@y>", outgoing=False,
+                                         state="confirmed"))
+    assert pool.worker_of("w1-501-3") == "w1" and pool.waiting() == 1
+    pool.stopService()
+    assert not any(t.stdin_closed for t in link.attached.values())
