@@ -41,6 +41,7 @@ from typing import Any, Callable, Mapping
 
 from twisted.application.service import Service
 from twisted.internet import defer
+from twisted.internet.task import deferLater
 
 from callrouter.domain import escalation as chain
 from callrouter.domain.call import mask_number
@@ -57,6 +58,9 @@ from callrouter.escalation.voice import call_message
 from callrouter.ports import RunBlocking, utc_from_clock
 
 logger = logging.getLogger(__name__)
+
+# Waits before storing again a chain the database could not take (the last one repeats).
+START_RETRY_S = (1.0, 2.0, 5.0, 10.0)
 
 # Channel used when a step's own channel is not configured: without `escalation.voice_calls` (or
 # a media plane) a `call` step goes out as an SMS to the same phone.
@@ -170,17 +174,33 @@ class EscalationEngine(Service):
 
     def start(self, call_id: str | None, dialplan: Dialplan, tier_name: str,
               caller: str | None, triggered_by: str | None = None,
-              note: str | None = None) -> "defer.Deferred[int | None]":
+              note: str | None = None, retry: bool = False) -> "defer.Deferred[int | None]":
         """Start the tier's chain for a call; fires with the escalation id (None: no such tier).
 
         The IVR starts chains without `triggered_by`; the console passes "user:<name>" and may add
-        a short `note` (sent by e-mail only, never by SMS)."""
+        a short `note` (sent by e-mail only, never by SMS). With `retry` (the IVR's chains: nobody
+        is there to try again), a chain the store could not take (the database down) is tried
+        again after START_RETRY_S, growing, for as long as the engine runs; its start time stays
+        the patient's request. Without it (the console), the failure reaches the caller at once."""
         tier = dialplan.escalation.get(tier_name)
         if tier is None:
             logger.error("call %s: practice %s has no escalation tier %s", call_id, dialplan.practice, tier_name)
             return defer.succeed(None)
-        d = self._run(self._repo.create, call_id, dialplan.practice, tier_name, caller, self._now(),
-                      dialplan.version, triggered_by, note)
+        asked_at = self._now()
+
+        def create(attempt: int) -> "defer.Deferred[EscalationView]":
+            d = self._run(self._repo.create, call_id, dialplan.practice, tier_name, caller, asked_at,
+                          dialplan.version, triggered_by, note)
+            if retry:
+                d.addErrback(again, attempt)
+            return d
+
+        def again(failure: Any, attempt: int) -> "defer.Deferred[EscalationView]":
+            delay = START_RETRY_S[min(attempt, len(START_RETRY_S) - 1)]
+            logger.error("escalation for call %s (%s/%s) not stored yet, tried again in %.0f s: %s", call_id,
+                         dialplan.practice, tier_name, delay, failure.getErrorMessage())
+            self._metrics.start_retries.labels(dialplan.practice, tier_name).inc()
+            return deferLater(self._clock, delay, create, attempt + 1)
 
         def started(view: EscalationView) -> int:
             self._metrics.started.labels(dialplan.practice, tier_name).inc()
@@ -191,17 +211,19 @@ class EscalationEngine(Service):
                 self._advance(view.id)
             return view.id
 
+        d = create(0)
         d.addCallback(started)
         d.addErrback(self._log_failure, f"escalation for call {call_id} could not start")
         return d
 
     def escalate(self, session: Any, tier: str) -> None:
         """The controller's `escalate(session, tier)` callback: session has call_id, dialplan and
-        call.caller. Fire and forget: failures are logged, the call goes on."""
+        call.caller. Fire and forget: failures are logged, the call goes on, and a chain the
+        database could not take yet is tried again until it is stored."""
         if session.dialplan is None:
             logger.error("call %s: escalation %s requested without a dialplan", session.call_id, tier)
             return
-        self.start(session.call_id, session.dialplan, tier, getattr(session.call, "caller", None))
+        self.start(session.call_id, session.dialplan, tier, getattr(session.call, "caller", None), retry=True)
 
     def acknowledged(self, view: EscalationView) -> None:
         """Told (on the reactor thread) that the store accepted an acknowledgement: stop now."""

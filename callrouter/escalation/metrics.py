@@ -34,6 +34,9 @@ class EscalationMetrics:
         labels = ("practice", "tier")
         self.started = Counter("callrouter_escalations_started_total", "Escalation chains started",
                                labels, registry=registry)
+        self.start_retries = Counter("callrouter_escalation_start_retries_total",
+                                     "Escalation chains the database could not store at once, tried again",
+                                     labels, registry=registry)
         self.acknowledged = Counter("callrouter_escalations_acknowledged_total",
                                     "Escalation chains acknowledged", labels, registry=registry)
         self.exhausted = Counter("callrouter_escalations_exhausted_total",

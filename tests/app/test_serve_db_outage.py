@@ -253,8 +253,6 @@ def test_the_call_recorder_keeps_its_writes_through_a_dead_or_hung_postgresql(pr
         db.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason="an escalation asked while the database is down is dropped: "
-                   "callrouter/escalation/engine.py start() logs 'could not start' and never tries again")
 def test_an_escalation_asked_during_an_outage_starts_once_the_database_is_back(private_pg):
     """An urgent call's chain requested while PostgreSQL is down: once it is back, the chain is
     stored and its first SMS sent (the practitioner must be alerted, late rather than never)."""
