@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 MIGRATIONS = "callrouter.store:migrations"
 PG_CONNECT_TIMEOUT_S = 5  # unless the URL gives its own connect_timeout
+PG_TCP_USER_TIMEOUT_MS = 30_000  # unless the URL gives its own tcp_user_timeout
 
 
 def make_engine(url: str) -> Engine:
@@ -42,7 +43,10 @@ def make_engine(url: str) -> Engine:
         return engine
     # A database that stops answering (a black-holed address, a dead primary) must fail a
     # connection in seconds, not hang the thread that asked: every write is retried anyway.
-    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    # A connection whose server went silent mid-way (a network cut) is dropped by the kernel after
+    # PG_TCP_USER_TIMEOUT_MS of unacknowledged data, not after the ~15 minutes of TCP's retries.
+    defaults = {"connect_timeout": PG_CONNECT_TIMEOUT_S, "tcp_user_timeout": PG_TCP_USER_TIMEOUT_MS}
+    connect_args = {key: value for key, value in defaults.items() if key not in parsed.query}
     return create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args)
 
 

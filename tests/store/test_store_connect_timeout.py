@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from callrouter.store.db import PG_CONNECT_TIMEOUT_S, make_engine
+from callrouter.store.testing import postgres_url
 
 
 @pytest.fixture
@@ -65,3 +66,19 @@ def test_a_silent_postgresql_fails_the_connection_instead_of_hanging(silent_serv
     assert len(outcome) == 1 and isinstance(outcome[0], OperationalError)
     assert "timeout" in str(outcome[0]).lower()
 
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("", {"connect_timeout": "5", "tcp_user_timeout": "30000"}),
+    ("?connect_timeout=3&tcp_user_timeout=10000", {"connect_timeout": "3", "tcp_user_timeout": "10000"}),
+])
+def test_a_real_connection_carries_the_timeouts_and_the_urls_own_win(query, expected):
+    """On the real PostgreSQL: the defaults reach libpq (a network cut drops the connection after
+    30 s of unacknowledged data instead of TCP's ~15 minutes), and a URL's own values are kept."""
+    engine = make_engine(f"{postgres_url()}{query}")
+    try:
+        with engine.connect() as conn:
+            parameters = conn.connection.dbapi_connection.info.get_parameters()
+    finally:
+        engine.dispose()
+    assert {key: parameters.get(key) for key in expected} == expected
