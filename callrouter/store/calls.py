@@ -27,6 +27,8 @@ from callrouter.store.models import CallLeg, CallRecord, IvrAnswer, Recording
 
 logger = logging.getLogger(__name__)
 
+CAUSE_MAX = 200  # the length of calls.cause and call_legs.end_cause
+
 
 class CallRepository:
     """Implements callrouter.ports.CallStore on the database.
@@ -72,7 +74,7 @@ class CallRepository:
     def set_route(self, call_id: str, route: str, reason: str, now: dt.datetime,
                   dialplan_version: str | None = None, why: Sequence[str] = ()) -> None:
         """The route taken, and the rules and reasons behind it (the latest decision wins)."""
-        self._set(call_id, route=route, reason=reason, routed_at=now,
+        self._set(call_id, route=route, reason=clip(reason), routed_at=now,
                   dialplan_version=dialplan_version, why="\n".join(why) or None)
 
     def queued(self, call_id: str, queue: str, now: dt.datetime) -> None:
@@ -106,7 +108,7 @@ class CallRepository:
     def end_leg(self, leg_id: int, cause: str, now: dt.datetime) -> None:
         with self._db.transaction() as s:
             s.execute(update(CallLeg).where(CallLeg.id == leg_id, CallLeg.ended_at.is_(None))
-                      .values(ended_at=now, end_cause=cause))
+                      .values(ended_at=now, end_cause=clip(cause)))
 
     def close_call(self, call_id: str, outcome: str, now: dt.datetime,
                    cause: str | None = None) -> bool:
@@ -255,11 +257,17 @@ def _check_outcome(outcome: str, cause: str | None) -> None:
 def _close(s: Session, call: CallRecord, outcome: str, cause: str | None, now: dt.datetime) -> None:
     call.ended_at = now
     call.outcome = outcome
-    call.cause = cause
+    call.cause = clip(cause)
     if call.queued_at is not None:
         waited_until = call.answered_at or now
         call.queue_wait_seconds = max(0.0, (waited_until - call.queued_at).total_seconds())
-    s.execute(_END_LEGS, {"call_id_": call.id, "ended_at": now, "end_cause": cause or outcome})
+    s.execute(_END_LEGS, {"call_id_": call.id, "ended_at": now, "end_cause": clip(cause or outcome)})
+
+
+def clip(text: str | None, limit: int = CAUSE_MAX) -> str | None:
+    """A cause as stored: a worker's SIP reason can be any length, and a write refused by the
+    column's limit would leave the leg or the call open for good."""
+    return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 # The recorder's statements, built once: a statement built per write cost more than its execution

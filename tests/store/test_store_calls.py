@@ -53,6 +53,20 @@ def test_full_call_is_recorded_with_every_timestamp_leg_and_answer(calls):
         ("caller", "+33612345678", "answered"), ("secretary", "alice", "hangup")]
 
 
+def test_a_cause_longer_than_its_column_is_clipped_and_the_leg_and_call_still_close(calls):
+    """A worker's SIP reason can be of any length: its write must not be refused by the column
+    (the leg or the call would stay open for good)."""
+    long_reason = "503 " + "Service Unavailable; worker full " * 20
+    calls.open_call("c1", "p", "+33100000000", None, at(0))
+    leg = calls.add_leg("c1", "secretary", "alice", at(1))
+    calls.end_leg(leg, long_reason, at(2))
+    assert calls.close_call("c1", "failed", at(3), cause=long_reason)
+    rec = serialise_call(calls.get("c1"))
+    assert rec["ended_at"] == at(3).isoformat() and all(leg["ended_at"] for leg in rec["legs"])
+    causes = [rec["cause"]] + [leg["end_cause"] for leg in rec["legs"]]
+    assert all(len(c) == 200 and c.startswith("503 Service Unavailable") and c.endswith("…") for c in causes)
+
+
 def test_times_come_back_as_aware_utc(calls):
     paris = dt.timezone(dt.timedelta(hours=1))
     calls.open_call("c1", "p", "+33100000000", None, dt.datetime(2026, 3, 2, 9, 0, tzinfo=paris))
