@@ -342,7 +342,7 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
                        known_practice=lambda practice: practice in registry.dialplans,
                        call_now=lambda view, who: from_thread(controller.callbacks.call_now, view, who))
     api = Api(users, calls, audit, registry, dt.timedelta(minutes=settings.auth.token_ttl_minutes), escalation_api,
-              card_of, SecretaryApi(audit, desk, from_thread), task_api)
+              card_of, SecretaryApi(audit, desk, from_thread), task_api, controller.transfers)
     console = ConsoleApi(users, ConsoleSessions(ConsoleSessionRepository(db), users,
                                                 dt.timedelta(minutes=settings.http.console.inactivity_minutes),
                                                 secure_cookie=settings.http.console.cookie_secure or settings.http.tls),
