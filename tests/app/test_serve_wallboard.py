@@ -251,11 +251,27 @@ def test_a_secretary_lands_on_her_console_and_the_wallboard_tells_her_it_is_not_
     page.fill("#totp", code_at(acd.totp_secrets["rose"], dt.datetime.now(dt.timezone.utc)))
     page.click("#submit")
     page.wait_for_url(f"{base}/console")
+    page.wait_for_selector("#who:not(:empty)", timeout=10000)
+    assert page.is_hidden("#to-wallboard")  # no way to the supervisors' board from her console
     page.goto(f"{base}/wallboard")
     page.wait_for_selector("#forbidden:not([hidden])")
     assert "réservé aux superviseurs" in page.text_content("#forbidden")
     assert page.is_hidden("#board") and page.is_hidden("#tiles")
     context.close()
+
+
+def test_a_supervisor_on_the_console_finds_the_wallboard_one_click_away(board):
+    page, errors, base = board
+    console = page.context.new_page()  # same session
+    try:
+        console.goto(f"{base}/console")
+        console.wait_for_selector("#to-wallboard:not([hidden])")
+        assert console.text_content("#to-wallboard") == "Tableau de supervision"
+        console.click("#to-wallboard")
+        console.wait_for_url(f"{base}/wallboard")
+        console.wait_for_selector("[data-practice='wb-main']")
+    finally:
+        console.close()
 
 
 def test_a_broken_forwarding_stays_red_on_the_wallboard_until_someone_acknowledges_it(acd, board):

@@ -250,6 +250,8 @@ async function start() {
   }
   setCsrf(session.csrf_token);
   $("who").textContent = session.display_name || session.username;
+  // Supervisors and administrators watch the team from the wallboard: one click away.
+  $("to-wallboard").hidden = !["supervisor", "administrator"].includes(session.role);
   const select = $("pause-reason");
   for (const reason of session.pause_reasons) {
     const option = document.createElement("option");
