@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 
 from callrouter.media import channel as ch
 from callrouter.media import protocol as p
+from callrouter.media.lines import LineProtocol
 
 logger = logging.getLogger("callrouter.media.pool")
 
@@ -55,20 +56,13 @@ class RemoteTransport:
         self.proto.processEnded(Failure(reason))
 
 
-class _Client(protocol.Protocol):
+class _Client(LineProtocol):
     def __init__(self, link: "WorkerLink") -> None:
+        super().__init__(p.MAX_LINE_BYTES + 64)
         self._link = link
-        self._reader = p.LineReader(p.MAX_LINE_BYTES + 64)
 
-    def dataReceived(self, data: bytes) -> None:
-        for line in self._reader.feed(data):
-            if isinstance(line, p.ProtocolError):
-                logger.warning("media channel: %s", line)
-                continue
-            try:
-                self._link.received(line)
-            except p.ProtocolError as exc:
-                logger.warning("media channel: %s", exc)
+    def line_received(self, line: bytes) -> None:
+        self._link.received(line)
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         self._link.lost(self)

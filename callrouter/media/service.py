@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 
 from callrouter.media import channel as ch
 from callrouter.media import protocol as p
+from callrouter.media.lines import LineProtocol
 from callrouter.media.settings import MediaSettings
 from callrouter.media.worker_process import WorkerProcess
 
@@ -76,23 +77,16 @@ class HeldProcess(WorkerProcess):
         self._owner.worker_ended(self._held, reason)
 
 
-class ChannelServer(protocol.Protocol):
+class ChannelServer(LineProtocol):
     def __init__(self, owner: "MediaService") -> None:
+        super().__init__(CHANNEL_MAX_LINE)
         self._owner = owner
-        self._reader = p.LineReader(CHANNEL_MAX_LINE)
 
     def connectionMade(self) -> None:
         self._owner.client_connected(self)
 
-    def dataReceived(self, data: bytes) -> None:
-        for line in self._reader.feed(data):
-            if isinstance(line, p.ProtocolError):
-                logger.warning("media channel: %s", line)
-                continue
-            try:
-                self._owner.from_controller(line)
-            except p.ProtocolError as exc:
-                logger.warning("media channel: %s", exc)
+    def line_received(self, line: bytes) -> None:
+        self._owner.from_controller(line)
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         self._owner.client_gone(self)

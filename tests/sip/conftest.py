@@ -49,6 +49,24 @@ def edge_settings(**changes) -> SipSettings:
         "auth_failures_max": 4, "runtime_dir": "run", "tls_dir": "tls", **changes})
 
 
+def add_edge_users(db, accounts, disabled=("bob",)) -> UserRepository:
+    """Secretaries (name, SIP password or None) in `db`, cheaply hashed (a module fixture cannot
+    use the autouse hashing fixture), `disabled` ones disabled; the users' repository."""
+    hasher = passwords._hasher
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    try:
+        users = UserRepository(db, sip_realm=REALM)
+        now = dt.datetime.now(dt.timezone.utc)
+        for name, sip_password in accounts:
+            users.add(ADMIN, name, name.title(), "secretary", "Console-Passw0rd-long!", now,
+                      sip_password=sip_password)
+        for name in disabled:
+            users.disable(ADMIN, name, now)
+    finally:
+        passwords._hasher = hasher
+    return users
+
+
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory):
     """Kamailio with users alice (SIP password), bob (disabled), carol (no SIP password)."""
@@ -56,18 +74,8 @@ def edge(tmp_path_factory):
         pytest.fail("kamailio and sipp are needed (scripts/ensure-system-deps)")
     workdir = tmp_path_factory.mktemp("edge")
     with fresh_database("sqlite", workdir) as db:
-        hasher = passwords._hasher
-        passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-        try:
-            users = UserRepository(db, sip_realm=REALM)
-            now = dt.datetime.now(dt.timezone.utc)
-            for name, sip_password in (("alice", SIP_PASSWORD), ("bob", SIP_PASSWORD),
-                                       ("carol", None), ("dave", SIP_PASSWORD)):
-                users.add(ADMIN, name, name.title(), "secretary", "Console-Passw0rd-long!", now,
-                          sip_password=sip_password)
-            users.disable(ADMIN, "bob", now)
-        finally:
-            passwords._hasher = hasher
+        users = add_edge_users(db, (("alice", SIP_PASSWORD), ("bob", SIP_PASSWORD),
+                                    ("carol", None), ("dave", SIP_PASSWORD)))
         sip = edge_settings()
         proc = KamailioProc(workdir, sip, REALM, db.url)
         try:

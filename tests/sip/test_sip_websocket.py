@@ -3,15 +3,10 @@ registrar, size limit and flood ban as a softphone over UDP or TLS."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
-from argon2 import PasswordHasher
 
-from callrouter.auth import passwords
 from callrouter.store.testing import fresh_database
-from callrouter.store.users import UserRepository
-from tests.sip.conftest import ADMIN, REALM, SIP_PASSWORD, edge_settings
+from tests.sip.conftest import REALM, SIP_PASSWORD, add_edge_users, edge_settings
 from tests.sip.harness import KAMAILIO, KamailioProc, free_port, wait_for
 from tests.sip.sipclient import SipClient
 from tests.sip.wsclient import Refused, WsSipClient
@@ -26,17 +21,7 @@ def wss_edge(tmp_path_factory):
         pytest.fail("kamailio is needed (scripts/ensure-system-deps)")
     workdir = tmp_path_factory.mktemp("wss-edge")
     with fresh_database("sqlite", workdir) as db:
-        hasher = passwords._hasher
-        passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-        try:
-            users = UserRepository(db, sip_realm=REALM)
-            now = dt.datetime.now(dt.timezone.utc)
-            for name in ("alice", "bob"):
-                users.add(ADMIN, name, name.title(), "secretary", "Console-Passw0rd-long!", now,
-                          sip_password=SIP_PASSWORD)
-            users.disable(ADMIN, "bob", now)
-        finally:
-            passwords._hasher = hasher
+        add_edge_users(db, (("alice", SIP_PASSWORD), ("bob", SIP_PASSWORD)))
         sip = edge_settings(wss_port=free_port(), rtpengine_ng_port=free_port())
         proc = KamailioProc(workdir, sip, REALM, db.url)
         try:
