@@ -18,12 +18,12 @@ import signal
 import socket
 import time
 from pathlib import Path
-from typing import Callable
 
 from twisted.application import service
-from twisted.internet import defer, error, protocol
+from twisted.internet import defer, error
 from twisted.python.failure import Failure
 
+from callrouter.sip.process_lines import LineRelay
 from callrouter.sip.settings import SipSettings
 
 logger = logging.getLogger(__name__)
@@ -38,24 +38,11 @@ def command(sip: SipSettings, pid_file: Path) -> list[str]:
             "--num-threads=2", "--delete-delay=0", "--log-level=5", f"--pidfile={pid_file}"]
 
 
-class _Lines(protocol.ProcessProtocol):
-    def __init__(self, on_ended: Callable[[Failure], None]) -> None:
-        self._buffer = b""
-        self._on_ended = on_ended
-
-    def errReceived(self, data: bytes) -> None:
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            text = line.decode("utf-8", "replace").rstrip()
-            if text:  # call ids and addresses only: rtpengine logs no numbers at this level
-                level = logging.WARNING if text.startswith(("ERR", "CRIT", "WARN")) else logging.INFO
-                logger.log(level, "rtpengine: %s", text)
-
-    outReceived = errReceived
-
-    def processEnded(self, reason: Failure) -> None:
-        self._on_ended(reason)
+def _relay(line: bytes) -> None:
+    text = line.decode("utf-8", "replace").rstrip()
+    if text:  # call ids and addresses only: rtpengine logs no numbers at this level
+        level = logging.WARNING if text.startswith(("ERR", "CRIT", "WARN")) else logging.INFO
+        logger.log(level, "rtpengine: %s", text)
 
 
 class RtpengineService(service.Service):
@@ -100,7 +87,7 @@ class RtpengineService(service.Service):
         setsid = shutil.which("setsid")
         argv = [setsid, binary, *args[1:]] if setsid else [binary, *args[1:]]
         self._ended = defer.Deferred()
-        self._process = self._reactor.spawnProcess(_Lines(self._process_ended), argv[0], argv,
+        self._process = self._reactor.spawnProcess(LineRelay(_relay, self._process_ended), argv[0], argv,
                                                    env=os.environ.copy())
         self._pid = self._process.pid
         self.starts += 1

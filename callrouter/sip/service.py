@@ -16,17 +16,17 @@ import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Callable
 
 from twisted.application import service
 from twisted.application.internet import backoffPolicy
-from twisted.internet import defer, error, protocol
+from twisted.internet import defer, error
 from twisted.internet.interfaces import IReactorProcess, IReactorTime
 from twisted.python.failure import Failure
 
 from callrouter.domain.masking import mask_numbers_in
 from callrouter.sip import kamailio, webrtc
 from callrouter.sip.rtpengine import RtpengineService
+from callrouter.sip.process_lines import LineRelay
 from callrouter.sip.settings import SipSettings
 
 logger = logging.getLogger(__name__)
@@ -44,26 +44,6 @@ def restart_delay(failures: int) -> float:
     """Seconds before restart after `failures` quick deaths in a row (1, 2, 4 ... 60): Twisted's
     backoff policy, without jitter (one process to restart, no herd to spread)."""
     return _BACKOFF(max(0, failures - 1))
-
-
-class _KamailioProtocol(protocol.ProcessProtocol):
-    def __init__(self, on_ended: Callable[[Failure], None]) -> None:
-        self._buffer = b""
-        self._on_ended = on_ended
-
-    def errReceived(self, data: bytes) -> None:
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            _relay(line)
-
-    outReceived = errReceived
-
-    def processEnded(self, reason: Failure) -> None:
-        if self._buffer:
-            _relay(self._buffer)
-            self._buffer = b""
-        self._on_ended(reason)
 
 
 def _relay(raw: bytes) -> None:
@@ -128,7 +108,7 @@ class KamailioService(service.Service):
         argv = [setsid, binary, *args[1:]] if setsid else [binary, *args[1:]]
         self._ended = defer.Deferred()
         self._process = self._reactor.spawnProcess(
-            _KamailioProtocol(self._process_ended), argv[0], argv, env=os.environ.copy(),
+            LineRelay(_relay, self._process_ended), argv[0], argv, env=os.environ.copy(),
             path=str(self._base or Path.cwd()))
         self._pid = self._process.pid
         self._started_at = self._reactor.seconds()
