@@ -6,8 +6,8 @@ strings: a strange INVITE is still a call to report, never a crash.
 
 SIP does not make its headers UTF-8, and SWIG decodes the message's bytes with `surrogateescape`:
 a Latin-1 display name arrives as lone surrogates, which no UTF-8 line can carry. `sip_text` turns
-every byte that is not UTF-8 into U+FFFD, and every other control character but tab and line breaks
-into a space, before anything is read out of the message.
+every byte that is not UTF-8 into U+FFFD, and every other control character (C0 but tab and line
+breaks, DEL, C1, U+2028/U+2029) into a space, before anything is read out of the message.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ class InviteSummary:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 controls but tab and line breaks, DEL, the C1 controls (U+0085 is a line break to some log
+# readers) and the Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+_ANY_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def sip_text(raw: str | bytes) -> str:

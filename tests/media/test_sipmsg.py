@@ -44,6 +44,16 @@ def test_anonymous_and_garbage():
     assert summarise_invite("").number == ""
 
 
+def test_c1_controls_and_unicode_line_separators_become_spaces():
+    """U+0085 (NEL, from a %C2%85 escape or raw UTF-8) and U+2028 split a line for some log readers:
+    neither reaches the caller's name, the number nor a reported header."""
+    s = summarise_invite("INVITE sip:+3314%C2%852000001@h SIP/2.0\r\n"
+                         'From: "Ren\u0085\u2028e" <sip:+3361234%C2%855678@h>;tag=1\r\n'
+                         "X-Note: a\u0085b\u2029c\r\n\r\n")
+    assert (s.number, s.caller, s.caller_name, s.headers["X-Note"]) == (
+        "+3314 2000001", "+3361234 5678", "Ren  e", "a b c")
+
+
 @given(st.text(max_size=500))
 def test_never_raises(text):
     summarise_invite(text)
