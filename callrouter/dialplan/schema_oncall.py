@@ -12,6 +12,7 @@ from callrouter.dialplan.fields import DIGITS, describe, join
 from callrouter.dialplan.rotafeed import NOBODY, shifts_from_ics
 from callrouter.dialplan.schema_calendar import read_period
 from callrouter.dialplan.yamlsrc import YMap, YNode, YScalar, YSeq
+from callrouter.domain import ical
 from callrouter.domain.model import (
     ESCALATION_CHANNELS,
     WEEKDAYS,
@@ -142,9 +143,11 @@ def _rota_feed(ctx: Context, node: YNode | None, practice: str | None, timezone:
         if file is not None:
             target = Path(r.file).parent / file
             try:
-                data = target.read_bytes(), str(target)
+                data = read_feed_file(target), str(target)
             except OSError as exc:
                 r.error(m.get("file").line, join(path, "file"), f"cannot read {target}: {exc.strerror or exc}")
+            except ValueError as exc:
+                r.error(m.get("file").line, join(path, "file"), f"cannot read {target}: {exc}")
     feed = RotaFeed(url, file, names, refresh) if (url or file) else None
     if data is None:
         return feed, ()
@@ -154,6 +157,15 @@ def _rota_feed(ctx: Context, node: YNode | None, practice: str | None, timezone:
         ctx.reader.errors.append(DialplanError(origin, p.line, path, f"{p.message} (rota feed of {r.file})"))
     ctx.feed_content = content
     return feed, shifts
+
+
+def read_feed_file(target: Path) -> bytes:
+    """A rota feed kept as a file: a regular file, read at most one byte past the calendar's limit
+    (the parser then says it is too large); a device or a FIFO (/dev/zero) would never end."""
+    if not target.is_file():
+        raise ValueError("not a regular file")
+    with target.open("rb") as f:
+        return f.read(ical.MAX_BYTES + 1)
 
 
 def read_escalation(ctx: Context, node: YNode | None) -> dict[str, EscalationTier]:

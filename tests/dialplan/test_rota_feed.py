@@ -18,6 +18,7 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.web import resource, server
 
+from callrouter.domain import ical
 from callrouter.dialplan.feeds import RotaFeedService
 from callrouter.dialplan.loader import load_paths
 from callrouter.dialplan.registry import DialplanRegistry
@@ -134,6 +135,16 @@ def test_a_name_the_feed_uses_but_nobody_maps_is_an_error_at_its_line_in_the_fee
     assert error.file == str(tmp_path / "rota.ics") and error.line == 14  # its SUMMARY line
     assert 'event "Astreinte week-end" names no practitioner' in error.message
     assert str(error).startswith(f"{tmp_path / 'rota.ics'}:14: on_call.ical:")
+
+
+def test_a_feed_file_that_is_a_device_or_too_large_is_refused_at_its_line(tmp_path):
+    """/dev/zero would never end; a file past the calendar's limit is read no further than it."""
+    result = load(tmp_path, on_call='  ical: {file: /dev/zero, map: {"Astreinte week-end": dr-roux}}')
+    [error] = result.errors
+    assert error.line > 0 and "cannot read /dev/zero: not a regular file" in error.message
+    (tmp_path / "huge.ics").write_bytes(b"BEGIN:VCALENDAR\r\n" + b"X" * (ical.MAX_BYTES + 10))
+    result = load(tmp_path, on_call='  ical: {file: huge.ics, map: {"Astreinte week-end": dr-roux}}')
+    assert any(f"larger than {ical.MAX_BYTES} bytes" in e.message for e in result.errors), result.errors
 
 
 def test_nobody_in_the_map_declares_a_hole(tmp_path):
