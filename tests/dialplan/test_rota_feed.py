@@ -18,12 +18,12 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.web import resource, server
 
-from callrouter.domain import ical
 from callrouter.dialplan.feeds import RotaFeedService
 from callrouter.dialplan.loader import load_paths
 from callrouter.dialplan.registry import DialplanRegistry
 from callrouter.dialplan.rotafeed import cache_path, shifts_from_ics
 from callrouter.domain import escalation as chain
+from callrouter.domain import ical
 from callrouter.domain.model import OnCallRota, Practitioner
 from callrouter.domain.oncall import on_call_at
 from callrouter.prompts import Catalogue
