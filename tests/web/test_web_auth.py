@@ -44,6 +44,8 @@ REQUESTS = [
     ("GET", "/api/escalations", None),
     ("POST", "/api/escalations", {"practice": "cab-a", "tier": "vital", "callback_number": "+33611111111"}),
     ("POST", "/api/calls/none/escalate", {"tier": "vital"}),
+    ("GET", "/api/calls/none/colleagues", None),
+    ("POST", "/api/calls/none/transfer", {"to": "sec"}),
     ("GET", "/api/escalations/1", None),
     ("POST", "/api/escalations/1/ack", None),
     ("POST", "/api/escalations/1/take", None),
