@@ -106,3 +106,38 @@ def test_a_module_skipped_while_collected_fails_under_ci_only(tmp_path):
     assert code == pytest.ExitCode.INTERRUPTED, output  # an error while collecting stops the run
     assert "skipped under CI: could not import 'callrouter_no_such_module'" in output, output
     assert [outcome for outcome, _ in outcomes.values()] == ["error"], output
+
+
+NEEDS = '''\
+import pytest
+
+from tests.needs import missing
+
+@pytest.mark.needs(True, reason="partie D absente")
+def test_marked_missing():
+    pass
+
+@pytest.mark.needs(False, reason="partie F absente")
+def test_marked_present():
+    pass
+
+def test_missing_in_body():
+    missing("partie E absente")
+'''
+
+
+@pytest.mark.parametrize("ci", [None, "true"])
+def test_a_part_said_missing_skips_without_ci_and_fails_under_it(tmp_path, ci):
+    """The explicit guard (tests/needs.py): `missing()` and the `needs` marker fail by themselves
+    under CI, before the report hook."""
+    code, outcomes, output = run_pytest(tmp_path, NEEDS, ci)
+    assert outcomes["test_marked_present"] == ("passed", ""), output
+    for name in ("test_marked_missing", "test_missing_in_body"):
+        outcome, _ = outcomes[name]
+        assert outcome == ("skipped" if ci is None else "failure") or (ci and outcome == "error"), (name, output)
+    if ci is None:
+        assert code == pytest.ExitCode.OK, output
+    else:
+        assert code == pytest.ExitCode.TESTS_FAILED, output
+        assert "partie D absente; CI must have every part" in output, output
+        assert "partie E absente; CI must have every part" in output, output

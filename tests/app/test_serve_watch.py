@@ -43,6 +43,7 @@ from callrouter.store.audit import Actor
 from callrouter.store.db import Database
 from callrouter.store.users import UserRepository
 from tests.factories import REPO
+from tests.needs import missing
 from tests.sip.harness import Sipp, wait_for
 from tests.watch import operator
 
@@ -120,7 +121,7 @@ class Prometheus:
     def __init__(self, root, target: str):
         binary = local.binary()
         if binary is None:
-            pytest.skip("prometheus is missing: Debian package prometheus (scripts/ensure-system-deps)")
+            missing("prometheus is missing: Debian package prometheus (scripts/ensure-system-deps)")
         root.mkdir()
         quick = root / "rules.yml"
         quick.write_text(rules.render(rules.QUICK))

@@ -23,7 +23,7 @@ from callrouter.prompts import DEFAULT_DIR, Catalogue, build
 from tests.media.harness import SIPP, RtpSink, Sipp, WorkerProc
 
 pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(SIPP is None, reason="SIPp (Debian sip-tester) is not installed")]
+              pytest.mark.needs(SIPP is None, reason="SIPp (Debian sip-tester) is not installed")]
 
 CALLER = "+33612345678"
 
@@ -256,7 +256,7 @@ def test_voicemail_recording_stops_after_silence(worker, sinks, tmp_path):
     caller.kill()
 
 
-@pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")), reason="needs espeak-ng and sox")
+@pytest.mark.needs(not (shutil.which("espeak-ng") and shutil.which("sox")), reason="needs espeak-ng and sox")
 def test_a_built_french_prompt_reaches_the_caller(worker, sinks, tmp_path):
     """End to end: `prompts.build` makes welcome.wav, the worker plays it, its speech is heard."""
     catalogue = Catalogue.load(DEFAULT_DIR)

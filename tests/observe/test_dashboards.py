@@ -14,6 +14,7 @@ import yaml
 from callrouter.observe.dashboards import DASHBOARDS
 from callrouter.observe.grafana import PRACTICE, PRACTICE_QUERY, WIDTH
 from tests.factories import REPO
+from tests.needs import missing
 
 FILES = {d.uid: REPO / "deploy" / "grafana" / "dashboards" / f"{d.uid}.json" for d in DASHBOARDS}
 
@@ -53,7 +54,7 @@ def test_a_dashboard_model_is_laid_out_and_queries_its_data_source_variable(uid)
 def test_every_panel_expression_is_valid_promql(tmp_path):
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.skip("promtool is missing: Debian package prometheus (scripts/ensure-system-deps)")
+        missing("promtool is missing: Debian package prometheus (scripts/ensure-system-deps)")
     exprs = [e.replace(PRACTICE, "cab") for d in DASHBOARDS for e in d.expressions()]
     rules = {"groups": [{"name": "panels", "rules": [{"record": f"panel:{i}", "expr": e}
                                                       for i, e in enumerate(exprs)]}]}

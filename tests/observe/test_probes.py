@@ -82,7 +82,7 @@ def test_the_edge_probe_asks_for_the_uptime():
     assert asked == ["core.uptime"]
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl (Debian package openssl) is needed")
+@pytest.mark.needs(shutil.which("openssl") is None, reason="openssl (Debian package openssl) is needed")
 def test_the_certificate_expiry_is_its_not_after_and_is_read_again_when_the_file_changes(tmp_path):
     metrics = Metrics()
     cert, _ = ensure_certificate(tmp_path / "a", days=10)

@@ -29,6 +29,7 @@ from callrouter.observe.service_level import DEFAULTS
 from tests.app.acd_support import Acd, Practice, add_secretaries
 from tests.app.conftest import prompts_built  # noqa: F401 - the session fixture building the prompts
 from tests.factories import REPO
+from tests.needs import missing
 from tests.sip.harness import wait_for
 
 pytestmark = pytest.mark.integration
@@ -79,7 +80,7 @@ class Prometheus:
     def __init__(self, root: Path, target: str) -> None:
         binary = local.binary()
         if binary is None:
-            pytest.skip("prometheus is missing: Debian package prometheus (scripts/ensure-system-deps)")
+            missing("prometheus is missing: Debian package prometheus (scripts/ensure-system-deps)")
         root.mkdir(parents=True, exist_ok=True)
         quick = root / "rules.yml"
         quick.write_text(rules.render(rules.QUICK))
@@ -139,7 +140,7 @@ class Prometheus:
 def world(tmp_path_factory, prompts_built):  # noqa: F811 - the imported fixture
     root = tmp_path_factory.mktemp("observe")
     if shutil.which("prometheus") is None:
-        pytest.skip("prometheus is missing: Debian package prometheus (scripts/ensure-system-deps)")
+        missing("prometheus is missing: Debian package prometheus (scripts/ensure-system-deps)")
     dialplans = root / "dialplans"
     dialplans.mkdir()
     for p in (SLOW, QUIET):
