@@ -452,6 +452,7 @@ def test_transferer_hands_the_call_to_a_colleague_from_the_card(acd, browser):
         page.click("#transfer-open")
         page.wait_for_selector("#transfer-form:not([hidden])")
         assert page.eval_on_selector_all("#transfer-to option", "os => os.map(o => o.textContent)") == ["Pia"]
+        assert page.is_hidden("#transfer-open")  # the chooser stands in for its button
         shot(page, "9-transfert-choix")
         page.click("#transfer-form button[type=submit]")
         page.wait_for_selector("#transfer-result:text('Transfert vers Pia')")

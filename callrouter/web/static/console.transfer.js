@@ -9,7 +9,10 @@ let pending = null; // { callId, name } while the colleague's phone rings
 
 export function setup() {
   $("transfer-open").addEventListener("click", () => open($("transfer-to"), $("transfer-form")));
-  $("transfer-cancel").addEventListener("click", () => ($("transfer-form").hidden = true));
+  $("transfer-cancel").addEventListener("click", () => {
+    $("transfer-form").hidden = true;
+    $("transfer-open").hidden = !callId;
+  });
   $("transfer-form").addEventListener("submit", (event) => {
     event.preventDefault();
     send($("transfer-to"));
@@ -51,6 +54,8 @@ export async function open(select, form) {
     select.append(option);
   }
   if (form) form.hidden = false;
+  // The card's chooser replaces its « Transférer » button while it is open (one button, not two).
+  if (form === $("transfer-form")) $("transfer-open").hidden = true;
 }
 
 export async function send(select) {
