@@ -358,3 +358,5 @@ from callrouter.store.models_recording import (  # noqa: E402,F401 (re-exported)
 )
 # So do the node leases and the leads of several nodes.
 from callrouter.store.models_cluster import LeadRecord, NodeLeaseRecord  # noqa: E402,F401 (re-exported)
+# So do the shared desk's secretaries' states, waiting calls and offers (several nodes).
+from callrouter.store.models_desk import DeskOffer, DeskSecretary, DeskWaiting  # noqa: E402,F401 (re-exported)
