@@ -62,6 +62,7 @@ from callrouter.store.db import Database
 from callrouter.store.escalations import EscalationRepository
 from callrouter.store.keys import open_keys
 from callrouter.store.leases import FencedDatabase, LeaderChains, lease_store
+from callrouter.store.reaping import build_reaper
 from callrouter.store.kpi_queries import KpiQueries
 from callrouter.store.reports import ReportOutbox
 from callrouter.store.retention import PurgeService, RetentionPurger
@@ -126,7 +127,6 @@ class RecorderService(Service):
         self.recorder.stop()
 
 
-
 class CallbackTasksService(TimerService):
     """Puts the callback tasks pending in the store back in line at start (after a restart, a
     task being called is back in line too: no call survives one), then expires overdue tasks
@@ -166,8 +166,6 @@ class CallCountsService(Service):
         d = threads.deferToThread(arrivals_since, self._db, self._controller.counts.since())
         d.addCallback(self._controller.counts.restore)
         d.addErrback(lambda f: logger.error("calls today not seeded from the records: %s", f.getErrorMessage()))
-
-
 
 
 class DeskBoard:
@@ -322,6 +320,8 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
         lambda: registry.router, reactor, expected=lambda: pool.taken_over)
     escalation = build_escalation(esc, escalation_repo, dialplan_of,
                                   reactor, metrics.registry, voice=voice, events=events, lead=escalation_lead)
+    reaper = build_reaper(cluster, db, settings.node, settings.cluster, controller_settings.callback_expiry_s,
+                          lambda: utc_from_clock(reactor), metrics.registry, controller.callbacks.restore, events.task_changed)
 
     # The SIP edge, and who is registered at it.
     edge = registrations = None
@@ -363,8 +363,8 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
                          lambda practice, number, by: from_thread(forwarding_watch.service.run_now, practice, number, by),
                          lambda: from_thread(forwarding_watch.service.under_way), forwarding_watch.service.cap,
                          settings.watch.enabled)
-    purge = PurgeService(RetentionPurger(db, settings.retention, media=[recording.retention]), reactor,
-                         settings.retention.purge_interval_hours * 3600.0, on_thread)
+    purger = RetentionPurger(db, settings.retention, media=[recording.retention])
+    purge = PurgeService(purger, reactor, settings.retention.purge_interval_hours * 3600.0, on_thread)
 
     metrics_http = TCPServer(settings.metrics.port, metrics_site(metrics), interface=settings.metrics.host)
     metrics_http.setName("metrics-http")
@@ -378,7 +378,7 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
         team,  # the database's team on the desk before any call
         escalation.service if esc.enabled else None,  # the engine, started on the node leading it
         media, pool, PoolMetrics(pool, metrics, recorder), CallbackTasksService(tasks, controller, registry, reactor),
-        CallCountsService(db, controller), recording.service,
+        reaper, CallCountsService(db, controller), recording.service,  # reaper: a lost node's calls (operations.md)
         edge, registrations,
         forwarding_watch.lead, forwarding_watch.service,  # its calls need the media plane, their return the edge
         *observers(settings, metrics, lambda: registry.dialplans, desk.queues, pool, db.engine,
@@ -395,6 +395,6 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
             child.setServiceParent(top)
     parts = {"db": db, "calls": calls, "recorder": recorder, "registry": registry, "dialplans": dialplans,
              "controller": controller, "desk": desk, "pool": pool, "metrics": metrics, "escalation": escalation.engine,
-             "cluster": cluster, "recording": recording,
+             "cluster": cluster, "recording": recording, "alerts": alerts, "purger": purger, "audit": audit,
              "watch": forwarding_watch.service, "readoption": readoption}
     return top, parts

@@ -219,13 +219,18 @@ def add_config_argument(parser: Any) -> None:
     parser.add_argument("--config", help=f"settings file (default: ${CONFIG_ENV} or ./{DEFAULT_CONFIG} if present)")
 
 
-def settings_for_cli(path: str | Path | None) -> Settings:
-    """The settings a command uses: --config, else $CALLROUTER_CONFIG, else ./callrouter.yaml if
-    present, else the defaults."""
+def settings_path_for_cli(path: str | Path | None) -> Path | None:
+    """The settings file a command reads: --config, else $CALLROUTER_CONFIG, else
+    ./callrouter.yaml if present; None: the defaults."""
     path = path or os.environ.get(CONFIG_ENV)
     if path is None and Path(DEFAULT_CONFIG).exists():
         path = DEFAULT_CONFIG
-    return load_settings(path)
+    return Path(path) if path is not None else None
+
+
+def settings_for_cli(path: str | Path | None) -> Settings:
+    """The settings a command uses (settings_path_for_cli), else the defaults."""
+    return load_settings(settings_path_for_cli(path))
 
 
 def _replace(settings: Settings, **changes: Any) -> Settings:

@@ -7,8 +7,9 @@ its RPC. `serve` runs the three in one process; `callrouter media`, `callrouter 
 upgrade, a settings change) leaves the workers, the edge and the calls running.
 
 The controller refuses a database behind this version's migrations, says "running" only once calls can be
-served, stops on SIGINT/SIGTERM (a second one while stopping does nothing more) and reloads the
-dialplans on SIGHUP.
+served, stops on SIGINT/SIGTERM (a second one while stopping does nothing more) and, on SIGHUP,
+reads its settings file again (callrouter.live_settings: what can apply live does, the rest is
+named with the unit to restart) and reloads the dialplans.
 """
 
 from __future__ import annotations
@@ -121,8 +122,33 @@ def cmd_serve(args, whole: bool = True) -> int:
     except (SealingError, TlsFilesError) as exc:  # a key file missing or not the database's; bad TLS files
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    _run(top, reactor, on_hup=parts["dialplans"].reload, then=lambda: _when_serving(settings, parts, reactor))
+    live = _live_settings(args, settings, parts, reactor, whole)
+
+    def on_hup() -> None:
+        live.reload()
+        parts["dialplans"].reload()
+
+    _run(top, reactor, on_hup=on_hup, then=lambda: _when_serving(settings, parts, reactor))
     return 0
+
+
+def _live_settings(args, settings: Settings, parts: dict[str, Any], reactor: Any, whole: bool) -> Any:
+    """The settings file read again on SIGHUP (callrouter.live_settings), its reloads audited as
+    the system, off the reactor."""
+    from twisted.internet import threads
+
+    from callrouter.config import settings_path_for_cli
+    from callrouter.live_settings import SettingsReload, running_parts
+    from callrouter.ports import utc_from_clock
+    from callrouter.store.audit import SYSTEM
+
+    def audit(target: str, before: dict, after: dict, details: dict) -> None:
+        threads.deferToThread(parts["audit"].record, SYSTEM, "settings.reloaded", target, utc_from_clock(reactor),
+                              before, after, details).addErrback(
+            lambda f: logger.error("settings reload not audited: %s", f.getErrorMessage()))
+
+    return SettingsReload(settings_path_for_cli(args.config), settings, running_parts(parts), audit,
+                          parts["metrics"].registry, whole)
 
 
 def _schema_problem(url: str) -> str | None:

@@ -33,6 +33,12 @@ class CallContext:
         if self.recordings is None:
             object.__setattr__(self, "recordings", NoRecordings())
 
+    def apply(self, settings: ControllerSettings) -> None:
+        """New settings from a reload (callrouter.live_settings): the one value of the context
+        that changes while it runs. Every part reads `ctx.settings` when it acts, none keeps a
+        copy, so the next offer, prompt or timer uses them."""
+        object.__setattr__(self, "settings", settings)
+
     def now(self) -> dt.datetime:
         return utc_from_clock(self.reactor)
 

@@ -105,6 +105,12 @@ class Resizer:
         if self._soon is not None and self._soon.active():
             self._soon.cancel()
 
+    def follow(self, settings: Any) -> None:
+        """New sizing settings (a settings reload: workers_min, workers_max, legs_wanted, spare
+        calls...): planned with from now on (the pool's `settings` replaced by the caller)."""
+        self._sizing = dataclasses.replace(settings.sizing, callers_per_worker=self._sizing.callers_per_worker)
+        self.changed()
+
     def arrival(self) -> None:
         self._arrivals.append(self._reactor.seconds())
         self.changed()

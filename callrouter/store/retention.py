@@ -66,6 +66,10 @@ class RetentionPurger:
         self._settings = settings
         self._media = tuple(media)
 
+    def follow(self, settings: RetentionSettings) -> None:
+        """New days to keep (a settings reload): the next purge uses them."""
+        self._settings = settings
+
     def purge(self, actor: Actor, now: dt.datetime) -> PurgeResult:
         s_ = self._settings
         calls_cut = _cutoff(now, s_.call_records_days)

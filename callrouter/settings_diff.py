@@ -1,0 +1,181 @@
+"""What a settings reload may change on the running service, and what needs a restart.
+
+Pure: two Settings in, a Plan out. Every leaf of the settings (a dotted key such as
+`controller.ring_timeout_s`) that differs is one of:
+
+- live: applied at once to the running parts (the LIVE table says which part takes it);
+- seed: read only once, to seed the team in the database at its first start (the coverage, the
+  levels, the pause reasons): the team is edited in the wallboard or the API, never restarted;
+- restart: the value is built into something that lives as long as its process (a listening
+  port, a connection, the workers' ports, a key file, a value copied into several parts); it is
+  left as it runs and named with the unit to restart (`callrouter`, `callrouter-media`,
+  `callrouter-edge`).
+
+A key not named in the tables needs a restart of `callrouter`: a new setting is restart-only
+until somebody makes it live on purpose. Some keys are live one way only (LIVE_WHEN): raising
+`media.workers_max` past the ports the edge lists, or switching the forwarding watch on, needs a
+restart; lowering it, or switching it off (its kill switch), does not.
+
+`applied(old, new, plan)` is what the service runs after the reload: the old settings with the
+live changes only; a change is never half-applied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any, Callable, Mapping
+
+from callrouter.config import Settings
+
+CONTROLLER, MEDIA, EDGE = "callrouter", "callrouter-media", "callrouter-edge"
+LIVE, SEED = "live", "seed"
+
+# Live keys -> the running part that takes them (callrouter.live_settings applies each part once).
+LIVE_KEYS: Mapping[str, str] = {
+    **{f"controller.{k}": "calls" for k in (
+        "ring_timeout_s", "pop_lead_s", "max_missed_offers", "voicemail_max_s", "voicemail_silence_s",
+        "callback_digit_timeout_s", "callback_retry_s", "callback_attempts", "callback_patient_ring_s",
+        "callback_confirm_s", "hold_prompt", "ringback_prompt", "beep_prompt")},
+    **{f"escalation.{k}": "alerts" for k in (
+        "call_ring_timeout_seconds", "call_digit_timeout_seconds", "call_repeats")},
+    **{f"media.{k}": "media" for k in (
+        "legs_wanted", "workers_min", "workers_max", "spare_calls", "arrival_lead_seconds",
+        "idle_retire_seconds", "retire_grace_seconds", "stop_timeout_seconds", "ready_timeout_seconds",
+        "stable_after_seconds")},
+    **{f"retention.{k}": "retention" for k in (
+        "call_records_days", "recordings_days", "audit_days", "state_history_days", "watch_days")},
+    **{f"watch.{k}": "watch" for k in ("enabled", "max_calls_per_day", "max_in_flight", "catch_up_minutes")},
+}
+
+SEED_KEYS = frozenset({"controller.secretaries", "controller.levels", "controller.agents",
+                       "http.console.pause_reasons"})
+
+# Restart-only keys held by another unit than the controller (prefixes; the longest matches).
+RESTART_UNITS: Mapping[str, tuple[str, ...]] = {
+    "sip.": (EDGE,),
+    "media.bind": (MEDIA, EDGE),
+    "media.sip_port_base": (MEDIA, EDGE),
+    "media.rtp_port_base": (MEDIA,),
+    "media.rtp_ports_per_worker": (MEDIA,),
+    "media.pj_log_level": (MEDIA,),
+    "auth.sip_realm": (CONTROLLER, EDGE),
+    "database_url": (CONTROLLER, EDGE),
+    "var_dir": (CONTROLLER, MEDIA, EDGE),
+}
+
+
+def _workers_max_live(old: Settings, new: Settings) -> bool:
+    """The edge lists the workers_max ports it started with: more workers need its restart."""
+    return not old.sip.enabled or new.media.workers_max <= old.media.workers_max
+
+
+def _watch_enabled_live(old: Settings, new: Settings) -> bool:
+    """Off at once (the kill switch); on needs its lead and schedule built at start."""
+    return not new.watch.enabled
+
+
+LIVE_WHEN: Mapping[str, Callable[[Settings, Settings], bool]] = {
+    "media.workers_max": _workers_max_live,
+    "watch.enabled": _watch_enabled_live,
+}
+WHY_NOT_LIVE: Mapping[str, tuple[str, ...]] = {
+    "media.workers_max": (EDGE,),
+    "watch.enabled": (CONTROLLER,),
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    key: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class Plan:
+    live: tuple[Change, ...] = ()
+    seed: tuple[Change, ...] = ()
+    restart: tuple[tuple[Change, tuple[str, ...]], ...] = ()  # each change and the units to restart
+
+    @property
+    def empty(self) -> bool:
+        return not (self.live or self.seed or self.restart)
+
+    def parts(self) -> tuple[str, ...]:
+        """The running parts the live changes go to, each once, in table order."""
+        wanted = {LIVE_KEYS[c.key] for c in self.live}
+        return tuple(dict.fromkeys(part for part in LIVE_KEYS.values() if part in wanted))
+
+    def by_unit(self) -> dict[str, tuple[str, ...]]:
+        """Unit -> the keys that wait for its restart."""
+        out: dict[str, list[str]] = {}
+        for change, units in self.restart:
+            for unit in units:
+                out.setdefault(unit, []).append(change.key)
+        return {unit: tuple(keys) for unit, keys in out.items()}
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Every leaf of a settings dataclass by its dotted key (mappings and tuples are leaves)."""
+    out: dict[str, Any] = {}
+    for f in fields(value):
+        key = f"{prefix}{f.name}"
+        leaf = getattr(value, f.name)
+        if is_dataclass(leaf):
+            out.update(flatten(leaf, key + "."))
+        else:
+            out[key] = leaf
+    return out
+
+
+def kind(key: str, old: Settings, new: Settings) -> tuple[str, ...]:
+    """(LIVE,), (SEED,) or the units whose restart the change of `key` needs."""
+    if key in SEED_KEYS:
+        return (SEED,)
+    if key in LIVE_KEYS:
+        rule = LIVE_WHEN.get(key)
+        if rule is None or rule(old, new):
+            return (LIVE,)
+        return WHY_NOT_LIVE[key]
+    prefix = max((p for p in RESTART_UNITS if key == p or key.startswith(p)), key=len, default=None)
+    return RESTART_UNITS[prefix] if prefix is not None else (CONTROLLER,)
+
+
+def plan(old: Settings, new: Settings) -> Plan:
+    before, after = flatten(old), flatten(new)
+    live, seed, restart = [], [], []
+    for key, value in after.items():
+        if before[key] == value:
+            continue
+        change = Change(key, before[key], value)
+        how = kind(key, old, new)
+        if how == (LIVE,):
+            live.append(change)
+        elif how == (SEED,):
+            seed.append(change)
+        else:
+            restart.append((change, how))
+    return Plan(tuple(live), tuple(seed), tuple(restart))
+
+
+def applied(old: Settings, new: Settings, p: Plan) -> Settings:
+    """`old` with the live changes of `p` taken from `new`, nothing else."""
+    out = old
+    for change in p.live:
+        out = _set(out, change.key.split("."), change.new)
+    return out
+
+
+def _set(value: Any, path: list[str], leaf: Any) -> Any:
+    head, *rest = path
+    inner = leaf if not rest else _set(getattr(value, head), rest, leaf)
+    return dataclasses.replace(value, **{head: inner})
+
+
+def shown(value: Any) -> Any:
+    """A value as the audit log and the log lines show it (paths as text)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
