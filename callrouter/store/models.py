@@ -360,3 +360,5 @@ from callrouter.store.models_recording import (  # noqa: E402,F401 (re-exported)
 from callrouter.store.models_cluster import LeadRecord, NodeLeaseRecord  # noqa: E402,F401 (re-exported)
 # So do the shared desk's secretaries' states, waiting calls and offers (several nodes).
 from callrouter.store.models_desk import DeskOffer, DeskSecretary, DeskWaiting  # noqa: E402,F401 (re-exported)
+# And Kamailio's registrations table, shared by the edges of several nodes.
+from callrouter.store.models_edge import KamailioLocation, KamailioVersion  # noqa: E402,F401 (re-exported)
