@@ -103,12 +103,13 @@ class CallbackDesk:
         ctx.metrics.callback_tasks.labels(s.practice, "created_voicemail").inc()
         return task_id
 
-    def restore(self, tasks: Iterable[Any], dialplans: dict[str, Dialplan]) -> int:
-        """Put back in line the tasks pending in the store (at start-up)."""
-        n = 0
+    def restore(self, tasks: Iterable[Any], dialplans: Mapping[str, Dialplan] | None = None) -> int:
+        """Put back in line the tasks pending in the store (at start-up), or those a lost node's
+        callers became on this node (callrouter.cluster.reaper), each at its place."""
+        n, dialplans = 0, self._dialplans() if dialplans is None else dialplans
         for view in tasks:
             dialplan = dialplans.get(view.practice)
-            if view.id in self.tasks or dialplan is None or view.source != "overflow":
+            if view.id in self.tasks or dialplan is None or view.source not in IN_LINE:
                 continue
             if view.attempts >= self._ctx.settings.callback_attempts:
                 continue  # left to the secretaries through the API
@@ -383,6 +384,7 @@ class CallbackDesk:
             self._ctx.recorder.submit(getattr(self.store, method), *args, **kwargs)
 
 
+IN_LINE = ("overflow", "node_lost")  # the sources of the tasks waiting in line (the others: the API's)
 CONFIRM_PROMPT = "callback_task_press_1"  # « tapez 1 pour être mis en relation »
 CONFIRM_DIGIT = "1"
 MIN_MESSAGE_S = 1.0  # shorter: hung up at the beep, nothing to call back about

@@ -264,6 +264,13 @@ def _close(s: Session, call: CallRecord, outcome: str, cause: str | None, now: d
     s.execute(_END_LEGS, {"call_id_": call.id, "ended_at": now, "end_cause": clip(cause or outcome)})
 
 
+def close_in(s: Session, call: CallRecord, outcome: str, cause: str | None, now: dt.datetime) -> None:
+    """Close `call` (open, and locked by the caller) in the caller's transaction, its open legs
+    with it: the reaper's write (callrouter.store.reaping), done with the task it creates."""
+    _check_outcome(outcome, cause)
+    _close(s, call, outcome, cause, now)
+
+
 def clip(text: str | None, limit: int = CAUSE_MAX) -> str | None:
     """A cause as stored: a worker's SIP reason can be any length, and a write refused by the
     column's limit would leave the leg or the call open for good."""

@@ -1,7 +1,7 @@
 """Callback tasks: patients to call back, durable so that a restarted controller puts them back in line.
 
-A task comes from an overflow offer (the caller pressed 1 and confirmed a number), a voicemail, or
-a secretary. Its life:
+A task comes from an overflow offer (the caller pressed 1 and confirmed a number), a voicemail,
+a secretary, or a node lost with the caller waiting on it (`node_lost`, callrouter.store.reaping). Its life:
 
     open | assigned  --assign-->          assigned   (someone takes it; not while it is being called)
     open | assigned  --start_attempt-->   calling    (an outbound call is placed; attempts + 1)
@@ -42,7 +42,7 @@ from callrouter.store.models import CallbackTask
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("overflow", "voicemail", "secretary")
+SOURCES = ("overflow", "voicemail", "secretary", "node_lost")  # node_lost: callrouter.store.reaping
 NOTE_MAX = 500
 _TASK_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
@@ -98,21 +98,8 @@ class TaskRepository:
                 existing = s.get(CallbackTask, task_id)
                 if existing is not None:
                     return _view(existing)  # a replay
-                if expires_at <= now:
-                    raise ValueError("a task's deadline must be after its creation")
-                row = CallbackTask(
-                    id=task_id, practice=practice, queue=queue, number=number, source=source,
-                    call_id=call_id, created_at=now, created_by=created_by,
-                    place_at=place_at or now, expires_at=expires_at, state=OPEN, attempts=0,
-                    note=_clean(note, NOTE_MAX), updated_at=now)
-                s.add(row)
-                s.flush()
-                if actor is not None:
-                    append(s, actor, "task.create", f"task:{task_id}", now, after=_audit_state(row),
-                           details={"practice": practice, "source": source, "call_id": call_id,
-                                    "expires_at": expires_at.isoformat(),
-                                    "note_chars": len(row.note or "")})
-                view = _view(row)
+                view = insert_task(s, task_id, practice, number, source, now, expires_at, place_at=place_at,
+                                   queue=queue, call_id=call_id, note=note, created_by=created_by, actor=actor)
         except IntegrityError:  # created by another thread or node between our check and insert
             return self.get(task_id)
         logger.info("task %s created for %s (%s) to call back %s", task_id, practice, source,
@@ -303,6 +290,29 @@ class TaskRepository:
         if changed:
             logger.info("task %s: %s -> %s", task_id, before["state"], view.state)
         return view
+
+
+def insert_task(s: Session, task_id: str, practice: str, number: str, source: str, now: dt.datetime,
+                expires_at: dt.datetime, *, place_at: dt.datetime | None = None, queue: str | None = None,
+                call_id: str | None = None, note: str | None = None, created_by: str | None = None,
+                actor: Actor | None = None) -> TaskView:
+    """Insert an open task inside the caller's transaction (`number` already in E.164), audited
+    when an `actor` is given: `TaskRepository.create`'s write, and the reaper's
+    (callrouter.store.reaping), whose task is created with the record it closes."""
+    if expires_at <= now:
+        raise ValueError("a task's deadline must be after its creation")
+    row = CallbackTask(
+        id=task_id, practice=practice, queue=queue, number=number, source=source,
+        call_id=call_id, created_at=now, created_by=created_by,
+        place_at=place_at or now, expires_at=expires_at, state=OPEN, attempts=0,
+        note=_clean(note, NOTE_MAX), updated_at=now)
+    s.add(row)
+    s.flush()
+    if actor is not None:
+        append(s, actor, "task.create", f"task:{task_id}", now, after=_audit_state(row),
+               details={"practice": practice, "source": source, "call_id": call_id,
+                        "expires_at": expires_at.isoformat(), "note_chars": len(row.note or "")})
+    return _view(row)
 
 
 def purge_closed(session: Session, cutoff: dt.datetime) -> int:

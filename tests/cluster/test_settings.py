@@ -8,7 +8,7 @@ from callrouter.config import ConfigError, parse_settings
 
 def test_the_defaults_renew_every_two_seconds_a_ten_second_lease():
     settings = parse_settings({}, environ={})
-    assert settings.cluster == ClusterSettings(lease_seconds=10.0, renew_seconds=2.0)
+    assert settings.cluster == ClusterSettings(lease_seconds=10.0, renew_seconds=2.0, reap_after_seconds=12.0)
 
 
 def test_a_cluster_section_is_read():
@@ -20,7 +20,8 @@ def test_a_cluster_section_is_read():
     ({"lease_seconds": 0.1}, "cluster.lease_seconds: expected 0.5 to 300 seconds"),
     ({"renew_seconds": 0}, "cluster.renew_seconds: expected 0.1 to 60 seconds"),
     ({"lease_seconds": 5, "renew_seconds": 2}, "cluster.renew_seconds: at most a third of cluster.lease_seconds"),
-    ({"leases": 3}, "cluster.leases: unknown key (known: lease_seconds, renew_seconds)"),
+    ({"reap_after_seconds": 0.5}, "cluster.reap_after_seconds: expected 1 to 3600 seconds"),
+    ({"leases": 3}, "cluster.leases: unknown key (known: lease_seconds, reap_after_seconds, renew_seconds)"),
 ])
 def test_wrong_values_are_refused_with_their_key(section, problem):
     with pytest.raises(ConfigError) as caught:
