@@ -104,6 +104,24 @@ def test_line_reader_splits_joins_and_drops_overlong_lines():
     assert reader.feed(b"zz\nok\n") == [b"ok"]   # its tail is dropped, the next line is read
 
 
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"")), max_size=8),
+       st.lists(st.integers(min_value=1, max_value=30), min_size=1, max_size=8))
+def test_the_reader_gives_the_same_lines_however_the_stream_is_cut(lines, cuts):
+    """Whole lines one by one (the fast path) or the stream cut anywhere: the same lines out,
+    an over-long one dropped alike."""
+    stream = b"".join(line + b"\n" for line in lines)
+    whole, cut = p.LineReader(max_bytes=30), p.LineReader(max_bytes=30)
+    by_line = [item for line in lines for item in whole.feed(line + b"\n")]
+    pieces, at, i = [], 0, 0
+    while at < len(stream):
+        pieces.append(stream[at:at + cuts[i % len(cuts)]])
+        at, i = at + cuts[i % len(cuts)], i + 1
+    by_piece = [item for piece in pieces for item in cut.feed(piece)]
+    kind = lambda items: [x if isinstance(x, bytes) else "dropped" for x in items]  # noqa: E731
+    assert kind(by_line) == kind(by_piece) == [line if len(line) <= 30 else "dropped" for line in lines
+                                               if line.strip() or len(line) > 30]
+
+
 @given(st.binary(max_size=300))
 def test_the_reader_never_crashes_on_arbitrary_bytes(data):
     reader = p.LineReader()
