@@ -54,7 +54,7 @@ from callrouter.reports.mailer import SmtpReportMailer
 from callrouter.reports.render import render
 from callrouter.reports.weekly import WeeklyReports
 from callrouter.sip.dispatch import EdgeDispatcher
-from callrouter.sip.registrations import RegistrationsClient, RegistrationsPoller
+from callrouter.sip.registrations import RegistrationsClient, RegistrationsPoller, registrations_source
 from callrouter.sip.service import KamailioService
 from callrouter.store.audit import SYSTEM, AuditLog
 from callrouter.store.calls import CallRepository, arrivals_since
@@ -327,7 +327,7 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
     edge = registrations = None
     if settings.sip.enabled:
         edge = edge_service(settings, reactor) if whole else None
-        registrations = RegistrationsPoller(RegistrationsClient(settings.sip.rpc_port), desk, reactor)
+        registrations = RegistrationsPoller(registrations_source(settings.sip, db.engine), desk, reactor)
 
     # The admin API.
     def card_of(practice: str) -> dict | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from callrouter.config import ConfigError, Settings, add_config_argument, settings_for_cli
 from callrouter.sip import kamailio
-from callrouter.sip.registrations import RegistrationsClient, RegistrationsUnavailable
+from callrouter.sip.registrations import RegistrationsUnavailable, registrations_source
 from callrouter.sip.settings import SipSettings, SipSettingsError, aligned_with_media
 
 DEFAULT_DIR = "var/kamailio"
@@ -22,7 +22,8 @@ def register(sub) -> None:
     config.add_argument("--write", metavar="DIR", nargs="?", const=DEFAULT_DIR,
                         help=f"write kamailio.cfg, dispatcher.list, tls.cfg into DIR "
                         f"(default {DEFAULT_DIR}) instead of printing kamailio.cfg")
-    _cmd(k_sub, "registrations", "list the softphones registered at Kamailio", _registrations)
+    _cmd(k_sub, "registrations", "list the softphones registered at Kamailio (with sip.registrations: "
+         "database, at every node's edge)", _registrations)
 
 
 def _cmd(sub, name: str, help_: str, func) -> argparse.ArgumentParser:
@@ -67,11 +68,18 @@ def _config(args, settings: Settings, sip: SipSettings) -> int:
 
 
 def _registrations(args, settings: Settings, sip: SipSettings) -> int:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(settings.database_url) if sip.registrations == "database" else None
     try:
-        registered = RegistrationsClient(sip.rpc_port).fetch()
+        registered = registrations_source(sip, engine).fetch()
     except RegistrationsUnavailable as exc:
-        print(f"error: Kamailio did not answer: {exc}", file=sys.stderr)
+        where = "the location table" if engine is not None else "Kamailio"
+        print(f"error: {where} did not answer: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if engine is not None:
+            engine.dispose()
     for username in sorted(registered):
         for contact in registered[username]:
             print(f"{username}\t{contact.address}\t{contact.socket}\texpires in {contact.expires}s")

@@ -1,22 +1,36 @@
-"""Who is registered at Kamailio: a small JSON-RPC client the controller polls.
+"""Who is registered at the edge: read from Kamailio or from the table the edges share.
 
-Kamailio keeps registrations in memory (usrloc db_mode 0) and answers `ul.dump` on its loopback
-RPC port (jsonrpcs over xhttp; see event_route[xhttp:request] in deploy/kamailio/kamailio.cfg).
-`fetch()` blocks (urllib); `RegistrationsPoller` calls it on the reactor's thread pool every 2 s
-and tells the secretary desk who is registered.
+With `sip.registrations: memory` (one node) Kamailio keeps registrations in memory (usrloc
+db_mode 0) and answers `ul.dump` on its loopback RPC port (jsonrpcs over xhttp; see
+event_route[xhttp:request] in deploy/kamailio/kamailio.cfg): `RegistrationsClient`.
+
+With `sip.registrations: database` (several nodes) every edge writes them to the `location` table
+and keeps nothing in memory (db_mode 3: `ul.dump` answers an empty list, `ul.lookup` only the
+contacts this edge received), so the controller reads the table itself, seeing the softphones
+registered at every node's edge: `TableRegistrations`. usrloc writes `expires` in its own local
+time without a zone; the nodes must share a time zone and keep their clocks in step (NTP).
+
+`fetch()` blocks; `RegistrationsPoller` calls it on the reactor's thread pool every 2 s and tells
+the secretary desk who is registered.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from twisted.application.internet import TimerService
 from twisted.internet import threads
+
+from callrouter.sip.settings import SipSettings
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +104,54 @@ class RegistrationsClient:
         return frozenset(self.fetch())
 
 
+_LIVE_CONTACTS = text(
+    "SELECT username, contact, expires, user_agent, received, socket FROM location "
+    "WHERE expires > :now ORDER BY username, id")
+
+
+class TableRegistrations:
+    """Every edge's registrations, from the `location` table they share (usrloc db_mode 3).
+
+    `local_now` gives the time in the edges' local time zone, naive, as usrloc writes `expires`.
+    """
+
+    def __init__(self, engine: Engine, local_now: Callable[[], dt.datetime] = dt.datetime.now) -> None:
+        self._engine, self._local_now = engine, local_now
+
+    def fetch(self) -> dict[str, tuple[Contact, ...]]:
+        """Every username with a contact not yet expired, with those contacts."""
+        now = self._local_now().replace(microsecond=0)
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(_LIVE_CONTACTS, {"now": now}).all()
+        except SQLAlchemyError as exc:
+            raise RegistrationsUnavailable(f"location table: {exc.__class__.__name__}") from exc
+        found: dict[str, list[Contact]] = {}
+        for username, contact, expires, agent, received, sock in rows:
+            found.setdefault(username, []).append(Contact(
+                address=contact, expires=max(0, int((expires - now).total_seconds())),
+                user_agent=agent or None, received=received or None, socket=sock or ""))
+        return {name: tuple(contacts) for name, contacts in found.items()}
+
+    def registered_usernames(self) -> frozenset[str]:
+        return frozenset(self.fetch())
+
+
+class RegistrationsSource(Protocol):
+    def fetch(self) -> dict[str, tuple[Contact, ...]]: ...
+
+    def registered_usernames(self) -> frozenset[str]: ...
+
+
+def registrations_source(sip: SipSettings, engine: Engine | None) -> RegistrationsSource:
+    """Where this node learns who is registered: its edge's memory, or the shared table."""
+    if sip.registrations == "database":
+        if engine is None:
+            raise ValueError("sip.registrations: database needs the database's engine")
+        return TableRegistrations(engine)
+    return RegistrationsClient(sip.rpc_port)
+
+
 class RegistrationsObserver(Protocol):
     """Who hears which usernames are registered (the secretary desk)."""
 
@@ -99,7 +161,7 @@ class RegistrationsObserver(Protocol):
 class RegistrationsPoller(TimerService):
     """Tells the secretary desk which secretaries' softphones are registered at the edge, every 2 s."""
 
-    def __init__(self, client: RegistrationsClient, desk: RegistrationsObserver, reactor: Any, interval: float = 2.0):
+    def __init__(self, client: RegistrationsSource, desk: RegistrationsObserver, reactor: Any, interval: float = 2.0):
         self.client, self.desk, self.reactor = client, desk, reactor
         self._unavailable = False
         super().__init__(interval, self.poll)

@@ -46,13 +46,21 @@ def restart_delay(failures: int) -> float:
     return _BACKOFF(max(0, failures - 1))
 
 
+# With shared registrations, usrloc says ERROR for every contact another edge received, skipped
+# by design (skip_remote_socket): that is the normal case of several nodes, not an error.
+_ROUTINE = ("db_load_urecord(): skipping record for",)
+
+
 def _relay(raw: bytes) -> None:
     # Kamailio dumps the SIP messages it cannot parse, numbers included: mask them as we do ours.
     line = mask_numbers_in(raw.decode("utf-8", "replace").rstrip())
     if not line:
         return
     match = _LEVEL_RE.search(line)
-    logger.log(_LEVELS[match.group(1)] if match else logging.INFO, "kamailio: %s", line)
+    level = _LEVELS[match.group(1)] if match else logging.INFO
+    if any(routine in line for routine in _ROUTINE):
+        level = logging.DEBUG
+    logger.log(level, "kamailio: %s", line)
 
 
 class KamailioService(service.Service):
@@ -108,7 +116,8 @@ class KamailioService(service.Service):
         argv = [setsid, binary, *args[1:]] if setsid else [binary, *args[1:]]
         self._ended = defer.Deferred()
         self._process = self._reactor.spawnProcess(
-            LineRelay(_relay, self._process_ended), argv[0], argv, env=os.environ.copy(),
+            LineRelay(_relay, self._process_ended), argv[0], argv,
+            env={**os.environ, **kamailio.environment(self.sip, self._database_url)},
             path=str(self._base or Path.cwd()))
         self._pid = self._process.pid
         self._started_at = self._reactor.seconds()

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 DISPATCH_ALGORITHMS = {"call-load": 10, "round-robin": 4}
+REGISTRATIONS = ("memory", "database")
 _HOST_PORT_RE = re.compile(r"(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:(?P<port>\d{1,5}))?")
 
 
@@ -51,6 +52,14 @@ class SipSettings:
     dispatch_algorithm: str = "call-load"
     worker_answer_timeout_ms: int = 2000  # no reply from a worker within this: try the next one
     worker_probe_interval_s: int = 5
+    # Several nodes (docs/operations.md, "Several nodes"): "database" keeps the registrations in the
+    # `location` table of the PostgreSQL every node shares (usrloc db_mode 3), "memory" in this
+    # Kamailio only (one node). `peer_edges`: the other nodes' edges (address:UDP port, as they
+    # listen), trusted like workers, tried when no worker of ours takes a call, and asked to ring
+    # the secretaries registered at them.
+    registrations: str = "memory"
+    peer_edges: tuple[str, ...] = ()
+    min_expires_s: int = 60  # shortest registration accepted (a shorter Expires is raised to it)
     # Outbound trunk (host[:port]) for callbacks and on-call legs; None: no outbound calls.
     outbound_trunk: str | None = None
     # Protections.
@@ -103,6 +112,7 @@ class SipSettings:
                 found.append(f"sip.trusted_trunks[{i}]: expected an IP address, got {trunk!r}")
         if self.outbound_trunk is not None and not _HOST_PORT_RE.fullmatch(self.outbound_trunk):
             found.append(f"sip.outbound_trunk: expected host[:port], got {self.outbound_trunk!r}")
+        found += _cluster_problems(self)
         if self.dispatch_algorithm not in DISPATCH_ALGORITHMS:
             found.append(f"sip.dispatch_algorithm: one of {', '.join(DISPATCH_ALGORITHMS)}, got "
                          f"{self.dispatch_algorithm!r}")
@@ -112,7 +122,7 @@ class SipSettings:
             found.append(f"sip.worker_base_port: out of range: {self.worker_base_port}")
         positive = ("worker_answer_timeout_ms", "worker_probe_interval_s", "max_message_bytes",
                     "flood_window_s", "flood_max_requests", "ban_seconds", "auth_failures_max",
-                    "auth_failure_window_s", "children", "shm_mb", "pkg_mb")
+                    "auth_failure_window_s", "children", "shm_mb", "pkg_mb", "min_expires_s")
         for name in positive:
             if getattr(self, name) <= 0:
                 found.append(f"sip.{name}: expected a positive integer, got {getattr(self, name)}")
@@ -143,6 +153,38 @@ def aligned_with_media(sip: SipSettings, media) -> SipSettings:
     """
     return replace(sip, worker_host=media.bind, worker_base_port=media.sip_port_base,
                    worker_count=media.workers_max)
+
+
+def peer_address(entry: str) -> tuple[str, int]:
+    """(address, port) of a `peer_edges` entry "192.0.2.12:5060" or "[2001:db8::12]:5060"."""
+    host, _, port = entry.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _cluster_problems(sip: SipSettings) -> list[str]:
+    found = []
+    if sip.registrations not in REGISTRATIONS:
+        found.append(f"sip.registrations: one of {', '.join(REGISTRATIONS)}, got {sip.registrations!r}")
+    seen = set()
+    for i, entry in enumerate(sip.peer_edges):
+        try:
+            address, port = peer_address(entry)
+            ipaddress.ip_address(address)
+            if not 1 <= port <= 65535:
+                raise ValueError(port)
+        except ValueError:
+            found.append(f"sip.peer_edges[{i}]: expected address:port (an IP address and its UDP port), "
+                         f"got {entry!r}")
+            continue
+        if address == sip.listen_address:
+            found.append(f"sip.peer_edges[{i}]: {entry} is on this edge's address; list the other "
+                         f"nodes' edges only, each on its own address")
+        elif address in seen:
+            found.append(f"sip.peer_edges[{i}]: a second edge on {address}; one edge per address")
+        seen.add(address)
+    if sip.peer_edges and sip.udp_port == 0:
+        found.append("sip.peer_edges: the edges speak to each other over UDP; set sip.udp_port")
+    return found
 
 
 def _webrtc_problems(sip: SipSettings) -> list[str]:

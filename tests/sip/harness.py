@@ -65,7 +65,8 @@ class KamailioProc:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(kamailio.command(sip, self.files), stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True,
-                                     cwd=workdir)
+                                     cwd=workdir,
+                                     env={**os.environ, **kamailio.environment(sip, database_url)})
         self.rpc = RegistrationsClient(sip.rpc_port, timeout=2.0)
         if not wait_for(self._ready, timeout=WAIT):
             self.stop()
