@@ -1,0 +1,130 @@
+"""A node lost with calls on it, on one real PostgreSQL: node A (a real process holding its lease,
+its call records written through the real repository) is killed with SIGKILL; node B, a real
+`callrouter serve`, leads the reaper and closes A's records: the caller waiting in A's queue
+becomes a callback task put in B's line and listed by B's API, the bridged call and the withheld
+caller are recorded `node_lost`. While A lives, B touches none of them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from argon2 import PasswordHasher
+
+from callrouter.auth import passwords
+from callrouter.auth.sealing import KeyFileBox
+from callrouter.auth.totp import code_at
+from callrouter.devtools.serve import CLI, ServeProcess, base_config
+from callrouter.ports import Actor
+from callrouter.store.calls import CallRepository
+from callrouter.store.db import Database
+from callrouter.store.reaping import NOTE, task_id_for
+from callrouter.store.tasks import TaskRepository
+from callrouter.store.testing import fresh_database
+from tests.app.conftest import DIALPLAN, NUMBER
+from tests.cluster.lost_node_child import PATIENT, WRITTEN
+from tests.cluster.support import ROOT, until
+from tests.factories import REPO
+
+LEASE_S, RENEW_S, REAP_AFTER_S = 3.0, 0.5, 2.0
+A, B = "node-a", "node-b"
+PRACTICE, QUEUE = "e2e-test", "general"
+PASSWORD = "correct horse battery staple"
+KINDS = ("queued", "bridged", "withheld")
+
+
+@pytest.fixture(scope="module")
+def prompts_built():
+    subprocess.run([CLI, "prompts", "build"], cwd=REPO, check=True, capture_output=True, timeout=300)
+
+
+@pytest.fixture
+def nodes(tmp_path, prompts_built):
+    with fresh_database("postgresql", tmp_path) as db:
+        (tmp_path / "dialplans").mkdir()
+        (tmp_path / "dialplans" / "e2e.yaml").write_text(DIALPLAN.format(number=NUMBER))
+        config = base_config(tmp_path, tmp_path / "dialplans", REPO / "prompts", workers=1)
+        config.update(database_url=db.url, node=B, cluster={"lease_seconds": LEASE_S, "renew_seconds": RENEW_S,
+                                                            "reap_after_seconds": REAP_AFTER_S})
+        svc = ServeProcess(tmp_path, config)
+        lost = None
+        try:
+            svc.start()
+            lost = subprocess.Popen([sys.executable, "-m", "tests.cluster.lost_node_child", db.url, A, str(LEASE_S),
+                                     str(RENEW_S), PRACTICE, QUEUE], cwd=ROOT, stdout=subprocess.PIPE,
+                                    stderr=(tmp_path / "node-a.log").open("w"), text=True)
+            yield db, svc, lost
+        finally:
+            if lost is not None and lost.poll() is None:
+                lost.kill()
+                lost.wait(30)
+            stray = svc.stop()
+            assert not stray, f"processes left running after stop: {stray}"
+
+
+def sign_in(svc: ServeProcess, db: Database) -> str:
+    """A supervisor (her TOTP secret sealed with the service's key file) signed in: a bearer token."""
+    from callrouter.store.users import UserRepository
+
+    hasher = passwords._hasher
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    try:
+        box = KeyFileBox(svc.root / "var" / "secrets.key")
+        secret = UserRepository(db, totp_box=box).add(Actor("test", "127.0.0.1"), "sophie", "Sophie", "supervisor",
+                                                      PASSWORD, dt.datetime.now(dt.timezone.utc)).totp_secret
+    finally:
+        passwords._hasher = hasher
+    body = {"username": "sophie", "password": PASSWORD, "totp": code_at(secret, dt.datetime.now(dt.timezone.utc))}
+    return api(svc, "POST", "/api/login", body=body)["token"]
+
+
+def api(svc: ServeProcess, method: str, path: str, token: str | None = None, body: dict | None = None):
+    request = urllib.request.Request(f"http://127.0.0.1:{svc.config['http']['port']}{path}", method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {token}"} if token else {})})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def records(db: Database) -> dict:
+    repo = CallRepository(db)
+    return {k: repo.get(f"{A}-{k}") for k in KINDS}
+
+
+def test_a_node_killed_with_calls_on_it_leaves_a_task_and_node_lost_records_on_the_survivor(nodes):
+    db, svc, lost = nodes
+    svc.wait_metric('callrouter_cluster_leading{role="reaper"}', lambda v: v == 1, timeout=30)
+    assert lost.stdout.readline().strip() == WRITTEN
+    # A lives: more than a lease and the grace later, its calls are still its own.
+    time.sleep(LEASE_S + REAP_AFTER_S + 2 * RENEW_S)
+    assert all(r.ended_at is None for r in records(db).values())
+    assert svc.metrics()['callrouter_calls_reaped_total{kind="callback"}'] == 0
+
+    lost.send_signal(signal.SIGKILL)
+    lost.wait(30)
+    until(lambda: all(r.ended_at is not None for r in records(db).values()), "node B to close node A's calls",
+          bound_s=LEASE_S + REAP_AFTER_S + 30)
+    got = records(db)
+    assert (got["queued"].outcome, got["queued"].cause) == ("callback_requested", "node_lost")
+    assert (got["bridged"].outcome, got["bridged"].cause) == ("failed", "node_lost")
+    assert (got["withheld"].outcome, got["withheld"].cause) == ("failed", "node_lost")
+    assert all(leg.ended_at is not None for r in got.values() for leg in r.legs)
+
+    task = TaskRepository(db).get(task_id_for(f"{A}-queued"))
+    assert (task.source, task.number, task.practice, task.queue, task.state, task.note) == (
+        "node_lost", PATIENT, PRACTICE, QUEUE, "open", NOTE)
+    assert [t.call_id for t in TaskRepository(db).pending(dt.datetime.now(dt.timezone.utc))] == [f"{A}-queued"]
+    metrics = svc.metrics()
+    assert metrics['callrouter_calls_reaped_total{kind="callback"}'] == 1
+    assert metrics['callrouter_calls_reaped_total{kind="node_lost"}'] == 2
+    # In B's line (nobody covers the queue here, so it waits there), and in B's API.
+    svc.wait_metric(f'callrouter_queue_waiting{{practice="{PRACTICE}",queue="{QUEUE}"}}', lambda v: v == 1)
+    listed = api(svc, "GET", f"/api/practices/{PRACTICE}/tasks", sign_in(svc, db))["tasks"]
+    assert [(t["id"], t["source"], t["call_id"]) for t in listed] == [(task.id, "node_lost", f"{A}-queued")]
