@@ -1,13 +1,13 @@
 """The messages of the worker RPC (protocol.py): the commands the controller sends, the events a
 worker reports, each a frozen dataclass that checks its own values (`check`, run when decoded).
-
 Pure: no pjsua2, no Twisted, no I/O."""
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass, field
-from typing import ClassVar, Mapping, Union
+from typing import ClassVar, Mapping, Union, get_args
+
+from callrouter.media.slot_events import SlotsHeld
 
 DIGITS = frozenset("0123456789*#ABCD")
 LEG_STATES = ("ringing", "early", "confirmed")
@@ -393,8 +393,8 @@ class Error:
 Command = Union[Answer, Play, StopPlayback, Record, Dial, Bridge, Unbridge, Transfer, Hangup, RecordCall,
                 StopCallRecording, RelayOpen, RelayConnect, RelayClose, Retire, ReportLegs]
 Event = Union[Ready, IncomingCall, Digit, PlaybackFinished, LegState, LegEnded, RecordingFinished, Error,
-              CallRecordingFinished, RelayReady, RelayEnded, LegReport, LegsReported]
+              CallRecordingFinished, RelayReady, RelayEnded, LegReport, LegsReported, SlotsHeld]
 Message = Union[Command, Event]
 
-COMMANDS: Mapping[str, type] = {c.type: c for c in typing.get_args(Command)}
-EVENTS: Mapping[str, type] = {e.type: e for e in typing.get_args(Event)}
+COMMANDS: Mapping[str, type] = {c.type: c for c in get_args(Command)}
+EVENTS: Mapping[str, type] = {e.type: e for e in get_args(Event)}

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callrouter.media import protocol as p
+from callrouter.media.slot_events import SlotsHeld
 
 SAMPLES = [
     p.Answer(leg="w0-1-1"), p.Answer(leg="w0-1-1", code=183),
@@ -33,6 +34,7 @@ SAMPLES = [
     p.ReportLegs(), p.LegsReported(count=2),
     p.LegReport(leg="w0-1-1", sip_call_id="abc", peer="<sip:+33612345678@x>", outgoing=False, state="confirmed",
                 bridged="sec-1", relays="", playing=""),
+    SlotsHeld(held=1),
 ]
 
 
