@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 WORKER_SET = 1  # DS_WORKERS in deploy/kamailio/kamailio.cfg
 ACTIVE, DISABLED = "ap", "d"
 SHED_VARIABLE = "shed"  # $shv(shed) in deploy/kamailio/kamailio.cfg
+SHED_TABLE, SHED_REFUSED = "shed", "refused"  # $sht(shed=>refused): the calls refused so
 
 
 class EdgeDispatcher:
@@ -59,6 +60,13 @@ class EdgeDispatcher:
             "the edge did not %s refusing new calls (%s)", "start" if on else "stop", error) or False)
         return d
 
+    def refused(self) -> defer.Deferred:
+        """Fires with how many new calls the edge refused for the controller's lag since it
+        started (the `refused` item of its `shed` table), or None if it did not answer."""
+        d = self._in_thread(self._client.call, "htable.get", SHED_TABLE, SHED_REFUSED)
+        d.addCallbacks(_item_value, lambda failure: failure.trap(RegistrationsUnavailable) and None)
+        return d
+
     def _set(self, state: str, port: int) -> defer.Deferred:
         """True once the edge took `state` for `port`; False if it did not answer in time."""
         d = self._call(self._timeouts[state], "dispatcher.set_state", state, WORKER_SET,
@@ -80,6 +88,14 @@ class EdgeDispatcher:
                 if self._reactor.seconds() >= deadline:
                     return exc
                 yield task.deferLater(self._reactor, self._retry, lambda: None)
+
+
+def _item_value(result: Any) -> int | None:
+    """An htable item's value from `htable.get`'s answer ({"item": {"name": ..., "value": ...}})."""
+    try:
+        return int(result["item"]["value"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 @defer.inlineCallbacks

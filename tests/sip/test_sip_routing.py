@@ -194,6 +194,8 @@ def test_while_the_controller_lags_the_edge_refuses_new_calls_at_once_with_retry
     assert wait_for(lambda: active(edge, 0)), worker_flags(edge)
     dispatcher = EdgeDispatcher(edge.kamailio.rpc, edge.sip, task.Clock(),
                                 in_thread=lambda fn, *args: defer.maybeDeferred(fn, *args))
+    refused_before = dispatcher.refused().result
+    assert isinstance(refused_before, int)  # counted from the edge's start, whatever ran before
     assert dispatcher.shed(True).result is True
     try:
         client = SipClient(edge.address, bind_ip=TRUNK_IP)
@@ -205,6 +207,7 @@ def test_while_the_controller_lags_the_edge_refuses_new_calls_at_once_with_retry
         assert response is not None and (response.status, response.reason) == (503, "Overloaded")
         assert response.header("Retry-After") == "2"
         assert worker.received("INVITE") == 0
+        assert dispatcher.refused().result == refused_before + 1  # callrouter_media_calls_shed_total
     finally:
         assert dispatcher.shed(False).result is True
     caller = trunk_calls(edge, reaper, 2)
