@@ -111,10 +111,10 @@ class SettingsReload:
         """Keys, and the values of the live ones (no secret is live); never a restart key's value."""
         before = {c.key: diff.shown(c.old) for c in plan.live}
         after = {c.key: diff.shown(c.new) for c in plan.live}
-        details = {"applied": [c.key for c in plan.live], "seed": [c.key for c in plan.seed],
+        details = {"file": str(self.path), "applied": [c.key for c in plan.live], "seed": [c.key for c in plan.seed],
                    "restart": {unit: list(keys) for unit, keys in plan.by_unit().items()}}
         try:
-            self._audit(str(self.path), before, after, details)
+            self._audit("settings", before, after, details)
         except Exception:
             logger.exception("settings reload not audited")
 

@@ -71,7 +71,7 @@ def test_a_good_file_applies_its_live_changes_and_names_the_rest(setup, caplog):
     assert "mqtt.password needs a restart of callrouter; left as it runs" in text
     assert "n3w" not in text and "s3cret" not in text
     (target, before, after, details), = rec.audited
-    assert target == str(path) and after == {"controller.ring_timeout_s": 8.0, "controller.hold_prompt": "attente",
+    assert target == "settings" and details["file"] == str(path) and after == {"controller.ring_timeout_s": 8.0, "controller.hold_prompt": "attente",
                                              "media.workers_min": 2}
     assert before["controller.ring_timeout_s"] == 20.0
     assert details["restart"] == {"callrouter-edge": ["sip.udp_port"], "callrouter": ["mqtt.password"]}
