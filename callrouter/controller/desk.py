@@ -21,6 +21,10 @@ the call side tells it which phone rings, answers or misses an offer. Who covers
   secretariat's local day.
 - Whenever a secretary may take a call again, the listeners given to `when_available` run (the
   call side offers waiting calls then).
+- With several nodes sharing the desk (`shared`, callrouter.controller.shared_desk), her login and
+  pause are also the database's (another node's change is `adopt`ed here), and each offer, answer
+  and end of her wrap-up is told to the shared desk, which keeps her one active offer in the
+  database.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class Desk:
         self._history = history or (lambda change: None)
         self._listeners: list[Callable[[], None]] = []
         self._since: dict[str, tuple[tuple, dt.datetime]] = {}  # id -> ((state, pause reason), since when)
+        self.shared: Any = None  # the shared desk's hooks (several nodes), or None
         self._saved = saved_states.read(settings.state_file)
         for secretary in self.queues.secretaries():
             saved_states.restore(secretary, self._saved)
@@ -203,6 +208,8 @@ class Desk:
         secretary.offer = card.screen_pop(pop["dialplan"], at=utc_from_clock(self.reactor),
                                           secretary=topics.secretary_id(secretary.id),
                                           **{k: v for k, v in pop.items() if k != "dialplan"})
+        if self.shared is not None:
+            self.shared.ringing(secretary, pop["call_id"])
         self.events.offer_made(secretary.offer)
         self.count()
 
@@ -210,12 +217,16 @@ class Desk:
         secretary.missed = 0
         secretary.activity = "on_call"
         secretary.count_answer(call_id, utc_from_clock(self.reactor))
+        if self.shared is not None:
+            self.shared.answered(secretary)
         self.count()
 
     def took_over(self, secretary: Secretary) -> None:
         """She took over a call a colleague had answered: on a call, not one more answered today."""
         secretary.missed = 0
         secretary.activity = "on_call"
+        if self.shared is not None:
+            self.shared.ringing(secretary, None)
         self._changed(secretary)
 
     def missed(self, secretary: Secretary) -> None:
@@ -255,10 +266,25 @@ class Desk:
 
     # --- helpers ------------------------------------------------------------------------------------
 
+    def adopt(self, secretary: Secretary, logged_in: bool, paused: str | None, auto_paused: bool) -> None:
+        """Her login and pause as another node changed them (the shared desk): published here too;
+        the history row is the other node's."""
+        if secretary.username is not None:
+            secretary.logged_in = logged_in
+        came_back = secretary.paused is not None and paused is None
+        secretary.paused, secretary.auto_paused = paused, auto_paused and paused is not None
+        if came_back:
+            secretary.missed = 0
+        saved_states.write(self.settings.state_file, self.queues.secretaries())
+        self._changed(secretary, "system:shared_desk")
+        self._available()
+
     def _ready(self, secretary: Secretary) -> None:
         secretary.activity = "idle"
         secretary.offer = None
         secretary.idle_since = self.reactor.seconds()
+        if self.shared is not None:
+            self.shared.ended(secretary)
         self._changed(secretary)
         self._available()
 
@@ -289,5 +315,7 @@ class Desk:
         self._history(StateChange(utc_from_clock(self.reactor), secretary.id, state, reason, by or secretary.id))
 
     def _save(self) -> None:
-        """Logins and pauses survive a restart (written atomically)."""
+        """Logins and pauses survive a restart (written atomically; and in the database when shared)."""
         saved_states.write(self.settings.state_file, self.queues.secretaries())
+        if self.shared is not None:
+            self.shared.states_changed()

@@ -4,6 +4,9 @@ Both wait in the QueueBook in one serving order (callrouter.domain.serving). Whe
 or a secretary may take one (`dispatch`), the next waiting one that a free secretary covers is
 offered: a call by the call side, a callback task by the callback desk, each having said which kind
 of session it serves (`serve`). A change in a queue is published and counted (`changed`).
+
+With several nodes sharing the desk (callrouter.controller.shared_desk), `shared` dispatches
+instead, over every node's calls; it hands this node's calls their secretaries through `offer`.
 """
 
 from __future__ import annotations
@@ -22,12 +25,20 @@ class Line:
         self._ctx = ctx
         self.queues = queues
         self._offers: dict[type, Offer] = {}
+        self.shared: Any = None  # the shared desk's dispatcher, when several nodes share the desk
 
     def serve(self, kind: type, offer: Offer) -> None:
         """Waiting sessions of type `kind` are offered by `offer(waiting, secretaries)`."""
         self._offers[kind] = offer
 
+    def offer(self, w: Waiting, secretaries: list[Secretary]) -> None:
+        """Ring `secretaries` for `w` (its kind's offer): the shared desk, once it claimed them."""
+        self._offers[type(w.session)](w, secretaries)
+
     def dispatch(self) -> None:
+        if self.shared is not None:
+            self.shared.dispatch()
+            return
         while (pair := self.queues.next_offer(self._excluded(), self._ctx.now())) is not None:
             w, secretaries = pair
             self._offers[type(w.session)](w, secretaries)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from callrouter.domain import serving
 from callrouter.domain.serving import Secretary, Waiting
@@ -34,6 +34,10 @@ class QueueBook:
         self.reconfigure(secretaries, levels or {})
         self._waiting: list[Waiting] = []
         self._seq = itertools.count()
+        # Several nodes (callrouter.controller.shared_desk): the other nodes' waiting calls, counted
+        # in lengths and places but never offered here; `on_change` hears this node's line change.
+        self.elsewhere: list[Waiting] = []
+        self.on_change: Callable[[], None] | None = None
 
     def reconfigure(self, coverage: Mapping[str, Iterable[str]], levels: Mapping[str, Mapping[str, int]],
                     members: Iterable[str] = ()) -> tuple[list[Secretary], list[Secretary]]:
@@ -107,29 +111,33 @@ class QueueBook:
                 zone: dt.tzinfo = dt.timezone.utc) -> Waiting:
         w = Waiting(session, practice, queue, priority, now, next(self._seq), line or "", strategy, zone)
         self._waiting.append(w)
+        self._changed()
         return w
 
     def requeue(self, w: Waiting) -> None:
         """Put back a call whose offer failed, at its original place."""
         if w not in self._waiting:
             self._waiting.append(w)
+            self._changed()
 
     def remove(self, session: Any) -> Waiting | None:
         for w in self._waiting:
             if w.session is session:
                 self._waiting.remove(w)
+                self._changed()
                 return w
         return None
 
     def length(self, line: str) -> int:
-        return sum(1 for w in self._waiting if w.line == line)
+        """Calls waiting in `line`, on every node."""
+        return sum(1 for w in self._waiting + self.elsewhere if w.line == line)
 
     def position(self, session: Any) -> int:
-        """1-based place in its line, in serving order."""
+        """1-based place in its line, in serving order (the other nodes' calls counted too)."""
         mine = next((w for w in self._waiting if w.session is session), None)
         if mine is None:
             return 0
-        same = sorted((w for w in self._waiting if w.line == mine.line), key=serving.order)
+        same = sorted((w for w in self._waiting + self.elsewhere if w.line == mine.line), key=serving.order)
         return same.index(mine) + 1
 
     def next_offer(self, excluded: Mapping[Any, set[str]] | None = None,
@@ -140,5 +148,13 @@ class QueueBook:
 
     def waiting(self) -> list[Waiting]:
         return sorted(self._waiting, key=serving.order)
+
+    def coverage(self) -> dict[str, list[str]]:
+        """Key -> phone URIs, a copy (read by the shared desk's claims on a store thread)."""
+        return {key: [a.uri for a in secretaries] for key, secretaries in self._by_key.items()}
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
 

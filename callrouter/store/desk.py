@@ -138,6 +138,25 @@ class DeskStore:
         except IntegrityError:  # the unique index: one of them has an active offer (another node's)
             return Claim(False, "busy")
 
+    def hold(self, call_id: str, secretary: str, epoch: int) -> bool:
+        """An active offer for her that no dispatch claimed (she calls a patient back from her
+        console, takes over a colleague's call, or this node came back under a new epoch with her
+        still on its call): False when the lease is gone or she has another active offer."""
+        try:
+            with self._db.transaction() as s:
+                if not self._holds(s, epoch, share=True):
+                    return False
+                s.execute(update(DeskOffer).where(DeskOffer.secretary == secretary, DeskOffer.ended_at.is_(None),
+                                                  DeskOffer.node_id == self.node, DeskOffer.node_epoch < epoch)
+                          .values(ended_at=func.clock_timestamp(), outcome="superseded"))
+                s.add(DeskOffer(call_id=call_id, secretary=secretary, node_id=self.node, node_epoch=epoch,
+                                offered_at=s.scalar(select(func.clock_timestamp()))))
+                s.flush()
+                _notify(s, self.node)
+                return True
+        except IntegrityError:
+            return False
+
     def answered(self, call_id: str, secretary: str) -> None:
         with self._db.transaction() as s:
             s.execute(update(DeskOffer).where(DeskOffer.call_id == call_id, DeskOffer.secretary == secretary,
