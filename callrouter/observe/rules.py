@@ -105,6 +105,11 @@ def alerts(timing: Timing = PRODUCTION) -> tuple[Alert, ...]:
               "warning", "Media workers restarted on {{ $labels.instance }}",
               "{{ $value | humanize }} media worker restart(s) in 15 minutes. The calls a dead worker held "
               "were closed (outcome failed, cause worker_lost)."),
+        Alert("CallrouterNodeLostCalls", "sum by (instance) (increase(callrouter_calls_reaped_total[15m])) > 0", "0m",
+              "critical", "A lost node's calls were closed by {{ $labels.instance }}",
+              "{{ $value | humanize }} call(s) of a node gone for good were closed in 15 minutes: its waiting "
+              "callers are callback tasks (source node_lost) in the console, its calls in conversation were "
+              "cut (outcome failed, cause node_lost). Find out why the node died."),
         Alert("CallrouterCallRecordBacklogGrowing",
               "callrouter_call_record_backlog > 0 and deriv(callrouter_call_record_backlog[5m]) > 0", "5m",
               "warning", "Call-record writes pile up on {{ $labels.instance }}",

@@ -5,7 +5,9 @@ import { api } from "/static/api.js";
 import { $, coalesced, el, flash, hour, phone } from "/static/console.format.js";
 import { guarded } from "/static/console.guard.js";
 
-const SOURCES = { voicemail: "messagerie", overflow: "rappel demandé", secretary: "secrétariat" };
+const SOURCES = { voicemail: "messagerie", overflow: "rappel demandé", secretary: "secrétariat",
+                  node_lost: "appel interrompu" };
+const RECEIVED = { voicemail: "Message reçu", node_lost: "Appel interrompu" };
 const STATES = { open: "à traiter", assigned: "pris en charge", calling: "appel en cours" };
 const SOON_MS = 30 * 60 * 1000;
 
@@ -64,7 +66,7 @@ function item(t) {
   const who = t.assigned_to ? (mine ? "pris par moi" : `pris par ${t.assigned_to}`) : STATES[t.state];
   const attempts = t.attempts ? ` · ${t.attempts} tentative${t.attempts > 1 ? "s" : ""}` : "";
   li.append(el("p", { class: "task-meta" },
-    `${t.source === "voicemail" ? "Message reçu" : "Demande reçue"} à ${hour(t.created_at)} · `,
+    `${RECEIVED[t.source] || "Demande reçue"} à ${hour(t.created_at)} · `,
     el("span", { class: soon ? "warn" : "", text: `à traiter avant ${hour(t.expires_at)}` }),
     ` · ${t.state === "calling" ? STATES.calling : who}${attempts}`));
   const actions = el("div", { class: "task-actions" });
