@@ -68,6 +68,15 @@ class Metrics:
                                  "with a slot for a second leg (available), and the floor it keeps ahead of the "
                                  "traffic (floor)", ["kind"], registry=r)
         self.record_backlog = Gauge("callrouter_call_record_backlog", "Call-record writes waiting for the database", registry=r)
+        # The controller's lag and the new calls refused for it (callrouter.media.overload).
+        self.controller_lag = Gauge("callrouter_controller_lag_seconds", "How late the controller's 50 ms timer "
+                                    "fired, the most in the last second: how far behind its calls it is", registry=r)
+        self.shedding = Gauge("callrouter_media_shedding", "1 while the edge refuses new calls because the "
+                              "controller lags media.shed_lag_ms or more", registry=r)
+        self.shed_episodes = Counter("callrouter_media_shed_episodes", "Times the edge started refusing new calls "
+                                     "for the controller's lag", registry=r)
+        self.calls_shed = Counter("callrouter_media_calls_shed", "New calls the edge refused (503, Retry-After) "
+                                  "while the controller lagged", registry=r)
         self.secretaries_registered = Gauge("callrouter_secretaries_registered",
                                             "Secretaries' softphones registered at the edge", registry=r)
         self.secretaries = Gauge("callrouter_secretaries", "Secretaries and fixed phones by state", ["state"], registry=r)

@@ -11,7 +11,9 @@ was `media.shed_lag_ms` or more LATE_TICKS times in a row (a controller that sta
 long turn: a worker's start, a garbage collection) tells the edge to refuse every new call
 (`EdgeDispatch.shed`: 503 with Retry-After, one RPC, no worker touched). Once the lag stayed under
 half of it for HOLD_S, the edge takes new calls again. `media.shed_lag_ms: 0` (the default) turns
-the guard off.
+the refusing off; the lag is measured all the same (`callrouter_controller_lag_seconds`: what to
+read before choosing a value), and `shedding`, `episodes` and the lag are sampled into the metrics
+by callrouter.observe.shedding.
 """
 
 from __future__ import annotations
@@ -41,10 +43,16 @@ class LagGuard:
         self.episodes = 0
         self.lag_s = 0.0  # the last measured
         self.lag_max_s = 0.0  # the highest measured
+        self._window_max = 0.0  # the highest since take_lag_max
 
     def start(self) -> None:
-        if self._lag_s > 0 and self._timer is None:
+        if self._timer is None:
             self._next()
+
+    def take_lag_max(self) -> float:
+        """The highest lag measured since the last call (a sampler's window)."""
+        out, self._window_max = self._window_max, 0.0
+        return out
 
     def stop(self) -> None:
         if self._timer is not None and self._timer.active():
@@ -59,7 +67,10 @@ class LagGuard:
         now = self._reactor.seconds()
         lag = self.lag_s = max(0.0, now - self._due)
         self.lag_max_s = max(self.lag_max_s, lag)
+        self._window_max = max(self._window_max, lag)
         self._next()
+        if self._lag_s <= 0:  # measured, never refused
+            return
         self._late = self._late + 1 if lag >= self._lag_s else 0
         if self._late:
             self._calm_since = None

@@ -13,6 +13,7 @@ from callrouter.metrics import Metrics
 from callrouter.observe.probes import Probe, Probes, database_check, edge_check, under
 from callrouter.observe.resources import ChildResources, group_members
 from callrouter.observe.samplers import Book, StateSampler
+from callrouter.observe.shedding import ShedSampler
 from callrouter.observe.service_level import ServiceLevelSink, params_of
 
 
@@ -30,12 +31,15 @@ def observers(settings: Settings, metrics: Metrics, dialplans: Callable[[], Mapp
     `edge`: callrouter.sip.service.KamailioService, or None without the edge."""
     probes = [Probe("database", database_check(engine), metrics.database_up)]
     certificate = None
+    refused = None
     if edge is not None:
+        from callrouter.sip.dispatch import EdgeDispatcher
         from callrouter.sip.registrations import RegistrationsClient
         from callrouter.sip.tls import CERT_NAME
 
         client = RegistrationsClient(settings.sip.rpc_port, timeout=3.0)
         probes.append(Probe("SIP edge RPC", edge_check(client.call), metrics.edge_up))
+        refused = EdgeDispatcher(client, settings.edge, reactor).refused
         if settings.sip.tls_port:
             certificate = under(settings.edge.tls_dir, CERT_NAME)
 
@@ -46,6 +50,9 @@ def observers(settings: Settings, metrics: Metrics, dialplans: Callable[[], Mapp
         return out
 
     metrics.registry.register(ChildResources(children))
-    return [StateSampler(metrics, dialplans, book, reactor),
+    guard = lambda: getattr(getattr(pool, "resizer", None), "guard", None)  # noqa: E731 - the pool's, once it has one
+    shedding = ShedSampler(guard, metrics, refused)
+    shedding.clock = reactor
+    return [StateSampler(metrics, dialplans, book, reactor), shedding,
             Probes(probes, reactor, lambda f: threads.deferToThreadPool(reactor, reactor.getThreadPool(), f),
                    certificate=certificate, tls_expiry=metrics.tls_expiry)]

@@ -51,8 +51,22 @@ def test_a_lag_below_the_threshold_refuses_nothing():
     assert told == [] and not g.shedding and g.lag_max_s > 0.14
 
 
-def test_off_by_default_and_then_not_even_timed():
+def test_off_by_default_the_lag_is_measured_and_nothing_refused():
     assert MediaSettings().shed_lag_ms == 0
     assert "shed_lag_ms" in " ".join(MediaSettings(shed_lag_ms=-1).problems())
     g, clock, told = guard(lag_s=0.0)
+    for _ in range(20):
+        clock.advance(PERIOD_S + 0.5)
+    assert told == [] and not g.shedding and g.episodes == 0
+    assert abs(g.take_lag_max() - 0.5) < 0.001 and g.take_lag_max() == 0.0  # a window each time
+    g.stop()
     assert clock.getDelayedCalls() == []
+
+
+def test_the_lag_window_holds_the_highest_lag_since_it_was_taken():
+    g, clock, _ = guard()
+    clock.advance(PERIOD_S + 0.12)
+    on_time(clock, 3)
+    assert abs(g.take_lag_max() - 0.12) < 0.001
+    on_time(clock, 3)
+    assert g.take_lag_max() < 0.001 and abs(g.lag_max_s - 0.12) < 0.001
