@@ -22,7 +22,7 @@ from twisted.internet import threads
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from callrouter.cluster.build import ESCALATION, build_cluster
+from callrouter.cluster.build import ESCALATION, build_cluster, build_shared_desk
 from callrouter.config import Settings
 from callrouter.controller.alerts import AlertCalls, AlertSettings
 from callrouter.controller.calls import CallController
@@ -375,7 +375,7 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
         StoreService(db, calls, reactor, close_orphans=whole), cluster.service, RecorderService(recorder), history, metrics_http,
         events_service,
         dialplans, RotaFeedService(lambda: registry.dialplans, settings.var_dir / "ical", reactor),
-        team,  # the database's team on the desk before any call
+        team, build_shared_desk(settings.cluster, cluster, db, desk, controller.line, reactor, on_thread),  # team first
         escalation.service if esc.enabled else None,  # the engine, started on the node leading it
         media, pool, PoolMetrics(pool, metrics, recorder), CallbackTasksService(tasks, controller, registry, reactor),
         reaper, CallCountsService(db, controller), recording.service,  # reaper: a lost node's calls (operations.md)

@@ -6,6 +6,7 @@ only while the database says so; without one (SQLite) it is the single node and 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -19,7 +20,12 @@ from callrouter.cluster.node import NodeLease
 from callrouter.cluster.ports import LeaseStore
 from callrouter.cluster.settings import ClusterSettings
 from callrouter.cluster.single import SingleLeases, SingleNode
+from callrouter.controller.shared_desk import SharedDesk
 from callrouter.ports import RunBlocking
+from callrouter.store.desk import DeskStore
+from callrouter.store.desk_listen import DeskListener
+
+logger = logging.getLogger(__name__)
 
 ESCALATION = "escalation"
 
@@ -72,3 +78,22 @@ def build_cluster(settings: ClusterSettings, node: str, store: LeaseStore | None
         return Cluster(single, True, SingleLeases(), timing, clock, run_blocking, metrics)
     lease = NodeLease(store, node, timing, clock, run_blocking, metrics)
     return Cluster(lease, False, store, timing, clock, run_blocking, metrics)
+
+
+def build_shared_desk(settings: ClusterSettings, cluster: Cluster, db: Any, desk: Any, line: Any, reactor: Any,
+                      run_blocking: RunBlocking) -> SharedDesk | None:
+    """The desk shared by the nodes (`cluster.shared_desk`, PostgreSQL only), or None: each node
+    keeps its own, as a single node does. Start it after the team is on the desk, before calls."""
+    if not settings.shared_desk:
+        return None
+    if cluster.single:
+        logger.warning("cluster.shared_desk ignored: it is for several nodes on PostgreSQL, and this database is SQLite")
+        return None
+
+    def listen(on_notify):
+        listener = DeskListener(db, on_notify)
+        listener.start()
+        return listener
+
+    logger.info("shared desk: node %s serves the team with every node sharing this database", cluster.node.node)
+    return SharedDesk(DeskStore(db, cluster.node.node), cluster.node, desk, line, reactor, run_blocking, listen)

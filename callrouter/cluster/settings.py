@@ -11,6 +11,11 @@ controller's restart: a controller restarted with its media service alive gives 
 takes it back under a new epoch within seconds and re-adopts its calls, which must never be
 reaped meanwhile. It counts from the lease's expiry, itself up to `lease_seconds` after a killed
 node's last renewal.
+
+`shared_desk` makes the nodes serve one team together (callrouter.controller.shared_desk): the
+waiting calls, the offers and the secretaries' logins and pauses in the database, one serving
+order over every node's calls, at most one active offer per secretary. Off by default: a single
+node needs none of it, and it is ignored with SQLite.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ class ClusterSettings:
     lease_seconds: float = 10.0   # how long a renewal holds; a survivor takes over after it
     renew_seconds: float = 2.0    # how often the lease is renewed and the lead tried or kept
     reap_after_seconds: float = 12.0  # a node's lease gone this long: its calls closed by a survivor
+    shared_desk: bool = False     # several nodes serve one team: queue, offers and states in the database
 
     def problems(self) -> list[str]:
         out = []
