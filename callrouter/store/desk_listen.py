@@ -37,8 +37,8 @@ class DeskListener:
         while not self._stopping.is_set():
             try:
                 raw = self._db.engine.raw_connection()
-                raw.detach()  # ours for good: never handed back to the pool
                 conn = raw.driver_connection
+                raw.detach()  # ours for good: never handed back to the pool
                 try:
                     conn.autocommit = True
                     conn.execute(f"LISTEN {CHANNEL}")
@@ -49,7 +49,7 @@ class DeskListener:
                         for notice in conn.notifies(timeout=RETRY_S):
                             self._on_notify(notice.payload)
                 finally:
-                    raw.close()
+                    conn.close()
             except Exception as exc:  # the database gone: again in a moment, the reconcile meanwhile
                 if not failing:
                     logger.warning("desk notifications: not listening (%s); the reconcile carries on", exc)

@@ -152,3 +152,26 @@ def test_waiting_rows_keep_their_place_and_what_was_tried(db):
     assert (row.enqueued_at, row.priority, row.tried, row.offered) == (T0 + 5, 2, frozenset({"sip:alice@x"}), False)
     a.remove_waiting("c1")
     assert a.view().waiting == ()
+
+
+def test_another_nodes_change_is_notified_to_the_listener(db):
+    """LISTEN on its own connection: a claim by node b reaches node a's listener with b's name."""
+    import queue as q
+
+    from callrouter.store.desk_listen import DeskListener
+
+    heard = q.Queue()
+    listener = DeskListener(db, heard.put)
+    listener.start()
+    try:
+        b, eb = node(db, "b")
+        deadline = __import__("time").monotonic() + 10
+        while True:  # the listener's LISTEN may not be in place yet: write until heard
+            b.put_waiting(waiting("c1", "b"), eb)
+            try:
+                assert heard.get(timeout=0.5) == "b"
+                break
+            except q.Empty:
+                assert __import__("time").monotonic() < deadline, "no notification"
+    finally:
+        listener.stop()
