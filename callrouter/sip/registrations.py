@@ -24,7 +24,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol
 
-from sqlalchemy import text
+from sqlalchemy import DateTime, bindparam, column, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from twisted.application.internet import TimerService
@@ -106,7 +106,9 @@ class RegistrationsClient:
 
 _LIVE_CONTACTS = text(
     "SELECT username, contact, expires, user_agent, received, socket FROM location "
-    "WHERE expires > :now ORDER BY username, id")
+    "WHERE expires > :now ORDER BY username, id").bindparams(bindparam("now", type_=DateTime())).columns(
+        column("username"), column("contact"), column("expires", DateTime()), column("user_agent"),
+        column("received"), column("socket"))
 
 
 class TableRegistrations:
