@@ -3,7 +3,8 @@
 processes on one settings file. A patient talks to a secretary (SIPp on both ends, RTP counted at
 each), another waits in the queue; the controller gets SIGTERM and a new one starts: the bridged
 call still carries audio both ways, the waiting patient hears her music again and is served once
-the secretary is free, and both records are complete (answered, by her), none lost.
+the secretary is free, and both records are complete (answered, by her), none lost. A secretary's
+phone ringing when the controller stops rings on and, answered, is bridged: offered once.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tests.sip.harness import wait_for
 
 pytestmark = pytest.mark.integration
 
-PRACTICE = Practice("restart", "+33100000201", ("rita",))
+PRACTICE = Practice("restart", "+33100000201", ("rita",), wait_max="300s")  # no overflow while waiting out TALK_S
 TALK_S = 45  # the first patient hangs up this long after she was answered: the restart happens meanwhile
 
 
@@ -94,13 +95,13 @@ class SplitService(ServeProcess):
         return [p for p in left if _alive(p)]
 
 
-def start_split(root: Path) -> Acd:
+def start_split(root: Path, ring_timeout_s: float = RING_TIMEOUT_S) -> Acd:
     dialplans = root / "dialplans"
     dialplans.mkdir()
     (dialplans / f"{PRACTICE.name}.yaml").write_text(PRACTICE.dialplan())
     config = base_config(root, dialplans, REPO / "prompts", workers=2,
                          agents={f"{PRACTICE.name}/*": list(PRACTICE.secretaries)}, sip=edge_config(root))
-    config["controller"].update({"ring_timeout_s": RING_TIMEOUT_S, "pop_lead_s": 0.05,
+    config["controller"].update({"ring_timeout_s": ring_timeout_s, "pop_lead_s": 0.05,
                                  "max_missed_offers": MAX_MISSED_OFFERS})
     svc = SplitService(root, config).start()
     try:
@@ -159,6 +160,38 @@ def test_restarting_the_controller_alone_drops_no_call(tmp_path, prompts_built):
         assert second.answered_at >= first.ended_at            # served once the secretary was free again
         assert rita.offers() == [first.id, second.id]           # each offered once, in order
         assert not [r for r in svc.calls() if r.outcome != "answered"]
+    finally:
+        acd.kill_started()
+        stray = svc.stop()
+        assert not stray, f"processes left running after stop: {stray}"
+
+
+def test_a_phone_ringing_when_the_controller_restarts_rings_on_and_is_answered(tmp_path, prompts_built):
+    """The secretary's phone rings for a queued patient; the controller restarts meanwhile; she
+    answers 20 s after it began ringing: the patient is bridged to her, offered once, not hung up
+    and offered again."""
+    acd = start_split(tmp_path, ring_timeout_s=40)
+    svc: SplitService = acd.svc  # type: ignore[assignment]
+    try:
+        rita = acd.softphone("rita")
+        rita.register()
+        acd.wait_registered()
+        phone = rita.take([("answer", 20000, 3000)], timeout_s=120)  # rings 20 s, talks 3 s, hangs up
+        patient = acd.patient(PRACTICE.name, "+33644444444", end="wait_bye", wait_bye_ms=90000)
+        assert wait_for(lambda: phone.received("INVITE") >= 1, timeout=30), svc.log_tail()
+
+        assert svc.stop_controller() == 0
+        assert patient.proc.poll() is None and phone.proc.poll() is None
+        svc.start_controller()
+        svc.wait_log("re-adopted 1 call(s)", timeout=30)
+        assert "still ringing" in svc.log_text() or "answered" in svc.log_text()
+
+        assert phone.wait(90) == 0, phone.errors()                # answered once, then hung up
+        assert patient.wait(60) == 0, patient.errors()            # her call lasted until the secretary's BYE
+        record = acd.record("+33644444444")
+        assert (record.outcome, record.secretary, record.cause) == ("answered", acd.uri("rita"), None), record
+        assert rita.offers() == [record.id]                        # one INVITE: rung once, not again
+        assert phone.received("CANCEL") == 0
     finally:
         acd.kill_started()
         stray = svc.stop()
