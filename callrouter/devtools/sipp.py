@@ -119,7 +119,10 @@ def softphone(directory: Path, name: str) -> Path:
     injection file from `softphone_plan()` says (run SIPp with `-inf` on it and `-m` calls); media
     at [$rtp_port]. A cancelled offer is ended as a phone does (200 to the CANCEL, 487 and its ACK),
     the 487 carrying every Via of the INVITE: with only the proxy's, the worker would drop it and
-    hold a call slot until its transaction timed out."""
+    hold a call slot until its transaction timed out. The 200 echoes the edge's Record-Route, as a
+    phone does: without it the worker's ACK and BYE went straight to SIPp, whose 200 to the BYE
+    went to the edge (SIPp answers its peer, not the Via), which dropped it, and the worker kept
+    the call slot until the BYE's transaction timed out."""
     contact = "Contact: <sip:softphone@[local_ip]:[local_port]>"
     reply = """      [last_Via:]
       [last_From:]
@@ -157,7 +160,7 @@ def softphone(directory: Path, name: str) -> Path:
   </send>
   <nop next="ignore" test="ignoring"/>
   <pause variable="ring_ms"/>
-""" + uas_ok("secretary", reply) + f"""  <nop next="wait_bye" test="waits_bye"/>
+""" + uas_ok("secretary", reply + "      [last_Record-Route:]\n") + f"""  <nop next="wait_bye" test="waits_bye"/>
   <pause variable="talk_ms"/>
 {uas_bye("softphone", contact, then="done")}  <label id="wait_bye"/>
 {WAIT_BYE.format(timeout_ms=60000)}  <nop next="done"/>

@@ -14,6 +14,8 @@ Slots: a caller takes one slot. Her secretary's leg is dialled on the caller's w
 room (`dial(worker_of(caller_leg), ...)`), else on the roomiest worker; a `bridge` of two legs of
 two workers becomes a relay between them (relays.py). `pick(legs)` finds room for legs the
 controller places itself, never taking the room callers still waiting for a second leg need.
+A slot is taken while a leg holds it and after, until the worker says its pjsua freed it
+(`slots_held`: a BYE not yet answered keeps the SIP dialog, and the slot, alive).
 
 With a media service (`link`, service.py), the workers outlive the controller: a new pool takes
 over the running ones (`take_over`) and asks each for its live legs (`leg_report`, handed on to
@@ -36,7 +38,8 @@ from callrouter.media import protocol as p
 from callrouter.media.pool_resize import EdgeDispatch, NoEdge, Resizer
 from callrouter.media.relays import RelayBook
 from callrouter.media.settings import MediaSettings
-from callrouter.media.slots import WorkerSlot, WorkerStatus, reported, take_over  # noqa: F401 - WorkerStatus
+from callrouter.media.slot_events import SlotsHeld
+from callrouter.media.slots import WorkerSlot, WorkerStatus, pick, reported, take_over  # noqa: F401 - WorkerStatus
 from callrouter.media.worker_process import WorkerProcess
 
 logger = logging.getLogger(__name__)
@@ -172,16 +175,9 @@ class MediaPool(service.Service):
     def pick(self, legs: int = 1) -> str | None:
         """The ready worker with room for `legs` more legs, least loaded first; None when it has
         none, or when, at workers_max, that room is what callers waiting for a second leg need."""
-        ready = [s for s in self._slots if s.state == "ready"]
         grown = sum(1 for s in self._slots if s.state != "down") >= self.settings.workers_max
-        reserved = len(self._waiting) if grown else 0
-        if sum(s.cap - len(s.legs) for s in ready) - reserved < legs:
-            return None
-        candidates = ([s for s in ready if len(s.legs) + legs <= s.cap]
-                      or [s for s in ready if len(s.legs) < s.cap])
-        if not candidates:
-            return None
-        return min(candidates, key=lambda s: (len(s.legs), s.index)).name
+        slot = pick(self._slots, legs, len(self._waiting) if grown else 0)
+        return slot.name if slot is not None else None
 
     def worker_of(self, leg: str) -> str | None:
         slot = self._owner.get(leg)
@@ -213,10 +209,10 @@ class MediaPool(service.Service):
             raise NoSuchLeg(f"no ready worker {worker!r}")
         if command.leg in self._owner:
             raise ValueError(f"leg {command.leg!r} already exists")
-        if len(slot.legs) >= slot.cap:
-            roomy = [s for s in self._slots if s.state == "ready" and len(s.legs) < s.cap]
+        if slot.used >= slot.cap:
+            roomy = [s for s in self._slots if s.state == "ready" and s.used < s.cap]
             if roomy:
-                target = min(roomy, key=lambda s: (len(s.legs), s.index))
+                target = min(roomy, key=lambda s: (s.used, s.index))
                 logger.info("worker %s is full: leg %s placed on %s", slot.name, command.leg, target.name)
                 slot = target
         self._adopt(slot, command.leg)
@@ -248,7 +244,7 @@ class MediaPool(service.Service):
                 "--rtp-port-range", str(s.rtp_ports_per_worker), "--bind", s.bind,
                 "--pj-log-level", str(s.pj_log_level)]
         slot.state, slot.cap, slot.pid, slot.ready_at, slot.timer = "starting", 0, None, None, None
-        slot.retire_phase, slot.idle_since = "", None
+        slot.retire_phase, slot.idle_since, slot.held = "", None, 0
         slot.transport = self._launcher.spawnProcess(WorkerProcess(self, slot), self._python, argv,
                                                      env=dict(os.environ))
         slot.pid = slot.transport.pid
@@ -278,7 +274,7 @@ class MediaPool(service.Service):
         retired = slot.state == "retiring" and slot.retire_phase == "sent"
         was_stable = slot.ready_at is not None and \
             self._reactor.seconds() - slot.ready_at >= self.settings.stable_after_seconds
-        slot.transport, slot.state, slot.pid, slot.retire_phase = None, "down", None, ""
+        slot.transport, slot.state, slot.pid, slot.retire_phase, slot.held = None, "down", None, "", 0
         lost = sorted(slot.legs)
         for leg in lost:
             self._forget(leg)
@@ -341,6 +337,8 @@ class MediaPool(service.Service):
             self.resizer.arrival()
         elif isinstance(event, p.LegReport):
             reported(self, slot, event)
+        elif isinstance(event, SlotsHeld):
+            slot.held = max(0, min(event.held, slot.cap))
         elif isinstance(event, p.LegEnded):
             slot.legs.discard(event.leg)
             if self._owner.get(event.leg) is slot:

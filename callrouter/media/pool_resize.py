@@ -248,4 +248,4 @@ def _view(slot: Any, callers: int) -> sizing.WorkerView:
         state = sizing.RETIRING
     elif state == "down" and slot.timer is not None:
         state = sizing.STARTING  # restarting after a crash: it will be back
-    return sizing.WorkerView(slot.index, state, slot.cap, len(slot.legs), slot.idle_since, callers)
+    return sizing.WorkerView(slot.index, state, slot.cap, slot.used, slot.idle_since, callers)

@@ -35,6 +35,12 @@ class WorkerSlot:
     retire_phase: str = ""           # "edge", "grace", "sent" while retiring
     generation: int = 0              # bumped when a retirement starts or is called off
     restarts: int = 0                # processes started again after this one died
+    held: int = 0                    # call slots its pjsua still holds for legs already ended
+
+    @property
+    def used(self) -> int:
+        """The call slots taken: its live legs, and those pjsua has not freed yet (slot_events.py)."""
+        return len(self.legs) + self.held
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,16 @@ class WorkerStatus:
     legs: int
     pid: int | None
     restarts: int = 0
+
+
+def pick(slots: list[WorkerSlot], legs: int, reserved: int) -> WorkerSlot | None:
+    """The ready worker with room for `legs` more legs, least loaded first (else one with room
+    for some); None when the ready workers' free slots, less `reserved`, are fewer than `legs`."""
+    ready = [s for s in slots if s.state == "ready"]
+    if sum(s.cap - s.used for s in ready) - reserved < legs:
+        return None
+    candidates = [s for s in ready if s.used + legs <= s.cap] or [s for s in ready if s.used < s.cap]
+    return min(candidates, key=lambda s: (s.used, s.index)) if candidates else None
 
 
 def take_over(pool: Any, link: Any, workers: list, asked: list[str]) -> None:

@@ -257,8 +257,8 @@ def udp_port_taken(port: int) -> bool:
 
 
 def start_acd(root: Path, practices: list[Practice], outbound_trunk: str | None = None,
-              login_required: bool = False, escalation: dict | None = None) -> Acd:
-    """`callrouter serve` with the edge, two workers and `practices`; their secretaries are users
+              login_required: bool = False, escalation: dict | None = None, workers: int = 2) -> Acd:
+    """`callrouter serve` with the edge, `workers` workers and `practices`; their secretaries are users
     with a SIP password, none registered yet. `outbound_trunk`: where patients are called back.
     `login_required`: as in production, a registered softphone is offered calls only once its
     secretary has logged in through the API (Acd.sign_in, then POST /api/secretaries/me/login).
@@ -267,7 +267,7 @@ def start_acd(root: Path, practices: list[Practice], outbound_trunk: str | None 
     dialplans.mkdir()
     for practice in practices:
         (dialplans / f"{practice.name}.yaml").write_text(practice.dialplan())
-    config = base_config(root, dialplans, REPO / "prompts", workers=2,
+    config = base_config(root, dialplans, REPO / "prompts", workers=workers,
                          agents={f"{p.name}/*": list(p.secretaries) for p in practices}, sip=edge_config(root))
     config["controller"].update({"ring_timeout_s": RING_TIMEOUT_S, "pop_lead_s": 0.05, "max_missed_offers": MAX_MISSED_OFFERS,
                                  "login_required": login_required})
@@ -277,7 +277,7 @@ def start_acd(root: Path, practices: list[Practice], outbound_trunk: str | None 
         config["escalation"] = escalation
     svc = ServeProcess(root, config).start()
     try:
-        svc.wait_edge_ready(2)
+        svc.wait_edge_ready(workers)
         secrets = add_secretaries(svc.db_url, {name: p.name for p in practices for name in p.secretaries},
                                   key_file=Path(config["var_dir"]) / "secrets.key")
     except BaseException:

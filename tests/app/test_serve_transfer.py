@@ -1,6 +1,9 @@
 """A call handed to a colleague, on the whole service behind the real Kamailio edge.
 
-`callrouter serve` with its edge and two workers; the two secretaries are SIPp softphones
+`callrouter serve` with its edge and one worker, shared by the tests: every call's three legs
+(the patient, the first secretary, the colleague) are on that worker, call after call, so a slot
+the worker's pjsua still held after a call would refuse the next transfer's leg (PJ_ETOOMANY). The
+secretaries are SIPp softphones
 registered at the edge with digest auth, the patient a SIPp calling the practice's number through
 Kamailio. The first secretary answers, then transfers the call through the API
 (POST /api/calls/{id}/transfer); the colleague answers (the patient's audio reaches her, the first
@@ -18,15 +21,23 @@ from tests.sip.harness import wait_for
 pytestmark = pytest.mark.integration
 
 PRACTICES = [Practice("xfer-taken", "+33100000201", ("anne", "berthe")),
-             Practice("xfer-back", "+33100000202", ("claire", "denise"))]
+             Practice("xfer-back", "+33100000202", ("claire", "denise")),
+             Practice("xfer-twice", "+33100000203", ("emma", "fanny"))]
+
+
+@pytest.fixture(scope="module")
+def acd(tmp_path_factory, prompts_built):
+    with running_acd(tmp_path_factory.mktemp("xfer"), PRACTICES, workers=1) as acd:
+        yield acd
 
 
 @pytest.fixture
-def service(tmp_path, prompts_built):
-    """A service of its own per test (about 5 s to start): after a transfer answered, a worker
-    was seen refusing a third leg of the next call (PJ_ETOOMANY) though every leg had ended."""
-    with running_acd(tmp_path, PRACTICES) as acd:
+def service(acd):
+    """The shared service; whatever SIPp a test started is stopped when it ends."""
+    try:
         yield acd
+    finally:
+        acd.kill_started()
 
 
 def transfer_legs(record) -> list:
@@ -93,3 +104,30 @@ def test_the_colleague_not_answering_in_time_puts_the_patient_back_with_the_firs
     assert first.party == acd.uri("claire") and first.end_cause != "transferred"
     status, body = acd.api("POST", f"/api/calls/{final.id}/transfer", token, {"to": "denise"})
     assert status == 404 and "terminé" in body["message"]
+
+
+def test_two_transfers_back_to_back_on_one_worker_both_reach_the_colleague(service):
+    """Two calls one after the other, each answered and handed to the colleague seconds after the
+    last one ended: the worker holds all three legs of each (it is the only one), and the second
+    transfer's leg gets a call slot like the first."""
+    acd = service
+    token = None
+    for caller in ("+33621000003", "+33621000004"):
+        emma, fanny = acd.softphone("emma"), acd.softphone("fanny")
+        emma.register()
+        fanny.register()
+        acd.wait_registered()
+        emma.take([("answer", 300, 0)])
+        fanny.take([("answer", 500, 0)])
+        acd.patient("xfer-twice", caller, [("pause", 3000), ("audio", 2000)], end="bye")
+        record = acd.record(caller, lambda r: r.answered_at is not None, timeout=30)
+        token = token or acd.sign_in("emma")  # once: a TOTP code is taken only once
+        status, body = acd.api("POST", f"/api/calls/{record.id}/transfer", token, {"to": "fanny"})
+        assert status == 202, body
+        emma.finish(30)
+        fanny.finish(40)
+        final = acd.record(caller)
+        [taken] = transfer_legs(final)
+        assert final.worker == "w0" and taken.party == acd.uri("fanny") and taken.end_cause == "caller_ended", \
+            (final.worker, taken.party, taken.end_cause)
+        assert fanny.offers() == [final.id]

@@ -21,10 +21,12 @@ logger = logging.getLogger(__name__)
 
 class CallEvents:
     def __init__(self, name: str, legs: Legs, post: Post, emit: Callable[[p.Event], None],
-                 send: Callable[[bytes], None], refusing: Callable[[], bool] = lambda: False) -> None:
-        """`refusing()`: true once the worker is retired (new calls get 503)."""
+                 send: Callable[[bytes], None], refusing: Callable[[], bool] = lambda: False,
+                 slots_changed: Callable[[], None] = lambda: None) -> None:
+        """`refusing()`: true once the worker is retired (new calls get 503); `slots_changed()`:
+        a leg left the live ones, pjsua may still hold its slot (slot_watch.py)."""
         self._name, self._legs, self._post, self._emit, self._send = name, legs, post, emit, send
-        self._refusing = refusing
+        self._refusing, self._slots_changed = refusing, slots_changed
         self._seq = 0
 
     def handle(self, item: tuple) -> None:
@@ -76,6 +78,7 @@ class CallEvents:
             if leg.transferred:
                 code, reason = 200, "transferred"
             logger.info("leg %s ended %s %s (%s)", leg_id, code, reason, by)
+            self._slots_changed()  # a slot pjsua still holds is said before the leg's end
             self._emit(p.LegEnded(leg=leg_id, code=int(code), reason=str(reason), by=by))
             return
         name = ""

@@ -25,8 +25,9 @@ from callrouter.media.worker.callbacks import CallEvents
 from callrouter.media.worker.clock import MediaClock
 from callrouter.media.worker.commands import Commands
 from callrouter.media.worker.legs import Legs, Refused
-from callrouter.media.worker.pjsua import create_account, start_endpoint
+from callrouter.media.worker.pjsua import calls_in_use, create_account, start_endpoint
 from callrouter.media.worker.relay import RelayError, Relays
+from callrouter.media.worker.slot_watch import SlotWatch
 from callrouter.media.worker.wake import Inbox, Waker
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,9 @@ class Worker:
         relays = Relays(bind, rtp_port, rtp_port_range, self.emit, self.ep,
                         stopped=lambda relay_id: self.legs.conversations.leg_stopped(relay_id, self.legs.live))
         self.legs = Legs(self.emit, self.post, relays)
-        self.events = CallEvents(name, self.legs, self.post, self.emit, self._send, lambda: self.retiring)
+        self.slots = SlotWatch(calls_in_use(), lambda: len(self.legs.live), self.emit)
+        self.events = CallEvents(name, self.legs, self.post, self.emit, self._send, lambda: self.retiring,
+                                 self.slots.check)
         self.account = create_account(name, bind, sip_port, rtp_port, rtp_port_range, self.events.incoming)
         self.commands = Commands(self.legs, self.account, self.post, self.emit, name, bind, sip_port)
         self._due = float("inf")  # the next deadline: a leg's, or the clock's settling check
@@ -120,9 +123,10 @@ class Worker:
         if self.retiring and not legs.busy():
             logger.info("worker %s retired: no leg left, exiting", self.name)
             self.stopping = True
+        self.slots.check()
         settle = self.clock.update(legs.media_active(), now)
-        due = legs.next_deadline(now)
-        self._due = min(due if due is not None else float("inf"), settle if settle is not None else float("inf"))
+        due = [t for t in (legs.next_deadline(now), settle, self.slots.next_deadline(now)) if t is not None]
+        self._due = min(due, default=float("inf"))
 
     def shutdown(self) -> None:
         """Hang up every leg, let pjsua finish, and only then destroy the library: a pj.Call or
@@ -207,6 +211,7 @@ class Worker:
                                   bridged=",".join(sorted(leg.bridged)), relays=relays,
                                   playing=leg.player_path if leg.player is not None else ""))
         self.emit(p.LegsReported(count=len(legs)))
+        self.slots.report()
 
     def _record_relayed(self, cmd: p.RecordCall) -> None:
         """A conversation whose other leg is on another worker: recorded here, the far side from

@@ -16,6 +16,13 @@ import pjsua2 as pj
 logger = logging.getLogger(__name__)
 
 REQUESTED_MAX_CALLS = 512  # pjsua clamps this to its compiled PJSUA_MAX_CALLS
+# How long a SIP transaction of the worker waits for its final response (pjsip's `td`: timers B,
+# D, F, H and J; RFC 3261's 64*T1 = 32 s). A leg hung up here keeps its pjsua call slot until its
+# BYE is answered: a phone that never answers it held the slot 32 s. Every request of the worker
+# goes to the edge on loopback, which answers or relays at once and runs the far side's timers
+# itself, so 8 s still leaves room for a slow phone's answer relayed by the edge. Retransmissions
+# (T1, T2) are pjsip's defaults. A CANCEL that gets no 487 is timed by pjsip's own 64*T1.
+TRANSACTION_TIMEOUT_MS = 8000
 KEEP_CODECS = ("PCMA/8000/1", "PCMU/8000/1")
 
 Post = Callable[[tuple], None]
@@ -52,6 +59,25 @@ def compiled_call_cap(requested: int) -> int:
         return requested
 
 
+def shorten_transactions(timeout_ms: int = TRANSACTION_TIMEOUT_MS) -> None:
+    """Set pjsip's transaction timeout (`pjsip_tsx_set_timers`: 0 leaves T1, T2 and T4 alone)."""
+    try:
+        fn = _pjsua_c("pjsip_tsx_set_timers")
+        fn.restype, fn.argtypes = None, [ctypes.c_uint] * 4
+        fn(0, 0, 0, timeout_ms)
+    except (OSError, AttributeError, ImportError) as exc:  # pragma: no cover - other builds
+        logger.warning("cannot shorten pjsip's transaction timeout (%s): a hung-up leg may keep its slot 32 s", exc)
+
+
+def calls_in_use() -> Callable[[], int]:
+    """pjsua's own count of call slots in use (`pjsua_call_get_count`): a leg hung up here keeps
+    its slot until its INVITE session ends (the BYE answered, the CANCEL's 487 received), after
+    pjsua already reported it disconnected."""
+    fn = _pjsua_c("pjsua_call_get_count")
+    fn.restype, fn.argtypes = ctypes.c_uint, []
+    return lambda: int(fn())
+
+
 def start_endpoint(sip_port: int, bind: str, pj_log_level: int) -> tuple[pj.Endpoint, int]:
     """A started pjsua endpoint on one loopback UDP port, G.711 only; and the number of calls it
     can hold.
@@ -80,6 +106,7 @@ def start_endpoint(sip_port: int, bind: str, pj_log_level: int) -> tuple[pj.Endp
     cfg.medConfig.sndAutoCloseTime = -1
     ep.libInit(cfg)
     cap = compiled_call_cap(REQUESTED_MAX_CALLS)
+    shorten_transactions()
     tcfg = pj.TransportConfig()
     tcfg.port = sip_port
     tcfg.boundAddress = bind
