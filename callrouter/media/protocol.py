@@ -26,6 +26,9 @@ What the controller can rely on:
 - `report_legs` is answered by a `leg_report` per live leg then `legs_reported`: a controller
   taking over the worker (the media service keeps it across controller restarts) rebuilds its
   calls from them.
+- `slots_held` says how many call slots pjsua still holds for legs already ended (a BYE not yet
+  answered keeps one): sent before the `leg_ended` that raised it and whenever it changes
+  (slot_events.py). A dial beyond `cap` minus the live legs and those fails as above.
 
 This module is pure (no pjsua2, no Twisted): both ends and the tests share it. The messages
 themselves are in messages.py; every name there is also a name of this module.
