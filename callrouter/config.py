@@ -30,6 +30,7 @@ DEFAULT_DATABASE_URL = "sqlite:///var/callrouter.db"
 DATABASE_URL_ENV = "CALLROUTER_DATABASE_URL"
 CONFIG_ENV = "CALLROUTER_CONFIG"
 DEFAULT_CONFIG = "callrouter.yaml"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class ConfigError(Exception):
@@ -121,6 +122,7 @@ class Settings:
     prompts: Path = Path("prompts")
     dialplan_poll_seconds: float = 2.0
     var_dir: Path = Path("var")    # generated Kamailio config, voicemail, the default SQLite file
+    log_level: str | None = None   # DEBUG, INFO, WARNING or ERROR (None: INFO, DEBUG with -v); live on SIGHUP
     http: HttpSettings = field(default_factory=HttpSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
@@ -137,6 +139,8 @@ class Settings:
     def problems(self) -> list[str]:
         """Cross-checks of values each section accepts on its own."""
         out = [f"media: {p}" for p in self.media.problems()]
+        if self.log_level is not None and self.log_level not in LOG_LEVELS:
+            out.append(f"log_level: expected one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
         out += self.sip.problems()
         out += self.escalation.problems()
         out += self.mqtt.problems()

@@ -125,9 +125,10 @@ class SettingsReload:
         return outcome
 
 
-def running_parts(parts: Mapping[str, Any]) -> dict[str, Callable[[Settings], None]]:
+def running_parts(parts: Mapping[str, Any], cli_level: int | None = None) -> dict[str, Callable[[Settings], None]]:
     """Each live part of the service tree (callrouter.app.build's parts) and how it takes new
-    settings; the names are those of settings_diff.LIVE_KEYS."""
+    settings; the names are those of settings_diff.LIVE_KEYS. `cli_level`: the log level of the
+    command line (-v), in force when the settings name none (default: the root logger's now)."""
     import dataclasses
 
     def calls(s: Settings) -> None:
@@ -152,7 +153,13 @@ def running_parts(parts: Mapping[str, Any]) -> dict[str, Callable[[Settings], No
     def watch(s: Settings) -> None:
         parts["watch"].settings = s.watch  # read at each tick and before each call
 
-    return {"calls": calls, "alerts": alerts, "media": media, "retention": retention, "watch": watch}
+    base = logging.getLogger().level if cli_level is None else cli_level
+
+    def log_level(s: Settings) -> None:
+        logging.getLogger().setLevel(s.log_level or base)
+
+    return {"calls": calls, "alerts": alerts, "media": media, "retention": retention, "watch": watch,
+            "logging": log_level}
 
 
 def _needs(keys: tuple[str, ...]) -> tuple[str, str]:

@@ -50,12 +50,18 @@ def _reactor() -> Any:
 
 
 def _settings(args) -> Settings | None:
+    """The settings file's values, its log level in force (the command line's kept aside in
+    `args.cli_level` for a reload that names none)."""
     try:
-        return settings_for_cli(args.config)
+        settings = settings_for_cli(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)
         return None
+    args.cli_level = logging.getLogger().level
+    if settings.log_level is not None:
+        logging.getLogger().setLevel(settings.log_level)
+    return settings
 
 
 def _run(top: Any, reactor: Any, on_hup: Any = None, then: Any = None) -> None:
@@ -147,7 +153,7 @@ def _live_settings(args, settings: Settings, parts: dict[str, Any], reactor: Any
                               before, after, details).addErrback(
             lambda f: logger.error("settings reload not audited: %s", f.getErrorMessage()))
 
-    return SettingsReload(settings_path_for_cli(args.config), settings, running_parts(parts), audit,
+    return SettingsReload(settings_path_for_cli(args.config), settings, running_parts(parts, args.cli_level), audit,
                           parts["metrics"].registry, whole)
 
 

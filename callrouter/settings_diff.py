@@ -46,6 +46,7 @@ LIVE_KEYS: Mapping[str, str] = {
     **{f"retention.{k}": "retention" for k in (
         "call_records_days", "recordings_days", "audit_days", "state_history_days", "watch_days")},
     **{f"watch.{k}": "watch" for k in ("enabled", "max_calls_per_day", "max_in_flight", "catch_up_minutes")},
+    "log_level": "logging",
 }
 
 SEED_KEYS = frozenset({"controller.secretaries", "controller.levels", "controller.agents",

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from callrouter.config import load_settings
-from callrouter.live_settings import SettingsReload
+from callrouter.config import ConfigError, load_settings, parse_settings
+from callrouter.live_settings import SettingsReload, running_parts
 
 
 class Recorded:
@@ -135,3 +135,22 @@ def test_the_same_file_read_again_changes_nothing(setup):
     reload = make()
     assert reload.reload().result == "unchanged"
     assert rec.given == [] and rec.audited == [] and count(registry, "unchanged") == 1
+
+
+def test_the_log_level_follows_the_file_and_falls_back_to_the_command_lines():
+    root = logging.getLogger()
+    before = root.level
+    try:
+        apply = running_parts({}, cli_level=logging.INFO)["logging"]
+        apply(parse_settings({"log_level": "DEBUG"}, environ={}))
+        assert root.level == logging.DEBUG
+        apply(parse_settings({}, environ={}))
+        assert root.level == logging.INFO
+    finally:
+        root.setLevel(before)
+
+
+def test_an_unknown_log_level_is_a_problem_of_the_file():
+    with pytest.raises(ConfigError) as err:
+        parse_settings({"log_level": "verbose"}, environ={})
+    assert err.value.problems == ["log_level: expected one of DEBUG, INFO, WARNING, ERROR, got 'verbose'"]

@@ -78,11 +78,12 @@ def test_settings_edited_and_sighup_apply_without_a_restart(tmp_path, prompts_bu
         edit(svc, lambda c: (c["controller"].update({"ring_timeout_s": NEXT_RING_S, "hold_prompt": "ringback"}),
                              c["media"].update({"workers_min": 2, "legs_wanted": 4, "spare_calls": 1,
                                                 "idle_retire_seconds": 1, "retire_grace_seconds": 0.2}),
-                             c["http"].update({"max_body_bytes": 32768})))
+                             c["http"].update({"max_body_bytes": 32768}), c.update({"log_level": "DEBUG"})))
         hup(svc)
         applied = svc.wait_log("settings applied:")
         assert f"controller.ring_timeout_s {FIRST_RING_S!r} -> {NEXT_RING_S!r}" in applied, applied
-        assert "media.workers_min 3 -> 2" in applied
+        assert "media.workers_min 3 -> 2" in applied and "log_level None -> 'DEBUG'" in applied
+        svc.wait_log(" DEBUG ")                                   # the service logs at its new level
         restart = svc.wait_log("a restart of callrouter serve")
         assert "http.max_body_bytes" in restart, restart
         # The pool follows its new floor: an idle worker retires, the one holding the patient stays.
