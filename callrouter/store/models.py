@@ -329,6 +329,7 @@ class CallbackTask(Base):
     assigned_to: Mapped[str | None] = mapped_column(String(200))  # username or SIP URI
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     attempt_leg: Mapped[str | None] = mapped_column(String(64))
+    attempt_node: Mapped[str | None] = mapped_column(String(64))  # whose controller places that call
     last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     done_call_id: Mapped[str | None] = mapped_column(String(64))
