@@ -25,7 +25,7 @@ from callrouter.ports import RunBlocking
 logger = logging.getLogger(__name__)
 
 REAPER = "reaper"  # the role's name in the cluster's leads
-KINDS = ("callback", "node_lost")
+KINDS = ("callback", "node_lost", "attempt")
 
 
 class ReapStore(Protocol):
@@ -37,7 +37,8 @@ class ReapStore(Protocol):
 class ReapMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.reaped = Counter("callrouter_calls_reaped_total",
-                              "Open calls of a lost node closed by this node, by kind (callback: a task made)",
+                              "Calls of a lost node closed by this node, by kind (callback: a waiting caller's task; "
+                              "attempt: a callback call it was placing, its task back in line)",
                               ("kind",), registry=registry)
         for kind in KINDS:
             self.reaped.labels(kind)

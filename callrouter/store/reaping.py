@@ -11,7 +11,9 @@ each of their open records in one transaction of its own:
   who accepted a callback is (`callback_requested`), with the cause `node_lost`; a call that
   already has a task (she had asked for a callback, left a message) gets no second one;
 - a caller who was answered (talking to a secretary, or being transferred): `failed`, `node_lost`;
-- a caller whose number is withheld or cannot be called back: `failed`, `node_lost`, no task.
+- a caller whose number is withheld or cannot be called back: `failed`, `node_lost`, no task;
+- a callback task the node was calling (`attempt_node`): back in line, assigned to the same
+  secretary, as the node's own restart would have done (`release_attempt`).
 
 Every transaction is fenced by the reaper's lead (FencedDatabase: a node that lost it writes
 nothing), locks the dead node's lease row FOR SHARE and checks again, on the database's clock,
@@ -42,19 +44,19 @@ from callrouter.cluster.leader import Leadership
 from callrouter.cluster.reaper import REAPER, ReapMetrics, Reaper
 from callrouter.cluster.settings import ClusterSettings
 from callrouter.domain.callback_dialogue import callable_number
-from callrouter.domain.tasks import TaskView
+from callrouter.domain.tasks import CALLING, TaskView
 from callrouter.store.audit import SYSTEM, append
 from callrouter.store.calls import close_in
 from callrouter.store.db import Database
 from callrouter.store.leases import FencedDatabase
 from callrouter.store.models import CallbackTask, CallRecord, NodeLeaseRecord
-from callrouter.store.tasks import insert_task
+from callrouter.store.tasks import insert_task, release_attempt
 
 logger = logging.getLogger(__name__)
 
 CAUSE = "node_lost"
 SOURCE = "node_lost"
-CALLBACK, LOST = "callback", "node_lost"  # the kinds of reaping (a metric's label)
+CALLBACK, LOST, ATTEMPT = "callback", "node_lost", "attempt"  # the kinds of reaping (a metric's label)
 NOTE = "Appel interrompu (panne du serveur) : rappeler le patient"
 _TASK_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # as callrouter.store.tasks accepts
 BATCH = 100  # records reaped per sweep at most; the next sweep takes the rest
@@ -63,7 +65,7 @@ BATCH = 100  # records reaped per sweep at most; the next sweep takes the rest
 @dataclass(frozen=True)
 class Reaped:
     """One record closed: `kind` callback (`task` the task made, None when she had one already)
-    or node_lost."""
+    or node_lost; or a callback call released: `kind` attempt, `task` back in line."""
 
     call_id: str
     node: str
@@ -92,7 +94,29 @@ class CallReaper:
             reaped = self.reap(call_id, node, grace_s, now)
             if reaped is not None:
                 out.append(reaped)
-        return out
+        return out + self.release_attempts(grace_s, now)
+
+    def release_attempts(self, grace_s: float, now: dt.datetime) -> list[Reaped]:
+        """The callback calls a lost node was placing: their tasks back in line (assigned to the
+        same secretary, one attempt counted), as that node's own restart would have done."""
+        lost = (select(CallbackTask.id).join(NodeLeaseRecord, NodeLeaseRecord.node_id == CallbackTask.attempt_node)
+                .where(CallbackTask.state == CALLING, CallbackTask.attempt_node != self._node, _gone(grace_s)))
+        with self._db.transaction() as s:
+            if s.scalar(lost.limit(1)) is None:
+                return []
+            gone = list(s.scalars(select(NodeLeaseRecord.node_id)
+                                  .where(NodeLeaseRecord.node_id != self._node, _gone(grace_s))
+                                  .with_for_update(read=True)))
+            rows = list(s.scalars(select(CallbackTask).where(CallbackTask.state == CALLING,
+                                                             CallbackTask.attempt_node.in_(gone)).with_for_update()))
+            done = []
+            for t in rows:
+                node = t.attempt_node
+                view = release_attempt(s, t, now, SYSTEM, "its node was lost")
+                done.append(Reaped(t.call_id or t.id, node, t.practice, ATTEMPT, view))
+        for r in done:
+            logger.warning("node %s lost: callback task %s was being called; back in line", r.node, r.task.id)
+        return done
 
     def lost_calls(self, grace_s: float, limit: int = BATCH) -> list[tuple[str, str]]:
         """(call id, node) of the open records whose node's lease is gone for longer than the grace."""

@@ -25,7 +25,7 @@ import re
 import uuid
 from typing import Any, Callable
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -71,10 +71,12 @@ Change = Callable[[CallbackTask], bool]
 
 
 class TaskRepository:
-    """Blocking: every method is one short transaction (run it from a thread pool)."""
+    """Blocking: every method is one short transaction (run it from a thread pool). `node`: this
+    controller's node, written on the attempts it starts (None: one node, as with SQLite)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, node: str | None = None) -> None:
         self._db = db
+        self._node = node
 
     # --- creation ------------------------------------------------------------------------------
 
@@ -130,7 +132,7 @@ class TaskRepository:
             if t.state not in WAITING:
                 raise TaskStateError(t.id, t.state, "call",
                                      "another call is under way" if t.state == CALLING else "it is closed")
-            t.state, t.assigned_to, t.attempt_leg = CALLING, who, leg
+            t.state, t.assigned_to, t.attempt_leg, t.attempt_node = CALLING, who, leg, self._node
             t.attempts += 1
             t.last_attempt_at = now
             return True
@@ -146,7 +148,7 @@ class TaskRepository:
         def change(t: CallbackTask) -> bool:
             if t.state != CALLING or (leg is not None and t.attempt_leg != leg):
                 return False
-            t.state, t.attempt_leg = ASSIGNED, None
+            t.state, t.attempt_leg, t.attempt_node = ASSIGNED, None, None
             return True
         return self._change(task_id, "attempt_failed", change, now, actor, {"leg": leg})
 
@@ -159,7 +161,7 @@ class TaskRepository:
             if t.state not in ACTIVE:
                 raise TaskStateError(t.id, t.state, "complete",
                                      "done by another call" if t.state == DONE else "")
-            t.state, t.attempt_leg = DONE, None
+            t.state, t.attempt_leg, t.attempt_node = DONE, None, None
             t.done_at, t.done_call_id, t.done_leg = now, call_id, leg
             return True
         return self._change(task_id, "done", change, now, actor, {"call_id": call_id, "leg": leg})
@@ -200,19 +202,17 @@ class TaskRepository:
     def release_interrupted(self, now: dt.datetime, actor: Actor | None = None) -> list[TaskView]:
         """At start-up: tasks left calling by a controller that died go back in line (assigned).
 
-        No call survives a restart, so their attempt is over. Run it before `pending`. Assumes one
-        controller places the callback calls (tasks carry no node).
+        No call survives a restart, so their attempt is over. Run it before `pending`. With a `node`,
+        only the attempts this node started (and those of no node, stored before nodes were kept):
+        another node's calls go on; a lost node's are released by the survivor reaping it. On
+        SQLite, every one (one node, whatever its name was).
         """
         with self._db.transaction() as s:
-            rows = list(s.scalars(select(CallbackTask).where(CallbackTask.state == CALLING)
-                                  .with_for_update()))
-            for t in rows:
-                before = _audit_state(t)
-                t.state, t.attempt_leg, t.updated_at = ASSIGNED, None, now
-                if actor is not None:
-                    append(s, actor, "task.attempt_failed", f"task:{t.id}", now, before,
-                           _audit_state(t), details={"cause": "interrupted by a restart"})
-            views = [_view(t) for t in rows]
+            stmt = select(CallbackTask).where(CallbackTask.state == CALLING)
+            if self._node is not None and self._db.engine.dialect.name != "sqlite":  # SQLite: one node
+                stmt = stmt.where(or_(CallbackTask.attempt_node == self._node, CallbackTask.attempt_node.is_(None)))
+            rows = list(s.scalars(stmt.with_for_update()))
+            views = [release_attempt(s, t, now, actor, "interrupted by a restart") for t in rows]
         if views:
             logger.warning("%s callback task(s) were being called when the controller stopped; "
                            "back in line", len(views))
@@ -313,6 +313,18 @@ def insert_task(s: Session, task_id: str, practice: str, number: str, source: st
                details={"practice": practice, "source": source, "call_id": call_id,
                         "expires_at": expires_at.isoformat(), "note_chars": len(row.note or "")})
     return _view(row)
+
+
+def release_attempt(s: Session, t: CallbackTask, now: dt.datetime, actor: Actor | None, cause: str) -> TaskView:
+    """A task left `calling` (locked by the caller) whose call cannot be going on any more (its
+    controller restarted, or its node was lost): back in line, assigned to whoever had it."""
+    before = _audit_state(t)
+    node = t.attempt_node
+    t.state, t.attempt_leg, t.attempt_node, t.updated_at = ASSIGNED, None, None, now
+    if actor is not None:
+        append(s, actor, "task.attempt_failed", f"task:{t.id}", now, before, _audit_state(t),
+               details={"cause": cause, **({"node": node} if node else {})})
+    return _view(t)
 
 
 def purge_closed(session: Session, cutoff: dt.datetime) -> int:

@@ -201,3 +201,31 @@ def test_a_task_id_is_made_from_the_call_id_and_fits_the_tasks_id():
     long = task_id_for("x" * 64)
     assert long.startswith("lost-") and len(long) <= 64 and long == task_id_for("x" * 64)
     assert task_id_for("a b") != task_id_for("a_b") and " " not in task_id_for("a b")
+
+
+def test_a_callback_call_a_lost_node_was_placing_goes_back_in_line_and_a_live_nodes_goes_on(db, leases, reaper):
+    for node in (DEAD, ALIVE):
+        repo = TaskRepository(db, node=node)
+        repo.create("cab", PATIENT, "overflow", T, T + EXPIRY, task_id=f"t-{node}", queue="general")
+        repo.start_attempt(f"t-{node}", "sec-1", f"leg-{node}", T + dt.timedelta(seconds=5))
+    leases.acquire(ALIVE, 60.0, "host", 3)
+    gone(leases, DEAD)
+    [released] = reaper.sweep(0.0, NOW)
+    assert (released.kind, released.node, released.task.id) == ("attempt", DEAD, f"t-{DEAD}")
+    t = TaskRepository(db).get(f"t-{DEAD}")
+    assert (t.state, t.assigned_to, t.attempt_leg, t.attempts) == ("assigned", "sec-1", None, 1)
+    assert TaskRepository(db).get(f"t-{ALIVE}").state == "calling"
+    assert reaper.sweep(0.0, NOW) == []
+    with db.transaction() as s:
+        [entry] = [e for e in s.scalars(select(AuditEntry).where(AuditEntry.target == f"task:t-{DEAD}",
+                                                                 AuditEntry.action == "task.attempt_failed"))]
+    assert entry.actor == "system" and DEAD in entry.details
+
+
+def test_a_restart_releases_only_its_own_nodes_callback_calls(db):
+    for node in (DEAD, ALIVE):
+        repo = TaskRepository(db, node=node)
+        repo.create("cab", PATIENT, "overflow", T, T + EXPIRY, task_id=f"t-{node}", queue="general")
+        repo.start_attempt(f"t-{node}", "sec-1", f"leg-{node}", T)
+    assert [v.id for v in TaskRepository(db, node=DEAD).release_interrupted(NOW)] == [f"t-{DEAD}"]
+    assert TaskRepository(db).get(f"t-{ALIVE}").state == "calling"
