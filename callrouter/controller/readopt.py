@@ -124,7 +124,8 @@ class Readoption:
             for rep in legs:
                 if rep.outgoing and rep.leg not in taken:
                     ctx.send(worker, p.Hangup(rep.leg, 487))
-        for worker, rep, record in later:
+        # The calls still ringing a phone first: their secretaries are not idle for the others.
+        for worker, rep, record in sorted(later, key=lambda item: not kept.get(item[2].id)):
             self._again(worker, rep, record, kept.get(record.id, []))
 
     def _session(self, worker: str, rep: p.LegReport, record: Any) -> CallSession:

@@ -102,6 +102,22 @@ def test_an_offer_to_a_secretary_the_desk_does_not_know_is_hung_up_and_the_calle
     assert media.last(p.Dial).uri == SEC1                                # offered again, from the queue
 
 
+def test_a_secretary_ringing_across_the_restart_is_not_offered_another_caller(harness, tmp_path):
+    """The caller behind is reported first: she must still wait, the secretary's phone ringing."""
+    h = harness
+    leg, offer = ringing_call(h)
+    behind = queued_call(h)
+    dials = len(h.media.commands(p.Dial))
+    assert dials == 1
+    stopped(h)
+    controller, legs, media, readoption, _ = restarted(h, tmp_path)
+    readopt(legs, readoption, [p.LegReport(behind, "c3", CALLER, False, "confirmed"),
+                               p.LegReport(leg, "c1", CALLER, False, "confirmed"),
+                               p.LegReport(offer, "c2", f"<{SEC1}>", True, "ringing")], h.clock)
+    assert not media.commands(p.Dial) and not media.commands(p.Hangup)
+    assert controller.sessions[behind].state is State.QUEUED and controller.sessions[leg].state is State.RINGING
+
+
 def waiting_behind_a_busy_secretary(h, tmp_path, waited: float):
     """SEC1 on a call, a second caller queued `waited` seconds before the controller restarts."""
     secretary_leg = busy_secretary(h)
