@@ -27,7 +27,7 @@ from dataclasses import dataclass
 class ClusterSettings:
     lease_seconds: float = 10.0   # how long a renewal holds; a survivor takes over after it
     renew_seconds: float = 2.0    # how often the lease is renewed and the lead tried or kept
-    reap_after_seconds: float = 12.0  # a node's lease gone this long: its calls closed by a survivor
+    reap_after_seconds: float = 30.0  # a node's lease gone this long: its calls closed by a survivor
     shared_desk: bool = False     # several nodes serve one team: queue, offers and states in the database
 
     def problems(self) -> list[str]:

@@ -8,7 +8,7 @@ from callrouter.config import ConfigError, parse_settings
 
 def test_the_defaults_renew_every_two_seconds_a_ten_second_lease():
     settings = parse_settings({}, environ={})
-    assert settings.cluster == ClusterSettings(lease_seconds=10.0, renew_seconds=2.0, reap_after_seconds=12.0)
+    assert settings.cluster == ClusterSettings(lease_seconds=10.0, renew_seconds=2.0, reap_after_seconds=30.0)
 
 
 def test_a_cluster_section_is_read():
