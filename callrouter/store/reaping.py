@@ -88,13 +88,21 @@ class CallReaper:
         self._db, self._node, self._expiry = db, node, task_expiry
 
     def sweep(self, grace_s: float, now: dt.datetime, limit: int = BATCH) -> list[Reaped]:
-        """Reap the open records of every node gone for longer than `grace_s`, up to `limit`."""
+        """Reap the open records of every node gone for longer than `grace_s`, up to `limit`. A
+        reaping refused or failing ends the sweep with what was done (its tasks are stored: they
+        must be put in line); the next sweep starts again from what is left."""
         out = []
-        for call_id, node in self.lost_calls(grace_s, limit):
-            reaped = self.reap(call_id, node, grace_s, now)
-            if reaped is not None:
-                out.append(reaped)
-        return out + self.release_attempts(grace_s, now)
+        try:
+            for call_id, node in self.lost_calls(grace_s, limit):
+                reaped = self.reap(call_id, node, grace_s, now)
+                if reaped is not None:
+                    out.append(reaped)
+            return out + self.release_attempts(grace_s, now)
+        except Exception:
+            if not out:
+                raise
+            logger.warning("reaping stopped after %d record(s); the next sweep goes on", len(out), exc_info=True)
+            return out
 
     def release_attempts(self, grace_s: float, now: dt.datetime) -> list[Reaped]:
         """The callback calls a lost node was placing: their tasks back in line (assigned to the

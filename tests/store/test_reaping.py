@@ -229,3 +229,21 @@ def test_a_restart_releases_only_its_own_nodes_callback_calls(db):
         repo.start_attempt(f"t-{node}", "sec-1", f"leg-{node}", T)
     assert [v.id for v in TaskRepository(db, node=DEAD).release_interrupted(NOW)] == [f"t-{DEAD}"]
     assert TaskRepository(db).get(f"t-{ALIVE}").state == "calling"
+
+
+def test_a_sweep_cut_short_by_a_lost_lead_returns_what_it_stored(db, leases, token):
+    calls_of(db, DEAD)
+    gone(leases, DEAD)
+    reaper = CallReaper(FencedDatabase(db, token, 10.0), ME, EXPIRY)
+    real_reap, seen = reaper.reap, []
+
+    def reap_then_lose_the_lead(*args):
+        if seen:
+            leases.release_lead("reaper", ME, token.fence.epoch)
+        seen.append(args[0])
+        return real_reap(*args)
+
+    reaper.reap = reap_then_lose_the_lead
+    done = reaper.sweep(0.0, NOW)
+    assert [r.call_id for r in done] == seen[:1]  # the first stored, the second refused
+    assert sum(1 for r in CallRepository(db).open_calls() if r.node == DEAD) == 3
