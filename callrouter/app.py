@@ -31,7 +31,7 @@ from callrouter.controller.history import StateHistory
 from callrouter.controller.team import TeamService
 from callrouter.controller.legs import LegRouter
 from callrouter.controller.readopt import CAUSE as RESTARTED, Readoption
-from callrouter.controller.recorder import CallRecorder
+from callrouter.controller.recorder import CallRecorder, Spill
 from callrouter.controller.task_session import TaskSession
 from callrouter.dialplan.feeds import RotaFeedService
 from callrouter.dialplan.registry import DialplanRegistry
@@ -222,13 +222,13 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
 
     # The store, the metrics, the prompts, the events: used by everything below.
     db = Database.from_url(settings.database_url)
-    calls, tasks = CallRepository(db, node=settings.node), TaskRepository(db)
+    calls, tasks = CallRepository(db, node=settings.node), TaskRepository(db, node=settings.node)
     # The keys outside the database (created at first start): the audit chain's anchor, the seal of
     # the users' TOTP secrets (those still in clear sealed now).
     totp_box = open_keys(db, settings.secrets_key_path, settings.audit_key_path, SYSTEM, utc_from_clock(reactor))
     audit = AuditLog(db)
     users = UserRepository(db, settings.auth.totp_issuer, settings.auth.sip_realm, totp_box=totp_box)
-    recorder = CallRecorder(calls)
+    recorder = CallRecorder(calls, spill=Spill(settings.var_dir / "call-records.spill", {"tasks": tasks}))
     metrics = Metrics(clock=reactor.seconds)
     catalogue = Catalogue.load(settings.prompts)
 
@@ -396,5 +396,5 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
     parts = {"db": db, "calls": calls, "recorder": recorder, "registry": registry, "dialplans": dialplans,
              "controller": controller, "desk": desk, "pool": pool, "metrics": metrics, "escalation": escalation.engine,
              "cluster": cluster, "recording": recording, "alerts": alerts, "purger": purger, "audit": audit,
-             "watch": forwarding_watch.service, "readoption": readoption}
+             "watch": forwarding_watch.service, "watch_calls": forwarding_watch.calls, "readoption": readoption}
     return top, parts

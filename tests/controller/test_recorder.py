@@ -128,3 +128,21 @@ def test_a_batch_through_an_outage_is_stored_once_it_is_back(tmp_path):
         assert rec.outcome == "answered" and len(rec.legs) == 2
         assert all(leg.ended_at is not None for leg in rec.legs)
         assert recorder.failures == 3 and sleeps == [0.2, 0.4]
+
+
+def test_a_leg_ended_while_the_database_refuses_is_ended_once_it_answers(tmp_path):
+    """The leg's id is kept until its end is stored: a failed try is tried again with it."""
+    with fresh_database("sqlite", tmp_path) as db:
+        store = CallRepository(db)
+        outage = Outage(store, failures=0)
+        recorder = CallRecorder(outage, sleep=lambda s: None)
+        recorder.start()
+        recorder.open_call("c1", "cabinet", "+33100000001", "+33600000000", T, "w0")
+        recorder.leg_started("c1", "c1-s1", "secretary", "sip:sec1@x", T)
+        assert recorder.flush(10)
+        outage.failures = 3
+        recorder.leg_ended("c1-s1", "200", T + dt.timedelta(seconds=30))
+        assert recorder.flush(10)
+        recorder.stop()
+        [leg] = [leg for leg in store.get("c1").legs if leg.kind == "secretary"]
+        assert leg.end_cause == "200" and recorder.failures == 3
