@@ -102,6 +102,7 @@ class SharedDesk(Service):
         self._rows, self._node, self._desk, self._line = rows, node, desk, line
         self._reactor, self._run, self._listen, self._reconcile_s = reactor, run_blocking, listen, reconcile_s
         self._serial = defer.DeferredLock()  # the store's calls, one at a time, in order
+        self._syncing = defer.DeferredLock()  # one sync at a time: each sees the line as it is then
         self._written: dict[str, tuple[WaitingRow, int]] = {}   # key -> (row, epoch) in the database
         self._states: dict[str, SecretaryRow] = {}               # id -> her row as last written or read
         self._writing: set[str] = set()                          # ids whose state is being written
@@ -228,10 +229,13 @@ class SharedDesk(Service):
             self._sync_due = True
             self._reactor.callLater(0, self._sync)
 
-    @defer.inlineCallbacks
-    def _sync(self):
+    def _sync(self) -> defer.Deferred:
         """The waiting rows as this node's line has them now (only what changed is written)."""
         self._sync_due = False
+        return self._syncing.run(self._sync_once)
+
+    @defer.inlineCallbacks
+    def _sync_once(self):
         epoch = self._node.epoch if self._node.holds() else None
         if epoch is None:
             return
