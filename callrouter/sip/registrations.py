@@ -148,8 +148,11 @@ class RegistrationsSource(Protocol):
 def registrations_source(sip: SipSettings, engine: Engine | None) -> RegistrationsSource:
     """Where this node learns who is registered: its edge's memory, or the shared table."""
     if sip.registrations == "database":
-        if engine is None:
-            raise ValueError("sip.registrations: database needs the database's engine")
+        if engine is None or engine.dialect.name != "postgresql":
+            # refused here too, not only by the edge's config: a controller started apart would
+            # otherwise read an empty table and believe nobody registered
+            raise ValueError("sip.registrations: database needs PostgreSQL (the database every node "
+                             "shares); with SQLite there is one node: keep them in memory")
         return TableRegistrations(engine)
     return RegistrationsClient(sip.rpc_port)
 

@@ -99,6 +99,12 @@ def test_the_controller_reads_who_is_registered_from_the_shared_table(tmp_path):
         later = TableRegistrations(db.engine, local_now=lambda: now + dt.timedelta(seconds=31))
         assert later.registered_usernames() == frozenset({"alice"})
         assert [c.socket for c in later.fetch()["alice"]] == ["udp:127.0.0.11:5060"]
-        assert isinstance(registrations_source(SipSettings(registrations="database"), db.engine),
-                          TableRegistrations)
-    assert isinstance(registrations_source(SipSettings(), None), RegistrationsClient)
+        with pytest.raises(ValueError, match="needs PostgreSQL"):
+            registrations_source(SipSettings(registrations="database"), db.engine)
+        assert isinstance(registrations_source(SipSettings(), db.engine), RegistrationsClient)
+
+
+def test_a_node_with_shared_registrations_reads_them_from_postgresql(tmp_path):
+    with fresh_database("postgresql", tmp_path) as db:
+        source = registrations_source(SipSettings(registrations="database"), db.engine)
+        assert isinstance(source, TableRegistrations) and source.fetch() == {}
