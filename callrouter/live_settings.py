@@ -139,8 +139,17 @@ def running_parts(parts: Mapping[str, Any], cli_level: int | None = None) -> dic
     def alerts(s: Settings) -> None:
         alert_calls = parts["alerts"]
         alert_calls.settings = dataclasses.replace(
-            alert_calls.settings, ring_timeout_s=s.escalation.call_ring_timeout_seconds,
+            alert_calls.settings, outbound_trunk=s.served_controller.outbound_trunk,
+            ring_timeout_s=s.escalation.call_ring_timeout_seconds,
             digit_timeout_s=s.escalation.call_digit_timeout_seconds, repeats=s.escalation.call_repeats)
+
+    def trunk(s: Settings) -> None:
+        """Every part that dials out: forwards and callbacks, alert calls, the watch's calls."""
+        calls(s)
+        alerts(s)
+        watch_calls = parts["watch_calls"]
+        watch_calls.settings = dataclasses.replace(watch_calls.settings,
+                                                   outbound_trunk=s.served_controller.outbound_trunk)
 
     def media(s: Settings) -> None:
         pool = parts["pool"]
@@ -158,8 +167,8 @@ def running_parts(parts: Mapping[str, Any], cli_level: int | None = None) -> dic
     def log_level(s: Settings) -> None:
         logging.getLogger().setLevel(s.log_level or base)
 
-    return {"calls": calls, "alerts": alerts, "media": media, "retention": retention, "watch": watch,
-            "logging": log_level}
+    return {"calls": calls, "alerts": alerts, "trunk": trunk, "media": media, "retention": retention,
+            "watch": watch, "logging": log_level}
 
 
 def _needs(keys: tuple[str, ...]) -> tuple[str, str]:

@@ -46,6 +46,7 @@ LIVE_KEYS: Mapping[str, str] = {
     **{f"retention.{k}": "retention" for k in (
         "call_records_days", "recordings_days", "audit_days", "state_history_days", "watch_days")},
     **{f"watch.{k}": "watch" for k in ("enabled", "max_calls_per_day", "max_in_flight", "catch_up_minutes")},
+    "controller.outbound_trunk": "trunk",  # the calls', the alert calls' and the watch's
     "log_level": "logging",
 }
 

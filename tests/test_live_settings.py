@@ -5,13 +5,20 @@ the key path and the reason, and the running settings stay."""
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
+from twisted.internet.task import Clock
 
 from callrouter.config import ConfigError, load_settings, parse_settings
+from callrouter.controller.alert_session import AlertSettings
+from callrouter.controller.context import CallContext, NoEvents
+from callrouter.controller.settings import ControllerSettings
 from callrouter.live_settings import SettingsReload, running_parts
+from callrouter.metrics import Metrics
+from callrouter.watch.calls import CallSettings
 
 
 class Recorded:
@@ -154,3 +161,18 @@ def test_an_unknown_log_level_is_a_problem_of_the_file():
     with pytest.raises(ConfigError) as err:
         parse_settings({"log_level": "verbose"}, environ={})
     assert err.value.problems == ["log_level: expected one of DEBUG, INFO, WARNING, ERROR, got 'verbose'"]
+
+
+def test_a_new_outbound_trunk_goes_to_every_part_that_dials_out():
+    """The calls' context, the alert calls and the watch's calls: none keeps the old trunk."""
+    old = parse_settings({}, environ={})
+    ctx = CallContext(Clock(), None, None, lambda name, practice: name, old.served_controller, Metrics(), NoEvents())
+    parts = {"controller": SimpleNamespace(ctx=ctx), "desk": SimpleNamespace(settings=ControllerSettings()),
+             "alerts": SimpleNamespace(settings=AlertSettings("127.0.0.1:5080", ring_timeout_s=30.0)),
+             "watch_calls": SimpleNamespace(settings=CallSettings("127.0.0.1:5080", ("+33180000100",), "Test", 603))}
+    new = parse_settings({"controller": {"outbound_trunk": "10.0.0.9:5060"}}, environ={})
+    running_parts(parts)["trunk"](new)
+    assert ctx.settings.outbound_trunk == "10.0.0.9:5060" and parts["desk"].settings.outbound_trunk == "10.0.0.9:5060"
+    assert parts["alerts"].settings.outbound_trunk == "10.0.0.9:5060"
+    assert parts["watch_calls"].settings.outbound_trunk == "10.0.0.9:5060"
+    assert parts["watch_calls"].settings.callers == ("+33180000100",)  # the rest as it was

@@ -78,7 +78,7 @@ def test_every_key_the_tables_name_is_a_setting():
     named = set(diff.LIVE_KEYS) | set(diff.SEED_KEYS) | set(diff.LIVE_WHEN)
     assert named <= keys, named - keys
     assert all(any(k == p or k.startswith(p) for k in keys) for p in diff.RESTART_UNITS)
-    assert set(diff.LIVE_KEYS.values()) == {"calls", "alerts", "media", "retention", "watch", "logging"}
+    assert set(diff.LIVE_KEYS.values()) == {"calls", "alerts", "trunk", "media", "retention", "watch", "logging"}
     assert set(running_parts({})) == set(diff.LIVE_KEYS.values())  # each part has its applier
 
 
