@@ -24,6 +24,7 @@ from callrouter.events.settings import MqttSettings
 from callrouter.media.settings import MediaSettings
 from callrouter.recording.settings import RecordingSettings
 from callrouter.sip.settings import SipSettings, aligned_with_media
+from callrouter.sip.webrtc import console_origins
 from callrouter.watch.settings import WatchSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///var/callrouter.db"
@@ -169,8 +170,13 @@ class Settings:
 
     @property
     def edge(self) -> SipSettings:
-        """The SIP edge as Kamailio runs it: `sip` listing every port the media pool may use."""
-        return aligned_with_media(self.sip, self.media)
+        """The SIP edge as Kamailio runs it: `sip` listing every port the media pool may use, its
+        WebSocket open to the console's own pages unless `sip.wss_origins` names them."""
+        sip = aligned_with_media(self.sip, self.media)
+        if sip.wss_origins:
+            return sip
+        return dataclasses.replace(sip, wss_origins=console_origins(
+            self.http.host, self.http.port, self.http.tls, self.controller.console_url))
 
     @property
     def served_controller(self) -> ControllerSettings:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 DISPATCH_ALGORITHMS = {"call-load": 10, "round-robin": 4}
 REGISTRATIONS = ("memory", "database")
+_ORIGIN_RE = re.compile(r"https?://([a-z0-9]([a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(:\d{1,5})?")
 _HOST_PORT_RE = re.compile(r"(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:(?P<port>\d{1,5}))?")
 
 
@@ -37,6 +38,10 @@ class SipSettings:
     tls_port: int = 5061
     # SIP over secure WebSocket for the console's phone (0: off); needs tls_port (same certificate).
     wss_port: int = 0
+    # The pages (origins, "https://host[:port]") whose WebSocket handshake the edge accepts; a
+    # handshake naming another Origin gets 403. Empty: the console's own (the daemon derives them
+    # from `http` and `controller.console_url`); "*": any.
+    wss_origins: tuple[str, ...] = ()
     # Loopback-only HTTP port answering JSON-RPC (registrations); never exposed.
     rpc_port: int = 5099
     # Sources whose INVITEs are calls forwarded from practices' lines (IP addresses).
@@ -197,6 +202,10 @@ def _webrtc_problems(sip: SipSettings) -> list[str]:
         found.append("sip.wss_port: needs sip.tls_port (the WebSocket socket uses its certificate)")
     if sip.wss_port in (sip.tcp_port, sip.tls_port, sip.rpc_port):
         found.append("sip.wss_port: must differ from the SIP TCP/TLS and RPC ports")
+    for i, origin in enumerate(sip.wss_origins):
+        if origin != "*" and not _ORIGIN_RE.fullmatch(origin):
+            found.append(f"sip.wss_origins[{i}]: expected scheme://host[:port] (e.g. https://console.example.fr), "
+                         f"or *, got {origin!r}")
     if not 1 <= sip.rtpengine_ng_port <= 65535:
         found.append(f"sip.rtpengine_ng_port: expected a port, got {sip.rtpengine_ng_port}")
     if not 1024 <= sip.rtpengine_port_min < sip.rtpengine_port_max <= 65535:

@@ -20,9 +20,13 @@ class Refused(Exception):
 
 class WsSipClient:
     def __init__(self, server: tuple[str, int], bind_ip: str = "127.0.0.1",
-                 user_agent: str = "callrouter-ws-test", timeout: float = 10.0) -> None:
+                 user_agent: str = "callrouter-ws-test", timeout: float = 10.0,
+                 origin: str | None = "") -> None:
+        """`origin`: the handshake's Origin header ("": the page https://<server address>, as the
+        console's; None: no Origin, as a client that is not a browser)."""
         self.server = server
         self.user_agent = user_agent
+        self.origin = f"https://{server[0]}" if origin == "" else origin
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -45,7 +49,8 @@ class WsSipClient:
         self.sock.sendall((
             f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Sec-WebSocket-Protocol: sip\r\nOrigin: https://{host}\r\n\r\n").encode())
+            f"Sec-WebSocket-Protocol: sip\r\n" + (f"Origin: {self.origin}\r\n" if self.origin else "")
+            + "\r\n").encode())
         while b"\r\n\r\n" not in self._buffer:
             chunk = self.sock.recv(65535)
             if not chunk:
