@@ -41,8 +41,7 @@ LIVE_KEYS: Mapping[str, str] = {
         "call_ring_timeout_seconds", "call_digit_timeout_seconds", "call_repeats")},
     **{f"media.{k}": "media" for k in (
         "legs_wanted", "workers_min", "workers_max", "spare_calls", "arrival_lead_seconds",
-        "idle_retire_seconds", "retire_grace_seconds", "stop_timeout_seconds", "ready_timeout_seconds",
-        "stable_after_seconds")},
+        "idle_retire_seconds", "retire_grace_seconds", "ready_timeout_seconds")},
     **{f"retention.{k}": "retention" for k in (
         "call_records_days", "recordings_days", "audit_days", "state_history_days", "watch_days")},
     **{f"watch.{k}": "watch" for k in ("enabled", "max_calls_per_day", "max_in_flight", "catch_up_minutes")},
@@ -61,6 +60,9 @@ RESTART_UNITS: Mapping[str, tuple[str, ...]] = {
     "media.rtp_port_base": (MEDIA,),
     "media.rtp_ports_per_worker": (MEDIA,),
     "media.pj_log_level": (MEDIA,),
+    "media.stop_timeout_seconds": (CONTROLLER, MEDIA),  # the media service's own copy too
+    "media.stable_after_seconds": (CONTROLLER, MEDIA),
+    "media.restart_delay": (CONTROLLER, MEDIA),
     "auth.sip_realm": (CONTROLLER, EDGE),
     "database_url": (CONTROLLER, EDGE),
     "var_dir": (CONTROLLER, MEDIA, EDGE),
