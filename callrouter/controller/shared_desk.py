@@ -108,6 +108,7 @@ class SharedDesk(Service):
         self._writing: set[str] = set()                          # ids whose state is being written
         self._wrote: dict[str, int] = {}                         # id -> generation her last write ended at
         self._generation = 0
+        self._adopted = False  # the database's states read once: only then are this node's written
         self._held: dict[str, str] = {}      # secretary id -> the key of her active offer row
         self._answered: set[str] = set()     # ids who answered the offer they hold
         self._claimed: dict[str, str] = {}   # id -> key: claimed, about to ring
@@ -300,6 +301,10 @@ class SharedDesk(Service):
             self._end(key, secretary.id, outcome)
 
     def states_changed(self) -> None:
+        """Her login or pause changed here: written. Not before the database's were read once: a
+        node starting again must not put back over them what its `var/secretaries.json` says."""
+        if not self._adopted:
+            return
         for secretary in self._desk.queues.secretaries():
             row = self._row_of(secretary)
             if self._states.get(secretary.id) != row:
@@ -325,6 +330,7 @@ class SharedDesk(Service):
             wanted = (row.logged_in or secretary.username is None, row.paused, row.auto_paused and row.paused is not None)
             if (secretary.logged_in, secretary.paused, secretary.auto_paused) != wanted:
                 self._desk.adopt(secretary, *wanted)
+        self._adopted = True
         book.elsewhere = [Waiting(r, r.practice, r.queue, r.priority, r.enqueued_at, r.seq, r.line, r.strategy)
                           for r in view.waiting if r.node_id != self._rows.node]
 

@@ -11,6 +11,8 @@ from sqlalchemy import select
 from twisted.internet import defer
 
 from callrouter.controller.shared_desk import SharedDesk
+from callrouter.domain.desk_view import SecretaryRow
+from callrouter.domain.team import Team
 from callrouter.media import protocol as p
 from callrouter.store.desk import DeskStore
 from callrouter.store.leases import PostgresLeases
@@ -176,3 +178,24 @@ def test_two_calls_on_two_nodes_with_two_free_secretaries_get_one_each(nodes, pg
     tick(a, b)
     assert {d.uri for d in dials(a)} | {d.uri for d in dials(b)} == {SEC1, SEC2}
     assert sorted(s for s, _ in active_offers(pg)) == [SEC1, SEC2]
+
+
+
+def test_a_node_starting_again_takes_the_states_from_the_database_not_from_its_file(pg, tmp_path):
+    """Paused through another node while this one was down: its var/secretaries.json still says
+    available. The team applied at start (which saves the states) must not put that back."""
+    DeskStore(pg, "b").set_state(SecretaryRow(SEC1, True, "réunion"), by="sup")
+    h, ctx = make_harness(tmp_path / "a", secretaries={"*": (SEC1,)})
+    try:
+        shared = SharedDesk(DeskStore(pg, "a"), Lease(pg, "a"), h.desk, h.controller.line, h.clock, inline)
+        h.desk.apply_team(Team(version=1, coverage={"*": (SEC1,)}, levels={}, pause_reasons=("réunion",),
+                               secretaries=(SEC1,)))  # the team service, started before the shared desk
+        shared.startService()
+        tick(h)
+        assert h.desk.view(SEC1)["paused"] == "réunion"
+        with pg.transaction() as s:
+            assert s.get(DeskSecretary, SEC1).paused == "réunion"
+        shared.stopService()
+    finally:
+        h.recorder.stop()
+        ctx.__exit__(None, None, None)
