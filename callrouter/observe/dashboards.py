@@ -137,6 +137,12 @@ INFRASTRUCTURE = Dashboard("callrouter-infrastructure", "callrouter: infrastruct
     panel("Media workers ready, and restarts (1 h)", Target("sum by (instance) (callrouter_media_workers)", "ready"),
           Target("sum by (instance) (increase(callrouter_media_worker_restarts_total[1h]))", "restarts")),
     panel("Call-record writes waiting", Target("callrouter_call_record_backlog", "{{instance}}")),
+    panel("Controller lag (the most each second)", Target("max by (instance) (callrouter_controller_lag_seconds)",
+                                                         "{{instance}}"), unit="s",
+          description="How late the controller runs its timers; past media.shed_lag_ms the edge refuses new calls"),
+    panel("New calls refused for the controller's lag", Target(
+        "sum by (instance) (rate(callrouter_media_calls_shed_total[5m])) * 60", "refused per minute {{instance}}"),
+          Target("max by (instance) (callrouter_media_shedding)", "refusing now {{instance}}"), unit="cpm"),
     panel("MQTT messages per second", Target("sum(rate(callrouter_events_published_total[5m]))", "published"),
           Target("sum(rate(callrouter_events_dropped_total[5m])) or vector(0)", "dropped")),
     panel("Dialplans", Target("max(callrouter_dialplan_errors)", "errors in the last reload"),

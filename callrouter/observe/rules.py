@@ -110,11 +110,17 @@ def alerts(timing: Timing = PRODUCTION) -> tuple[Alert, ...]:
               "{{ $value | humanize }} call(s) of a node gone for good were closed in 15 minutes: its waiting "
               "callers are callback tasks (source node_lost) in the console, its calls in conversation were "
               "cut (outcome failed, cause node_lost). Find out why the node died."),
+        Alert("CallrouterShedding", "sum by (instance) (increase(callrouter_media_shed_episodes_total[15m])) > 0",
+              "0m", "warning", "New calls were refused on {{ $labels.instance }}: the controller lagged behind",
+              "The edge refused every new call (503, Retry-After) {{ $value | humanize }} time(s) in 15 minutes "
+              "while the controller was media.shed_lag_ms or more behind its calls; "
+              "callrouter_media_calls_shed_total counts the calls refused. The node is short of CPU at this load."),
         Alert("CallrouterCallRecordBacklogGrowing",
               "callrouter_call_record_backlog > 0 and deriv(callrouter_call_record_backlog[5m]) > 0", "5m",
               "warning", "Call-record writes pile up on {{ $labels.instance }}",
               "{{ $value | humanize }} call-record writes wait for the database and the queue keeps "
-              "growing: the database is slow or refuses writes. They are kept in memory until written."),
+              "growing: the database is slow or refuses writes. They are kept in memory (past 20,000, in "
+              "var/call-records.spill) until written."),
         Alert("CallrouterDatabaseUnreachable", "callrouter_database_up == 0", "1m", "critical",
               "The database does not answer callrouter on {{ $labels.instance }}",
               "The controller's probe cannot read the database. Calls are still routed, but records "
