@@ -75,7 +75,11 @@ class SettingsReload:
             return self._refused(str(self.path), tuple(
                 f"{p} (with the changes that need a restart left as they run)" for p in problems))
         for part in plan.parts():
-            self._parts[part](effective)
+            try:
+                self._parts[part](effective)
+            except Exception:  # a bug: said, and the other parts still take theirs
+                logger.exception("settings: %s not applied (%s): restart callrouter to apply them",
+                                 ", ".join(c.key for c in plan.live if diff.LIVE_KEYS[c.key] == part), part)
         self.running = effective
         self._say(plan)
         self._audited(plan)

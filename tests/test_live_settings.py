@@ -44,8 +44,8 @@ def setup(tmp_path):
     rec = Recorded()
     registry = CollectorRegistry()
 
-    def make(whole=False):
-        return SettingsReload(path, load_settings(path, environ={}), rec.parts(), rec.audit, registry, whole,
+    def make(whole=False, parts=None):
+        return SettingsReload(path, load_settings(path, environ={}), parts or rec.parts(), rec.audit, registry, whole,
                               load=lambda p: load_settings(p, environ={}))
 
     return path, rec, registry, make
@@ -176,3 +176,18 @@ def test_a_new_outbound_trunk_goes_to_every_part_that_dials_out():
     assert parts["alerts"].settings.outbound_trunk == "10.0.0.9:5060"
     assert parts["watch_calls"].settings.outbound_trunk == "10.0.0.9:5060"
     assert parts["watch_calls"].settings.callers == ("+33180000100",)  # the rest as it was
+
+
+def test_a_part_failing_to_take_its_settings_is_said_and_the_others_still_take_theirs(setup, caplog):
+    path, rec, registry, make = setup
+
+    def broken(settings):
+        raise RuntimeError("bug")
+
+    reload = make(parts={**rec.parts(), "calls": broken})
+    write(path, {"controller": {"ring_timeout_s": 8}, "mqtt": {"username": "cr", "password": "s3cret"},
+                 "media": {"workers_min": 2}})
+    with caplog.at_level(logging.ERROR, logger="callrouter.live_settings"):
+        assert reload.reload().result == "applied"
+    assert "controller.ring_timeout_s not applied (calls): restart callrouter to apply them" in caplog.text
+    assert [name for name, _ in rec.given] == ["media"]
