@@ -115,7 +115,7 @@ class SharedDesk(Service):
         self._unsent: list[tuple[str, str, str]] = []  # ends not written yet (the database away)
         self._epoch: int | None = None       # the epoch our rows were written under
         self._busy = self._again = self._sync_due = False
-        self._failing = False
+        self._failing = self._write_failing = False
         self._ticks = 0
         self._listener: Any = None
         self._loop = task.LoopingCall(self._reconcile)
@@ -355,18 +355,30 @@ class SharedDesk(Service):
     def _end(self, key: str, who: str, outcome: str) -> None:
         def failed(f):
             self._unsent.append((key, who, outcome))
-            logger.warning("shared desk: %s's offer end not written (%s); retried", who, f.getErrorMessage())
+            if not self._write_failing:
+                logger.warning("shared desk: %s's offer end not written (%s); retried", who, f.getErrorMessage())
+            self._write_failing = True
         self._store(self._rows.end, key, who, outcome).addErrback(failed)
 
     def _store(self, f: Callable[..., Any], *args: Any) -> defer.Deferred:
         return self._serial.run(self._run, f, *args)
 
     def _write(self, f: Callable[..., Any], *args: Any) -> defer.Deferred:
-        """A store call whose failure is logged (FAILED then): the next sync or reconcile retries."""
+        """A store call whose failure is logged (FAILED then), once per outage: the next sync or
+        reconcile retries."""
+        def done(result):
+            if self._write_failing:
+                logger.warning("shared desk: the database takes writes again")
+            self._write_failing = False
+            return result
+
         def failed(failure):
-            logger.warning("shared desk: %s not written: %s", f.__name__, failure.getErrorMessage())
+            if not self._write_failing:
+                logger.warning("shared desk: %s not written (%s); retried until the database takes it",
+                               f.__name__, failure.getErrorMessage())
+            self._write_failing = True
             return FAILED
-        return self._store(f, *args).addErrback(failed)
+        return self._store(f, *args).addCallbacks(done, failed)
 
     @staticmethod
     def _row_of(a: Secretary) -> SecretaryRow:

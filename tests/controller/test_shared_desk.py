@@ -20,6 +20,7 @@ from callrouter.store.models import DeskOffer, DeskSecretary, DeskWaiting
 from callrouter.store.testing import fresh_database
 from tests.controller.conftest import make_harness
 from tests.controller.test_calls import queued_call
+from tests.pg_private import private_pg  # noqa: F401 (a fixture)
 
 SEC1, SEC2 = "sip:sec1@127.0.0.1:5090", "sip:sec2@127.0.0.1:5091"
 
@@ -199,3 +200,40 @@ def test_a_node_starting_again_takes_the_states_from_the_database_not_from_its_f
     finally:
         h.recorder.stop()
         ctx.__exit__(None, None, None)
+
+
+def test_postgresql_down_a_node_rings_nobody_then_serves_its_callers_when_it_is_back(tmp_path, private_pg):
+    """A real PostgreSQL of the test's own, stopped as if it crashed: the bridged call goes on,
+    a new caller waits with her music (no claim, so nobody is rung: never two offers), the end of
+    the first offer is kept and written once the server is back, then the waiting caller is rung."""
+    from callrouter.store.db import Database
+
+    db = Database.from_url(private_pg.url)
+    db.upgrade()
+    h, ctx = make_harness(tmp_path / "a", secretaries={"*": (SEC1,)})
+    shared = SharedDesk(DeskStore(db, "a"), Lease(db, "a"), h.desk, h.controller.line, h.clock, inline)
+    try:
+        shared.startService()
+        queued_call(h)
+        [dial] = dials(h)
+        h.answered(dial.leg)
+        private_pg.stop()
+        h.ended(dial.leg)            # her call over while the database is down; 15 s of wrap-up
+        second = queued_call(h)
+        tick(h, seconds=20)
+        for _ in range(5):
+            tick(h)
+        assert len(dials(h)) == 1 and h.controller.sessions[second].state.value == "queued"
+        private_pg.start()
+        for _ in range(3):
+            tick(h)
+        assert [d.uri for d in dials(h)] == [SEC1, SEC1]
+        assert h.controller.sessions[second].state.value == "ringing"
+        with db.transaction() as s:
+            rows = list(s.scalars(select(DeskOffer).order_by(DeskOffer.id)))
+        assert [(r.outcome, r.ended_at is None) for r in rows] == [("answered", False), (None, True)]
+    finally:
+        shared.stopService()
+        h.recorder.stop()
+        ctx.__exit__(None, None, None)
+        db.dispose()
