@@ -156,7 +156,8 @@ class MediaPool(service.Service):
         return d
 
     def status(self) -> list[WorkerStatus]:
-        return [WorkerStatus(s.name, s.sip_port, s.state, s.cap, len(s.legs), s.pid, s.restarts) for s in self._slots]
+        return [WorkerStatus(s.name, s.sip_port, s.state, s.cap, len(s.legs), s.pid, s.restarts, s.held)
+                for s in self._slots]
 
     def slots(self) -> Sequence[WorkerSlot]:
         return tuple(self._slots)

@@ -1,8 +1,8 @@
 """The pool's gauges, sampled each second: workers ready, restarts (a worker started again after it
 died: a retired worker's position taken again later is no restart), call slots used and free (legs
-the ready workers hold and can still take: a bridged call holds two), the spare calls and their
-floor, whether the pool is held at media.workers_max (and how many times it got there), and the
-call recorder's backlog."""
+the ready workers hold, with the slots their pjsua keeps a while after a leg hung up, and can still
+take: a bridged call holds two), the spare calls and their floor, whether the pool is held at
+media.workers_max (and how many times it got there), and the call recorder's backlog."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ class PoolMetrics(TimerService):
             self._restarts[status.name] = status.restarts
             if status.state == "ready":
                 ready += 1
-                used += status.legs
-                free += max(0, status.cap - status.legs)
+                used += status.legs + status.held
+                free += max(0, status.cap - status.legs - status.held)
         resizer = getattr(self.pool, "resizer", None)  # a pool without sizing (a test's) has none
         if resizer is not None:
             if resizer.capacity is not None:

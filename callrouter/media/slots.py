@@ -52,6 +52,7 @@ class WorkerStatus:
     legs: int
     pid: int | None
     restarts: int = 0
+    held: int = 0  # slots its pjsua still holds for legs already ended
 
 
 def pick(slots: list[WorkerSlot], legs: int, reserved: int) -> WorkerSlot | None:

@@ -53,3 +53,21 @@ def test_a_worker_gone_holds_no_slot_and_its_restart_starts_from_none():
     assert pool.slots()[0].used == 3
     t0.exit(9)
     assert pool.slots()[0].held == 0 and pool.slots()[0].used == 0
+
+
+def test_the_status_and_the_slot_gauges_count_the_held_slots_used():
+    from callrouter.media.pool_metrics import PoolMetrics
+    from callrouter.metrics import Metrics
+
+    pool, t0, _ = two_workers()
+    t0.emit(SlotsHeld(held=2))
+    assert [(s.name, s.legs, s.held) for s in pool.status()] == [("w0", 0, 2), ("w1", 0, 0)]
+    metrics = Metrics()
+
+    class NoBacklog:
+        def pending(self) -> int:
+            return 0
+
+    PoolMetrics(pool, metrics, NoBacklog()).sample()
+    assert metrics.call_slots.labels("used")._value.get() == 2
+    assert metrics.call_slots.labels("free")._value.get() == 6
