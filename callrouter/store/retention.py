@@ -20,7 +20,7 @@ from callrouter.config import RetentionSettings
 from callrouter.ports import Actor, Clock, RunBlocking, utc_from_clock
 from callrouter.store import audit
 from callrouter.store.db import Database
-from callrouter.store.models import ApiToken, CallRecord, Escalation, Recording, SecretaryStateChange
+from callrouter.store.models import ApiToken, CallRecord, DeskOffer, Escalation, Recording, SecretaryStateChange
 from callrouter.store.tasks import purge_closed
 from callrouter.store.watch import purge_runs
 
@@ -39,12 +39,14 @@ class PurgeResult:
     state_history: int = 0  # secretaries' state changes
     media: dict[str, Any] = field(default_factory=dict)  # call recordings, their notes, voicemail messages
     watch_runs: int = 0  # the forwarding watch's ended runs (their attempts and alerts go with them)
+    desk_offers: int = 0  # the shared desk's ended offers (several nodes), kept as long as call records
 
     def to_json(self) -> dict:
         return {"call_records": self.call_records, "recordings": self.recordings,
                 "audit": self.audit, "expired_tokens": self.expired_tokens,
                 "callback_tasks": self.callback_tasks, "escalations": self.escalations,
-                "state_history": self.state_history, "watch_runs": self.watch_runs, "cutoffs": self.cutoffs,
+                "state_history": self.state_history, "watch_runs": self.watch_runs,
+                "desk_offers": self.desk_offers, "cutoffs": self.cutoffs,
                 **self.media}
 
 
@@ -78,7 +80,7 @@ class RetentionPurger:
         history_cut = _cutoff(now, s_.state_history_days)
         watch_cut = _cutoff(now, s_.watch_days)
         with self._db.transaction() as s:
-            calls = recs = audited = tasks = chains = history = 0
+            calls = recs = audited = tasks = chains = history = offers = 0
             if calls_cut is not None:
                 tasks = purge_closed(s, calls_cut)
                 # Steps and outbox rows go with their chain (ON DELETE CASCADE); running ones stay.
@@ -87,6 +89,7 @@ class RetentionPurger:
                 # Legs and IVR answers go with them (ON DELETE CASCADE).
                 calls = s.execute(delete(CallRecord)
                                   .where(CallRecord.ended_at < calls_cut)).rowcount
+                offers = s.execute(delete(DeskOffer).where(DeskOffer.ended_at < calls_cut)).rowcount
             if rec_cut is not None:
                 recs = s.execute(delete(Recording).where(Recording.created_at < rec_cut)).rowcount
             if audit_cut is not None:
@@ -105,7 +108,7 @@ class RetentionPurger:
             result = PurgeResult(calls, recs, audited, tokens, {
                 "call_records": _iso(calls_cut), "recordings": _iso(rec_cut),
                 "audit": _iso(audit_cut), "state_history": _iso(history_cut), "watch": _iso(watch_cut)},
-                tasks, chains, history, media, watch_runs)
+                tasks, chains, history, media, watch_runs, offers)
             audit.append(s, actor, "retention.purge", "store", now, details=result.to_json())
         for then in after:  # the rows are gone: now their files
             then()

@@ -175,3 +175,24 @@ def test_another_nodes_change_is_notified_to_the_listener(db):
                 assert __import__("time").monotonic() < deadline, "no notification"
     finally:
         listener.stop()
+
+
+def test_ended_offers_go_with_the_call_records_retention_and_active_ones_stay(db):
+    import datetime as dt
+
+    from callrouter.config import RetentionSettings
+    from callrouter.store.audit import Actor
+    from callrouter.store.retention import RetentionPurger
+
+    a, ea = node(db, "a")
+    for call, who in (("c1", "alice"), ("c2", "bob")):
+        a.put_waiting(waiting(call, "a"), ea)
+        assert a.claim(call, [who], ea).granted
+    a.end("c1", "alice", "answered")
+    now = dt.datetime.now(dt.timezone.utc)
+    kept = RetentionPurger(db, RetentionSettings(call_records_days=1)).purge(Actor("test", "127.0.0.1"), now)
+    assert kept.desk_offers == 0
+    later = now + dt.timedelta(days=2)
+    result = RetentionPurger(db, RetentionSettings(call_records_days=1)).purge(Actor("test", "127.0.0.1"), later)
+    assert result.desk_offers == 1 and result.to_json()["desk_offers"] == 1
+    assert active(db) == [("bob", "c2", "a")]
