@@ -33,25 +33,27 @@ LEASE_S, RENEW_S, REAP_AFTER_S = 3.0, 0.5, 2.0
 TALKING, WAITING = "+33611223344", "+33622334455"
 
 
-def node(root, db_url: str, name: str, agents: dict) -> ServeProcess:
+def node(root, db_url: str, name: str, agents: dict, shared_desk: bool) -> ServeProcess:
     root.mkdir()
     (root / "dialplans").mkdir()
     (root / "dialplans" / "e2e.yaml").write_text(DIALPLAN.format(number=NUMBER))
     config = base_config(root, root / "dialplans", REPO / "prompts", workers=1, agents=agents)
     config.update(database_url=db_url, node=name, cluster={"lease_seconds": LEASE_S, "renew_seconds": RENEW_S,
-                                                           "reap_after_seconds": REAP_AFTER_S})
+                                                           "reap_after_seconds": REAP_AFTER_S,
+                                                           "shared_desk": shared_desk})
     return ServeProcess(root, config)
 
 
-@pytest.fixture
-def two_nodes(tmp_path, prompts_built):  # noqa: F811
+@pytest.fixture(params=[False, True], ids=["own-desks", "shared-desk"])
+def two_nodes(request, tmp_path, prompts_built):  # noqa: F811
     """Node A seeds the team (one secretary, a SIPp softphone) in the shared database; node B
-    reads it from there, with A's key files (every node of one database has the same)."""
+    reads it from there, with A's key files (every node of one database has the same). Each node
+    serves the team from its own desk, or both through the shared desk (`cluster.shared_desk`)."""
     secretary_port = free_udp_port()
     started: list = []
     with fresh_database("postgresql", tmp_path) as db:
-        a = node(tmp_path / "a", db.url, "node-a", {"*": [f"sip:secretary@127.0.0.1:{secretary_port}"]})
-        b = node(tmp_path / "b", db.url, "node-b", {})
+        a = node(tmp_path / "a", db.url, "node-a", {"*": [f"sip:secretary@127.0.0.1:{secretary_port}"]}, request.param)
+        b = node(tmp_path / "b", db.url, "node-b", {}, request.param)
         b.config["controller"]["outbound_trunk"] = f"127.0.0.1:{free_udp_port()}"  # the patient's line: no answer
         try:
             a.start()
