@@ -55,11 +55,12 @@ SEED_KEYS = frozenset({"controller.secretaries", "controller.levels", "controlle
 # Restart-only keys held by another unit than the controller (prefixes; the longest matches).
 RESTART_UNITS: Mapping[str, tuple[str, ...]] = {
     "sip.": (EDGE,),
-    "media.bind": (MEDIA, EDGE),
-    "media.sip_port_base": (MEDIA, EDGE),
-    "media.rtp_port_base": (MEDIA,),
-    "media.rtp_ports_per_worker": (MEDIA,),
-    "media.pj_log_level": (MEDIA,),
+    # The controller's pool gives each new worker these; the running ones keep theirs.
+    "media.bind": (CONTROLLER, MEDIA, EDGE),
+    "media.sip_port_base": (CONTROLLER, MEDIA, EDGE),
+    "media.rtp_port_base": (CONTROLLER, MEDIA),
+    "media.rtp_ports_per_worker": (CONTROLLER, MEDIA),
+    "media.pj_log_level": (CONTROLLER, MEDIA),
     "media.stop_timeout_seconds": (CONTROLLER, MEDIA),  # the media service's own copy too
     "media.stable_after_seconds": (CONTROLLER, MEDIA),
     "media.restart_delay": (CONTROLLER, MEDIA),

@@ -35,7 +35,7 @@ def test_ports_addresses_database_and_node_need_their_units_restart_and_are_left
     units = plan.by_unit()
     assert set(units["callrouter-edge"]) == {"sip.udp_port", "media.bind", "database_url"}
     assert set(units["callrouter-media"]) == {"media.rtp_port_base", "media.bind"}
-    assert set(units["callrouter"]) == {"http.port", "node", "database_url"}
+    assert set(units["callrouter"]) == {"http.port", "node", "database_url", "media.rtp_port_base", "media.bind"}
     running = diff.applied(old, new, plan)
     assert (running.sip.udp_port, running.http.port, running.node) == (5060, 8080, "local")
     assert (running.database_url, running.media.bind, running.media.rtp_port_base) == (old.database_url, "127.0.0.1", 20000)
