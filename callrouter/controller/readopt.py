@@ -155,14 +155,9 @@ class Readoption:
         s = self._session(worker, rep, record)
         self.adopted[record.id] = "again"
         router = self._router()
-        if s.dialplan is None:
-            controller.adopt(s)
-            controller.hangup(s, "failed")
-            return
-        decision = router.decide(s.call, ctx.now())
-        s.decision = decision
-        queue = s.dialplan.queues.get(record.queue) if record.queue else None
+        queue = s.dialplan.queues.get(record.queue) if s.dialplan is not None and record.queue else None
         if queue is not None and record.queued_at is not None:
+            s.decision = router.decide(s.call, ctx.now())
             ringing = self._ringing(s, offers)
             controller.adopt(s)  # with the phones still ringing for her: their events are hers
             self._requeue(s, record, queue, ringing)
@@ -170,6 +165,11 @@ class Readoption:
         for leg_worker, offer in offers:
             ctx.send(leg_worker, p.Hangup(offer.leg, 487))
         controller.adopt(s)
+        if s.dialplan is None:
+            controller.hangup(s, "failed")
+            return
+        decision = router.decide(s.call, ctx.now())
+        s.decision = decision
         logger.info("call %s re-adopted on %s: its rules applied again", record.id, worker)
         controller.flow.apply(s, decision)
 
