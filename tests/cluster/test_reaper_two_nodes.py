@@ -45,25 +45,34 @@ def prompts_built():
 
 
 @pytest.fixture
-def nodes(tmp_path, prompts_built):
+def nodes(request, tmp_path, prompts_built):
+    """Node B (a real `callrouter serve`, the grace `request.param` or REAP_AFTER_S), node A (a
+    process holding its lease, its records written), and a way to start node A again."""
+    reap_after = getattr(request, "param", REAP_AFTER_S)
     with fresh_database("postgresql", tmp_path) as db:
         (tmp_path / "dialplans").mkdir()
         (tmp_path / "dialplans" / "e2e.yaml").write_text(DIALPLAN.format(number=NUMBER))
         config = base_config(tmp_path, tmp_path / "dialplans", REPO / "prompts", workers=1)
         config.update(database_url=db.url, node=B, cluster={"lease_seconds": LEASE_S, "renew_seconds": RENEW_S,
-                                                            "reap_after_seconds": REAP_AFTER_S})
+                                                            "reap_after_seconds": reap_after})
         svc = ServeProcess(tmp_path, config)
-        lost = None
+        children: list[subprocess.Popen] = []
+
+        def start_a() -> subprocess.Popen:
+            child = subprocess.Popen([sys.executable, "-m", "tests.cluster.lost_node_child", db.url, A, str(LEASE_S),
+                                      str(RENEW_S), PRACTICE, QUEUE], cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=(tmp_path / f"node-a-{len(children)}.log").open("w"), text=True)
+            children.append(child)
+            return child
+
         try:
             svc.start()
-            lost = subprocess.Popen([sys.executable, "-m", "tests.cluster.lost_node_child", db.url, A, str(LEASE_S),
-                                     str(RENEW_S), PRACTICE, QUEUE], cwd=ROOT, stdout=subprocess.PIPE,
-                                    stderr=(tmp_path / "node-a.log").open("w"), text=True)
-            yield db, svc, lost
+            yield db, svc, start_a(), start_a
         finally:
-            if lost is not None and lost.poll() is None:
-                lost.kill()
-                lost.wait(30)
+            for child in children:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait(30)
             stray = svc.stop()
             assert not stray, f"processes left running after stop: {stray}"
 
@@ -99,7 +108,7 @@ def records(db: Database) -> dict:
 
 
 def test_a_node_killed_with_calls_on_it_leaves_a_task_and_node_lost_records_on_the_survivor(nodes):
-    db, svc, lost = nodes
+    db, svc, lost, _ = nodes
     svc.wait_metric('callrouter_cluster_leading{role="reaper"}', lambda v: v == 1, timeout=30)
     assert lost.stdout.readline().strip() == WRITTEN
     # A lives: more than a lease and the grace later, its calls are still its own.
@@ -128,3 +137,27 @@ def test_a_node_killed_with_calls_on_it_leaves_a_task_and_node_lost_records_on_t
     svc.wait_metric(f'callrouter_queue_waiting{{practice="{PRACTICE}",queue="{QUEUE}"}}', lambda v: v == 1)
     listed = api(svc, "GET", f"/api/practices/{PRACTICE}/tasks", sign_in(svc, db))["tasks"]
     assert [(t["id"], t["source"], t["call_id"]) for t in listed] == [(task.id, "node_lost", f"{A}-queued")]
+
+
+@pytest.mark.parametrize("nodes", [8.0], indirect=True)
+def test_a_node_back_under_a_new_epoch_within_the_grace_keeps_its_calls_until_it_dies_for_good(nodes):
+    """As a controller restarted with its media service alive: killed, then back under the same
+    name (a new epoch) before the grace ran out. Its records are its own again; a dead node's
+    would have been closed meanwhile. Killed again and not restarted, they are closed."""
+    db, svc, lost, start_a = nodes
+    grace = 8.0
+    svc.wait_metric('callrouter_cluster_leading{role="reaper"}', lambda v: v == 1, timeout=30)
+    assert lost.stdout.readline().strip() == WRITTEN
+    lost.send_signal(signal.SIGKILL)
+    lost.wait(30)
+    back = start_a()
+    assert back.stdout.readline().strip() == WRITTEN  # it holds its lease again, under a new epoch
+    time.sleep(LEASE_S + grace + 4 * RENEW_S)  # longer than a node gone for good waits
+    assert all(r.ended_at is None for r in records(db).values())
+    assert svc.metrics()['callrouter_calls_reaped_total{kind="node_lost"}'] == 0
+
+    back.send_signal(signal.SIGKILL)
+    back.wait(30)
+    until(lambda: all(r.ended_at is not None for r in records(db).values()), "node B to close node A's calls",
+          bound_s=LEASE_S + grace + 30)
+    assert records(db)["queued"].outcome == "callback_requested"
