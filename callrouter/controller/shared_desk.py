@@ -331,6 +331,14 @@ class SharedDesk(Service):
             if (secretary.logged_in, secretary.paused, secretary.auto_paused) != wanted:
                 self._desk.adopt(secretary, *wanted)
         self._adopted = True
+        epoch = self._node.epoch if self._node.holds() else None
+        if epoch is not None and epoch == self._epoch:  # a hold that was never written: written now
+            rows = {o.secretary for o in view.offers if o.node_id == self._rows.node}
+            for who, key in list(self._held.items()):
+                if who not in rows and who not in self._claimed:
+                    self._write(self._rows.hold, key, who, epoch).addCallback(
+                        lambda ok, who=who: ok is not True and logger.error(
+                            "shared desk: %s is on a call here with no offer row (another node's now?)", who))
         book.elsewhere = [Waiting(r, r.practice, r.queue, r.priority, r.enqueued_at, r.seq, r.line, r.strategy)
                           for r in view.waiting if r.node_id != self._rows.node]
 

@@ -149,6 +149,10 @@ class DeskStore:
                 s.execute(update(DeskOffer).where(DeskOffer.secretary == secretary, DeskOffer.ended_at.is_(None),
                                                   DeskOffer.node_id == self.node, DeskOffer.node_epoch < epoch)
                           .values(ended_at=func.clock_timestamp(), outcome="superseded"))
+                if s.scalar(select(DeskOffer.id).where(
+                        DeskOffer.secretary == secretary, DeskOffer.ended_at.is_(None), DeskOffer.call_id == call_id,
+                        DeskOffer.node_id == self.node, DeskOffer.node_epoch == epoch)) is not None:
+                    return True  # held already (asked again by a reconcile)
                 s.add(DeskOffer(call_id=call_id, secretary=secretary, node_id=self.node, node_epoch=epoch,
                                 offered_at=s.scalar(select(func.clock_timestamp()))))
                 s.flush()

@@ -237,3 +237,20 @@ def test_postgresql_down_a_node_rings_nobody_then_serves_its_callers_when_it_is_
         h.recorder.stop()
         ctx.__exit__(None, None, None)
         db.dispose()
+
+
+def test_an_offer_row_lost_while_she_is_on_a_call_here_is_written_again(nodes, pg):
+    """Her row gone (a hold the database never took): the next reconcile writes it again, so
+    another node never sees her free while she talks here."""
+    from sqlalchemy import delete
+
+    a, b = nodes("a"), nodes("b")
+    queued_call(a)
+    [dial] = dials(a)
+    a.answered(dial.leg)
+    with pg.transaction() as s:
+        s.execute(delete(DeskOffer))
+    tick(a)  # within a second
+    queued_call(b)
+    tick(b)
+    assert active_offers(pg) == [(SEC1, "a")] and dials(b) == []
