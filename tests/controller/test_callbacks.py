@@ -294,3 +294,16 @@ def test_an_empty_message_or_a_hidden_number_makes_no_task(make):
         h.ended(leg)
         h.legs.media_event("w0", p.RecordingFinished(leg, h.media.last(p.Record).path, seconds, "leg_ended"))
         assert tasks(h) == []
+
+
+def test_a_lost_nodes_task_handed_over_goes_in_line_at_its_place_with_the_dialplans_in_force(make):
+    """callrouter.cluster.reaper hands over the tasks it made without dialplans: those in force now."""
+    h = make(secretaries={"*": (SEC1,)})
+    now = h.controller.now()
+    lost = h.tasks.create("cabinet-dr-martin", "0612345678", "node_lost", now, now + dt.timedelta(hours=1),
+                          task_id="lost-call-1", queue="general", place_at=now - dt.timedelta(minutes=2))
+    message = h.tasks.create("cabinet-dr-martin", "0612345679", "voicemail", now, now + dt.timedelta(hours=1),
+                             task_id="t-message")
+    assert h.controller.callbacks.restore([lost, message]) == 1
+    assert h.media.last(p.Dial).headers["X-Callrouter-Task-Id"] == "lost-call-1"
+    assert h.controller.callbacks.restore([lost]) == 0  # already in hand: never twice
