@@ -89,7 +89,10 @@ class Desk:
 
     def secretary_view(self, secretary: Secretary) -> dict[str, Any]:
         today = utc_from_clock(self.reactor).astimezone(LOCAL_DAY_ZONE).date()
-        return {"id": secretary.id, "username": secretary.username, "phone": secretary.uri, "state": secretary.state,
+        state = secretary.state
+        if self.shared is not None and state == "available" and secretary.id in self.shared.elsewhere:
+            state = "on_call" if self.shared.elsewhere[secretary.id] else "ringing"  # another node's call
+        return {"id": secretary.id, "username": secretary.username, "phone": secretary.uri, "state": state,
                 "logged_in": secretary.logged_in, "registered": secretary.registered if secretary.username else None,
                 "paused": secretary.paused, "missed_in_a_row": secretary.missed,
                 "calls_today": secretary.calls_on(today, LOCAL_DAY_ZONE), "levels": dict(secretary.levels),

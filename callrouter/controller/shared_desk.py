@@ -30,13 +30,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable
 
 from twisted.application.service import Service
 from twisted.internet import defer, task
 
 from callrouter.controller.desk import Desk
 from callrouter.controller.line import Line
+from callrouter.controller.shared_rows import DeskRows, NodeView, coverage_of, session_key, waiting_row
 from callrouter.domain import desk_view
 from callrouter.domain.desk_view import DeskView, SecretaryRow, WaitingRow
 from callrouter.domain.serving import Secretary, Waiting
@@ -48,47 +49,6 @@ RECONCILE_S = 1.0
 SWEEP_EVERY = 5  # reconciles between two sweeps of a dead node's rows
 MAX_ROUNDS = 8   # per dispatch; the reconcile goes on from there
 FAILED = object()  # what a store call that raised gives (logged): the next sync or reconcile retries
-
-
-class DeskRows(Protocol):
-    """The shared desk's rows (callrouter.store.desk.DeskStore). Blocking: run in the thread pool."""
-
-    node: str
-
-    def view(self, now: Any = None) -> DeskView: ...
-    def sweep(self) -> int: ...
-    def put_waiting(self, row: WaitingRow, epoch: int) -> bool: ...
-    def remove_waiting(self, call_id: str) -> None: ...
-    def claim(self, call_id: str, secretaries: Iterable[str], epoch: int,
-              check: Callable[[DeskView], bool] | None = None) -> Any: ...
-    def hold(self, call_id: str, secretary: str, epoch: int) -> bool: ...
-    def answered(self, call_id: str, secretary: str) -> None: ...
-    def end(self, call_id: str, secretary: str, outcome: str) -> None: ...
-    def set_state(self, state: SecretaryRow, by: str | None) -> None: ...
-    def seed_states(self, states: Iterable[SecretaryRow]) -> None: ...
-
-
-class NodeView(Protocol):
-    """This node's lease (callrouter.cluster.node.NodeLease)."""
-
-    def holds(self) -> bool: ...
-
-    @property
-    def epoch(self) -> int | None: ...
-
-
-def session_key(session: Any) -> str:
-    """A waiting session's row id: the call's id, or "task:<id>" for a callback task."""
-    call_id = getattr(session, "call_id", None)
-    return call_id if not hasattr(session, "task_id") else f"task:{session.task_id}"
-
-
-def coverage_of(coverage: dict[str, list[str]]) -> desk_view.Covering:
-    """The QueueBook's rule (the most precise key wins) over a copy of its coverage."""
-    def covering(practice: str, queue: str, line: str) -> list[str]:
-        keys = ([line] if line and line.startswith("line:") else []) + [f"{practice}/{queue}", f"{practice}/*", "*"]
-        return next((coverage[k] for k in keys if k in coverage), [])
-    return covering
 
 
 class SharedDesk(Service):
@@ -118,6 +78,7 @@ class SharedDesk(Service):
         self._failing = self._write_failing = False
         self._ticks = 0
         self._listener: Any = None
+        self.elsewhere: dict[str, bool] = {}  # id -> answered: her active offer is another node's
         self._loop = task.LoopingCall(self._reconcile)
         self._loop.clock = reactor
         line.shared = self
@@ -242,7 +203,7 @@ class SharedDesk(Service):
             return
         if epoch != self._epoch:
             yield self._new_epoch(epoch)
-        current = {session_key(w.session): _row_of(w, self._rows.node) for w in self._desk.queues.waiting()}
+        current = {session_key(w.session): waiting_row(w, self._rows.node) for w in self._desk.queues.waiting()}
         for key, row in current.items():
             if self._written.get(key) != (row, epoch):
                 ok = yield self._write(self._rows.put_waiting, row, epoch)
@@ -331,6 +292,7 @@ class SharedDesk(Service):
             if (secretary.logged_in, secretary.paused, secretary.auto_paused) != wanted:
                 self._desk.adopt(secretary, *wanted)
         self._adopted = True
+        self.elsewhere = {o.secretary: o.answered for o in view.offers if o.node_id != self._rows.node}
         epoch = self._node.epoch if self._node.holds() else None
         if epoch is not None and epoch == self._epoch:  # a hold that was never written: written now
             rows = {o.secretary for o in view.offers if o.node_id == self._rows.node}
@@ -392,7 +354,3 @@ class SharedDesk(Service):
     def _row_of(a: Secretary) -> SecretaryRow:
         return SecretaryRow(a.id, a.logged_in, a.paused, a.auto_paused, a.missed)
 
-
-def _row_of(w: Waiting, node: str) -> WaitingRow:
-    return WaitingRow(session_key(w.session), node, w.practice, w.queue, w.line, w.priority, w.enqueued_at, w.seq,
-                      w.strategy, getattr(w.zone, "key", "UTC"), frozenset(getattr(w.session, "tried", ())))

@@ -95,9 +95,11 @@ def test_a_secretary_busy_on_one_node_is_not_offered_a_call_by_the_other(nodes, 
     a.ended(dial_a.leg)  # her call over: 15 s of wrap-up, still hers
     tick(a, b, seconds=5)
     assert dials(b) == [] and active_offers(pg) == [(SEC1, "a")]
+    assert b.desk.view(SEC1)["state"] == "on_call"  # b's API shows her busy with a's call
     tick(a, seconds=15)  # wrap-up over on a: her offer row ends
     assert active_offers(pg) == []
     tick(b)
+    assert b.desk.view(SEC1)["state"] == "ringing"
     [dial_b] = dials(b)
     assert dial_b.uri == SEC1 and active_offers(pg) == [(SEC1, "b")]
 
