@@ -321,7 +321,7 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
     escalation = build_escalation(esc, escalation_repo, dialplan_of,
                                   reactor, metrics.registry, voice=voice, events=events, lead=escalation_lead)
     reaper = build_reaper(cluster, db, settings.node, settings.cluster, controller_settings.callback_expiry_s,
-                          lambda: utc_from_clock(reactor), metrics.registry, controller.callbacks.restore, events.task_changed)
+                          lambda: utc_from_clock(reactor), metrics.registry, controller.callbacks.restore, events)
 
     # The SIP edge, and who is registered at it.
     edge = registrations = None

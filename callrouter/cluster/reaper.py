@@ -26,12 +26,21 @@ logger = logging.getLogger(__name__)
 
 REAPER = "reaper"  # the role's name in the cluster's leads
 KINDS = ("callback", "node_lost", "attempt")
+CAUSE = "node_lost"  # the cause of the records it closes
 
 
 class ReapStore(Protocol):
     def sweep(self, grace_s: float, now: dt.datetime) -> Sequence[Any]:
         """Close the lost records (fenced), returning what was done: items with `kind`, `task`."""
         ...
+
+
+class ReapEvents(Protocol):
+    """What the consoles and the MQTT subscribers are told (callrouter.events: the notifier)."""
+
+    def task_changed(self, task: Any) -> None: ...
+
+    def call_ended(self, call_id: str, practice: str, outcome: str, cause: str | None = None) -> None: ...
 
 
 class ReapMetrics:
@@ -48,11 +57,11 @@ class Reaper:
     """Implements callrouter.cluster.leader.Follower."""
 
     def __init__(self, store: ReapStore, grace_s: float, now: Callable[[], dt.datetime], run_blocking: RunBlocking,
-                 offer: Callable[[list], Any], metrics: ReapMetrics,
-                 announce: Callable[[Any], Any] = lambda view: None) -> None:
-        """`offer(tasks)`: put the tasks made in this node's line; `announce(task)`: tell the consoles."""
+                 offer: Callable[[list], Any], metrics: ReapMetrics, events: ReapEvents | None = None) -> None:
+        """`offer(tasks)`: put the tasks made in this node's line; `events`: each call closed is
+        `ended` (its node said nothing more of it) and each task made or released announced."""
         self._store, self._grace_s, self._now, self._run = store, grace_s, now, run_blocking
-        self._offer, self._metrics, self._announce = offer, metrics, announce
+        self._offer, self._metrics, self._events = offer, metrics, events
         self.running = False
         self.ready: defer.Deferred = defer.succeed(None)
 
@@ -78,10 +87,12 @@ class Reaper:
         tasks = [r.task for r in done if r.task is not None]
         for r in done:
             self._metrics.reaped.labels(r.kind).inc()
+            if self._events is not None and r.outcome is not None:
+                self._events.call_ended(r.call_id, r.practice, r.outcome, CAUSE)
         if tasks:
             try:
                 self._offer(tasks)
             except Exception:
                 logger.exception("reaper: %d callback task(s) stored but not put in line", len(tasks))
-            for view in tasks:
-                self._announce(view)
+            for view in tasks if self._events is not None else ():
+                self._events.task_changed(view)

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from callrouter.cluster.build import Cluster
 from callrouter.cluster.leader import Leadership
-from callrouter.cluster.reaper import REAPER, ReapMetrics, Reaper
+from callrouter.cluster.reaper import REAPER, ReapEvents, ReapMetrics, Reaper
 from callrouter.cluster.settings import ClusterSettings
 from callrouter.domain.callback_dialogue import callable_number
 from callrouter.domain.tasks import CALLING, TaskView
@@ -72,6 +72,7 @@ class Reaped:
     practice: str
     kind: str
     task: TaskView | None = None
+    outcome: str | None = None  # the record's, once closed (None: a task released)
 
 
 def task_id_for(call_id: str) -> str:
@@ -171,22 +172,22 @@ class CallReaper:
         append(s, SYSTEM, "call.reaped", f"call:{call.id}", now, before={"outcome": None},
                after={"outcome": outcome, "cause": CAUSE},
                details={"node": call.node, "kind": kind, "task": task.id if task else None})
-        return Reaped(call.id, call.node, call.practice, kind, task)
+        return Reaped(call.id, call.node, call.practice, kind, task, outcome)
 
 
 def build_reaper(cluster: Cluster, db: Database, node: str, settings: ClusterSettings, task_expiry_s: float,
                  now: Callable[[], dt.datetime], registry: CollectorRegistry, offer: Callable[[list], Any],
-                 announce: Callable[[Any], Any] = lambda view: None) -> Leadership | None:
+                 events: ReapEvents | None = None) -> Leadership | None:
     """The reaper's lead on this node (a service for the tree, after the callback desk's), its
     store fenced by it; None on SQLite, where there is one node and nothing to reap. `offer(tasks)`
-    puts the tasks made in this node's line, `announce(task)` tells the consoles."""
+    puts the tasks made in this node's line, `events` tells the consoles and MQTT."""
     if cluster.single:
         return None
     expiry = dt.timedelta(seconds=task_expiry_s)
     lead = cluster.lead(REAPER, lambda fence: CallReaper(FencedDatabase(db, fence, settings.lease_seconds), node,
                                                           expiry))
     return lead.service(Reaper(lead.chains, settings.reap_after_seconds, now, cluster.run, offer,
-                               ReapMetrics(registry), announce))
+                               ReapMetrics(registry), events))
 
 
 def _gone(grace_s: float):

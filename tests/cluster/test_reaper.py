@@ -21,6 +21,20 @@ T = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
 class Done:
     kind: str
     task: object = None
+    outcome: str | None = None
+    call_id: str = "c1"
+    practice: str = "cab"
+
+
+class Events:
+    def __init__(self):
+        self.tasks, self.ended = [], []
+
+    def task_changed(self, task):
+        self.tasks.append(task)
+
+    def call_ended(self, call_id, practice, outcome, cause=None):
+        self.ended.append((call_id, practice, outcome, cause))
 
 
 class Store:
@@ -41,9 +55,9 @@ def run_now(f, *args):
 
 def reaper(store):
     registry = CollectorRegistry()
-    offered, announced = [], []
-    r = Reaper(store, 12.0, lambda: T, run_now, offered.append, ReapMetrics(registry), announced.append)
-    return r, registry, offered, announced
+    offered, events = [], Events()
+    r = Reaper(store, 12.0, lambda: T, run_now, offered.append, ReapMetrics(registry), events)
+    return r, registry, offered, events
 
 
 def count(registry, kind):
@@ -62,14 +76,17 @@ def test_taking_the_lead_sweeps_and_each_tick_sweeps_again():
     assert len(store.sweeps) == 2  # stopped: no sweep
 
 
-def test_the_tasks_made_are_put_in_line_and_announced_and_each_reaping_counted():
+def test_the_tasks_made_are_put_in_line_and_announced_each_call_ended_and_each_reaping_counted():
     store = Store()
-    store.answers = [[Done("callback", "task-1"), Done("node_lost"), Done("callback", None), Done("callback", "task-2")]]
-    r, registry, offered, announced = reaper(store)
+    store.answers = [[Done("callback", "task-1", "callback_requested", "c1"), Done("node_lost", None, "failed", "c2"),
+                      Done("callback", None, "callback_requested", "c3"), Done("attempt", "task-2")]]
+    r, registry, offered, events = reaper(store)
     assert count(registry, "callback") == 0 and count(registry, "node_lost") == 0
     r.startService()
-    assert offered == [["task-1", "task-2"]] and announced == ["task-1", "task-2"]
-    assert count(registry, "callback") == 3 and count(registry, "node_lost") == 1
+    assert offered == [["task-1", "task-2"]] and events.tasks == ["task-1", "task-2"]
+    assert events.ended == [("c1", "cab", "callback_requested", "node_lost"), ("c2", "cab", "failed", "node_lost"),
+                            ("c3", "cab", "callback_requested", "node_lost")]
+    assert (count(registry, "callback"), count(registry, "node_lost"), count(registry, "attempt")) == (2, 1, 1)
 
 
 def test_a_refused_or_failed_sweep_offers_nothing_and_the_next_tick_tries_again():
