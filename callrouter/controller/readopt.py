@@ -25,8 +25,9 @@ callrouter.media.protocol); each caller's leg is matched to its open call record
   secretary the desk no longer has): hung up (487), the caller being offered again from the queue.
 
 Nothing is rebuilt before every worker taken over has reported (or `settle_s` after the pool is
-ready, at most), and the bridged calls are rebuilt first: a secretary on a call on one worker is
-never offered a caller waiting on another. Then this node's call records still open that no leg
+ready, at most), and the bridged calls are rebuilt first, then those still ringing a phone: a
+secretary on a call, or whose phone rings, on one worker is never offered a caller waiting on
+another. Then this node's call records still open that no leg
 was found for are closed, as failed `controller_restart`.
 """
 
