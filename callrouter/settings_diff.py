@@ -135,16 +135,32 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def kind(key: str, old: Settings, new: Settings) -> tuple[str, ...]:
-    """(LIVE,), (SEED,) or the units whose restart the change of `key` needs."""
+    """(LIVE,), (SEED,) or the units whose restart the change of `key` needs. Any change that
+    alters the edge's configuration (`Settings.edge`: e.g. `controller.console_url` gives the
+    WebSocket's allowed origins) needs the edge's restart too."""
     if key in SEED_KEYS:
         return (SEED,)
+    if key in LIVE_WHEN:
+        return (LIVE,) if LIVE_WHEN[key](old, new) else WHY_NOT_LIVE[key]
     if key in LIVE_KEYS:
-        rule = LIVE_WHEN.get(key)
-        if rule is None or rule(old, new):
-            return (LIVE,)
-        return WHY_NOT_LIVE[key]
-    prefix = max((p for p in RESTART_UNITS if key == p or key.startswith(p)), key=len, default=None)
-    return RESTART_UNITS[prefix] if prefix is not None else (CONTROLLER,)
+        units: tuple[str, ...] = (LIVE,)
+    else:
+        prefix = max((p for p in RESTART_UNITS if key == p or key.startswith(p)), key=len, default=None)
+        units = RESTART_UNITS[prefix] if prefix is not None else (CONTROLLER,)
+    if EDGE in units or not old.sip.enabled or not _changes_edge(key, old, new):
+        return units
+    return tuple(u for u in units if u != LIVE) + (EDGE,)
+
+
+def _changes_edge(key: str, old: Settings, new: Settings) -> bool:
+    path = key.split(".")
+    value = new
+    for name in path:
+        value = getattr(value, name)
+    try:
+        return _set(old, path, value).edge != old.edge
+    except Exception:  # a value that does not hold with the others alone: assume it does
+        return True
 
 
 def plan(old: Settings, new: Settings) -> Plan:

@@ -33,7 +33,7 @@ def test_ports_addresses_database_and_node_need_their_units_restart_and_are_left
                    media={"rtp_port_base": 30000, "bind": "127.0.0.2"}, controller={"ring_timeout_s": 9})
     plan = diff.plan(old, new)
     units = plan.by_unit()
-    assert set(units["callrouter-edge"]) == {"sip.udp_port", "media.bind", "database_url"}
+    assert set(units["callrouter-edge"]) == {"sip.udp_port", "media.bind", "database_url", "http.port"}  # the WSS origins
     assert set(units["callrouter-media"]) == {"media.rtp_port_base", "media.bind"}
     assert set(units["callrouter"]) == {"http.port", "node", "database_url", "media.rtp_port_base", "media.bind"}
     running = diff.applied(old, new, plan)
@@ -65,6 +65,21 @@ def test_the_forwarding_watch_is_switched_off_live_but_on_only_by_a_restart():
     off = settings(watch={"enabled": False, "caller_number": "+33180000100"})
     assert [c.key for c in diff.plan(on, off).live] == ["watch.enabled"]
     assert diff.plan(off, on).by_unit() == {"callrouter": ("watch.enabled",)}
+
+
+def test_a_change_the_edge_is_configured_from_needs_its_restart_too():
+    """The edge's WebSocket takes the console's origins from controller.console_url and http."""
+    old = settings()
+    plan = diff.plan(old, settings(controller={"console_url": "https://accueil.example/console"}, http={"port": 9000}))
+    assert plan.by_unit() == {"callrouter": ("http.port", "controller.console_url"),
+                              "callrouter-edge": ("http.port", "controller.console_url")}
+    pinned = settings(sip={"wss_origins": ["https://accueil.example"]})
+    assert diff.plan(pinned, settings(sip={"wss_origins": ["https://accueil.example"]},
+                                      controller={"console_url": "https://x.example/console"})).by_unit() \
+        == {"callrouter": ("controller.console_url",)}
+    no_edge = settings(sip={"enabled": False})
+    assert diff.plan(no_edge, settings(sip={"enabled": False}, http={"port": 9000})).by_unit() \
+        == {"callrouter": ("http.port",)}
 
 
 def test_a_key_no_table_names_needs_the_controller_restart():
