@@ -137,7 +137,8 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def kind(key: str, old: Settings, new: Settings) -> tuple[str, ...]:
     """(LIVE,), (SEED,) or the units whose restart the change of `key` needs. Any change that
     alters the edge's configuration (`Settings.edge`: e.g. `controller.console_url` gives the
-    WebSocket's allowed origins) needs the edge's restart too."""
+    WebSocket's allowed origins) needs the edge's restart too, and one that alters what the
+    controller took at start (the secretaries' domain, from the edge's address) the controller's."""
     if key in SEED_KEYS:
         return (SEED,)
     if key in LIVE_WHEN:
@@ -147,18 +148,31 @@ def kind(key: str, old: Settings, new: Settings) -> tuple[str, ...]:
     else:
         prefix = max((p for p in RESTART_UNITS if key == p or key.startswith(p)), key=len, default=None)
         units = RESTART_UNITS[prefix] if prefix is not None else (CONTROLLER,)
-    if EDGE in units or not old.sip.enabled or not _changes_edge(key, old, new):
-        return units
-    return tuple(u for u in units if u != LIVE) + (EDGE,)
+    if CONTROLLER not in units and _changes(key, old, new, _served_at_start):
+        units = tuple(u for u in units if u != LIVE) + (CONTROLLER,)
+    if EDGE not in units and old.sip.enabled and _changes(key, old, new, lambda s: s.edge):
+        units = tuple(u for u in units if u != LIVE) + (EDGE,)
+    return units
 
 
-def _changes_edge(key: str, old: Settings, new: Settings) -> bool:
+_LIVE_CONTROLLER = frozenset(k.split(".", 1)[1] for k in LIVE_KEYS if k.startswith("controller."))
+
+
+def _served_at_start(s: Settings) -> tuple:
+    """What the controller takes at start only of its served settings (e.g. the secretaries'
+    domain, from the edge's address)."""
+    served = s.served_controller
+    return tuple(getattr(served, f.name) for f in fields(served) if f.name not in _LIVE_CONTROLLER)
+
+
+def _changes(key: str, old: Settings, new: Settings, derived: Callable[[Settings], Any]) -> bool:
+    """Does the change of `key` alone alter what `derived` makes of the settings?"""
     path = key.split(".")
     value = new
     for name in path:
         value = getattr(value, name)
     try:
-        return _set(old, path, value).edge != old.edge
+        return derived(_set(old, path, value)) != derived(old)
     except Exception:  # a value that does not hold with the others alone: assume it does
         return True
 

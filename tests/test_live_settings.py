@@ -75,13 +75,13 @@ def test_a_good_file_applies_its_live_changes_and_names_the_rest(setup, caplog):
     text = caplog.text
     assert "controller.ring_timeout_s 20.0 -> 8.0" in text
     assert "sip.udp_port needs a restart of callrouter-edge; left as it runs" in text
-    assert "mqtt.password needs a restart of callrouter; left as it runs" in text
+    assert "sip.udp_port, mqtt.password need a restart of callrouter; left as they run" in text
     assert "n3w" not in text and "s3cret" not in text
     (target, before, after, details), = rec.audited
     assert target == "settings" and details["file"] == str(path) and after == {"controller.ring_timeout_s": 8.0, "controller.hold_prompt": "attente",
                                              "media.workers_min": 2}
     assert before["controller.ring_timeout_s"] == 20.0
-    assert details["restart"] == {"callrouter-edge": ["sip.udp_port"], "callrouter": ["mqtt.password"]}
+    assert details["restart"] == {"callrouter-edge": ["sip.udp_port"], "callrouter": ["sip.udp_port", "mqtt.password"]}
     assert "n3w" not in repr(rec.audited)
     assert count(registry, "applied") == 1
     assert registry.get_sample_value("callrouter_settings_restart_pending") == 2

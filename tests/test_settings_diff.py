@@ -35,7 +35,8 @@ def test_ports_addresses_database_and_node_need_their_units_restart_and_are_left
     units = plan.by_unit()
     assert set(units["callrouter-edge"]) == {"sip.udp_port", "media.bind", "database_url", "http.port"}  # the WSS origins
     assert set(units["callrouter-media"]) == {"media.rtp_port_base", "media.bind"}
-    assert set(units["callrouter"]) == {"http.port", "node", "database_url", "media.rtp_port_base", "media.bind"}
+    assert set(units["callrouter"]) == {"http.port", "node", "database_url", "media.rtp_port_base", "media.bind",
+                                        "sip.udp_port"}
     running = diff.applied(old, new, plan)
     assert (running.sip.udp_port, running.http.port, running.node) == (5060, 8080, "local")
     assert (running.database_url, running.media.bind, running.media.rtp_port_base) == (old.database_url, "127.0.0.1", 20000)
@@ -80,6 +81,12 @@ def test_a_change_the_edge_is_configured_from_needs_its_restart_too():
     no_edge = settings(sip={"enabled": False})
     assert diff.plan(no_edge, settings(sip={"enabled": False}, http={"port": 9000})).by_unit() \
         == {"callrouter": ("http.port",)}
+
+
+def test_the_edge_address_the_controller_reaches_secretaries_at_needs_its_restart_too():
+    plan = diff.plan(settings(), settings(sip={"udp_port": 5062, "flood_max_requests": 40}))
+    assert plan.by_unit() == {"callrouter-edge": ("sip.udp_port", "sip.flood_max_requests"),
+                              "callrouter": ("sip.udp_port",)}  # its secretaries at 127.0.0.1:5062
 
 
 def test_a_key_no_table_names_needs_the_controller_restart():
