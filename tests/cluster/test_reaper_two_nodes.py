@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 
 import pytest
 from argon2 import PasswordHasher
@@ -31,9 +33,10 @@ from tests.app.conftest import DIALPLAN, NUMBER
 from tests.cluster.lost_node_child import PATIENT, WRITTEN
 from tests.cluster.support import ROOT, until
 from tests.factories import REPO
+from tests.needs import missing
 
 LEASE_S, RENEW_S, REAP_AFTER_S = 3.0, 0.5, 2.0
-A, B = "node-a", "node-b"
+A, B = "node-a", f"node-b-{uuid.uuid4().hex[:8]}"  # B: its own MQTT topics, whatever else runs
 PRACTICE, QUEUE = "e2e-test", "general"
 PASSWORD = "correct horse battery staple"
 KINDS = ("queued", "bridged", "withheld")
@@ -102,6 +105,27 @@ def api(svc: ServeProcess, method: str, path: str, token: str | None = None, bod
         return json.loads(response.read())
 
 
+def subscribe(path, topic: str) -> subprocess.Popen:
+    """The real broker's messages on `topic`, one JSON payload a line (Mosquitto's own client)."""
+    if shutil.which("mosquitto_sub") is None:
+        missing("mosquitto_sub (Debian mosquitto-clients) is not installed")
+    child = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", "1883", "-q", "1", "-t", topic],
+                             stdout=path.open("w"), stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # subscribed before anything is published
+    if child.poll() is not None:
+        missing("no MQTT broker at 127.0.0.1:1883")
+    return child
+
+
+def ended(path) -> list[tuple]:
+    out = []
+    for line in path.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("state") == "ended":
+            out.append((event["call_id"], event["outcome"], event.get("cause")))
+    return out
+
+
 def records(db: Database) -> dict:
     repo = CallRepository(db)
     return {k: repo.get(f"{A}-{k}") for k in KINDS}
@@ -116,10 +140,18 @@ def test_a_node_killed_with_calls_on_it_leaves_a_task_and_node_lost_records_on_t
     assert all(r.ended_at is None for r in records(db).values())
     assert svc.metrics()['callrouter_calls_reaped_total{kind="callback"}'] == 0
 
+    events = subscribe(svc.root / "events.txt", f"callrouter/{B}/calls/+/state")
     lost.send_signal(signal.SIGKILL)
     lost.wait(30)
     until(lambda: all(r.ended_at is not None for r in records(db).values()), "node B to close node A's calls",
           bound_s=LEASE_S + REAP_AFTER_S + 30)
+    # Each call is ended on the events too, by B (A said nothing more of them).
+    until(lambda: len(ended(svc.root / "events.txt")) == 3, "the three calls ended on MQTT", bound_s=30)
+    assert sorted(ended(svc.root / "events.txt")) == [
+        (f"{A}-bridged", "failed", "node_lost"), (f"{A}-queued", "callback_requested", "node_lost"),
+        (f"{A}-withheld", "failed", "node_lost")]
+    events.kill()
+    events.wait(10)
     got = records(db)
     assert (got["queued"].outcome, got["queued"].cause) == ("callback_requested", "node_lost")
     assert (got["bridged"].outcome, got["bridged"].cause) == ("failed", "node_lost")
