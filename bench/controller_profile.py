@@ -8,6 +8,10 @@ the process is not paused). Each sample is put in one place of the call's path (
 innermost frame outwards: the first place that holds a frame of the stack); the shares give the
 CPU per call of each place. Written to bench/results/controller_profile.json, or to
 controller_profile_<label>.json with CONTROLLER_PROFILE_LABEL (e.g. `before`).
+CONTROLLER_PROFILE_LAG=1 also reads the controller's lag (callrouter_controller_lag_seconds) every
+half second during the measured run: the scrapes cost the controller about 1-2 ms of CPU per call
+at 50 calls/s, so the CPU figures of such a run are not comparable with the others. With
+BENCH_SHED_MS, the episodes and the calls the edge refused are counted (`shed`).
 Needs py-spy (`pip install py-spy`).
 """
 
@@ -96,8 +100,18 @@ def main() -> int:
             time.sleep(3)
             box: list = []
             threads = thread_ticks(pid)
+            before = svc.metrics()
+            lags: list[float] = []
+            watching = threading.Event()
+            watcher = threading.Thread(target=watch_lag, args=(svc, lags, watching), daemon=True)
+            if os.environ.get("CONTROLLER_PROFILE_LAG") == "1":  # each scrape costs the controller CPU
+                watcher.start()
             cpu = usage.measure(lambda: box.append(sl.run_callers(tmp, menu, edge, rate, calls, MENU)))
+            watching.set()
+            if watcher.is_alive():
+                watcher.join(timeout=10)
             threads = {name: ticks - threads.get(name, 0) for name, ticks in thread_ticks(pid).items()}
+            after = svc.metrics()
             load = box[0]
             # CPU per call: the controller's CPU over the window, by the calls that went through (a
             # failed call costs it little: on a loaded machine some are refused at the edge).
@@ -105,6 +119,12 @@ def main() -> int:
             out["plain"] = {"load": load.summary(), "cpu_pct_of_core": cpu,
                             "controller_cpu_ms_per_call": round(cpu["controller"] * 10.0 * wall / max(1, load.successful), 2),
                             "load_average": os.getloadavg(),
+                            # the controller's lag (callrouter_controller_lag_seconds, the most of each
+                            # second, read every half second), and what shedding refused, if it is on
+                            "controller_lag_ms": spread([1000.0 * lag for lag in lags]),
+                            "shed": {"lag_ms": svc.config["media"].get("shed_lag_ms", 0),
+                                     "episodes": delta(before, after, "callrouter_media_shed_episodes_total"),
+                                     "calls_refused": delta(before, after, "callrouter_media_calls_shed_total")},
                             # the controller's CPU by thread (/proc/<pid>/task), ms per call that went through
                             "thread_cpu_ms_per_call": {name: round(1000.0 * t / HZ / max(1, load.successful), 2)
                                                        for name, t in sorted(threads.items(), key=lambda kv: -kv[1])
@@ -139,11 +159,32 @@ def finish(out: dict, label: str, rate: float) -> int:
     path = REPO / "bench" / "results" / name
     path.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     print(f"controller: {out['plain']['controller_cpu_ms_per_call']} ms of CPU per call at {rate:g} calls/s, "
-          f"INVITE-to-200 {out['plain']['load']['invite_to_200_ms']}")
+          f"INVITE-to-200 {out['plain']['load']['invite_to_200_ms']}, lag {out['plain']['controller_lag_ms']}, "
+          f"shed {out['plain']['shed']}, load average {out['plain']['load_average']}")
     for row in out.get("profile", {}).get("places", []):
         print(f"  {row['share_pct']:5.1f} %  {row['ms_per_call']:5.2f} ms  {row['place']}")
     print(f"written to {path.relative_to(REPO)}")
     return 0
+
+
+def watch_lag(svc: ServeProcess, lags: list[float], stop: threading.Event) -> None:
+    while not stop.wait(0.5):
+        try:
+            lags.append(svc.metrics().get("callrouter_controller_lag_seconds", 0.0))
+        except OSError:
+            pass
+
+
+def spread(values: list[float]) -> dict:
+    if not values:
+        return {"samples": 0}
+    ordered = sorted(values)
+    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)  # noqa: E731
+    return {"p50": pick(0.5), "p90": pick(0.9), "max": round(ordered[-1], 1), "samples": len(ordered)}
+
+
+def delta(before: dict, after: dict, name: str) -> int:
+    return int(after.get(name, 0) - before.get(name, 0))
 
 
 def thread_ticks(pid: int) -> dict[str, int]:

@@ -49,16 +49,22 @@ def load(path: str | None):
     return module
 
 
-def run(p, calls: int) -> float:
-    """CPU seconds per call of `calls` calls' messages, encoded then read and decoded."""
+SIDES = ("both", "worker", "controller")
+
+
+def run(p, calls: int, side: str = "both") -> float:
+    """CPU seconds per call of `calls` calls' messages, encoded then read and decoded: by both ends,
+    or by one (the worker encodes events and decodes commands, the controller the other way)."""
     messages = call_messages(p)
     lines = [(p.encode(m), m.type in p.COMMANDS) for m in messages]
+    sends = [m for m in messages if side == "both" or (m.type in p.COMMANDS) == (side == "controller")]
+    reads = [(line, command) for line, command in lines if side == "both" or command == (side == "worker")]
 
     def one_call() -> None:
-        for m in messages:
+        for m in sends:
             p.encode(m)
         reader = p.LineReader()
-        for line, command in lines:
+        for line, command in reads:
             for item in reader.feed(line):
                 (p.decode_command if command else p.decode_event)(item)
 
@@ -69,11 +75,11 @@ def run(p, calls: int) -> float:
     return (time.process_time() - start) / max(1, calls)
 
 
-def instructions(path: str | None, calls: int) -> int:
+def instructions(path: str | None, calls: int, side: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m",
-                               "bench.protocol_cost", "--one", path or "", str(calls)],
+                               "bench.protocol_cost", "--one", path or "", str(calls), side],
                               cwd=REPO, capture_output=True, text=True, timeout=900)
         match = re.search(r"Collected : (\d+)", done.stderr)
         if match is None:
@@ -83,7 +89,7 @@ def instructions(path: str | None, calls: int) -> int:
 
 def main() -> int:
     if sys.argv[1:2] == ["--one"]:
-        run(load(sys.argv[2] or None), int(sys.argv[3]))
+        run(load(sys.argv[2] or None), int(sys.argv[3]), sys.argv[4])
         return 0
     if shutil.which("valgrind") is None:
         print("valgrind is missing (Debian package valgrind)")
@@ -94,8 +100,8 @@ def main() -> int:
     for label, path in (("before", os.environ.get("PROTOCOL_COST_BEFORE")), ("now", None)):
         if label == "before" and not path:
             continue
-        base, full = instructions(path, 0), instructions(path, CALLS)
-        out["instructions_per_call"][label] = (full - base) // CALLS
+        out["instructions_per_call"][label] = {
+            side: (instructions(path, CALLS, side) - instructions(path, 0, side)) // CALLS for side in SIDES}
         out["cpu_us_per_call"][label] = round(1e6 * run(load(path), 2000), 1)
     target = REPO / "bench" / "results" / "protocol_cost.json"
     target.write_text(json.dumps(out, indent=2) + "\n")
