@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import shutil
 import signal
+import uuid
 
 import pytest
 
@@ -31,6 +32,8 @@ pytestmark = pytest.mark.integration
 
 LEASE_S, RENEW_S, REAP_AFTER_S = 3.0, 0.5, 2.0
 TALKING, WAITING = "+33611223344", "+33622334455"
+RUN = uuid.uuid4().hex[:8]
+A, B = f"node-a-{RUN}", f"node-b-{RUN}"  # their own MQTT topics, whatever else runs on the broker
 
 
 def node(root, db_url: str, name: str, agents: dict, shared_desk: bool) -> ServeProcess:
@@ -52,8 +55,8 @@ def two_nodes(request, tmp_path, prompts_built):  # noqa: F811
     secretary_port = free_udp_port()
     started: list = []
     with fresh_database("postgresql", tmp_path) as db:
-        a = node(tmp_path / "a", db.url, "node-a", {"*": [f"sip:secretary@127.0.0.1:{secretary_port}"]}, request.param)
-        b = node(tmp_path / "b", db.url, "node-b", {}, request.param)
+        a = node(tmp_path / "a", db.url, A, {"*": [f"sip:secretary@127.0.0.1:{secretary_port}"]}, request.param)
+        b = node(tmp_path / "b", db.url, B, {}, request.param)
         b.config["controller"]["outbound_trunk"] = f"127.0.0.1:{free_udp_port()}"  # the patient's line: no answer
         try:
             a.start()
@@ -117,7 +120,7 @@ def test_a_node_killed_during_calls_leaves_its_waiting_patient_a_callback_on_the
           bound_s=LEASE_S + REAP_AFTER_S + 30)
     records = by_caller(db)
     talking, waiting = records[TALKING], records[WAITING]
-    assert (talking.outcome, talking.cause, talking.node) == ("failed", "node_lost", "node-a")
+    assert (talking.outcome, talking.cause, talking.node) == ("failed", "node_lost", A)
     assert talking.secretary and talking.secretary.startswith("sip:secretary@")
     assert (waiting.outcome, waiting.cause, waiting.queue) == ("callback_requested", "node_lost", QUEUE)
     assert all(leg.ended_at is not None for r in (talking, waiting) for leg in CallRepository(db).get(r.id).legs)
