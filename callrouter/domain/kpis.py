@@ -80,7 +80,7 @@ class CallFact:
 
 @dataclass(frozen=True)
 class TaskFact:
-    """One callback task: `source` overflow | voicemail | secretary; `state` as the task's."""
+    """One callback task: `source` overflow | voicemail | secretary | node_lost; `state` as the task's."""
 
     id: str
     practice: str

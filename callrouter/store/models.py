@@ -319,7 +319,7 @@ class CallbackTask(Base):
     practice: Mapped[str] = mapped_column(String(64))
     queue: Mapped[str | None] = mapped_column(String(64))
     number: Mapped[str] = mapped_column(String(32))
-    source: Mapped[str] = mapped_column(String(16))  # overflow | voicemail | secretary
+    source: Mapped[str] = mapped_column(String(16))  # overflow | voicemail | secretary | node_lost
     call_id: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     created_by: Mapped[str | None] = mapped_column(String(64))
