@@ -175,21 +175,21 @@ class LineReader:
             return [line] if line.strip() else []
         out: list[bytes | ProtocolError] = []
         self._buffer += data
-        while True:
-            end = self._buffer.find(b"\n")
-            if end < 0:
-                if len(self._buffer) > self._max:
-                    if not self._discarding:
-                        out.append(ProtocolError(f"line longer than {self._max} bytes dropped"))
-                    self._discarding = True
-                    self._buffer.clear()
-                return out
-            line = bytes(self._buffer[:end]).rstrip(b"\r")
-            del self._buffer[:end + 1]
-            if self._discarding:
-                self._discarding = False
-                continue
-            if len(line) > self._max:
+        if b"\n" in data:  # every whole line at once (deleting each from the buffer was quadratic)
+            *lines, rest = self._buffer.split(b"\n")
+            self._buffer = bytearray(rest)
+            for raw in lines:
+                if self._discarding:  # the end of a line already reported
+                    self._discarding = False
+                    continue
+                line = bytes(raw).rstrip(b"\r")
+                if len(line) > self._max:
+                    out.append(ProtocolError(f"line longer than {self._max} bytes dropped"))
+                elif line.strip():
+                    out.append(line)
+        if len(self._buffer) > self._max:
+            if not self._discarding:
                 out.append(ProtocolError(f"line longer than {self._max} bytes dropped"))
-            elif line.strip():
-                out.append(line)
+            self._discarding = True
+            self._buffer.clear()
+        return out
