@@ -163,6 +163,10 @@ class SharedDesk(Service):
             if not claim.granted:
                 logger.info("shared desk: claim for %s refused (%s); dispatching again", row.call_id, claim.why)
                 return True
+            # The claim marked its row offered: written again (not offered) if it comes back in line.
+            written = self._written.get(row.call_id)
+            if written is not None:
+                self._written[row.call_id] = (dataclasses.replace(written[0], offered=True), written[1])
             self._ring(w, ids, row.call_id)
         return False
 

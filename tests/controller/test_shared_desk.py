@@ -256,3 +256,17 @@ def test_an_offer_row_lost_while_she_is_on_a_call_here_is_written_again(nodes, p
     queued_call(b)
     tick(b)
     assert active_offers(pg) == [(SEC1, "a")] and dials(b) == []
+
+
+def test_a_call_whose_dial_our_worker_could_not_place_is_offered_again(nodes, pg):
+    """The worker refuses the dial (no call slot): the call waits a moment at its place and is
+    offered again, its row back in line (not left marked offered)."""
+    a = nodes("a")
+    leg = queued_call(a)
+    [dial] = dials(a)
+    a.legs.media_event("w0", p.LegEnded(dial.leg, 486, "no call slot", "worker"))
+    assert active_offers(pg) == []
+    tick(a, seconds=3)  # HOLD_BACK_S, then back in line
+    with pg.transaction() as s:
+        assert [(r.call_id, r.offered) for r in s.scalars(select(DeskWaiting))] == []  # offered again: gone from the line
+    assert len(dials(a)) == 2 and a.controller.sessions[leg].state.value == "ringing"
