@@ -92,3 +92,19 @@ def test_a_dead_node_stops_being_offered_calls(cluster):
         assert second is not None and (second.status, second.reason) == (503, "No Worker Available")
     finally:
         client.close()
+
+
+def test_a_dead_node_is_found_by_its_edge_probes_without_any_call(cluster):
+    a, b = cluster.a, cluster.b
+    os.killpg(b.kamailio.proc.pid, signal.SIGKILL)
+    b.kamailio.proc.wait(timeout=10)
+    # probes every second, each giving up after the worker answer timeout (1.5 s here), not 30 s
+    assert wait_for(lambda: not any(f.startswith("A") for f in peer_flags(a).values()), timeout=10), \
+        peer_flags(a)
+    client = SipClient(a.address, bind_ip=TRUNK_IP)
+    try:
+        refused = client.request("INVITE", f"sip:{PRACTICE_NUMBER}@{a.ip}:{a.sip.udp_port}", "0612345678",
+                                 PRACTICE_NUMBER, body=SDP, timeout=15)
+        assert refused is not None and (refused.status, refused.reason) == (503, "No Worker Available")
+    finally:
+        client.close()
