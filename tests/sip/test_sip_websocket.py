@@ -22,7 +22,8 @@ def wss_edge(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("wss-edge")
     with fresh_database("sqlite", workdir) as db:
         add_edge_users(db, (("alice", SIP_PASSWORD), ("bob", SIP_PASSWORD)))
-        sip = edge_settings(wss_port=free_port(), rtpengine_ng_port=free_port())
+        sip = edge_settings(wss_port=free_port(), rtpengine_ng_port=free_port(),
+                            wss_origins=("https://127.0.0.1", "https://console.example.fr"))
         proc = KamailioProc(workdir, sip, REALM, db.url)
         try:
             yield proc
@@ -30,8 +31,8 @@ def wss_edge(tmp_path_factory):
             proc.stop()
 
 
-def _wss(edge, bind_ip="127.0.0.1") -> WsSipClient:
-    return WsSipClient(("127.0.0.1", edge.sip.wss_port), bind_ip=bind_ip)
+def _wss(edge, bind_ip="127.0.0.1", origin: str | None = "") -> WsSipClient:
+    return WsSipClient(("127.0.0.1", edge.sip.wss_port), bind_ip=bind_ip, origin=origin)
 
 
 def test_a_browser_registers_over_wss_with_its_sip_password_and_lands_in_the_same_registrar(wss_edge):
@@ -111,3 +112,20 @@ def test_http_on_the_wss_port_without_an_upgrade_gets_404_and_no_rpc(wss_edge):
                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         data = tls.recv(65535)
     assert data.startswith(b"HTTP/1.1 404"), data[:80]
+
+
+def test_only_the_consoles_origins_may_open_the_websocket(wss_edge):
+    """sip.wss_origins: a page of the console (either origin) connects and registers; a page of
+    another site gets 403 and no WebSocket, however near its name, and the address is not banned
+    for it; a client sending no Origin (not a browser) is let through to the digest check."""
+    for origin in ("https://evil.example", "https://console.example.fr.evil.example", "http://127.0.0.1",
+                   "https://127.0.0.1:8443", "null"):
+        with pytest.raises(Refused, match=" 403 "):
+            _wss(wss_edge, "127.0.0.71", origin=origin)
+    for origin in ("https://console.example.fr", "https://127.0.0.1", None):
+        client = _wss(wss_edge, "127.0.0.71", origin=origin)
+        try:  # a wrong password: the SIP got through to the digest check (alice's contacts stay as they are)
+            answer = client.register("alice", "not-the-password")
+            assert answer is not None and answer.status == 401, (origin, answer)
+        finally:
+            client.close()
