@@ -1,4 +1,4 @@
-"""The calls of a node gone for good, closed by a survivor (docs/operations.md, "Several nodes").
+"""The calls of a node gone for good, closed by a survivor (docs/operations.md, "A lost node's calls").
 
 A call is media in one process: when its node dies, the caller's audio dies with it, and its call
 record stays open, its node's name on it (`calls.node`). The node leading the `reaper` role finds
