@@ -4,10 +4,10 @@ With `sip.registrations: memory` (one node) Kamailio keeps registrations in memo
 db_mode 0) and answers `ul.dump` on its loopback RPC port (jsonrpcs over xhttp; see
 event_route[xhttp:request] in deploy/kamailio/kamailio.cfg): `RegistrationsClient`.
 
-With `sip.registrations: database` (several nodes) every edge writes them to the `location` table
-and keeps nothing in memory (db_mode 3: `ul.dump` answers an empty list, `ul.lookup` only the
-contacts this edge received), so the controller reads the table itself, seeing the softphones
-registered at every node's edge: `TableRegistrations`. usrloc writes `expires` in its own local
+With `sip.registrations: database` (several nodes) every edge writes them through to the
+`location` table (db_mode 1) and keeps in memory only the contacts it received itself (`ul.dump`
+lists those alone), so the controller reads the table, seeing the softphones registered at every
+node's edge: `TableRegistrations`. usrloc writes `expires` in its own local
 time without a zone; the nodes must share a time zone and keep their clocks in step (NTP).
 
 `fetch()` blocks; `RegistrationsPoller` calls it on the reactor's thread pool every 2 s and tells
@@ -112,7 +112,7 @@ _LIVE_CONTACTS = text(
 
 
 class TableRegistrations:
-    """Every edge's registrations, from the `location` table they share (usrloc db_mode 3).
+    """Every edge's registrations, from the `location` table they share (usrloc db_mode 1).
 
     `local_now` gives the time in the edges' local time zone, naive, as usrloc writes `expires`.
     """

@@ -58,7 +58,7 @@ class SipSettings:
     worker_answer_timeout_ms: int = 2000  # no reply from a worker within this: try the next one
     worker_probe_interval_s: int = 5
     # Several nodes (docs/operations.md, "Several nodes"): "database" keeps the registrations in the
-    # `location` table of the PostgreSQL every node shares (usrloc db_mode 3), "memory" in this
+    # `location` table of the PostgreSQL every node shares (usrloc db_mode 1), "memory" in this
     # Kamailio only (one node). `peer_edges`: the other nodes' edges (address:UDP port, as they
     # listen), trusted like workers, tried when no worker of ours takes a call, and asked to ring
     # the secretaries registered at them.

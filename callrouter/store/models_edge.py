@@ -1,10 +1,11 @@
 """Kamailio's own tables, for the edges of several nodes (docs/operations.md, "Several nodes").
 
 `location` is usrloc's table in Kamailio 5.6's layout (its usrloc-create.sql, table version 9):
-with `sip.registrations: database` every node's Kamailio writes the softphones' registrations there
-(db_mode 3) and reads the others'. `version` is the table Kamailio checks its tables' layout in.
-Only Kamailio writes `location`; callrouter reads it (callrouter.sip.registrations). Re-exported
-by callrouter.store.models, whose metadata they share; on SQLite they exist and stay empty.
+with `sip.registrations: database` every node's Kamailio writes the softphones' registrations
+there (written through, db_mode 1) and reads the others'. `version` is the table Kamailio checks
+its tables' layout in. Only Kamailio writes `location`; callrouter reads it
+(callrouter.sip.registrations). Re-exported by callrouter.store.models, whose metadata they share;
+on SQLite they exist and stay empty.
 """
 
 from __future__ import annotations

@@ -303,3 +303,36 @@ def test_a_softphone_registered_over_tls_at_edge_a_is_rung_over_its_own_connecti
         assert finish_worker_leg(leg, b) == 486
     finally:
         phone.close()
+
+
+def test_an_edge_keeps_ringing_its_own_secretaries_while_the_table_cannot_be_read(cluster):
+    """Written through, not DB-only: lookups read the edge's memory, so losing the database (here
+    the table made unreadable) does not cut the secretaries registered at that edge."""
+    a = cluster.a
+    port = free_port(host=SECRETARY_IP)
+    register(cluster, a, "alice", f"<sip:alice@{SECRETARY_IP}:{port}>", 600)
+    with cluster.db.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE location RENAME TO location_away"))
+    softphone = phone(cluster, port)
+    try:
+        assert worker_leg(cluster, a, "alice") == 486
+        assert softphone.wait(30) == 0, softphone.errors()
+    finally:
+        softphone.kill()
+        with cluster.db.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE location_away RENAME TO location"))
+
+
+def test_a_restarted_edge_takes_its_registrations_back_from_the_table(cluster):
+    a, b = cluster.a, cluster.b
+    port = free_port(host=SECRETARY_IP)
+    register(cluster, a, "alice", f"<sip:alice@{SECRETARY_IP}:{port}>", 600)
+    a.kamailio.stop()
+    a.kamailio = KamailioProc(a.workdir, a.sip, REALM, cluster.db.url)
+    assert wait_for(lambda: all(f.startswith("A") for f in peer_flags(b).values())), peer_flags(b)
+    softphone = phone(cluster, port)
+    try:
+        assert worker_leg(cluster, b, "alice") == 486  # B -> restarted A -> her contact
+        assert softphone.wait(30) == 0, softphone.errors()
+    finally:
+        softphone.kill()
