@@ -105,6 +105,8 @@ def test_failed_needs_a_cause_and_outcomes_are_checked(calls):
 def test_unknown_call_is_reported(calls):
     with pytest.raises(UnknownCall):
         calls.queued("nope", "general", at(0))
+    with pytest.raises(UnknownCall):
+        calls.close_call("nope", "answered", at(0))
 
 
 def test_close_orphans_closes_only_open_calls_with_the_cause(calls):
