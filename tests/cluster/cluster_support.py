@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from callrouter.devtools import sipp_xml as x
 from callrouter.devtools.serve import base_config, edge_config, free_udp_port
+from tests.app.acd_support import SIP_PASSWORD  # what its add_secretaries gives them
 from tests.factories import REPO
 from tests.sip.harness import Sipp, wait_for
-
-SIP_PASSWORD = "Un-mot-de-passe-SIP-solide-42"  # tests/app/acd_support.add_secretaries gives it
 
 
 def node_config(root: Path, address: str, db_url: str, dialplan: str, agents: dict, workers: int = 3,
@@ -86,27 +85,52 @@ class Secretary:
     username: str
     port: int
     edge: tuple[str, int]
-    phone: Sipp | None = None
+    runs: list[Sipp] = field(default_factory=list)  # her phone's SIPp runs, one after the other
 
     def register(self, workdir: Path, expires: int = 600) -> None:
+        """REGISTER from her port at her edge; the port must be free (no phone run on it)."""
         run = Sipp(workdir, "cluster_register.xml", port=self.port, remote=self.edge, timeout_s=20,
                    name=f"register-{self.username}",
-                   extra=["-set", "user", self.username, "-set", "contact", f"<sip:{self.username}@127.0.0.1:{self.port}>",
-                          "-set", "expires", str(expires), "-au", self.username, "-ap", SIP_PASSWORD])
+                   extra=["-set", "user", self.username, "-set", "expires", str(expires),
+                          "-set", "contact", f"<sip:{self.username}@127.0.0.1:{self.port}>",
+                          "-au", self.username, "-ap", SIP_PASSWORD])
         assert run.wait(30) == 0, run.errors()
 
     def take_calls(self, workdir: Path, ring_ms: int, talk_ms: int, most: int, timeout_s: int = 300) -> Sipp:
         scenario = secretary_scenario(workdir, f"phone-{self.username}", ring_ms, talk_ms)
-        self.phone = Sipp(workdir, str(scenario), port=self.port, calls=most, timeout_s=timeout_s,
-                          extra=["-set", "rtp_port", str(free_udp_port(even=True))], name=self.username)
-        listening = wait_for(lambda: self.phone.proc.poll() is not None or udp_taken(self.port), timeout=10)
-        assert listening and self.phone.proc.poll() is None, self.phone.errors()
-        return self.phone
+        phone = Sipp(workdir, str(scenario), port=self.port, calls=most, timeout_s=timeout_s,
+                     extra=["-set", "rtp_port", str(free_udp_port(even=True))], name=self.username)
+        self.runs.append(phone)
+        listening = wait_for(lambda: phone.proc.poll() is not None or udp_taken(self.port), timeout=10)
+        assert listening and phone.proc.poll() is None, phone.errors()
+        return phone
+
+    def register_elsewhere(self, workdir: Path, edge: tuple[str, int], ring_ms: int, talk_ms: int, most: int) -> Sipp:
+        """Her phone's failover to another edge (a second registrar): once its call in progress is
+        over, it registers there and takes the calls again."""
+        phone = self.runs[-1]
+        assert wait_for(lambda: not calls_on(phone)[1], timeout=30), f"{self.username}'s call never ended"
+        phone.kill()
+        assert wait_for(lambda: not udp_taken(self.port), timeout=10)
+        self.edge = edge
+        self.register(workdir)
+        return self.take_calls(workdir, ring_ms, talk_ms, most)
+
+    def most_at_once(self) -> int:
+        return max(calls_on(run)[0] for run in self.runs)
+
+    def invites(self) -> int:
+        return sum(run.received("INVITE") for run in self.runs)
 
 
 def most_at_once(run: Sipp) -> int:
     """The most calls this phone had at once, from its message trace (in the order SIPp saw them):
     a call starts with the INVITE it received, ends with a BYE (sent or received) or a CANCEL."""
+    return calls_on(run)[0]
+
+
+def calls_on(run: Sipp) -> tuple[int, set[str]]:
+    """(the most calls the phone had at once, the Call-IDs of those it has now): see most_at_once."""
     active: set[str] = set()
     most = 0
     text = run.messages.read_text(errors="replace") if run.messages.exists() else ""
@@ -125,7 +149,7 @@ def most_at_once(run: Sipp) -> int:
             most = max(most, len(active))
         elif first.startswith(("BYE ", "CANCEL ")):
             active.discard(call)
-    return most
+    return most, active
 
 
 def udp_taken(port: int, host: str = "127.0.0.1") -> bool:

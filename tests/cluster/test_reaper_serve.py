@@ -23,6 +23,7 @@ from callrouter.store.reaping import task_id_for
 from callrouter.store.tasks import TaskRepository
 from callrouter.store.testing import fresh_database
 from tests.app.conftest import DIALPLAN, NUMBER
+from tests.cluster.cluster_support import gone
 from tests.cluster.support import until
 from tests.factories import REPO
 from tests.cluster.test_reaper_two_nodes import PRACTICE, QUEUE, api, prompts_built, sign_in  # noqa: F401
@@ -115,7 +116,7 @@ def test_a_node_killed_during_calls_leaves_its_waiting_patient_a_callback_on_the
     a.proc.wait(30)
     first.kill()  # her call was cut with the node; her phone is free again
     second = softphone(tmp_path, "secretary-again", secretary_port)
-    until(lambda: all(not os.path.exists(f"/proc/{pid}") or _zombie(pid) for pid in workers), "node A's workers gone")
+    until(lambda: all(gone(pid) for pid in workers), "node A's workers gone")
     until(lambda: all(r.ended_at is not None for r in by_caller(db).values()), "node B to close node A's calls",
           bound_s=LEASE_S + REAP_AFTER_S + 30)
     records = by_caller(db)
@@ -141,11 +142,3 @@ def test_a_node_killed_during_calls_leaves_its_waiting_patient_a_callback_on_the
     assert [(t["call_id"], t["source"]) for t in listed] == [(waiting.id, "node_lost")]
     assert "33622334455" not in b.log_tail(100_000)  # masked in every log line
     assert dt.datetime.now(dt.timezone.utc) < task.expires_at
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True

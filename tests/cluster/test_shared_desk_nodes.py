@@ -8,7 +8,6 @@ not in desk_offers, and not at her phone (each SIPp UAS sees at most one INVITE 
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -16,13 +15,13 @@ import pytest
 from sqlalchemy import select
 
 from callrouter.devtools import sipp as scen
-from callrouter.devtools.serve import ServeProcess, base_config, edge_config, free_udp_port
+from callrouter.devtools.serve import ServeProcess, free_udp_port
 from callrouter.store.db import Database
 from callrouter.store.models import CallRecord, DeskOffer
 from callrouter.store.testing import fresh_database
 from tests.app.conftest import prompts_built  # noqa: F401 (a fixture)
+from tests.cluster.cluster_support import most_at_once, node_config, udp_taken
 from tests.cluster.support import until
-from tests.factories import REPO
 from tests.media.harness import Sipp as MediaSipp
 from tests.sip.harness import Sipp, free_port, wait_for
 
@@ -48,21 +47,6 @@ routes:
 """
 
 
-def node_config(root: Path, address: str, db_url: str, phones: list[str]) -> dict:
-    dialplans = root / "dialplans"
-    dialplans.mkdir(parents=True)
-    (dialplans / "shared.yaml").write_text(DIALPLAN)
-    sip = edge_config(root) | {"listen_address": address, "trusted_trunks": ["127.0.0.1"]}
-    config = base_config(root, dialplans, REPO / "prompts", workers=3, agents={"*": phones}, sip=sip)
-    config["database_url"] = db_url
-    config["media"]["bind"] = address
-    config["controller"].update({"ring_timeout_s": 6.0, "pop_lead_s": 0.0})
-    config["cluster"] = {"shared_desk": True, "lease_seconds": 10, "renew_seconds": 2}
-    keys = root.parent / "keys"  # the nodes of one database share its keys (docs/security.md)
-    config["auth"] = {"secrets_key_file": str(keys / "secrets.key"), "audit_key_file": str(keys / "audit.key")}
-    return config
-
-
 def phone(root: Path, name: str, port: int) -> Sipp:
     """A secretary's fixed phone: answers each offer after 300 ms, hangs up after TALK_MS."""
     workdir = root / "phones"
@@ -71,30 +55,6 @@ def phone(root: Path, name: str, port: int) -> Sipp:
     plan = scen.softphone_plan(workdir, name, [("answer", 300, TALK_MS)] * CALLS)
     return Sipp(workdir, str(scenario), port=port, calls=CALLS, timeout_s=240,
                 extra=["-inf", str(plan), "-set", "rtp_port", str(free_udp_port(even=True))], name=name)
-
-
-def most_at_once(run: Sipp) -> int:
-    """The most calls this phone had at once, from its message trace (in the order SIPp saw them):
-    a call starts with the INVITE it received, ends with a BYE (sent or received) or a CANCEL."""
-    active: set[str] = set()
-    most = 0
-    text = run.messages.read_text(errors="replace") if run.messages.exists() else ""
-    for block in text.split("----------------------------------------------"):
-        lines = block.splitlines()
-        head = next((i for i, line in enumerate(lines) if "message received" in line or "message sent" in line), None)
-        if head is None:
-            continue
-        first = next((line for line in lines[head + 1:] if line.strip()), "")
-        found = re.search(r"^Call-ID:\s*(\S+)", block, re.MULTILINE | re.IGNORECASE)
-        if not found:
-            continue
-        call = found.group(1)
-        if "message received" in block and first.startswith("INVITE "):
-            active.add(call)
-            most = max(most, len(active))
-        elif first.startswith(("BYE ", "CANCEL ")):
-            active.discard(call)
-    return most
 
 
 def invites(run: Sipp) -> int:
@@ -116,7 +76,7 @@ def test_two_nodes_serve_one_team_in_one_order_and_never_give_a_secretary_two_ca
     nodes: list[ServeProcess] = []
     try:
         for name, address in (("a", "127.0.0.11"), ("b", "127.0.0.12")):
-            svc = ServeProcess(tmp_path / name, node_config(tmp_path / name, address, url, phones_uris))
+            svc = ServeProcess(tmp_path / name, node_config(tmp_path / name, address, url, DIALPLAN, {"*": phones_uris}))
             svc.root.mkdir(parents=True, exist_ok=True)
             nodes.append(svc.start())
         for svc in nodes:
@@ -127,7 +87,7 @@ def test_two_nodes_serve_one_team_in_one_order_and_never_give_a_secretary_two_ca
         phones = [phone(tmp_path, f"sec{i}", port) for i, port in enumerate(ports)]
         started += phones
         for run in phones:
-            assert wait_for(lambda: run.proc.poll() is not None or _udp_taken(run.port), timeout=10)
+            assert wait_for(lambda: run.proc.poll() is not None or udp_taken(run.port), timeout=10)
         patients = []
         for i in range(CALLS):
             svc = nodes[i % 2]
@@ -180,14 +140,3 @@ def test_two_nodes_serve_one_team_in_one_order_and_never_give_a_secretary_two_ca
             run.kill()
         stray = [pid for svc in nodes for pid in svc.stop()]
         assert not stray, f"processes left running after stop: {stray}"
-
-
-def _udp_taken(port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
