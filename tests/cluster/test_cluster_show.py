@@ -129,11 +129,14 @@ def callbacks_offered(svc: ServeProcess) -> float:
 
 def line_of(records, offers) -> str:
     """Each call as it joined the line, with its offers: what an order assertion shows."""
+    def stamp(moment) -> str | None:
+        return moment and f"{moment:%S.%f}"[:6]
+
     out = []
     for r in sorted(records, key=lambda r: r.queued_at or r.started_at):
-        mine = [(o.secretary, o.node_id[:6], f"{o.offered_at:%S.%f}"[:6], o.outcome) for o in offers if o.call_id == r.id]
-        out.append(f"{r.id[:8]} {r.node[:6]} queued {r.queued_at and f'{r.queued_at:%S.%f}'[:6]} "
-                   f"offered {r.offered_at and f'{r.offered_at:%S.%f}'[:6]} {r.outcome} {r.secretary} {mine}")
+        mine = [(o.secretary, o.node_id[:6], stamp(o.offered_at), o.outcome) for o in offers if o.call_id == r.id]
+        out.append(f"{r.id[:8]} {r.node[:6]} queued {stamp(r.queued_at)} offered {stamp(r.offered_at)} "
+                   f"{r.outcome} {r.secretary} {mine}")
     return "\n".join(out)
 
 
