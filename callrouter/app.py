@@ -324,10 +324,9 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
                           lambda: utc_from_clock(reactor), metrics.registry, controller.callbacks.restore, events)
 
     # The SIP edge, and who is registered at it.
-    edge = registrations = None
-    if settings.sip.enabled:
-        edge = edge_service(settings, reactor) if whole else None
-        registrations = RegistrationsPoller(registrations_source(settings.sip, db.engine), desk, reactor)
+    edge = edge_service(settings, reactor) if whole and settings.sip.enabled else None
+    registrations = RegistrationsPoller(registrations_source(settings.sip, db.engine), desk, reactor) \
+        if settings.sip.enabled else None
 
     # The admin API.
     def card_of(practice: str) -> dict | None:
@@ -357,7 +356,7 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
     # The practices' reports: on the API, and each week by e-mail through the escalation's SMTP relay.
     reports_api = ReportsApi(audit, kpi_records, dialplan_of)
     weekly_reports = WeeklyReports(lambda: registry.dialplans, ReportOutbox(db, settings.node), kpi_records,
-                                   SmtpReportMailer(esc, settings.var_dir / "reports" / "outbox"),
+                                   report_mailer := SmtpReportMailer(esc, settings.var_dir / "reports" / "outbox"),
                                    lambda report: render(report, "pdf").body, on_thread, reactor)
     watch_api = WatchApi(watch_store, lambda: registry.dialplans,
                          lambda practice, number, by: from_thread(forwarding_watch.service.run_now, practice, number, by),
@@ -396,5 +395,6 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
     parts = {"db": db, "calls": calls, "recorder": recorder, "registry": registry, "dialplans": dialplans,
              "controller": controller, "desk": desk, "pool": pool, "metrics": metrics, "escalation": escalation.engine,
              "cluster": cluster, "recording": recording, "alerts": alerts, "purger": purger, "audit": audit,
-             "watch": forwarding_watch.service, "watch_calls": forwarding_watch.calls, "readoption": readoption}
+             "watch": forwarding_watch.service, "watch_calls": forwarding_watch.calls, "readoption": readoption,
+             "watch_senders": forwarding_watch.senders, "report_mailer": report_mailer}
     return top, parts

@@ -96,7 +96,7 @@ class SettingsReload:
     def _say(self, plan: diff.Plan) -> None:
         if plan.live:
             logger.info("settings applied: %s", ", ".join(
-                f"{c.key} {diff.shown(c.old)!r} -> {diff.shown(c.new)!r}" for c in plan.live))
+                f"{c.key} {diff.shown(c.old, c.key)!r} -> {diff.shown(c.new, c.key)!r}" for c in plan.live))
         if plan.seed:
             logger.warning("settings: %s only seed the team at the database's first start: the team is "
                            "edited in the wallboard or the API; unchanged", ", ".join(c.key for c in plan.seed))
@@ -112,9 +112,9 @@ class SettingsReload:
                 logger.warning("settings: %s %s a restart of %s; left as %s", ", ".join(keys), needs, unit, them)
 
     def _audited(self, plan: diff.Plan) -> None:
-        """Keys, and the values of the live ones (no secret is live); never a restart key's value."""
-        before = {c.key: diff.shown(c.old) for c in plan.live}
-        after = {c.key: diff.shown(c.new) for c in plan.live}
+        """Keys, and the values of the live ones (a secret as ***); never a restart key's value."""
+        before = {c.key: diff.shown(c.old, c.key) for c in plan.live}
+        after = {c.key: diff.shown(c.new, c.key) for c in plan.live}
         details = {"file": str(self.path), "applied": [c.key for c in plan.live], "seed": [c.key for c in plan.seed],
                    "restart": {unit: list(keys) for unit, keys in plan.by_unit().items()}}
         try:
@@ -160,6 +160,17 @@ def running_parts(parts: Mapping[str, Any], cli_level: int | None = None) -> dic
         pool.settings = s.media  # timeouts read at each worker start or stop
         pool.resizer.follow(s.media)  # the floor, the ceiling and the spare room: the next plan
 
+    def senders(s: Settings) -> None:
+        """The escalation's senders: the engine's (its duty alerts' too), the watch's, the reports'."""
+        esc = s.escalation
+        parts["escalation"].follow(esc)
+        for sender in {id(c): c for c in parts.get("watch_senders", ())}.values():
+            follow = getattr(sender, "follow", None)
+            if follow is not None:
+                follow(esc)
+        if parts.get("report_mailer") is not None:
+            parts["report_mailer"].follow(esc)
+
     def retention(s: Settings) -> None:
         parts["purger"].follow(s.retention)
 
@@ -171,7 +182,7 @@ def running_parts(parts: Mapping[str, Any], cli_level: int | None = None) -> dic
     def log_level(s: Settings) -> None:
         logging.getLogger().setLevel(s.log_level or base)
 
-    return {"calls": calls, "alerts": alerts, "trunk": trunk, "media": media, "retention": retention,
+    return {"calls": calls, "alerts": alerts, "trunk": trunk, "media": media, "senders": senders, "retention": retention,
             "watch": watch, "logging": log_level}
 
 

@@ -31,6 +31,19 @@ from callrouter.config import Settings
 CONTROLLER, MEDIA, EDGE = "callrouter", "callrouter-media", "callrouter-edge"
 LIVE, SEED = "live", "seed"
 
+# The escalation's senders' settings (the HTTP SMS gateway, the SMTP relay, the SMSC's bind): every
+# sender built from them (the engine's and its duty alerts', the watch's alerts', the weekly
+# reports' mailer) takes them for its next message, while the kinds of channel stay (_same_senders).
+SENDER_KEYS = (
+    "sms_url", "sms_method", "sms_format", "sms_body_template", "sms_auth_header", "sms_username", "sms_password",
+    "sms_id_field", "http_timeout_seconds", "smtp_host", "smtp_port", "smtp_starttls", "smtp_cafile",
+    "smtp_username", "smtp_password", "smtp_from", "smpp_host", "smpp_port", "smpp_system_id", "smpp_password",
+    "smpp_system_type", "smpp_source_addr", "smpp_tls", "smpp_cafile", "smpp_enquire_link_seconds",
+    "smpp_reconnect_seconds", "smpp_long_messages")
+# Shown and audited as "***" (a live key's value is logged and audited otherwise).
+SECRET_KEYS = frozenset(f"escalation.{k}" for k in (
+    "sms_auth_header", "sms_password", "smtp_password", "smpp_password"))
+
 # Live keys -> the running part that takes them (callrouter.live_settings applies each part once).
 LIVE_KEYS: Mapping[str, str] = {
     **{f"controller.{k}": "calls" for k in (
@@ -45,6 +58,7 @@ LIVE_KEYS: Mapping[str, str] = {
     **{f"retention.{k}": "retention" for k in (
         "call_records_days", "recordings_days", "audit_days", "state_history_days", "watch_days")},
     **{f"watch.{k}": "watch" for k in ("enabled", "max_calls_per_day", "max_in_flight", "catch_up_minutes")},
+    **{f"escalation.{k}": "senders" for k in SENDER_KEYS},
     "controller.outbound_trunk": "trunk",  # the calls', the alert calls' and the watch's
     "log_level": "logging",
 }
@@ -80,13 +94,27 @@ def _watch_enabled_live(old: Settings, new: Settings) -> bool:
     return not new.watch.enabled
 
 
+def _senders(s: Settings) -> tuple:
+    """The kinds of sender built at start: the outbox file, the HTTP gateway or the SMSC, SMTP."""
+    e = s.escalation
+    sms = "smpp" if e.sms_gateway == "smpp" else "http" if e.sms_url else None
+    return e.enabled, e.outbox_file, sms, bool(e.smtp_host)
+
+
+def _same_senders(old: Settings, new: Settings) -> bool:
+    """A sender's settings change is live while no sender comes or goes (a new URL, not a first)."""
+    return _senders(old) == _senders(new)
+
+
 LIVE_WHEN: Mapping[str, Callable[[Settings, Settings], bool]] = {
     "media.workers_max": _workers_max_live,
     "watch.enabled": _watch_enabled_live,
+    **{f"escalation.{k}": _same_senders for k in SENDER_KEYS},
 }
 WHY_NOT_LIVE: Mapping[str, tuple[str, ...]] = {
     "media.workers_max": (EDGE,),
     "watch.enabled": (CONTROLLER,),
+    **{f"escalation.{k}": (CONTROLLER,) for k in SENDER_KEYS},
 }
 
 
@@ -208,8 +236,10 @@ def _set(value: Any, path: list[str], leaf: Any) -> Any:
     return dataclasses.replace(value, **{head: inner})
 
 
-def shown(value: Any) -> Any:
-    """A value as the audit log and the log lines show it (paths as text)."""
+def shown(value: Any, key: str = "") -> Any:
+    """A value as the audit log and the log lines show it (paths as text; a secret as ***)."""
+    if key in SECRET_KEYS and value is not None:
+        return "***"
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)

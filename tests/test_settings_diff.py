@@ -91,7 +91,7 @@ def test_the_edge_address_the_controller_reaches_secretaries_at_needs_its_restar
 
 def test_a_key_no_table_names_needs_the_controller_restart():
     assert diff.kind("mqtt.host", settings(), settings()) == (diff.CONTROLLER,)
-    assert diff.kind("escalation.sms_url", settings(), settings()) == (diff.CONTROLLER,)
+    assert diff.kind("escalation.public_url", settings(), settings()) == (diff.CONTROLLER,)
     assert diff.kind("sip.tls_port", settings(), settings()) == (diff.EDGE,)
 
 
@@ -100,7 +100,8 @@ def test_every_key_the_tables_name_is_a_setting():
     named = set(diff.LIVE_KEYS) | set(diff.SEED_KEYS) | set(diff.LIVE_WHEN)
     assert named <= keys, named - keys
     assert all(any(k == p or k.startswith(p) for k in keys) for p in diff.RESTART_UNITS)
-    assert set(diff.LIVE_KEYS.values()) == {"calls", "alerts", "trunk", "media", "retention", "watch", "logging"}
+    assert set(diff.LIVE_KEYS.values()) == {"calls", "alerts", "trunk", "media", "senders", "retention", "watch",
+                                             "logging"}
     assert set(running_parts({})) == set(diff.LIVE_KEYS.values())  # each part has its applier
 
 
@@ -121,6 +122,8 @@ MUTATIONS = {
     "retention.audit_days": st.integers(1, 4000),
     "watch.max_in_flight": st.integers(1, 50),
     "escalation.call_repeats": st.integers(1, 10),
+    "escalation.sms_url": st.sampled_from([None, "http://127.0.0.1:9001/sms", "http://127.0.0.1:9002/sms"]),
+    "escalation.sms_password": st.sampled_from([None, "a", "b"]),
     "var_dir": st.sampled_from(["var", "/srv/callrouter"]),
 }
 
@@ -158,3 +161,24 @@ def test_a_reload_runs_the_live_changes_and_nothing_else(old, new):
 
 def test_shown_values_are_plain():
     assert diff.shown(Path("/x")) == "/x" and diff.shown(3) == 3 and diff.shown(None) is None
+
+
+def test_a_senders_settings_apply_live_while_the_kinds_of_sender_stay():
+    old = settings(escalation={"sms_url": "http://127.0.0.1:9001/sms", "smtp_host": "relay.example"})
+    new = settings(escalation={"sms_url": "http://127.0.0.1:9002/sms", "smtp_host": "relay2.example",
+                               "smtp_password": "nouveau", "http_timeout_seconds": 4})
+    plan = diff.plan(old, new)
+    assert {c.key for c in plan.live} == {"escalation.sms_url", "escalation.smtp_host", "escalation.smtp_password",
+                                          "escalation.http_timeout_seconds"} and plan.restart == ()
+    assert plan.parts() == ("senders",)
+    assert diff.shown("nouveau", "escalation.smtp_password") == "***" and diff.shown(None, "escalation.smtp_password") is None
+
+
+def test_a_sender_that_comes_or_goes_needs_the_controller_restart():
+    http = settings(escalation={"sms_url": "http://127.0.0.1:9001/sms"})
+    for new in (settings(escalation={"sms_url": "http://127.0.0.1:9001/sms", "smtp_host": "relay.example"}),
+                settings(escalation={"sms_url": "http://127.0.0.1:9002/sms", "sms_gateway": "smpp",
+                                     "smpp_host": "127.0.0.1", "smpp_system_id": "cr"})):
+        plan = diff.plan(http, new)
+        assert plan.live == () and all(units == (diff.CONTROLLER,) for _, units in plan.restart)
+    assert diff.plan(settings(), settings(escalation={"sms_url": "http://127.0.0.1:9/sms"})).live == ()

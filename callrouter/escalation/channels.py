@@ -51,9 +51,17 @@ class HttpSmsChannel:
         self._reactor = reactor
         self._agent = Agent(reactor)
 
-    def body(self, message: Message) -> bytes:
-        template = self._s.sms_body_template
-        if self._s.sms_format == "json":
+    def follow(self, settings: EscalationSettings) -> None:
+        """New gateway settings (a settings reload): the next message goes with them; one being
+        sent finishes with those it started with."""
+        if not settings.sms_url:
+            raise ValueError("HttpSmsChannel needs escalation.sms_url")
+        self._s = settings
+
+    def body(self, message: Message, s: EscalationSettings | None = None) -> bytes:
+        s = s or self._s
+        template = s.sms_body_template
+        if s.sms_format == "json":
             def esc(v: str) -> str:
                 return json.dumps(v, ensure_ascii=False)[1:-1]
         else:
@@ -61,32 +69,34 @@ class HttpSmsChannel:
                 return urllib.parse.quote(v, safe="")
         return template.replace("{to}", esc(message.to)).replace("{text}", esc(message.text)).encode()
 
-    def headers(self, message: Message) -> Headers:
-        ctype = b"application/json" if self._s.sms_format == "json" else b"application/x-www-form-urlencoded"
+    def headers(self, message: Message, s: EscalationSettings | None = None) -> Headers:
+        s = s or self._s
+        ctype = b"application/json" if s.sms_format == "json" else b"application/x-www-form-urlencoded"
         h = Headers({b"Content-Type": [ctype], b"Idempotency-Key": [message.key.encode()],
                      b"User-Agent": [b"callrouter"]})
-        if self._s.sms_auth_header:
-            h.addRawHeader(b"Authorization", self._s.sms_auth_header.encode())
-        elif self._s.sms_username:
-            pair = f"{self._s.sms_username}:{self._s.sms_password or ''}".encode()
+        if s.sms_auth_header:
+            h.addRawHeader(b"Authorization", s.sms_auth_header.encode())
+        elif s.sms_username:
+            pair = f"{s.sms_username}:{s.sms_password or ''}".encode()
             h.addRawHeader(b"Authorization", b"Basic " + base64.b64encode(pair))
         return h
 
     def send(self, message: Message) -> "defer.Deferred[str | None]":
-        body = self.body(message)
-        url = self._s.sms_url
+        s = self._s  # the whole message goes with the settings it started with
+        body = self.body(message, s)
+        url = s.sms_url or ""
         producer = None
-        if self._s.sms_method == "GET":
+        if s.sms_method == "GET":
             url = f"{url}{'&' if '?' in url else '?'}{body.decode()}"
         else:
             producer = FileBodyProducer(io.BytesIO(body))
-        d = self._agent.request(self._s.sms_method.encode(), url.encode(), self.headers(message), producer)
-        d.addTimeout(self._s.http_timeout_seconds, self._reactor)
-        d.addCallback(self._answer)
+        d = self._agent.request(s.sms_method.encode(), url.encode(), self.headers(message, s), producer)
+        d.addTimeout(s.http_timeout_seconds, self._reactor)
+        d.addCallback(self._answer, s.sms_id_field)
         d.addErrback(self._failed, message)
         return d
 
-    def _answer(self, response) -> "defer.Deferred[str | None]":
+    def _answer(self, response, id_field: str) -> "defer.Deferred[str | None]":
         d = readBody(response)
         # An HTTP/1.0 answer without Content-Length ends at the connection's close: not an error.
         d.addErrback(lambda f: f.trap(PartialDownloadError) and f.value.response)
@@ -95,7 +105,7 @@ class HttpSmsChannel:
             if not 200 <= response.code < 300:
                 raise ChannelError(f"SMS gateway answered HTTP {response.code}")
             try:
-                value = json.loads(data).get(self._s.sms_id_field)
+                value = json.loads(data).get(id_field)
             except (ValueError, AttributeError):
                 return None
             return None if value is None else str(value)
@@ -118,13 +128,18 @@ class SmtpChannel:
         self._s = settings
         self._run = run_blocking
 
+    def follow(self, settings: EscalationSettings) -> None:
+        """New relay settings (a settings reload): for the next mail; one being sent finishes."""
+        if not settings.smtp_host:
+            raise ValueError("SmtpChannel needs escalation.smtp_host")
+        self._s = settings
+
     def send(self, message: Message) -> "defer.Deferred[str | None]":
-        d = self._run(self._send_blocking, message)
+        d = self._run(self._send_blocking, message, self._s)
         d.addErrback(self._failed)
         return d
 
-    def _send_blocking(self, message: Message) -> str:
-        s = self._s
+    def _send_blocking(self, message: Message, s: EscalationSettings) -> str:
         msg = email.message.EmailMessage()
         msg["From"] = s.smtp_from
         msg["To"] = message.to

@@ -116,6 +116,14 @@ class EscalationEngine(Service):
         stopping = [defer.maybeDeferred(channel.stopService) for channel in self._services()]
         return defer.DeferredList(stopping) if stopping else None
 
+    def follow(self, settings: EscalationSettings) -> None:
+        """A settings reload: each sender takes the new gateway, relay or SMSC settings for its next
+        message (callrouter.settings_diff makes it live only while the kinds of channel stay)."""
+        for channel in {id(c): c for c in self._channels.values()}.values():
+            follow = getattr(channel, "follow", None)
+            if follow is not None:
+                follow(settings)
+
     def _services(self) -> list[Any]:
         unique = {id(c): c for c in self._channels.values()}.values()
         return [c for c in unique if hasattr(c, "startService") and hasattr(c, "stopService")]

@@ -44,9 +44,11 @@ logger = logging.getLogger(__name__)
 class SmppClientProtocol(protocol.Protocol):
     """One bind: requests out with their sequence numbers, PDUs in dispatched by command."""
 
-    def __init__(self, channel: "SmppChannel") -> None:
+    def __init__(self, channel: "SmppChannel", service: Any = None) -> None:
+        """`service`: the ClientService (of the settings) it is made for."""
         self.channel = channel
         self.bound = False
+        self.factory_service = service
         self._reader = PduReader()
         self._sequence = itertools.count(1)
         self._pending: dict[int, defer.Deferred] = {}
@@ -174,11 +176,20 @@ class SmppChannel:
         self._waiters: list[defer.Deferred] = []
         self._references = itertools.count(1)
         self._inbound = inbound
-        factory = protocol.Factory.forProtocol(lambda: SmppClientProtocol(self))
-        self._service = ClientService(endpoint or self._endpoint(), factory,
-                                      retryPolicy=backoffPolicy(initialDelay=settings.smpp_reconnect_seconds,
-                                                                maxDelay=60.0),
-                                      clock=reactor)
+        self._fixed_endpoint = endpoint
+        self._submitting: set[defer.Deferred] = set()  # submits under way, on whichever bind
+        self._rebinding: defer.Deferred | None = None
+        self._service = self._client()
+
+    def _client(self) -> ClientService:
+        def bind() -> SmppClientProtocol:
+            return SmppClientProtocol(self, service)
+
+        service = ClientService(self._fixed_endpoint or self._endpoint(), protocol.Factory.forProtocol(bind),
+                                retryPolicy=backoffPolicy(initialDelay=self.settings.smpp_reconnect_seconds,
+                                                          maxDelay=60.0),
+                                clock=self.reactor)
+        return service
 
     def _endpoint(self) -> Any:
         s = self.settings
@@ -212,9 +223,46 @@ class SmppChannel:
     def running(self) -> bool:
         return bool(self._service.running)
 
+    def follow(self, settings: EscalationSettings) -> "defer.Deferred[None]":
+        """New settings (a settings reload). Those of the bind (host, port, credentials, TLS, the
+        keepalive, the reconnection's delay): the submits under way finish on the old bind, which
+        then unbinds; a new bind is made with the new settings; the messages waiting for a bind
+        (and those sent meanwhile) go on it, once each. The others apply to the next message."""
+        if not settings.smpp_host:
+            raise ValueError("SmppChannel needs escalation.smpp_host")
+        old, self.settings = self.settings, settings
+        if _bind_of(old) == _bind_of(settings):
+            return defer.succeed(None)
+        logger.info("SMSC settings changed: binding again to %s:%s", settings.smpp_host, settings.smpp_port)
+        previous = self._rebinding or defer.succeed(None)
+        self._rebinding = d = previous.addCallback(lambda _: self._rebind())
+        d.addErrback(lambda f: logger.error("SMSC bind not renewed: %s", f.getErrorMessage()))
+        return d
+
+    @defer.inlineCallbacks
+    def _rebind(self):
+        old, self._service = self._service, self._client()
+        was_running = old.running
+        p, self._protocol = self._protocol, None  # new sends wait for the new bind
+        if self._submitting:
+            yield defer.DeferredList(list(self._submitting))
+        if p is not None and p.bound:
+            try:
+                yield p.request(UNBIND)
+            except Exception:
+                pass
+        if old.running:
+            yield old.stopService()
+        if was_running:
+            self._service.startService()
+        self._rebinding = None
+
     # --- the bind --------------------------------------------------------------------------------
 
     def _bound(self, p: SmppClientProtocol) -> None:
+        if p.factory_service is not self._service:  # a bind of the settings before a reload
+            p.transport.loseConnection()
+            return
         self._protocol = p
         waiters, self._waiters = self._waiters, []
         for d in waiters:
@@ -243,10 +291,23 @@ class SmppChannel:
             raise ChannelError("SMSC not bound (unreachable, or refusing the bind)")
 
         d.addErrback(not_bound)
-        d.addCallback(lambda p: p.submit(s.smpp_source_addr or "callrouter", message.to, message.text,
-                                         s.smpp_long_messages, next(self._references)))
+        d.addCallback(self._submit, message)
         d.addErrback(self._failed)
         return d
+
+    def _submit(self, p: SmppClientProtocol, message: Message) -> "defer.Deferred[str | None]":
+        s = self.settings
+        d = p.submit(s.smpp_source_addr or "callrouter", message.to, message.text, s.smpp_long_messages,
+                     next(self._references))
+        done: defer.Deferred = defer.Deferred()
+        self._submitting.add(done)
+
+        def finished(result):
+            self._submitting.discard(done)
+            done.callback(None)
+            return result
+
+        return d.addBoth(finished)
 
     @staticmethod
     def _failed(failure):
@@ -267,6 +328,11 @@ class SmppChannel:
         logger.info("SMS reply from %s", mask_number(sender))
         if self._inbound is not None:
             self._inbound.reply(sender, sm.text)
+
+
+def _bind_of(s: EscalationSettings) -> tuple:
+    return (s.smpp_host, s.smpp_port, s.smpp_system_id, s.smpp_password, s.smpp_system_type, s.smpp_tls,
+            s.smpp_cafile, s.smpp_enquire_link_seconds, s.smpp_reconnect_seconds)
 
 
 class SmppInbound:

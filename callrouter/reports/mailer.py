@@ -69,14 +69,19 @@ class SmtpReportMailer:
     def configured(self) -> bool:
         return bool(self._s.smtp_host) or (self._s.outbox_file is not None and self._outbox_dir is not None)
 
+    def follow(self, settings: EscalationSettings) -> None:
+        """New relay settings (a settings reload): for the next report; one being sent finishes."""
+        self._s = settings
+
     def send(self, mail: ReportMail) -> str:
         """Send; the Message-ID, or MailNotSent / MailMaybeSent."""
-        msg = compose(mail, self._s.smtp_from)
-        if not self._s.smtp_host and self._s.outbox_file is not None and self._outbox_dir is not None:
+        s = self._s  # the whole mail goes with the settings it started with
+        msg = compose(mail, s.smtp_from)
+        if not s.smtp_host and s.outbox_file is not None and self._outbox_dir is not None:
             return self._to_file(msg, mail.key)
-        if not self._s.smtp_host:
+        if not s.smtp_host:
             raise MailNotSent("no SMTP relay is configured (escalation.smtp_host)")
-        smtp = self._open()
+        smtp = self._open(s)
         try:
             smtp.send_message(msg)
         except smtplib.SMTPResponseException as exc:  # the relay answered with an error: not taken
@@ -89,8 +94,7 @@ class SmtpReportMailer:
             _quit(smtp)
         return msg["Message-ID"]
 
-    def _open(self) -> smtplib.SMTP:
-        s = self._s
+    def _open(self, s: EscalationSettings) -> smtplib.SMTP:
         try:
             smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.http_timeout_seconds)
         except (OSError, smtplib.SMTPException) as exc:

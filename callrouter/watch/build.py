@@ -46,6 +46,7 @@ class WatchParts:
     calls: WatchCalls      # its `returning` is the call controller's hook
     service: WatchService  # a Service: add it to the tree after the media plane
     lead: IService | None = None  # takes and keeps the watch's lead: before `service`, after the node lease
+    senders: tuple[Channel, ...] = ()  # its alerts' SMS and e-mail senders (they follow a settings reload)
 
 
 class NoFollower:
@@ -107,9 +108,10 @@ def build_watch(settings: WatchSettings, esc: EscalationSettings, outbound_trunk
         dialplan = dialplans().get(name)
         return (dialplan.name, dialplan.calendar.timezone) if dialplan else (name, "Europe/Paris")
 
-    alerts = WatchAlerts(store, alert_channels(esc, reactor, run_blocking), run_blocking, reactor, practice)
+    senders = alert_channels(esc, reactor, run_blocking)
+    alerts = WatchAlerts(store, senders, run_blocking, reactor, practice)
     service = WatchService(settings, dialplans, store, calls, alerts, reactor, run_blocking, metrics,
                            secretariat_contacts(settings, esc), when_ready,
                            leads=lead.holds if lead is not None else None, shared=shared)
     leadership = lead.service(NoFollower()) if lead is not None and settings.enabled else None
-    return WatchParts(calls, service, leadership)
+    return WatchParts(calls, service, leadership, tuple(senders.values()))
