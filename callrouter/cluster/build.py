@@ -17,6 +17,7 @@ from callrouter.cluster.lease import LeaseTiming
 from callrouter.cluster.leader import Follower, LeadFence, Leadership, NodeView
 from callrouter.cluster.metrics import ClusterMetrics
 from callrouter.cluster.node import NodeLease
+from callrouter.cluster.peers import UnsharedPeers
 from callrouter.cluster.ports import LeaseStore
 from callrouter.cluster.settings import ClusterSettings
 from callrouter.cluster.single import SingleLeases, SingleNode
@@ -76,7 +77,9 @@ def build_cluster(settings: ClusterSettings, node: str, store: LeaseStore | None
         metrics.held.set(1)
         metrics.epoch.set(single.epoch)
         return Cluster(single, True, SingleLeases(), timing, clock, run_blocking, metrics)
-    lease = NodeLease(store, node, timing, clock, run_blocking, metrics)
+    # Without the shared desk, any other node on this database is a misconfiguration: said loudly.
+    peers = None if settings.shared_desk else UnsharedPeers(store, node, run_blocking, metrics.unshared_peers.set)
+    lease = NodeLease(store, node, timing, clock, run_blocking, metrics, peers)
     return Cluster(lease, False, store, timing, clock, run_blocking, metrics)
 
 

@@ -20,6 +20,10 @@ class ClusterMetrics:
         self.lead_changes = Counter("callrouter_cluster_lead_changes_total",
                                     "Times this node took or gave up the lead of a role", ("role", "change"),
                                     registry=registry)
+        self.unshared_peers = Gauge("callrouter_cluster_unshared_peers",
+                                    "Other nodes with a live lease on this database while this node's "
+                                    "cluster.shared_desk is off (each offers calls from its own desk)",
+                                    registry=registry)
         for reason in LOSS_REASONS:
             self.lost.labels(reason)
         for role in ROLES:

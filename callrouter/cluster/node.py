@@ -19,6 +19,7 @@ from twisted.internet import defer, task
 
 from callrouter.cluster import lease
 from callrouter.cluster.metrics import ClusterMetrics
+from callrouter.cluster.peers import UnsharedPeers
 from callrouter.cluster.ports import LeaseStore
 from callrouter.ports import RunBlocking
 
@@ -29,8 +30,10 @@ class NodeLease(Service):
     name = "node-lease"
 
     def __init__(self, store: LeaseStore, node: str, timing: lease.LeaseTiming, clock: Any,
-                 run_blocking: RunBlocking, metrics: ClusterMetrics) -> None:
+                 run_blocking: RunBlocking, metrics: ClusterMetrics, peers: UnsharedPeers | None = None) -> None:
+        """`peers`: read after each tick holding the lease (a node without the shared desk)."""
         self.node = node
+        self._peers = peers
         self._store, self._timing, self._clock, self._run = store, timing, clock, run_blocking
         self._metrics = metrics
         self._state = lease.NodeState()
@@ -112,6 +115,8 @@ class NodeLease(Service):
                 logger.warning("node %s: lease %s failed (%s); held until it runs out", self.node, action, exc)
             self._failing = True
         self._after()
+        if self._peers is not None and self.holds() and self.running:
+            yield self._peers.check()
 
     def _after(self) -> None:
         why = lease.loss(self._held_epoch, self._state, self._clock.seconds())

@@ -48,3 +48,6 @@ class SingleLeases:
 
     def release_lead(self, role: str, node: str, epoch: int) -> None:
         return None
+
+    def live_peers(self, node: str) -> tuple[str, ...]:
+        return ()

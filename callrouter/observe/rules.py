@@ -110,6 +110,11 @@ def alerts(timing: Timing = PRODUCTION) -> tuple[Alert, ...]:
               "{{ $value | humanize }} call(s) of a node gone for good were closed in 15 minutes: its waiting "
               "callers are callback tasks (source node_lost) in the console, its calls in conversation were "
               "cut (outcome failed, cause node_lost). Find out why the node died."),
+        Alert("CallrouterUnsharedDesk", "max by (instance) (callrouter_cluster_unshared_peers) > 0", "1m",
+              "critical", "{{ $labels.instance }} shares its database with other nodes without the shared desk",
+              "{{ $value }} other node(s) hold a live lease on the database of {{ $labels.instance }}, whose "
+              "cluster.shared_desk is off: each node offers calls from its own desk, so a secretary may be "
+              "offered two calls at once. Set cluster.shared_desk: true on every node sharing the database."),
         Alert("CallrouterShedding", "sum by (instance) (increase(callrouter_media_shed_episodes_total[15m])) > 0",
               "0m", "warning", "New calls were refused on {{ $labels.instance }}: the controller lagged behind",
               "The edge refused every new call (503, Retry-After) {{ $value | humanize }} time(s) in 15 minutes "

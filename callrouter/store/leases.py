@@ -103,6 +103,14 @@ class PostgresLeases:
                              NodeLeaseRecord.expires_at > func.clock_timestamp())
                       .values(expires_at=func.clock_timestamp()))
 
+    def live_peers(self, node: str) -> tuple[str, ...]:
+        """The other nodes whose lease has not expired (on the database's clock), by name."""
+        with self._db.transaction() as s:
+            _limits(s, RELEASE_WAIT_S, RELEASE_WAIT_S)
+            return tuple(s.scalars(select(NodeLeaseRecord.node_id).where(
+                NodeLeaseRecord.node_id != node, NodeLeaseRecord.expires_at > func.clock_timestamp())
+                .order_by(NodeLeaseRecord.node_id)))
+
     def take_lead(self, role: str, node: str, epoch: int, wait_s: float) -> int | None:
         with self._db.transaction() as s:
             peek = s.get(LeadRecord, role)
