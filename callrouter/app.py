@@ -396,5 +396,5 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
              "controller": controller, "desk": desk, "pool": pool, "metrics": metrics, "escalation": escalation.engine,
              "cluster": cluster, "recording": recording, "alerts": alerts, "purger": purger, "audit": audit,
              "watch": forwarding_watch.service, "watch_calls": forwarding_watch.calls, "readoption": readoption,
-             "watch_senders": forwarding_watch.senders, "report_mailer": report_mailer}
+             "watch_senders": forwarding_watch.senders, "report_mailer": report_mailer, "purge": purge}
     return top, parts

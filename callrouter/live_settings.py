@@ -170,9 +170,24 @@ def running_parts(parts: Mapping[str, Any], cli_level: int | None = None) -> dic
                 follow(esc)
         if parts.get("report_mailer") is not None:
             parts["report_mailer"].follow(esc)
+        voicemail_mail(s)
 
     def retention(s: Settings) -> None:
         parts["purger"].follow(s.retention)
+        if parts.get("purge") is not None:
+            parts["purge"].follow(s.retention.purge_interval_hours * 3600.0)  # restarted from now
+
+    def console(s: Settings) -> None:
+        calls(s)  # the next offer's card and pop link
+        voicemail_mail(s)
+
+    def voicemail_mail(s: Settings) -> None:
+        recording = parts.get("recording")
+        if recording is not None:
+            recording.mail.follow(s.escalation, s.served_controller.console_url)
+
+    def dialplans(s: Settings) -> None:
+        parts["dialplans"].follow(s.dialplan_poll_seconds)
 
     def watch(s: Settings) -> None:
         parts["watch"].settings = s.watch  # read at each tick and before each call
@@ -183,6 +198,7 @@ def running_parts(parts: Mapping[str, Any], cli_level: int | None = None) -> dic
         logging.getLogger().setLevel(s.log_level or base)
 
     return {"calls": calls, "alerts": alerts, "trunk": trunk, "media": media, "senders": senders, "retention": retention,
+            "console": console, "dialplans": dialplans,
             "watch": watch, "logging": log_level}
 
 

@@ -60,6 +60,9 @@ LIVE_KEYS: Mapping[str, str] = {
     **{f"watch.{k}": "watch" for k in ("enabled", "max_calls_per_day", "max_in_flight", "catch_up_minutes")},
     **{f"escalation.{k}": "senders" for k in SENDER_KEYS},
     "controller.outbound_trunk": "trunk",  # the calls', the alert calls' and the watch's
+    "controller.console_url": "console",  # the offers' card and pop, the voicemail e-mails
+    "retention.purge_interval_hours": "retention",
+    "dialplan_poll_seconds": "dialplans",
     "log_level": "logging",
 }
 
@@ -179,7 +182,8 @@ def kind(key: str, old: Settings, new: Settings) -> tuple[str, ...]:
     if CONTROLLER not in units and _changes(key, old, new, _served_at_start):
         units = tuple(u for u in units if u != LIVE) + (CONTROLLER,)
     if EDGE not in units and old.sip.enabled and _changes(key, old, new, lambda s: s.edge):
-        units = tuple(u for u in units if u != LIVE) + (EDGE,)
+        # Not applied live either, so that the controller and the edge never disagree.
+        units = tuple(u for u in units if u != LIVE) + ((CONTROLLER,) if LIVE in units else ()) + (EDGE,)
     return units
 
 

@@ -75,9 +75,10 @@ def test_a_change_the_edge_is_configured_from_needs_its_restart_too():
     assert plan.by_unit() == {"callrouter": ("http.port", "controller.console_url"),
                               "callrouter-edge": ("http.port", "controller.console_url")}
     pinned = settings(sip={"wss_origins": ["https://accueil.example"]})
-    assert diff.plan(pinned, settings(sip={"wss_origins": ["https://accueil.example"]},
-                                      controller={"console_url": "https://x.example/console"})).by_unit() \
-        == {"callrouter": ("controller.console_url",)}
+    live = diff.plan(pinned, settings(sip={"wss_origins": ["https://accueil.example"]},
+                                      controller={"console_url": "https://x.example/console"}))
+    assert live.by_unit() == {} and [c.key for c in live.live] == ["controller.console_url"]  # the origins pinned
+    assert live.parts() == ("console",)
     no_edge = settings(sip={"enabled": False})
     assert diff.plan(no_edge, settings(sip={"enabled": False}, http={"port": 9000})).by_unit() \
         == {"callrouter": ("http.port",)}
@@ -101,7 +102,7 @@ def test_every_key_the_tables_name_is_a_setting():
     assert named <= keys, named - keys
     assert all(any(k == p or k.startswith(p) for k in keys) for p in diff.RESTART_UNITS)
     assert set(diff.LIVE_KEYS.values()) == {"calls", "alerts", "trunk", "media", "senders", "retention", "watch",
-                                             "logging"}
+                                             "logging", "console", "dialplans"}
     assert set(running_parts({})) == set(diff.LIVE_KEYS.values())  # each part has its applier
 
 
@@ -182,3 +183,9 @@ def test_a_sender_that_comes_or_goes_needs_the_controller_restart():
         plan = diff.plan(http, new)
         assert plan.live == () and all(units == (diff.CONTROLLER,) for _, units in plan.restart)
     assert diff.plan(settings(), settings(escalation={"sms_url": "http://127.0.0.1:9/sms"})).live == ()
+
+
+def test_the_purge_period_and_the_dialplans_poll_apply_live():
+    plan = diff.plan(settings(), settings(retention={"purge_interval_hours": 6}, dialplan_poll_seconds=5))
+    assert {c.key for c in plan.live} == {"retention.purge_interval_hours", "dialplan_poll_seconds"}
+    assert plan.restart == () and set(plan.parts()) == {"retention", "dialplans"}

@@ -37,6 +37,13 @@ class DialplanService(TimerService):
             logger.error("no valid dialplan: every call will hear that the number is not served")
         super().startService()
 
+    def follow(self, poll_seconds: float) -> None:
+        """A settings reload: the files are polled every `poll_seconds` from the next poll on."""
+        self.step = poll_seconds
+        loop = getattr(self, "_loop", None)  # made at start
+        if loop is not None:
+            loop.interval = poll_seconds
+
     def _poll(self) -> None:
         if self.registry.changed_on_disk():
             self.reload()

@@ -48,6 +48,7 @@ class RecordingParts:
     voicemails: VoicemailRepository
     vault: MediaVault
     demands: DemandBook
+    mail: VoicemailMail            # the practices' e-mails (they follow a settings reload)
 
     def api(self, calls: Any, from_thread: Callable[..., Any]) -> RecordingsApi:
         return RecordingsApi(self.recordings, self.voicemails, self.vault, calls,
@@ -91,7 +92,7 @@ def build_recording(settings: RecordingSettings, var_dir: Path, voicemail_dir: P
         timer.clock = reactor
         timer.setServiceParent(service)
     retention = media_retention(vault, settings.keep_days, settings.notes_days, settings.voicemail_days)
-    return RecordingParts(hooks, service, retention, recordings, voicemails, vault, demands)
+    return RecordingParts(hooks, service, retention, recordings, voicemails, vault, demands, mail)
 
 
 class _Startup(Service):

@@ -108,15 +108,20 @@ class VoicemailMail:
         self._store, self._dialplans, self._s = store, dialplans, settings
         self._outbox, self._console = outbox_dir, console_url
 
+    def follow(self, settings: EscalationSettings, console_url: str) -> None:
+        """A settings reload (from the reactor): the relay and the console's address of the next mail."""
+        self._s, self._console = settings, console_url
+
     def send_due(self, now: dt.datetime) -> int:
         sent = 0
         for view in self._store.claim_notifications():
             dialplan = self._dialplans().get(view.practice)
             to = dialplan.recording.voicemail_emails if dialplan is not None and dialplan.recording else ()
             ok = False
+            s, console = self._s, self._console  # one mail goes with one version of the settings
             if to:
                 try:
-                    self._send(self._compose(view, dialplan, to))
+                    self._send(self._compose(view, dialplan, to, s, console), s)
                     ok = True
                     sent += 1
                 except (OSError, smtplib.SMTPException) as exc:
@@ -125,11 +130,12 @@ class VoicemailMail:
             self._store.notified(view.id, ok, now)
         return sent
 
-    def _compose(self, view: Any, dialplan: Any, to: tuple[str, ...]) -> email.message.EmailMessage:
+    def _compose(self, view: Any, dialplan: Any, to: tuple[str, ...], s: EscalationSettings,
+                 console: str) -> email.message.EmailMessage:
         local = view.created_at.astimezone(ZoneInfo(dialplan.calendar.timezone))
         seconds = int(round(view.duration_seconds or 0))
         msg = email.message.EmailMessage()
-        msg["From"] = self._s.smtp_from
+        msg["From"] = s.smtp_from
         msg["To"] = ", ".join(to)
         msg["Subject"] = f"Nouveau message vocal — {dialplan.name}"
         msg["Date"] = email.utils.formatdate(localtime=False)
@@ -139,12 +145,11 @@ class VoicemailMail:
             f"Bonjour,\n\nUn message vocal de {seconds // 60} min {seconds % 60:02d} s a été laissé le "
             f"{local:%d/%m/%Y} à {local:%H:%M} sur la messagerie de {dialplan.name}.\n\n"
             f"Il est à écouter dans la console du secrétariat, où la demande de rappel du patient "
-            f"l'accompagne : {self._console}\n\n"
+            f"l'accompagne : {console}\n\n"
             "Par confidentialité, ce courriel ne contient ni le numéro de l'appelant ni le message.\n")
         return msg
 
-    def _send(self, msg: email.message.EmailMessage) -> None:
-        s = self._s
+    def _send(self, msg: email.message.EmailMessage, s: EscalationSettings) -> None:
         if not s.smtp_host:
             if s.outbox_file is None:
                 raise OSError("no SMTP relay is configured (escalation.smtp_host)")

@@ -150,6 +150,18 @@ class PurgeService(Service):
             self._loop.stop()
         return super().stopService()
 
+    def follow(self, interval: float) -> None:
+        """A settings reload: the purge runs every `interval` seconds from now (a purge under way
+        finishes; the old loop schedules nothing more)."""
+        if interval == self._interval:
+            return
+        self._interval = interval
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+            self._loop = task.LoopingCall(self._tick)
+            self._loop.clock = self._clock
+            self._loop.start(interval, now=False)
+
     def _tick(self) -> defer.Deferred:
         d = self._run_blocking(self._purger.purge, audit.SYSTEM, utc_from_clock(self._clock))
         d.addCallback(self._done)
