@@ -102,3 +102,17 @@ class FakeFollower(Service):
 
 def sync(f, *args):
     return defer.maybeDeferred(f, *args)
+
+
+class Token:
+    """A FenceSource holding one token; records what the database refused."""
+
+    def __init__(self, fence):
+        self.fence, self.refusals = fence, []
+
+    def current(self):
+        return self.fence
+
+    def refused(self, fence, reason):
+        self.refusals.append(reason)
+        self.fence = None

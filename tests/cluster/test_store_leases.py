@@ -16,6 +16,7 @@ from callrouter.store.escalations import EscalationRepository
 from callrouter.store.leases import FencedDatabase, LeaderChains, PostgresLeases, lease_store
 from callrouter.store.models import EscalationStepRecord
 from callrouter.store.testing import fresh_database
+from tests.cluster.fakes import Token
 
 ROLE = "escalation"
 T = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
@@ -30,20 +31,6 @@ def db(tmp_path):
 @pytest.fixture
 def leases(db):
     return PostgresLeases(db)
-
-
-class Token:
-    """A FenceSource holding one token; records what the database refused."""
-
-    def __init__(self, fence):
-        self.fence, self.refusals = fence, []
-
-    def current(self):
-        return self.fence
-
-    def refused(self, fence, reason):
-        self.refusals.append(reason)
-        self.fence = None
 
 
 def steps_in(db):

@@ -17,6 +17,7 @@ from callrouter.store.models import AuditEntry, CallbackTask, CallLeg
 from callrouter.store.reaping import NOTE, CallReaper, task_id_for
 from callrouter.store.tasks import TaskRepository
 from callrouter.store.testing import fresh_database
+from tests.cluster.fakes import Token
 
 T = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
 DEAD, ALIVE, ME = "node-a", "node-c", "node-b"
@@ -28,18 +29,6 @@ PATIENT, OTHER = "+33612345678", "+33698765432"
 def db(tmp_path):
     with fresh_database("postgresql", tmp_path) as database:
         yield database
-
-
-class Token:
-    def __init__(self, fence):
-        self.fence, self.refusals = fence, []
-
-    def current(self):
-        return self.fence
-
-    def refused(self, fence, reason):
-        self.refusals.append(reason)
-        self.fence = None
 
 
 @pytest.fixture
