@@ -257,12 +257,15 @@ def udp_port_taken(port: int) -> bool:
 
 
 def start_acd(root: Path, practices: list[Practice], outbound_trunk: str | None = None,
-              login_required: bool = False, escalation: dict | None = None, workers: int = 2) -> Acd:
+              login_required: bool = False, escalation: dict | None = None, workers: int = 2,
+              controller: dict | None = None, service: Any = ServeProcess) -> Acd:
     """`callrouter serve` with the edge, `workers` workers and `practices`; their secretaries are users
     with a SIP password, none registered yet. `outbound_trunk`: where patients are called back.
     `login_required`: as in production, a registered softphone is offered calls only once its
     secretary has logged in through the API (Acd.sign_in, then POST /api/secretaries/me/login).
-    `escalation`: the service's escalation settings (e.g. an SMS gateway the test serves)."""
+    `escalation`: the service's escalation settings (e.g. an SMS gateway the test serves);
+    `controller`: more controller settings over the tests' own; `service`: how it runs (a
+    ServeProcess, or a class taking the same (root, config) that runs the parts apart)."""
     dialplans = root / "dialplans"
     dialplans.mkdir()
     for practice in practices:
@@ -271,11 +274,12 @@ def start_acd(root: Path, practices: list[Practice], outbound_trunk: str | None 
                          agents={f"{p.name}/*": list(p.secretaries) for p in practices}, sip=edge_config(root))
     config["controller"].update({"ring_timeout_s": RING_TIMEOUT_S, "pop_lead_s": 0.05, "max_missed_offers": MAX_MISSED_OFFERS,
                                  "login_required": login_required})
+    config["controller"].update(controller or {})
     if outbound_trunk:
         config["controller"]["outbound_trunk"] = outbound_trunk
     if escalation:
         config["escalation"] = escalation
-    svc = ServeProcess(root, config).start()
+    svc = service(root, config).start()
     try:
         svc.wait_edge_ready(workers)
         secrets = add_secretaries(svc.db_url, {name: p.name for p in practices for name in p.secretaries},

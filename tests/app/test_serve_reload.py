@@ -17,11 +17,9 @@ import pytest
 
 from pathlib import Path
 
-from callrouter.devtools.serve import ServeProcess, base_config, edge_config
 from callrouter.store.audit import AuditLog
 from callrouter.store.db import Database
-from tests.app.acd_support import Acd, Practice, add_secretaries, seconds, secretary_legs
-from tests.factories import REPO
+from tests.app.acd_support import Acd, Practice, seconds, secretary_legs, start_acd
 
 pytestmark = pytest.mark.integration
 
@@ -32,20 +30,7 @@ FIRST_RING_S, NEXT_RING_S = 3.0, 9.0  # the ring timeout before and after the re
 def start(root: Path) -> Acd:
     """`callrouter serve` with its edge and three workers (floor and ceiling), one secretary who is
     never paused for the offers she lets ring out."""
-    dialplans = root / "dialplans"
-    dialplans.mkdir()
-    (dialplans / f"{PRACTICE.name}.yaml").write_text(PRACTICE.dialplan())
-    config = base_config(root, dialplans, REPO / "prompts", workers=3,
-                         agents={f"{PRACTICE.name}/*": list(PRACTICE.secretaries)}, sip=edge_config(root))
-    config["controller"].update({"ring_timeout_s": FIRST_RING_S, "pop_lead_s": 0.05, "max_missed_offers": 0})
-    svc = ServeProcess(root, config).start()
-    try:
-        svc.wait_edge_ready(3)
-        secrets = add_secretaries(svc.db_url, {"rosa": PRACTICE.name}, key_file=Path(config["var_dir"]) / "secrets.key")
-    except BaseException:
-        svc.stop()
-        raise
-    return Acd(svc, root, {PRACTICE.name: PRACTICE}, totp_secrets=secrets)
+    return start_acd(root, [PRACTICE], workers=3, controller={"ring_timeout_s": FIRST_RING_S, "max_missed_offers": 0})
 
 
 def edit(svc, change) -> dict:

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from callrouter.devtools.serve import CLI, RUNNING, ServeProcess, _alive, base_config, edge_config
-from tests.app.acd_support import MAX_MISSED_OFFERS, RING_TIMEOUT_S, Acd, Practice, add_secretaries
-from tests.factories import REPO
+from callrouter.devtools.serve import CLI, RUNNING, ServeProcess, _alive
+from tests.app.acd_support import RING_TIMEOUT_S, Acd, Practice, start_acd
 from tests.media.test_worker_sipp import alaw_tone
 from tests.sip.harness import wait_for
 
@@ -96,21 +95,7 @@ class SplitService(ServeProcess):
 
 
 def start_split(root: Path, ring_timeout_s: float = RING_TIMEOUT_S) -> Acd:
-    dialplans = root / "dialplans"
-    dialplans.mkdir()
-    (dialplans / f"{PRACTICE.name}.yaml").write_text(PRACTICE.dialplan())
-    config = base_config(root, dialplans, REPO / "prompts", workers=2,
-                         agents={f"{PRACTICE.name}/*": list(PRACTICE.secretaries)}, sip=edge_config(root))
-    config["controller"].update({"ring_timeout_s": ring_timeout_s, "pop_lead_s": 0.05,
-                                 "max_missed_offers": MAX_MISSED_OFFERS})
-    svc = SplitService(root, config).start()
-    try:
-        svc.wait_edge_ready(2)
-        secrets = add_secretaries(svc.db_url, {"rita": PRACTICE.name}, key_file=Path(config["var_dir"]) / "secrets.key")
-    except BaseException:
-        svc.stop()
-        raise
-    return Acd(svc, root, {PRACTICE.name: PRACTICE}, totp_secrets=secrets)
+    return start_acd(root, [PRACTICE], service=SplitService, controller={"ring_timeout_s": ring_timeout_s})
 
 
 def audible_after(sink, before: int, more: int, timeout: float = 30) -> int:
