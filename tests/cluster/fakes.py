@@ -79,6 +79,10 @@ class FakeLeases:
         if lead is not None and (lead[0], lead[1]) == (node, epoch):
             lead[0] = lead[1] = None
 
+    def live_peers(self, node: str) -> tuple[str, ...]:
+        self._reach()
+        return tuple(sorted(n for n, row in self.db.nodes.items() if n != node and row[1] > self.db.now()))
+
 
 class FakeFollower(Service):
     """Implements callrouter.cluster.leader.Follower."""

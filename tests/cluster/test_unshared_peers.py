@@ -92,3 +92,35 @@ def test_a_peer_is_told_when_it_comes_not_while_it_stays():
     peers.observe(frozenset({"node-b", "node-c"}))
     peers.observe(frozenset())
     assert values == [0.0, 1.0, 1.0, 2.0, 0.0] and peers.seen == frozenset()
+
+
+def test_each_renewal_reads_the_peers_unless_the_desk_is_shared():
+    from prometheus_client import CollectorRegistry
+    from twisted.internet import task
+
+    from callrouter.cluster.build import build_cluster
+    from callrouter.cluster.settings import ClusterSettings
+    from tests.cluster.fakes import FakeDatabase, FakeLeases, sync
+
+    clock = task.Clock()
+    clock.advance(1_000_000)
+    db = FakeDatabase(clock)
+    nodes = {}
+    for name, shared in (("a", False), ("b", False), ("c", True)):
+        registry = CollectorRegistry()
+        cluster = build_cluster(ClusterSettings(10.0, 2.0, shared_desk=shared), name, FakeLeases(db), clock, sync,
+                                registry)
+        nodes[name] = (cluster, registry)
+    gauge = {n: (lambda r=r: r.get_sample_value("callrouter_cluster_unshared_peers")) for n, (_, r) in nodes.items()}
+    nodes["a"][0].service.startService()
+    assert gauge["a"]() == 0.0
+    nodes["b"][0].service.startService()
+    nodes["c"][0].service.startService()
+    assert gauge["b"]() == 1.0  # a, at its start (c not yet there)
+    clock.advance(2.0)
+    assert gauge["a"]() == 2.0 and gauge["b"]() == 2.0 and gauge["c"]() == 0.0  # c shares the desk: it does not look
+    nodes["b"][0].service.stopService()  # released: gone at once
+    clock.advance(2.0)
+    assert gauge["a"]() == 1.0
+    for name in ("a", "c"):
+        nodes[name][0].service.stopService()
