@@ -13,7 +13,7 @@ import pytest
 import pytest_twisted
 from aiosmtpd.controller import Controller
 from prometheus_client import CollectorRegistry
-from twisted.internet import reactor, threads
+from twisted.internet import reactor, task, threads
 from twisted.web import server
 
 from callrouter.config import load_settings
@@ -176,6 +176,65 @@ def test_the_smpp_channel_binds_again_to_the_edited_smsc_and_sends_once_on_the_n
         same = channel.follow(replace(smpp_settings(new), smpp_source_addr="Autre"))  # not the bind's
         yield same
         assert len(new.binds) == 1
+        yield channel.stopService()
+    finally:
+        for smsc in (old, new):
+            for c in smsc.connections:
+                c.transport.loseConnection()
+        for port in ports:
+            yield port.stopListening()
+
+
+class HoldingSmsc(Smsc):
+    """The tests' SMSC, answering the submits only once `release()` is called while `held`."""
+
+    def __init__(self):
+        super().__init__()
+        self.held, self.waiting = False, []
+
+    def buildProtocol(self, addr):
+        p = super().buildProtocol(addr)
+        send = p.send
+
+        def maybe_held(command_id, sequence, body=b"", status=0):
+            if command_id == 0x80000004 and self.held:
+                self.waiting.append(lambda: send(command_id, sequence, body, status))
+            else:
+                send(command_id, sequence, body, status)
+
+        p.send = maybe_held
+        return p
+
+    def release(self):
+        self.held = False
+        waiting, self.waiting = self.waiting, []
+        for answer in waiting:
+            answer()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_submit_under_way_finishes_on_the_old_bind_before_it_unbinds():
+    old, new = HoldingSmsc(), Smsc()
+    ports = []
+    for smsc in (old, new):
+        ports.append(reactor.listenTCP(0, smsc, interface="127.0.0.1"))
+        smsc.port = ports[-1].getHost().port
+    try:
+        channel = build_channels(smpp_settings(old), reactor, in_thread_pool(reactor))["sms"]
+        channel.startService()
+        yield channel.when_bound()
+        old.held = True
+        under_way = channel.send(Message("sms", "+33611111111", "", "en cours", "k1"))
+        yield until(lambda: len(old.submits) == 1 and old.waiting)
+        moved, renewed = channel.follow(smpp_settings(new)), []
+        moved.addCallback(lambda r: renewed.append(True) or r)
+        yield task.deferLater(reactor, 0.3, lambda: None)  # time for an unbind that should not come
+        assert old.unbinds == 0 and renewed == []  # it waits for the answer
+        old.release()
+        provider_id = yield under_way
+        yield moved
+        yield until(lambda: len(new.binds) == 1)
+        assert provider_id == "smsc-1" and old.unbinds == 1 and len(old.submits) == 1 and new.submits == []
         yield channel.stopService()
     finally:
         for smsc in (old, new):
