@@ -36,6 +36,7 @@ import pytest
 
 from callrouter.auth.totp import code_at
 from callrouter.store.db import Database
+from callrouter.store.reaping import NOTE as LOST_NOTE
 from callrouter.store.tasks import TaskRepository
 from tests.app.acd_support import CONSOLE_PASSWORD, Practice, running_acd, secretary_legs, sleep_until
 from tests.sip.harness import wait_for
@@ -501,10 +502,17 @@ def test_after_a_restart_the_same_page_reconnects_and_is_still_signed_in(acd, ni
     try:
         now = dt.datetime.now(dt.timezone.utc)
         TaskRepository(db).create("acd-console-garde", "+33619000143", "voicemail", now, now + dt.timedelta(hours=4))
+        # A caller who was waiting on a node that died: the survivor's reaper leaves such a task.
+        TaskRepository(db).create("acd-console-garde", "+33619000144", "node_lost", now, now + dt.timedelta(hours=4),
+                                  note=LOST_NOTE)
     finally:
         db.dispose()
     page.reload()
     page.wait_for_selector("#tasks li[data-source=voicemail] .badge:text('messagerie')")
     assert "06 19 00 01 43" in page.text_content("#tasks li[data-source=voicemail]")
+    page.wait_for_selector("#tasks li[data-source=node_lost] .badge:text('appel interrompu')")
+    lost = page.text_content("#tasks li[data-source=node_lost]")
+    assert "06 19 00 01 44" in lost and LOST_NOTE in lost, lost
+    shot(page, "console-taches-appel-interrompu")
     # The stream cut and the refused reconnections while it was down, and no script error.
     assert [e for e in errors if not e.startswith("Failed to load resource: net::")] == [], errors
