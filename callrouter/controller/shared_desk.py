@@ -10,7 +10,8 @@ the database first, then rings them. A call of another node reserves its secreta
 gives them no later call, and only their node claims and rings them. A claim the database refuses
 (she is busy elsewhere, another node is deciding for her, the order changed) makes a new round.
 
-Rounds run when this node's line changes, when a secretary may take a call, when another node's
+A call joining this node's line has its row written before any other store call waiting (the
+other nodes cannot serve in order a call they do not see). Rounds run when this node's line changes, when a secretary may take a call, when another node's
 change is notified (LISTEN/NOTIFY), and every `reconcile_s` for what a notification missed. Every
 store call runs in the thread pool, one at a time and in order, never on the reactor.
 
@@ -62,6 +63,7 @@ class SharedDesk(Service):
         self._rows, self._node, self._desk, self._line = rows, node, desk, line
         self._reactor, self._run, self._listen, self._reconcile_s = reactor, run_blocking, listen, reconcile_s
         self._serial = defer.DeferredLock()  # the store's calls, one at a time, in order
+        self._heads: list[defer.Deferred] = []  # waiting for it ahead of the others: joined calls' rows
         self._syncing = defer.DeferredLock()  # one sync at a time: each sees the line as it is then
         self._written: dict[str, tuple[WaitingRow, int]] = {}   # key -> (row, epoch) in the database
         self._states: dict[str, SecretaryRow] = {}               # id -> her row as last written or read
@@ -191,9 +193,30 @@ class SharedDesk(Service):
     # --- this node's line, into the database -----------------------------------------------------
 
     def _line_changed(self) -> None:
+        self._write_joined()
         if not self._sync_due:
             self._sync_due = True
             self._reactor.callLater(0, self._sync)
+
+    def _write_joined(self) -> None:
+        """A call that just joined this node's line: its row is written before anything else (at
+        the head of the store's queue, never behind a sync or a round), as another node's claim
+        cannot see it before it is committed (docs/operations.md: the order across nodes holds
+        over the rows a claim saw)."""
+        epoch = self._node.epoch if self._node.holds() else None
+        if epoch is None or epoch != self._epoch:
+            return  # the next sync writes every row under the new epoch
+        for w in self._desk.queues.waiting():
+            key = session_key(w.session)
+            if key in self._written:
+                continue
+            written = (waiting_row(w, self._rows.node), epoch)
+            self._written[key] = written  # a sync neither writes it again nor misses its removal
+            self._write(self._rows.put_waiting, *written, first=True).addCallback(self._joined, key, written)
+
+    def _joined(self, ok: Any, key: str, written: tuple[WaitingRow, int]) -> None:
+        if ok is not True and self._written.get(key) == written:
+            self._written.pop(key)  # not written: the next sync (a reconcile's at the latest) retries
 
     def _sync(self) -> defer.Deferred:
         """The waiting rows as this node's line has them now (only what changed is written)."""
@@ -213,7 +236,8 @@ class SharedDesk(Service):
                 ok = yield self._write(self._rows.put_waiting, row, epoch)
                 if ok is True:
                     self._written[key] = (row, epoch)
-        for key in [k for k in self._written if k not in current]:
+        here = {session_key(w.session) for w in self._desk.queues.waiting()}  # joined meanwhile: kept
+        for key in [k for k in self._written if k not in current and k not in here]:
             done = yield self._write(self._rows.remove_waiting, key)
             if done is not FAILED:
                 self._written.pop(key, None)
@@ -334,10 +358,22 @@ class SharedDesk(Service):
             self._write_failing = True
         self._store(self._rows.end, key, who, outcome).addErrback(failed)
 
-    def _store(self, f: Callable[..., Any], *args: Any) -> defer.Deferred:
-        return self._serial.run(self._run, f, *args)
+    def _store(self, f: Callable[..., Any], *args: Any, first: bool = False) -> defer.Deferred:
+        """`f` in the thread pool once the store's calls before it are done; `first`: before
+        those waiting (after the one running, and the other `first` ones)."""
+        lock = self._serial
+        d = lock.acquire()
+        if first and not d.called:
+            lock.waiting.remove(d)
+            self._heads = [h for h in self._heads if not h.called]
+            lock.waiting.insert(len(self._heads), d)
+            self._heads.append(d)
 
-    def _write(self, f: Callable[..., Any], *args: Any) -> defer.Deferred:
+        def run(_):
+            return defer.maybeDeferred(self._run, f, *args).addBoth(lambda result: (lock.release(), result)[1])
+        return d.addCallback(run)
+
+    def _write(self, f: Callable[..., Any], *args: Any, first: bool = False) -> defer.Deferred:
         """A store call whose failure is logged (FAILED then), once per outage: the next sync or
         reconcile retries."""
         def done(result):
@@ -352,7 +388,7 @@ class SharedDesk(Service):
                                f.__name__, failure.getErrorMessage())
             self._write_failing = True
             return FAILED
-        return self._store(f, *args).addCallbacks(done, failed)
+        return self._store(f, *args, first=first).addCallbacks(done, failed)
 
     @staticmethod
     def _row_of(a: Secretary) -> SecretaryRow:

@@ -9,7 +9,9 @@ nodes"). Blocking: each method is one short transaction, run in the reactor's th
   waited for: the claim is refused and the node dispatches again), checks, in the same
   transaction, that the serving order over the view read *after* those locks still gives her this
   call (`check`), and inserts the offers under the unique partial index: a second active offer
-  for one secretary is refused by the database itself, whatever the node.
+  for one secretary is refused by the database itself, whatever the node. Each offer keeps the
+  waiting calls that check read (`seen`): the order holds over exactly those rows (a call whose
+  row another node has not committed yet cannot be seen).
 - Ending an offer, marking it answered, and a secretary's login or pause are facts, written by
   whichever node has them and never refused for want of a lease (refusing to end an offer would
   keep her busy for good).
@@ -126,11 +128,14 @@ class DeskStore:
                 waiting = s.get(DeskWaiting, call_id, with_for_update=True, populate_existing=True)
                 if waiting is None or (waiting.node_id, waiting.node_epoch) != (self.node, epoch) or waiting.offered:
                     return Claim(False, "gone")
-                if check is not None and not check(_read_view(s, None)):
+                fresh = _read_view(s, None)
+                if check is not None and not check(fresh):
                     return Claim(False, "order")
                 now = s.scalar(select(func.clock_timestamp()))
+                seen = json.dumps(sorted(r.call_id for r in fresh.waiting))
                 for who in wanted:
-                    s.add(DeskOffer(call_id=call_id, secretary=who, node_id=self.node, node_epoch=epoch, offered_at=now))
+                    s.add(DeskOffer(call_id=call_id, secretary=who, node_id=self.node, node_epoch=epoch, offered_at=now,
+                                    seen=seen))
                 s.flush()
                 waiting.offered = True
                 _notify(s, self.node)

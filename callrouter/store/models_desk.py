@@ -70,6 +70,7 @@ class DeskOffer(Base):
     answered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     outcome: Mapped[str | None] = mapped_column(String(32))
+    seen: Mapped[str | None] = mapped_column(Text)  # JSON: the waiting calls its claim's check read
 
     __table_args__ = (
         Index("ix_desk_offers_active_secretary", "secretary", unique=True,

@@ -5,6 +5,7 @@ tells (the most calls she had at once)."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 from dataclasses import dataclass, field
@@ -150,6 +151,24 @@ def calls_on(run: Sipp) -> tuple[int, set[str]]:
         elif first.startswith(("BYE ", "CANCEL ")):
             active.discard(call)
     return most, active
+
+
+def out_of_order(records, offers) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The serving order across nodes as docs/operations.md states it: a call is offered before
+    any call that joined the line after it, once its row was among those the later call's claim
+    read (desk_offers.seen). Over the answered calls, each placed by its first offer (the
+    database's clock, at its claim): (the pairs (earlier, later) offered the other way round
+    although the claim saw the earlier one: the order broken; those where it had not seen it
+    yet, its row not committed: what the order allows)."""
+    first = {}
+    for o in sorted(offers, key=lambda o: o.offered_at):
+        first.setdefault(o.call_id, o)
+    answered = [r for r in records if r.answered_at]
+    assert all(r.id in first and first[r.id].seen is not None for r in answered), "an answered call never claimed"
+    swapped = [(x.id, y.id) for x in answered for y in answered
+               if x.queued_at < y.queued_at and first[y.id].offered_at < first[x.id].offered_at]
+    broken = [(x, y) for x, y in swapped if x in json.loads(first[y].seen or "[]")]
+    return broken, [pair for pair in swapped if pair not in broken]
 
 
 def udp_taken(port: int, host: str = "127.0.0.1") -> bool:

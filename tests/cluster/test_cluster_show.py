@@ -40,7 +40,7 @@ from callrouter.store.reaping import task_id_for
 from callrouter.store.testing import fresh_database
 from tests.app.acd_support import add_secretaries
 from tests.app.conftest import prompts_built  # noqa: F401 (a fixture)
-from tests.cluster.cluster_support import Secretary, gone, node_config, peer_edges
+from tests.cluster.cluster_support import Secretary, gone, node_config, out_of_order, peer_edges
 from tests.cluster.support import Gateway, until
 from tests.media.harness import Sipp as MediaSipp
 from tests.sip.harness import free_port
@@ -278,11 +278,13 @@ def test_two_nodes_serve_in_one_order_and_a_killed_node_leaves_the_other_to_fini
     assert all(r.outcome == "answered" and r.cause != "node_lost" and r.secretary for r in mine), \
         [(r.outcome, r.cause, r.secretary) for r in mine]
 
-    # One order over both nodes: the answered calls were offered in the order they joined the line.
+    # One order over both nodes: the answered calls were offered in the order they joined the line,
+    # each once its row was committed (docs/operations.md, "One team served by several nodes").
     answered = [r for r in records if r.answered_at]
     assert {r.node for r in answered} == {A, B}
-    assert [r.id for r in sorted(answered, key=lambda r: r.offered_at)] == \
-        [r.id for r in sorted(answered, key=lambda r: r.queued_at)], line_of(records, rows(db, DeskOffer))
+    desk_offers = rows(db, DeskOffer)
+    broken, waived = out_of_order(records, desk_offers)
+    assert not broken, f"{broken} (allowed: {waived})\n" + line_of(records, desk_offers)
     assert any(x.node != y.node and x.queued_at < y.queued_at < x.offered_at for x in answered for y in answered)
 
     # The chains finished by B: one SMS per step of each chain, none twice.

@@ -270,3 +270,48 @@ def test_a_call_whose_dial_our_worker_could_not_place_is_offered_again(nodes, pg
     with pg.transaction() as s:
         assert [(r.call_id, r.offered) for r in s.scalars(select(DeskWaiting))] == []  # offered again: gone from the line
     assert len(dials(a)) == 2 and a.controller.sessions[leg].state.value == "ringing"
+
+
+class Pool:
+    """The thread pool held by hand: each store call waits until `step` runs it."""
+
+    def __init__(self):
+        self.pending, self.ran = [], []
+
+    def __call__(self, f, *args):
+        d = defer.Deferred()
+        self.pending.append((f, args, d))
+        return d
+
+    def step(self):
+        f, args, d = self.pending.pop(0)
+        self.ran.append(f.__name__)
+        d.callback(f(*args))
+
+    def drain(self):
+        while self.pending:
+            self.step()
+
+
+def test_a_call_joining_has_its_row_written_before_the_store_calls_already_waiting(pg, tmp_path):
+    h, ctx = make_harness(tmp_path / "a", secretaries={"*": (SEC1,)})
+    pool = Pool()
+    store = DeskStore(pg, "a")
+    shared = SharedDesk(store, Lease(pg, "a"), h.desk, h.controller.line, h.clock, pool)
+    try:
+        shared.startService()
+        pool.drain()
+        h.desk.queues.find(SEC1).activity = "on_call"  # nobody free: the call waits
+        for _ in range(3):
+            shared._write(store.sweep)  # store calls waiting (one running, two behind it)
+        leg = queued_call(h)
+        pool.ran.clear()
+        pool.drain()
+        assert pool.ran[:2] == ["sweep", "put_waiting"], pool.ran  # after the one running, before the rest
+        key = h.controller.sessions[leg].call_id
+        assert [r.call_id for r in store.view().waiting] == [key]
+    finally:
+        shared.stopService()
+        pool.drain()
+        h.recorder.stop()
+        ctx.__exit__(None, None, None)

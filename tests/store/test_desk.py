@@ -2,6 +2,7 @@
 whatever the node, claims fenced by the node's lease, void rows of a dead node ignored and swept,
 the view in one snapshot."""
 
+import json
 import threading
 
 import pytest
@@ -196,3 +197,15 @@ def test_ended_offers_go_with_the_call_records_retention_and_active_ones_stay(db
     result = RetentionPurger(db, RetentionSettings(call_records_days=1)).purge(Actor("test", "127.0.0.1"), later)
     assert result.desk_offers == 1 and result.to_json()["desk_offers"] == 1
     assert active(db) == [("bob", "c2", "a")]
+
+
+def test_an_offer_keeps_the_waiting_calls_its_claim_read(db):
+    a, ea = node(db, "a")
+    b, eb = node(db, "b")
+    a.put_waiting(waiting("c1", "a", at=2.0), ea)
+    b.put_waiting(waiting("c0", "b", at=1.0), eb)
+    assert a.claim("c1", ["alice"], ea).granted
+    b.put_waiting(waiting("c2", "b", at=3.0), eb)  # committed after a's claim: not among what it read
+    with db.transaction() as s:
+        [offer] = s.scalars(select(DeskOffer))
+        assert json.loads(offer.seen) == ["c0", "c1"]
