@@ -320,7 +320,7 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
         lambda: registry.router, reactor, expected=lambda: pool.taken_over)
     escalation = build_escalation(esc, escalation_repo, dialplan_of,
                                   reactor, metrics.registry, voice=voice, events=events, lead=escalation_lead)
-    reaper = build_reaper(cluster, db, settings.node, settings.cluster, controller_settings.callback_expiry_s,
+    reaper = build_reaper(cluster, db, settings.node, settings.cluster, lambda: controller.ctx.settings.callback_expiry_s,
                           lambda: utc_from_clock(reactor), metrics.registry, controller.callbacks.restore, events)
 
     # The SIP edge, and who is registered at it.
@@ -337,7 +337,7 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
                                     escalation.start_from_thread, dialplan_of, calls)
                       if esc.enabled else None)
     task_api = TaskApi(audit, tasks, users=users, calls=calls,
-                       default_expiry=dt.timedelta(seconds=controller_settings.callback_expiry_s),
+                       default_expiry=lambda: dt.timedelta(seconds=controller.ctx.settings.callback_expiry_s),
                        known_practice=lambda practice: practice in registry.dialplans,
                        call_now=lambda view, who: from_thread(controller.callbacks.call_now, view, who))
     api = Api(users, calls, audit, registry, dt.timedelta(minutes=settings.auth.token_ttl_minutes), escalation_api,
@@ -345,7 +345,7 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
     console = ConsoleApi(users, ConsoleSessions(ConsoleSessionRepository(db), users,
                                                 dt.timedelta(minutes=settings.http.console.inactivity_minutes),
                                                 secure_cookie=settings.http.console.cookie_secure or settings.http.tls),
-                         settings.http.console, dt.timedelta(minutes=settings.auth.token_ttl_minutes),
+                         settings.http.console, api.token_ttl,  # one Live, as the reload leaves it
                          pause_reasons=team_repo.pause_reasons)
     team_api = TeamApi(team_repo, users, lambda: registry.dialplans, lambda t: from_thread(desk.apply_team, t),
                        controller_settings.secretary_domain)
@@ -383,7 +383,7 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
         *observers(settings, metrics, lambda: registry.dialplans, desk.queues, pool, db.engine,
                    edge or (SimpleNamespace(pid=None) if settings.sip.enabled else None), reactor),  # apart: RPC probed
         weekly_reports,
-        admin_service(settings.http, api, reactor, purge, console=console, hub=console_hub,
+        admin_http := admin_service(settings.http, api, reactor, purge, console=console, hub=console_hub,
                       oncall=OnCallApi(dialplan_of, tier_label), team=team_api, wallboard=wallboard,
                       reports=reports_api, watch=watch_api, recordings=recording.api(calls, from_thread),
                       phone=PhoneApi(users, settings.auth.sip_realm, settings.sip.wss_port if settings.sip.enabled else 0)),
@@ -394,7 +394,7 @@ def build(settings: Settings, reactor: Any, whole: bool = True) -> tuple[MultiSe
             child.setServiceParent(top)
     parts = {"db": db, "calls": calls, "recorder": recorder, "registry": registry, "dialplans": dialplans,
              "controller": controller, "desk": desk, "pool": pool, "metrics": metrics, "escalation": escalation.engine,
-             "cluster": cluster, "recording": recording, "alerts": alerts, "purger": purger, "audit": audit,
+             "cluster": cluster, "recording": recording, "alerts": alerts, "purger": purger, "audit": audit, "api": api,
              "watch": forwarding_watch.service, "watch_calls": forwarding_watch.calls, "readoption": readoption,
-             "watch_senders": forwarding_watch.senders, "report_mailer": report_mailer, "purge": purge}
+             "watch_senders": forwarding_watch.senders, "report_mailer": report_mailer, "purge": purge, "admin_http": admin_http}
     return top, parts

@@ -12,6 +12,7 @@ with the keys it changed, and counted (`callrouter_settings_reloads_total{result
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,6 +193,13 @@ def running_parts(parts: Mapping[str, Any], cli_level: int | None = None) -> dic
     def watch(s: Settings) -> None:
         parts["watch"].settings = s.watch  # read at each tick and before each call
 
+    def http(s: Settings) -> None:
+        """The site's next request, the console sessions' next use, the next login's token."""
+        if parts.get("admin_http") is not None:
+            parts["admin_http"].follow(s.http)
+        if parts.get("api") is not None:
+            parts["api"].token_ttl.follow(dt.timedelta(minutes=s.auth.token_ttl_minutes))
+
     base = logging.getLogger().level if cli_level is None else cli_level
 
     def log_level(s: Settings) -> None:
@@ -199,7 +207,7 @@ def running_parts(parts: Mapping[str, Any], cli_level: int | None = None) -> dic
 
     return {"calls": calls, "alerts": alerts, "trunk": trunk, "media": media, "senders": senders, "retention": retention,
             "console": console, "dialplans": dialplans,
-            "watch": watch, "logging": log_level}
+            "watch": watch, "logging": log_level, "http": http}
 
 
 def _needs(keys: tuple[str, ...]) -> tuple[str, str]:

@@ -49,7 +49,8 @@ LIVE_KEYS: Mapping[str, str] = {
     **{f"controller.{k}": "calls" for k in (
         "ring_timeout_s", "pop_lead_s", "max_missed_offers", "voicemail_max_s", "voicemail_silence_s",
         "callback_digit_timeout_s", "callback_retry_s", "callback_attempts", "callback_patient_ring_s",
-        "callback_confirm_s", "hold_prompt", "ringback_prompt", "beep_prompt")},
+        "callback_confirm_s", "hold_prompt", "ringback_prompt", "beep_prompt",
+        "callback_expiry_s")},  # the controller's, the reaper's and the API's next task (read at use)
     **{f"escalation.{k}": "alerts" for k in (
         "call_ring_timeout_seconds", "call_digit_timeout_seconds", "call_repeats")},
     **{f"media.{k}": "media" for k in (
@@ -64,6 +65,10 @@ LIVE_KEYS: Mapping[str, str] = {
     "retention.purge_interval_hours": "retention",
     "dialplan_poll_seconds": "dialplans",
     "log_level": "logging",
+    # The HTTP server's settings besides its socket: the next request's, an open session's next one.
+    **{f"http.{k}": "http" for k in ("max_body_bytes", "hsts_max_age_s", "console.inactivity_minutes",
+                                      "console.cookie_secure")},
+    "auth.token_ttl_minutes": "http",  # the next login's token; those issued keep their expiry
 }
 
 SEED_KEYS = frozenset({"controller.secretaries", "controller.levels", "controller.agents",

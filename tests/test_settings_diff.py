@@ -102,7 +102,7 @@ def test_every_key_the_tables_name_is_a_setting():
     assert named <= keys, named - keys
     assert all(any(k == p or k.startswith(p) for k in keys) for p in diff.RESTART_UNITS)
     assert set(diff.LIVE_KEYS.values()) == {"calls", "alerts", "trunk", "media", "senders", "retention", "watch",
-                                             "logging", "console", "dialplans"}
+                                             "logging", "console", "dialplans", "http"}
     assert set(running_parts({})) == set(diff.LIVE_KEYS.values())  # each part has its applier
 
 

@@ -85,8 +85,11 @@ class CallReaper:
     """Implements callrouter.cluster.reaper.ReapStore. `db`: a FencedDatabase of the reaper's lead
     (a Database on its own in tests of the rules alone); `node`: this node, never reaped by itself."""
 
-    def __init__(self, db: Any, node: str, task_expiry: dt.timedelta) -> None:
-        self._db, self._node, self._expiry = db, node, task_expiry
+    def __init__(self, db: Any, node: str, task_expiry: dt.timedelta | Callable[[], dt.timedelta]) -> None:
+        """`task_expiry`: how long a callback task made of a reaped call stays open, or what reads
+        it at each task made (the settings reload's `controller.callback_expiry_s`)."""
+        self._db, self._node = db, node
+        self._expiry = task_expiry if callable(task_expiry) else (lambda: task_expiry)
 
     def sweep(self, grace_s: float, now: dt.datetime, limit: int = BATCH) -> list[Reaped]:
         """Reap the open records of every node gone for longer than `grace_s`, up to `limit`. A
@@ -165,7 +168,7 @@ class CallReaper:
             had = s.scalar(select(CallbackTask.id).where(CallbackTask.call_id == call.id).limit(1))
             task_id = task_id_for(call.id)
             if had is None and s.get(CallbackTask, task_id) is None:
-                task = insert_task(s, task_id, call.practice, number, SOURCE, now, now + self._expiry,
+                task = insert_task(s, task_id, call.practice, number, SOURCE, now, now + self._expiry(),
                                    place_at=call.queued_at or call.arrived_at, queue=call.queue, call_id=call.id,
                                    note=NOTE, created_by=SYSTEM.name, actor=SYSTEM)
         close_in(s, call, outcome, CAUSE, now)
@@ -175,7 +178,8 @@ class CallReaper:
         return Reaped(call.id, call.node, call.practice, kind, task, outcome)
 
 
-def build_reaper(cluster: Cluster, db: Database, node: str, settings: ClusterSettings, task_expiry_s: float,
+def build_reaper(cluster: Cluster, db: Database, node: str, settings: ClusterSettings,
+                 task_expiry_s: float | Callable[[], float],
                  now: Callable[[], dt.datetime], registry: CollectorRegistry, offer: Callable[[list], Any],
                  events: ReapEvents | None = None) -> Leadership | None:
     """The reaper's lead on this node (a service for the tree, after the callback desk's), its
@@ -183,7 +187,10 @@ def build_reaper(cluster: Cluster, db: Database, node: str, settings: ClusterSet
     puts the tasks made in this node's line, `events` tells the consoles and MQTT."""
     if cluster.single:
         return None
-    expiry = dt.timedelta(seconds=task_expiry_s)
+
+    def expiry() -> dt.timedelta:  # read at each task made: the settings reload changes it
+        return dt.timedelta(seconds=task_expiry_s() if callable(task_expiry_s) else task_expiry_s)
+
     lead = cluster.lead(REAPER, lambda fence: CallReaper(FencedDatabase(db, fence, settings.lease_seconds), node,
                                                           expiry))
     return lead.service(Reaper(lead.chains, settings.reap_after_seconds, now, cluster.run, offer,

@@ -17,7 +17,7 @@ from callrouter.auth.permissions import (
 from callrouter.domain.errors import AuthFailed, UnknownCall, UnknownUser, UserError, UserExists
 from callrouter.ports import OUTCOMES, CallQuery, DialplanStatusSource
 from callrouter.web.http import (
-    ApiError, Field, HttpResponse, int_between, iso_datetime, one_of, parse_body, parse_query, text,
+    ApiError, Field, HttpResponse, Live, int_between, iso_datetime, one_of, parse_body, parse_query, text,
 )
 from callrouter.web.escalations import escalation_routes
 from callrouter.web.ports import AuditTrail, CallRecords, UserDirectory
@@ -55,7 +55,7 @@ class Api:
     calls: CallRecords
     audit: AuditTrail
     dialplans: DialplanStatusSource
-    token_ttl: dt.timedelta
+    token_ttl: "Live[dt.timedelta]"  # given as a timedelta; a Live the settings reload follows (the next login's)
     escalations: "EscalationApi | None" = None  # None: escalation routes answer 503
     # practice id -> its card (diary context: platform, consultation types, reserved slots...), or None
     practice_cards: Callable[[str], dict | None] | None = None
@@ -64,13 +64,17 @@ class Api:
     # The call controller's transfers (its secretary states' thread hop is used); None: the routes answer 503.
     call_transfers: CallTransfers | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.token_ttl, Live):
+            object.__setattr__(self, "token_ttl", Live(self.token_ttl))
+
     # --- session -------------------------------------------------------------------------------
 
     def login(self, ctx: Context):
         body = parse_body(ctx.request, LOGIN_BODY)
         try:
             token, expires = self.users.login(body["username"], body["password"], body["totp"],
-                                              ctx.now, ctx.request.source, self.token_ttl)
+                                              ctx.now, ctx.request.source, self.token_ttl())
         except AuthFailed as exc:
             raise ApiError(401, "unauthorized", str(exc)) from None
         return {"token": token, "token_type": "Bearer", "expires_at": expires.isoformat()}

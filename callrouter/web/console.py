@@ -23,7 +23,7 @@ import segno
 
 from callrouter.config import ConsoleSettings
 from callrouter.domain.errors import AuthFailed
-from callrouter.web.http import ApiError, Field, HttpResponse, json_response, parse_body
+from callrouter.web.http import ApiError, Field, HttpResponse, current, json_response, parse_body
 from callrouter.web.router import Context, Route
 from callrouter.web.sessions import BEARER_PREFIX, ConsoleSessions, session_id_of
 
@@ -63,7 +63,7 @@ class ConsoleApi:
     users: ConsoleUsers
     sessions: ConsoleSessions
     settings: ConsoleSettings
-    token_ttl: dt.timedelta
+    token_ttl: dt.timedelta | Callable[[], dt.timedelta]  # a Live: the reload's next sign-in
     # The team's pause reasons (callrouter.store.team, blocking); None: the settings' list.
     pause_reasons: Callable[[], Sequence[str]] | None = None
 
@@ -72,7 +72,7 @@ class ConsoleApi:
         username, password = body["username"].strip().lower(), body["password"]
         code = "".join(body.get("totp", "").split())
         try:
-            token, _ = self.users.login(username, password, code, ctx.now, ctx.request.source, self.token_ttl)
+            token, _ = self.users.login(username, password, code, ctx.now, ctx.request.source, current(self.token_ttl))
         except AuthFailed:
             uri = self.users.totp_enrolment(username, password, ctx.now)
             if uri is None:
@@ -100,7 +100,7 @@ class ConsoleApi:
 
     def _describe(self, username: str, csrf: str | None) -> dict:
         return {"username": username, "csrf_token": csrf,
-                "inactivity_minutes": self.settings.inactivity_minutes,
+                "inactivity_minutes": self.sessions.inactivity // dt.timedelta(minutes=1),  # as the reload left it
                 "pause_reasons": list(self.pause_reasons() if self.pause_reasons else self.settings.pause_reasons)}
 
     def routes(self) -> list[Route]:

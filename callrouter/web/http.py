@@ -8,7 +8,29 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Generic, Mapping, TypeVar
+
+T = TypeVar("T")
+
+
+class Live(Generic[T]):
+    """A setting the settings reload (SIGHUP) may change while the server runs, read at each use
+    (`value`, or the call): `follow` swaps the one reference, so a pool thread reads the old value
+    or the new one, never a mix."""
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def __call__(self) -> T:
+        return self.value
+
+    def follow(self, value: T) -> None:
+        self.value = value
+
+
+def current(value: "T | Callable[[], T]") -> T:
+    """A setting given as its value (fixed) or as what reads it at use (a Live)."""
+    return value() if callable(value) else value
 
 
 class ApiError(Exception):

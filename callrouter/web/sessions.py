@@ -93,6 +93,11 @@ class ConsoleSessions:
         self._live: dict[str, _Live] = {}  # id hash -> the sessions this node served
         self._lock = threading.Lock()
 
+    def follow(self, inactivity: dt.timedelta, secure_cookie: bool) -> None:
+        """The settings reload: every session, open or new, is held to `inactivity` from its next
+        request (or the next sweep), and the next cookie set or cleared has the new Secure flag."""
+        self.inactivity, self.secure_cookie = inactivity, secure_cookie
+
     def open(self, username: str, token: str, now: dt.datetime) -> Session:
         """A session for the bearer `token` just issued to `username`."""
         session_id = secrets.token_urlsafe(32)

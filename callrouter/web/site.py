@@ -36,6 +36,11 @@ class LimitedRequest(server.Request):
     _received = 0
     hsts: bytes | None = None  # the Strict-Transport-Security value, sent on every HTTPS answer
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cls = type(self)
+        self.max_body, self.hsts = cls.max_body, cls.hsts  # this request's, whatever a reload does after
+
     def process(self) -> None:
         if self.hsts is not None and self.isSecure():
             self.setHeader(b"Strict-Transport-Security", self.hsts)
@@ -136,6 +141,18 @@ def no_console() -> ConsoleParts:
                         lambda token, now: None)
 
 
+def follow_http(site: server.Site, max_body_bytes: int, hsts_max_age_s: int | None) -> None:
+    """The settings reload: the next request to `site` (built by build_site) is capped at
+    `max_body_bytes` and, over HTTPS, told `hsts_max_age_s`; a request already under way keeps
+    the limits it started with."""
+    site.requestFactory.max_body = max_body_bytes
+    site.requestFactory.hsts = _hsts(hsts_max_age_s)
+
+
+def _hsts(max_age_s: int | None) -> bytes | None:
+    return None if max_age_s is None else f"max-age={max_age_s}".encode()
+
+
 def build_site(router: Router, reactor: Any, pool: ThreadPool, clock: Clock, max_body_bytes: int,
                console: ConsoleParts | None = None, hsts_max_age_s: int | None = None,
                connect_src: tuple[str, ...] = ()) -> server.Site:
@@ -145,8 +162,7 @@ def build_site(router: Router, reactor: Any, pool: ThreadPool, clock: Clock, max
     the origins the console's page may connect to besides this server (the edge's WebSocket)."""
     console = console or no_console()
     sessions, hub, authenticate = console.sessions, console.hub, console.authenticate
-    hsts = None if hsts_max_age_s is None else f"max-age={hsts_max_age_s}".encode()
-    request_class = type("ApiRequest", (LimitedRequest,), {"max_body": max_body_bytes, "hsts": hsts})
+    request_class = type("ApiRequest", (LimitedRequest,), {"max_body": max_body_bytes, "hsts": _hsts(hsts_max_age_s)})
     api = ApiResource(router, reactor, pool, clock, sessions)
     events = EventStreamResource(hub, sessions, authenticate, reactor, clock, SECURITY_HEADERS)
     root = Root(api, events, ConsolePages(sessions, clock, reactor, pool, connect_src))

@@ -21,7 +21,7 @@ from callrouter.domain.call import mask_number
 from callrouter.domain.phone import InvalidNumber, normalise
 from callrouter.domain.errors import UnknownCall, UnknownUser
 from callrouter.domain.tasks import ACTIVE, STATES, TaskQuery, TaskStateError, TaskView, UnknownTask
-from callrouter.web.http import ApiError, BodySpec, Field, int_between, parse_body, parse_query
+from callrouter.web.http import ApiError, BodySpec, Field, current, int_between, parse_body, parse_query
 from callrouter.web.ports import AuditTrail, CallRecords, TaskBoard, UserDirectory
 from callrouter.web.router import Context, Route, check_practice, check_visible, guarded
 
@@ -68,7 +68,7 @@ class TaskApi:
     # (the controller hops to the reactor itself). An error there is logged: the task stays stored
     # and a restarted controller finds it with TaskRepository.pending.
     on_created: Callable[[TaskView], None] = _no_op
-    default_expiry: dt.timedelta = DEFAULT_EXPIRY
+    default_expiry: dt.timedelta | Callable[[], dt.timedelta] = DEFAULT_EXPIRY  # a Live: follows the reload
     users: UserDirectory | None = None  # to check whom a task is given to; None: any name
     calls: CallRecords | None = None  # to check the call a task is closed with; None: any id
     known_practice: Callable[[str], bool] | None = None  # None: any practice name
@@ -95,7 +95,7 @@ class TaskApi:
         if minutes is not None and not 1 <= minutes <= MAX_EXPIRY_MINUTES:
             raise ApiError(400, "invalid_body", f"field 'expires_in_minutes' must be between 1 and "
                            f"{MAX_EXPIRY_MINUTES}")
-        expiry = dt.timedelta(minutes=minutes) if minutes is not None else self.default_expiry
+        expiry = dt.timedelta(minutes=minutes) if minutes is not None else current(self.default_expiry)
         view = self.repo.create(practice, number, "secretary", ctx.now, ctx.now + expiry,
                                 note=body.get("note"), created_by=ctx.user.username, actor=ctx.actor)
         try:

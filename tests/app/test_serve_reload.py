@@ -63,14 +63,16 @@ def test_settings_edited_and_sighup_apply_without_a_restart(tmp_path, prompts_bu
         edit(svc, lambda c: (c["controller"].update({"ring_timeout_s": NEXT_RING_S, "hold_prompt": "ringback"}),
                              c["media"].update({"workers_min": 2, "legs_wanted": 4, "spare_calls": 1,
                                                 "idle_retire_seconds": 1, "retire_grace_seconds": 0.2}),
-                             c["http"].update({"max_body_bytes": 32768}), c.update({"log_level": "DEBUG"})))
+                             c["http"].update({"max_body_bytes": 32768}), c.update({"log_level": "DEBUG"}),
+                             c.setdefault("auth", {}).update({"sip_realm": "autre-realm"})))
         hup(svc)
         applied = svc.wait_log("settings applied:")
         assert f"controller.ring_timeout_s {FIRST_RING_S!r} -> {NEXT_RING_S!r}" in applied, applied
         assert "media.workers_min 3 -> 2" in applied and "log_level None -> 'DEBUG'" in applied
+        assert "http.max_body_bytes" in applied, applied  # the HTTP site's next request
         svc.wait_log(" DEBUG ")                                   # the service logs at its new level
         restart = svc.wait_log("a restart of callrouter serve")
-        assert "http.max_body_bytes" in restart, restart
+        assert "auth.sip_realm" in restart and "http.max_body_bytes" not in restart, restart
         # The pool follows its new floor: an idle worker retires, the one holding the patient stays.
         svc.wait_metric("callrouter_media_workers", lambda v: v == 2, timeout=40)
 
@@ -102,7 +104,7 @@ def test_settings_edited_and_sighup_apply_without_a_restart(tmp_path, prompts_bu
             db.dispose()
         assert len(entries) == 1 and entries[0].actor == "system", entries
         details = json.loads(entries[0].details)
-        assert "controller.ring_timeout_s" in details["applied"] and "http.max_body_bytes" in details["restart"]["callrouter"]
+        assert "controller.ring_timeout_s" in details["applied"] and "auth.sip_realm" in details["restart"]["callrouter"]
     finally:
         acd.kill_started()
         stray = svc.stop()
