@@ -19,7 +19,9 @@ from callrouter.devtools.sipp_xml import (  # noqa: F401
 
 def caller(directory: Path, name: str, steps: list[tuple], end: str = "bye", wait_bye_ms: int = 30000) -> Path:
     """A patient's call: answered, then steps ("pause", ms) / ("digit", "3") / ("audio", ms), then
-    `end`: "bye" (the patient hangs up) or "wait_bye" (the service hangs up)."""
+    `end`: "bye" (the patient hangs up), "wait_bye" (the service hangs up within `wait_bye_ms`, or
+    the call fails) or "wait_bye_or_bye" (the service hangs up within `wait_bye_ms`, or the patient
+    does, as a patient hearing nothing more would)."""
     body = HEAD.format(name=name) + INVITE
     for kind, value in steps:
         if kind == "pause":
@@ -29,7 +31,12 @@ def caller(directory: Path, name: str, steps: list[tuple], end: str = "bye", wai
             body += play(pcap) + pause(400)
         elif kind == "audio":
             body += play("g711a.pcap") + pause(value)
-    body += (BYE if end == "bye" else WAIT_BYE.format(timeout_ms=wait_bye_ms)) + "</scenario>\n"
+    if end == "wait_bye_or_bye":
+        body += (WAIT_BYE.format(timeout_ms=f'{wait_bye_ms}" ontimeout="hangup') + '  <nop next="done"/>\n'
+                 + '  <label id="hangup"/>\n' + BYE + '  <label id="done"/>\n')
+    else:
+        body += BYE if end == "bye" else WAIT_BYE.format(timeout_ms=wait_bye_ms)
+    body += "</scenario>\n"
     path = directory / f"{name}.xml"
     path.write_text(body)
     return path
