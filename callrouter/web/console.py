@@ -100,8 +100,14 @@ class ConsoleApi:
 
     def _describe(self, username: str, csrf: str | None) -> dict:
         return {"username": username, "csrf_token": csrf,
-                "inactivity_minutes": self.sessions.inactivity // dt.timedelta(minutes=1),  # as the reload left it
+                "inactivity_minutes": self._inactivity_minutes(),
                 "pause_reasons": list(self.pause_reasons() if self.pause_reasons else self.settings.pause_reasons)}
+
+    def _inactivity_minutes(self) -> int:
+        """The sessions' limit as the last settings reload left it."""
+        if self.sessions is None:
+            return self.settings.inactivity_minutes
+        return self.sessions.inactivity // dt.timedelta(minutes=1)
 
     def routes(self) -> list[Route]:
         return [
