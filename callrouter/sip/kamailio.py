@@ -248,6 +248,9 @@ def render(sip: SipSettings, *, realm: str, database_url: str, files: KamailioFi
         f"\n{ROUTES_MARKER}\n", f"\n{routes}\n")
 
 
+CTL_PATH_MAX = 104  # Kamailio's ctl module refuses a longer unix socket path (and does not start)
+
+
 def layout(directory: Path, sip: SipSettings, base: Path | None = None) -> KamailioFiles:
     """Where the files for `sip` go under `directory` (absolute paths, as Kamailio needs)."""
     directory = directory.resolve()
@@ -270,6 +273,10 @@ def write_config(directory: Path, sip: SipSettings, *, realm: str, database_url:
     from callrouter.sip.tls import ensure_certificate
 
     files = layout(directory, sip, base)
+    ctl = files.runtime_dir / "kamailio_ctl"
+    if len(str(ctl)) > CTL_PATH_MAX:
+        raise ValueError(f"sip.runtime_dir {files.runtime_dir} is too long for Kamailio's control socket "
+                         f"({ctl}: {len(str(ctl))} characters, at most {CTL_PATH_MAX}); give a shorter one")
     files.directory.mkdir(parents=True, exist_ok=True)
     files.runtime_dir.mkdir(parents=True, exist_ok=True)
     text = render(sip, realm=realm, database_url=database_url, files=files, template=template,

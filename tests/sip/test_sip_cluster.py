@@ -75,7 +75,7 @@ def two_edges(tmp_path: Path, tls: bool = False) -> Iterator[Cluster]:
         nodes: list[Node] = []
         try:
             for ip, sip in zip(NODE_IPS, settings):
-                workdir = tmp_path / f"node-{ip}"
+                workdir = tmp_path / f"n{ip.rsplit('.', 1)[1]}"  # short: the control socket's path has a limit
                 workdir.mkdir()
                 nodes.append(Node(ip, sip, KamailioProc(workdir, sip, REALM, db.url), workdir))
             for node in nodes:

@@ -90,6 +90,19 @@ def test_kamailio_accepts_the_rendered_config(tmp_path, variant, database_url):
     assert (files.config.stat().st_mode & 0o077) == 0  # may hold the database password
 
 
+def test_a_runtime_dir_too_long_for_the_control_socket_is_refused_with_the_reason(tmp_path):
+    """Kamailio does not start when its control socket's path passes 104 characters: say so first."""
+    fits = "r" * (kamailio.CTL_PATH_MAX - len(str(tmp_path.resolve())) - len("/kamailio_ctl") - 1)
+    sip = SipSettings(trusted_trunks=("192.0.2.10",), runtime_dir=fits, tls_port=0)
+    files = kamailio.write_config(tmp_path / "k", sip, realm="callrouter", database_url="sqlite:///cr.db",
+                                  base=tmp_path)
+    assert len(str(files.runtime_dir / "kamailio_ctl")) == kamailio.CTL_PATH_MAX
+    longer = SipSettings(trusted_trunks=("192.0.2.10",), runtime_dir=fits + "r", tls_port=0)
+    with pytest.raises(ValueError, match=r"sip.runtime_dir .* too long for Kamailio's control socket"):
+        kamailio.write_config(tmp_path / "k2", longer, realm="callrouter", database_url="sqlite:///cr.db",
+                              base=tmp_path)
+
+
 def test_the_cli_prints_the_config_from_the_settings_file(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "callrouter.yaml").write_text(
