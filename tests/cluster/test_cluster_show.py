@@ -160,8 +160,9 @@ def show(tmp_path, prompts_built):  # noqa: F811
     started: list = []
     with fresh_database("postgresql", tmp_path / "pg") as db:
         configs = []
+        # Short directories (the node names are long): a unix socket's path has a limit (var/media.sock).
         for name, address in ((A, "127.0.0.11"), (B, "127.0.0.12")):
-            config = node_config(tmp_path / name, address, db.url, DIALPLAN, agents)
+            config = node_config(tmp_path / address[-1], address, db.url, DIALPLAN, agents)
             config["node"] = name
             config["cluster"] = {"shared_desk": True, "lease_seconds": LEASE_S, "renew_seconds": RENEW_S,
                                  "reap_after_seconds": REAP_AFTER_S}
@@ -171,7 +172,7 @@ def show(tmp_path, prompts_built):  # noqa: F811
         peer_edges(configs)
         try:
             for config in configs:
-                svc = ServeProcess(tmp_path / config["node"], config)
+                svc = ServeProcess(tmp_path / config["media"]["bind"][-1], config)
                 nodes.append(svc.start())
                 svc.wait_edge_ready(3)
                 svc.wait_log("shared desk: node")
