@@ -19,7 +19,7 @@ from tests.media.harness import SIPP, Observer, RtpSink, free_udp_port
 from tests.media.test_pool_workers import answered_call, until
 
 pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(SIPP is None, reason="SIPp (Debian sip-tester) is not installed")]
+              pytest.mark.needs(SIPP is None, reason="SIPp (Debian sip-tester) is not installed")]
 
 
 def _settings() -> MediaSettings:

@@ -18,7 +18,7 @@ from callrouter.devtools.serve import CLI, ServeProcess, base_config, edge_confi
 from tests.media.harness import SIPP
 
 pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(SIPP is None, reason="SIPp (Debian sip-tester) is not installed")]
+              pytest.mark.needs(SIPP is None, reason="SIPp (Debian sip-tester) is not installed")]
 
 REPO = Path(__file__).resolve().parents[2]
 NUMBER = "+33100000055"

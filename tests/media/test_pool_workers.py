@@ -18,7 +18,7 @@ from callrouter.media.settings import MediaSettings
 from tests.media.harness import SIPP, Observer, RtpSink, Sipp, free_udp_port
 
 pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(SIPP is None, reason="SIPp (Debian sip-tester) is not installed")]
+              pytest.mark.needs(SIPP is None, reason="SIPp (Debian sip-tester) is not installed")]
 
 CALLER = "+33612345678"
 LEGS_WANTED = 5  # more than one worker's cap (4 with the PyPI wheel)

@@ -13,7 +13,7 @@ import pytest
 
 from callrouter.prompts import BEEP, MUSIC_ON_HOLD, RINGBACK, Catalogue, Voice, build
 
-pytestmark = pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")),
+pytestmark = pytest.mark.needs(not (shutil.which("espeak-ng") and shutil.which("sox")),
                                 reason="espeak-ng and sox (Debian packages) are needed")
 
 

@@ -20,7 +20,7 @@ from callrouter.media import protocol as p
 from tests.media.harness import SIPP, RawSipCaller, RtpSink, Sipp, WorkerProc
 
 pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(SIPP is None, reason="SIPp (Debian sip-tester) is not installed")]
+              pytest.mark.needs(SIPP is None, reason="SIPp (Debian sip-tester) is not installed")]
 
 CALLER = "+33612345678"
 

@@ -13,7 +13,7 @@ from tests.media.harness import SIPP, RtpSink, Sipp, WorkerProc
 from tests.media.test_worker_sipp import _wait_for_source, alaw_tone, answer_next_call
 
 pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(SIPP is None, reason="SIPp (Debian sip-tester) is not installed")]
+              pytest.mark.needs(SIPP is None, reason="SIPp (Debian sip-tester) is not installed")]
 
 CALLER = "+33612345678"
 

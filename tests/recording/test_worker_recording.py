@@ -14,7 +14,7 @@ from tests.media.harness import SIPP, RtpSink, Sipp, WorkerProc
 from tests.recording.tones import CALLER_HZ, SECRETARY_HZ, caller_with_tone, channels, secretary_with_tone, tone_frames
 
 pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(SIPP is None, reason="SIPp (Debian sip-tester) is not installed")]
+              pytest.mark.needs(SIPP is None, reason="SIPp (Debian sip-tester) is not installed")]
 
 
 @pytest.fixture

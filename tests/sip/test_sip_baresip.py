@@ -71,7 +71,7 @@ def pcma_tone(samples: int = 160, offset: int = 0) -> bytes:
     return bytes(0x2A if ((offset + i) // 8) % 2 else 0xAA for i in range(samples))
 
 
-@pytest.mark.skipif(BARESIP is None, reason="baresip not installed (scripts/ensure-system-deps)")
+@pytest.mark.needs(BARESIP is None, reason="baresip not installed (scripts/ensure-system-deps)")
 def test_baresip_registers_and_answers_a_routed_call_with_two_way_audio(edge, tmp_path):
     phone = Baresip(tmp_path, edge.address, "alice", SIP_PASSWORD)
     worker = SipClient(edge.address, bind_port=edge.sip.worker_ports()[0])
